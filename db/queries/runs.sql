@@ -1,0 +1,75 @@
+-- name: RunInsert :one
+-- Inserts a run; with an idempotency key already taken it inserts nothing and
+-- returns no row, and the caller reads the existing run instead.
+INSERT INTO runs (
+    id, workflow_name, workflow_version, status, input, context,
+    parent_run_id, parent_step_execution_id, idempotency_key, request_hash,
+    schedule_id, deadline
+) VALUES (
+    @id, @workflow_name, @workflow_version, 'pending', @input, '{}',
+    @parent_run_id, @parent_step_execution_id, @idempotency_key, @request_hash,
+    @schedule_id, @deadline
+)
+ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING *;
+
+-- name: RunGetByID :one
+SELECT * FROM runs WHERE id = @id;
+
+-- name: RunGetByIdempotencyKey :one
+SELECT * FROM runs WHERE idempotency_key = @idempotency_key;
+
+-- name: RunList :many
+-- Lists run summaries newest first; the large JSON columns are left out.
+SELECT id, workflow_name, workflow_version, status, attempt, parent_run_id,
+       schedule_id, error, created_at, updated_at, started_at, finished_at
+FROM runs
+WHERE (sqlc.narg('workflow')::text IS NULL OR workflow_name = sqlc.narg('workflow'))
+  AND (cardinality(@statuses::text[]) = 0 OR status = ANY (@statuses::text[]))
+  AND (sqlc.narg('parent')::uuid IS NULL OR parent_run_id = sqlc.narg('parent'))
+  AND (sqlc.narg('created_after')::timestamptz IS NULL OR created_at >= sqlc.narg('created_after'))
+  AND (sqlc.narg('created_before')::timestamptz IS NULL OR created_at < sqlc.narg('created_before'))
+  AND (sqlc.narg('cursor_created_at')::timestamptz IS NULL
+       OR (created_at, id) < (sqlc.narg('cursor_created_at'), sqlc.narg('cursor_id')::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT @max;
+
+-- name: RunCancel :one
+-- Cancels a run that has not finished; a finished run is left as it is and
+-- no row is returned.
+UPDATE runs
+SET status = 'cancelled', error = @error, finished_at = now(), updated_at = now()
+WHERE id = @id AND status IN ('pending', 'running', 'waiting')
+RETURNING *;
+
+-- name: HistoryEventAppend :one
+-- Appends one event to a run's history and counts it on the run, which also
+-- takes the run's row lock for the rest of the transaction.
+WITH counted AS (
+    UPDATE runs SET history_count = history_count + 1
+    WHERE runs.id = @run_id
+    RETURNING runs.id
+)
+INSERT INTO history_events (run_id, type, step_key, attempt, data)
+SELECT counted.id, @type, sqlc.narg('step_key'), sqlc.narg('attempt'), @data
+FROM counted
+RETURNING *;
+
+-- name: HistoryEventList :many
+SELECT * FROM history_events
+WHERE run_id = @run_id AND id > @after
+ORDER BY id
+LIMIT @max;
+
+-- name: StepExecutionListByRun :many
+SELECT * FROM step_executions
+WHERE run_id = @run_id
+  AND (sqlc.narg('cursor_created_at')::timestamptz IS NULL
+       OR (created_at, id) > (sqlc.narg('cursor_created_at'), sqlc.narg('cursor_id')::uuid))
+ORDER BY created_at, id
+LIMIT @max;
+
+-- name: StepAttemptListByExecutions :many
+SELECT * FROM step_attempts
+WHERE step_execution_id = ANY (@step_execution_ids::uuid[])
+ORDER BY step_execution_id, attempt;

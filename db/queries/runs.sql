@@ -8,7 +8,9 @@ INSERT INTO runs (
 ) VALUES (
     @id, @workflow_name, @workflow_version, 'pending', @input, '{}',
     @parent_run_id, @parent_step_execution_id, @idempotency_key, @request_hash,
-    @schedule_id, @deadline
+    @schedule_id,
+    -- The run-level timeout counts from the database's clock, like leases.
+    now() + sqlc.narg('timeout_ms')::bigint * interval '1 millisecond'
 )
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING *;

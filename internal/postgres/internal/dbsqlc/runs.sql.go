@@ -210,7 +210,9 @@ INSERT INTO runs (
 ) VALUES (
     $1, $2, $3, 'pending', $4, '{}',
     $5, $6, $7, $8,
-    $9, $10
+    $9,
+    -- The run-level timeout counts from the database's clock, like leases.
+    now() + $10::bigint * interval '1 millisecond'
 )
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, idempotency_key, request_hash, schedule_id, deadline, history_count, created_at, updated_at, started_at, finished_at
@@ -226,7 +228,7 @@ type RunInsertParams struct {
 	IdempotencyKey        *string
 	RequestHash           []byte
 	ScheduleID            *uuid.UUID
-	Deadline              *time.Time
+	TimeoutMs             *int64
 }
 
 // Inserts a run; with an idempotency key already taken it inserts nothing and
@@ -242,7 +244,7 @@ func (q *Queries) RunInsert(ctx context.Context, arg RunInsertParams) (Run, erro
 		arg.IdempotencyKey,
 		arg.RequestHash,
 		arg.ScheduleID,
-		arg.Deadline,
+		arg.TimeoutMs,
 	)
 	var i Run
 	err := row.Scan(

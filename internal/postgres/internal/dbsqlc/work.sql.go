@@ -26,7 +26,8 @@ func (q *Queries) WorkItemDeleteByRun(ctx context.Context, runID uuid.UUID) (int
 
 const workItemInsert = `-- name: WorkItemInsert :exec
 INSERT INTO work_items (run_id, step_execution_id, kind, attempt, visible_at)
-VALUES ($1, $2, $3, $4, $5)
+VALUES ($1, $2, $3, $4,
+        COALESCE($5::timestamptz, now()))
 `
 
 type WorkItemInsertParams struct {
@@ -34,9 +35,10 @@ type WorkItemInsertParams struct {
 	StepExecutionID *uuid.UUID
 	Kind            string
 	Attempt         *int32
-	VisibleAt       time.Time
+	VisibleAt       *time.Time
 }
 
+// Without visible_at the work is due at once, by the database's clock.
 func (q *Queries) WorkItemInsert(ctx context.Context, arg WorkItemInsertParams) error {
 	_, err := q.db.Exec(ctx, workItemInsert,
 		arg.RunID,

@@ -1,0 +1,72 @@
+# Durable's developer commands. `make help` lists them.
+#
+# Everything here needs only Go and PostgreSQL: `make db` (a dependency of
+# run and test) creates the database if it is missing, or starts a throwaway
+# cluster under ./.data when no server answers and PostgreSQL's server
+# binaries are installed. Tools (sqlc, oapi-codegen, staticcheck) are pinned
+# in tools/go.mod and run with `go tool`; the first build of sqlc takes a few
+# minutes.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/durable?sslmode=disable
+GO_TOOL := go tool -modfile=tools/go.mod
+# The test database server: each test package clones its own databases there.
+TEST_DATABASE_URL ?= $(patsubst %/durable?sslmode=disable,%/postgres?sslmode=disable,$(DATABASE_URL))
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## build the api and worker binaries into bin/
+	go build -o bin/ ./cmd/api ./cmd/worker
+
+.PHONY: db
+db: ## make sure PostgreSQL answers at DATABASE_URL and the database exists
+	go run ./scripts/devpg
+
+.PHONY: db-stop
+db-stop: ## stop the throwaway PostgreSQL cluster under .data, if one runs
+	go run ./scripts/devpg -stop
+
+.PHONY: run
+run: build db ## start the API and a worker; Ctrl-C stops both
+	@bin/api & api=$$!; bin/worker & worker=$$!; \
+	trap 'kill -TERM $$api $$worker 2>/dev/null || true' INT TERM; \
+	wait -n || true; kill -TERM $$api $$worker 2>/dev/null || true; wait
+
+.PHONY: migrate
+migrate: db ## apply pending database migrations and exit
+	go run ./cmd/api migrate
+
+.PHONY: test
+test: db ## run every test against a real PostgreSQL
+	DURABLE_TEST_DATABASE_URL='$(TEST_DATABASE_URL)' go test -count=1 ./...
+
+.PHONY: bench
+bench: ## benchmarks (the end-to-end step benchmark arrives with the worker)
+	@echo "make bench: the end-to-end benchmark needs the worker, which does not execute steps yet; running the micro-benchmarks"
+	go test -run='^$$' -bench=. -benchmem ./internal/...
+
+.PHONY: generate
+generate: ## regenerate sqlc queries and the OpenAPI client
+	$(GO_TOOL) sqlc generate
+	$(GO_TOOL) oapi-codegen -config client/oapi-codegen.yaml -o client/client.gen.go api/openapi.yaml
+
+.PHONY: lint
+lint: ## gofmt, go vet, staticcheck, generated-code drift
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^tools/')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	go vet ./...
+	$(GO_TOOL) staticcheck ./...
+	$(GO_TOOL) sqlc vet
+	$(GO_TOOL) sqlc diff
+	@tmp=$$(mktemp); trap 'rm -f $$tmp' EXIT; \
+	$(GO_TOOL) oapi-codegen -config client/oapi-codegen.yaml -o $$tmp api/openapi.yaml; \
+	if ! diff -q $$tmp client/client.gen.go >/dev/null; then echo "client/client.gen.go is stale: run make generate"; exit 1; fi
+
+.PHONY: check
+check: lint test ## everything CI checks: lint, drift, the OpenAPI document (in tests) and every test

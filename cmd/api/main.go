@@ -1,0 +1,152 @@
+// Command api serves Durable's REST API. It applies pending database
+// migrations at start-up, so any number of api and worker processes may
+// start together against one database.
+//
+// Usage: api [flags] (api -h lists every setting and its variable).
+// "api migrate" applies the migrations and exits.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/durablehq/durable/api"
+	"github.com/durablehq/durable/internal/config"
+	durablehttp "github.com/durablehq/durable/internal/http"
+	"github.com/durablehq/durable/internal/orchestrator"
+	"github.com/durablehq/durable/internal/postgres"
+	"github.com/durablehq/durable/internal/workflow"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := NewMain()
+	err := m.Run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, config.ErrHelp) {
+		return
+	}
+	if err == nil && !m.migrateOnly {
+		<-ctx.Done()
+	}
+	if cerr := m.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "api:", err)
+		os.Exit(1)
+	}
+}
+
+// Main is the api program, separated from main so tests can start it on
+// port 0 in-process.
+type Main struct {
+	db          *postgres.DB
+	server      *http.Server
+	listener    net.Listener
+	logger      *slog.Logger
+	served      chan error
+	migrateOnly bool
+}
+
+// NewMain returns a program that has not started.
+func NewMain() *Main { return &Main{} }
+
+// Run starts the API and returns once it is listening.
+func (m *Main) Run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "migrate" {
+		m.migrateOnly = true
+		args = args[1:]
+	}
+	cfg, err := config.Load("api", args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	m.logger = cfg.NewLogger(stderr)
+	m.db, err = postgres.OpenMigrated(ctx, cfg.DatabaseURL, m.logger)
+	if err != nil {
+		return err
+	}
+	if m.migrateOnly {
+		return nil
+	}
+	spec, err := api.Load(ctx)
+	if err != nil {
+		return err
+	}
+	if len(cfg.APIKeyHashes) == 0 {
+		m.logger.Warn("DEVELOPMENT MODE: no API keys are configured (DURABLE_API_KEYS), so the API is open to anyone who can reach " + cfg.Addr)
+	}
+	limits := orchestrator.Limits{
+		Definition:    workflow.Limits{MaxBytes: cfg.MaxDefinitionBytes, MaxDepth: cfg.MaxDefinitionDepth, MaxSteps: cfg.MaxDefinitionSteps},
+		MaxInputBytes: cfg.MaxInputBytes,
+	}
+	svc := orchestrator.New(m.db, limits, m.logger)
+	handler := durablehttp.NewServer(durablehttp.Config{
+		Service: svc, Spec: spec, Ready: m.ready, APIKeyHashes: cfg.APIKeyHashes, Logger: m.logger,
+	})
+	m.listener, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	m.server = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
+	}
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.server.Serve(m.listener) }()
+	m.logger.Info("api listening", "addr", m.listener.Addr().String(), "public_url", cfg.PublicURL)
+	return nil
+}
+
+// Addr returns the address the API listens on.
+func (m *Main) Addr() net.Addr { return m.listener.Addr() }
+
+// ready is the /readyz check: the database answers and holds every
+// migration this binary knows. Its messages are shown to callers.
+func (m *Main) ready(ctx context.Context) error {
+	if err := m.db.Ping(ctx); err != nil {
+		return errors.New("the database does not answer")
+	}
+	pending, err := m.db.MigrationsPending(ctx)
+	if err != nil {
+		return errors.New("the migration state cannot be read")
+	}
+	if pending {
+		return errors.New("database migrations are pending")
+	}
+	return nil
+}
+
+// Close stops serving, letting requests in flight finish for a while, and
+// closes the database.
+func (m *Main) Close() error {
+	var err error
+	if m.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		err = m.server.Shutdown(ctx)
+		if serr := <-m.served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+			err = serr
+		}
+		m.logger.Info("api stopped")
+	}
+	if m.db != nil {
+		m.db.Close()
+	}
+	return err
+}

@@ -1,0 +1,196 @@
+// Package config reads Durable's configuration once, at start-up, from
+// environment variables and the flags that mirror them. Every setting has a
+// default for local use; the defaults live here and nowhere else.
+package config
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Config is the configuration of the API and the worker.
+type Config struct {
+	DatabaseURL string
+	Addr        string // the API's listen address
+	PublicURL   string // base URL step endpoints use to reach the API
+	// APIKeyHashes are the SHA-256 hashes of the accepted API keys; empty
+	// means development mode, with an open API.
+	APIKeyHashes [][sha256.Size]byte
+	LogLevel     slog.Level
+	LogFormat    string // "text" or "json"
+
+	MaxDefinitionBytes int
+	MaxDefinitionDepth int
+	MaxDefinitionSteps int
+	MaxInputBytes      int
+}
+
+// setting is one configuration variable: its environment name, the flag that
+// mirrors it, its default and how to apply a value.
+type setting struct {
+	env, flag, def, help string
+	set                  func(c *Config, v string) error
+}
+
+var settings = []setting{
+	{"DATABASE_URL", "database-url", "postgres://postgres@127.0.0.1:5432/durable?sslmode=disable",
+		"PostgreSQL connection string", func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
+	{"DURABLE_ADDR", "addr", "127.0.0.1:8080", "API listen address",
+		func(c *Config, v string) error {
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return fmt.Errorf("not a host:port: %w", err)
+			}
+			c.Addr = v
+			return nil
+		}},
+	{"DURABLE_PUBLIC_URL", "public-url", "", "base URL step endpoints use for callbacks (default http://<DURABLE_ADDR>)",
+		func(c *Config, v string) error {
+			if v == "" {
+				return nil
+			}
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return errors.New("must be an absolute http or https URL")
+			}
+			c.PublicURL = strings.TrimRight(v, "/")
+			return nil
+		}},
+	{"DURABLE_API_KEYS", "api-keys", "", "accepted API keys, space-separated, or file:PATH of a file with one key or sha256:<hex> hash per line; none: development mode, open API",
+		func(c *Config, v string) error {
+			hashes, err := parseAPIKeys(v)
+			c.APIKeyHashes = hashes
+			return err
+		}},
+	{"DURABLE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error",
+		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{"DURABLE_LOG_FORMAT", "log-format", "text", "text or json",
+		func(c *Config, v string) error {
+			if v != "text" && v != "json" {
+				return errors.New("must be text or json")
+			}
+			c.LogFormat = v
+			return nil
+		}},
+	{"DURABLE_MAX_DEFINITION_BYTES", "max-definition-bytes", "1048576", "largest workflow definition accepted",
+		positiveInt(func(c *Config) *int { return &c.MaxDefinitionBytes })},
+	{"DURABLE_MAX_DEFINITION_DEPTH", "max-definition-depth", "32", "deepest nesting of steps in a definition",
+		positiveInt(func(c *Config) *int { return &c.MaxDefinitionDepth })},
+	{"DURABLE_MAX_DEFINITION_STEPS", "max-definition-steps", "1000", "most steps in a definition, nested ones included",
+		positiveInt(func(c *Config) *int { return &c.MaxDefinitionSteps })},
+	{"DURABLE_MAX_INPUT_BYTES", "max-input-bytes", "262144", "largest run input accepted",
+		positiveInt(func(c *Config) *int { return &c.MaxInputBytes })},
+}
+
+func positiveInt(field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return errors.New("must be a positive integer")
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+// ErrHelp is returned by [Load] when -h or -help was asked for; the usage
+// has been printed.
+var ErrHelp = flag.ErrHelp
+
+// Load reads the configuration of program from the environment (getenv)
+// and the command-line args, flags taking precedence. It validates every
+// value and reports all problems at once.
+func Load(program string, args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	fs := flag.NewFlagSet(program, flag.ContinueOnError)
+	fs.SetOutput(usage)
+	values := make([]*string, len(settings))
+	for i, s := range settings {
+		v := s.def
+		if e := getenv(s.env); e != "" {
+			v = e
+		}
+		values[i] = fs.String(s.flag, v, s.help+" ($"+s.env+")")
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(usage, "Usage of %s:\n\nEvery flag mirrors an environment variable; the flag wins.\n\n", program)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	var c Config
+	var errs []error
+	for i, s := range settings {
+		if err := s.set(&c, *values[i]); err != nil {
+			errs = append(errs, fmt.Errorf("%s (-%s): %w", s.env, s.flag, err))
+		}
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Addr
+	}
+	return c, errors.Join(errs...)
+}
+
+// parseAPIKeys reads DURABLE_API_KEYS: keys separated by spaces, or
+// file:PATH naming a file with one key, or one sha256:<hex> hash, per line
+// (blank lines and lines starting with # are ignored). Only hashes are kept.
+func parseAPIKeys(v string) ([][sha256.Size]byte, error) {
+	var entries []string
+	if path, ok := strings.CutPrefix(v, "file:"); ok {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("read key file: %w", err)
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if line != "" && !strings.HasPrefix(line, "#") {
+				entries = append(entries, line)
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("read key file: %w", err)
+		}
+	} else {
+		entries = strings.Fields(v)
+	}
+	var hashes [][sha256.Size]byte
+	for i, e := range entries {
+		if h, ok := strings.CutPrefix(e, "sha256:"); ok {
+			b, err := hex.DecodeString(h)
+			if err != nil || len(b) != sha256.Size {
+				return nil, fmt.Errorf("entry %d: sha256: must be followed by 64 hex digits", i+1)
+			}
+			hashes = append(hashes, [sha256.Size]byte(b))
+			continue
+		}
+		if len(e) < 16 {
+			return nil, fmt.Errorf("entry %d: an API key must be at least 16 characters", i+1)
+		}
+		hashes = append(hashes, sha256.Sum256([]byte(e)))
+	}
+	return hashes, nil
+}
+
+// NewLogger returns the logger the configuration asks for, writing to w.
+func (c Config) NewLogger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

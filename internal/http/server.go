@@ -1,0 +1,170 @@
+// Package http serves Durable's REST API: chi routes, request validation
+// against api/openapi.yaml, authentication, and the translation of service
+// results and errors into HTTP answers.
+package http
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/durablehq/durable/internal/orchestrator"
+)
+
+// Config is what a [Server] needs.
+type Config struct {
+	Service *orchestrator.Service
+	// Spec is the loaded OpenAPI document every request is validated against.
+	Spec *openapi3.T
+	// Ready reports whether the process can serve requests (for /readyz).
+	// Its error message is shown to the caller, so it must hold no secrets.
+	Ready func(context.Context) error
+	// APIKeyHashes are the SHA-256 hashes of the accepted bearer keys. With
+	// none, the API is open (development mode).
+	APIKeyHashes [][sha256.Size]byte
+	Logger       *slog.Logger
+}
+
+// Server is the HTTP handler of the API.
+type Server struct {
+	svc     *orchestrator.Service
+	ready   func(context.Context) error
+	keys    [][sha256.Size]byte
+	logger  *slog.Logger
+	handler http.Handler
+}
+
+// bodyLimitDefault bounds request bodies of endpoints with no larger need.
+const bodyLimitDefault = 64 << 10
+
+// NewServer returns the API's handler.
+func NewServer(cfg Config) *Server {
+	s := &Server{svc: cfg.Service, ready: cfg.Ready, keys: cfg.APIKeyHashes, logger: cfg.Logger}
+	validate := newValidator(cfg.Spec, s)
+	limits := cfg.Service.Limits()
+
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, s.recoverer, s.logRequests)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, http.StatusNotFound, "not-found", "no such endpoint", nil)
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, http.StatusMethodNotAllowed, "method-not-allowed", "the endpoint does not support "+r.Method, nil)
+	})
+	r.Get("/healthz", s.health)
+	r.Get("/readyz", s.readiness)
+
+	r.Route("/v1", func(r chi.Router) {
+		r.Use(s.authenticate)
+		api := func(method, pattern string, bodyLimit int, h http.HandlerFunc) {
+			r.With(readBody(bodyLimit), validate).Method(method, pattern, h)
+		}
+		api(http.MethodPost, "/workflows", limits.Definition.MaxBytes, s.createWorkflow)
+		api(http.MethodGet, "/workflows", 0, s.listWorkflows)
+		api(http.MethodGet, "/workflows/{name}", 0, s.getWorkflow)
+		api(http.MethodGet, "/workflows/{name}/versions", 0, s.listWorkflowVersions)
+		api(http.MethodGet, "/workflows/{name}/versions/{version}", 0, s.getWorkflowVersion)
+
+		// A start request is its input plus a little: the input's own limit
+		// is checked separately, so that exceeding it names the field.
+		api(http.MethodPost, "/runs", limits.MaxInputBytes+bodyLimitDefault, s.startRun)
+		api(http.MethodGet, "/runs", 0, s.listRuns)
+		api(http.MethodGet, "/runs/{id}", 0, s.getRun)
+		api(http.MethodPost, "/runs/{id}/cancel", bodyLimitDefault, s.cancelRun)
+		api(http.MethodGet, "/runs/{id}/steps", 0, s.listRunSteps)
+		api(http.MethodGet, "/runs/{id}/history", 0, s.listRunHistory)
+	})
+	s.handler = r
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Routes lists every method and pattern the server routes, for the test
+// that holds the routes and the OpenAPI document together.
+func (s *Server) Routes() ([]string, error) {
+	var out []string
+	err := chi.Walk(s.handler.(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		out = append(out, method+" "+strings.TrimSuffix(route, "/"))
+		return nil
+	})
+	return out, err
+}
+
+// authenticate requires a valid bearer key when keys are configured.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(s.keys) == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || token == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="durable"`)
+			writeProblem(w, r, http.StatusUnauthorized, "unauthorized", "an API key is required: Authorization: Bearer <key>", nil)
+			return
+		}
+		sum := sha256.Sum256([]byte(token))
+		match := 0
+		for _, k := range s.keys {
+			match |= subtle.ConstantTimeCompare(sum[:], k[:])
+		}
+		if match != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="durable", error="invalid_token"`)
+			writeProblem(w, r, http.StatusUnauthorized, "unauthorized", "the API key is not valid", nil)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverer turns a panic in a handler into a logged 500 instead of a
+// dropped connection.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.logger.ErrorContext(r.Context(), "handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v)
+				writeProblem(w, r, http.StatusInternalServerError, "internal", "an internal error occurred; it has been logged", nil)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// logRequests logs every request at debug level, and failures at warn.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		level := slog.LevelDebug
+		if ww.Status() >= 500 {
+			level = slog.LevelWarn
+		}
+		s.logger.Log(r.Context(), level, "http request", "method", r.Method, "path", r.URL.Path,
+			"status", ww.Status(), "bytes", ww.BytesWritten(), "request_id", middleware.GetReqID(r.Context()))
+	})
+}
+
+func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readiness(w http.ResponseWriter, r *http.Request) {
+	if err := s.ready(r.Context()); err != nil {
+		s.logger.WarnContext(r.Context(), "not ready", "error", err)
+		writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "not ready: "+err.Error(), nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}

@@ -1,0 +1,237 @@
+package orchestrator
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/durablehq/durable/internal/fault"
+	"github.com/durablehq/durable/internal/postgres"
+	"github.com/durablehq/durable/internal/workflow"
+)
+
+// StartRun asks for a run of a workflow.
+type StartRun struct {
+	Workflow string
+	Version  int             // 0: the latest version
+	Input    json.RawMessage // nil: an empty object
+	// IdempotencyKey, when set, makes the start idempotent: the same key with
+	// the same request returns the run it started; with a different request
+	// it is a conflict.
+	IdempotencyKey string
+}
+
+// StartRun creates a run and its first piece of work in one transaction.
+// It returns false when an earlier request with the same idempotency key
+// created the run already.
+func (s *Service) StartRun(ctx context.Context, req StartRun) (workflow.Run, bool, error) {
+	if len(req.Input) == 0 {
+		req.Input = json.RawMessage(`{}`)
+	}
+	if len(req.Input) > s.limits.MaxInputBytes {
+		return workflow.Run{}, false, fault.WithProblems(fault.TooLarge, "the run input is too large", []fault.Problem{{
+			Path: "/input", Message: fmt.Sprintf("input is %d bytes; the limit is %d", len(req.Input), s.limits.MaxInputBytes),
+		}})
+	}
+	input, err := canonicalJSON(req.Input)
+	if err != nil {
+		return workflow.Run{}, false, fault.WithProblems(fault.Invalid, "the run input is not valid JSON", []fault.Problem{{Path: "/input", Message: err.Error()}})
+	}
+	requestHash := startRequestHash(req.Workflow, req.Version, input)
+	if req.IdempotencyKey != "" {
+		if run, ok, err := s.existingRun(ctx, req.IdempotencyKey, requestHash); err != nil || ok {
+			return run, false, err
+		}
+	}
+
+	version, err := s.resolveVersion(ctx, req.Workflow, req.Version)
+	if err != nil {
+		return workflow.Run{}, false, err
+	}
+	def, err := s.definition(version)
+	if err != nil {
+		return workflow.Run{}, false, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return workflow.Run{}, false, fmt.Errorf("new run id: %w", err)
+	}
+	newRun := postgres.NewRun{
+		ID: id, Workflow: version.Name, Version: version.Version, Input: input,
+		IdempotencyKey: req.IdempotencyKey, RequestHash: requestHash,
+		Timeout: time.Duration(def.Timeout),
+	}
+
+	var run workflow.Run
+	var inserted bool
+	err = s.db.InTx(ctx, func(tx *postgres.Tx) error {
+		run, inserted, err = tx.InsertRun(ctx, newRun)
+		if err != nil || !inserted {
+			return err
+		}
+		data, err := json.Marshal(map[string]any{"workflow": run.Workflow, "version": run.Version, "idempotency_key": req.IdempotencyKey})
+		if err != nil {
+			return fmt.Errorf("encode history data: %w", err)
+		}
+		if err := tx.AppendHistory(ctx, postgres.NewHistoryEvent{RunID: run.ID, Type: workflow.EventRunCreated, Data: data}); err != nil {
+			return err
+		}
+		return tx.EnqueueWork(ctx, run.ID, postgres.WorkAdvance, nil)
+	})
+	if err != nil {
+		return workflow.Run{}, false, fmt.Errorf("start run of %s: %w", req.Workflow, err)
+	}
+	if !inserted {
+		// A concurrent request with the same key won the insert.
+		run, ok, err := s.existingRun(ctx, req.IdempotencyKey, requestHash)
+		if err == nil && !ok {
+			err = fmt.Errorf("run with idempotency key vanished")
+		}
+		return run, false, err
+	}
+	s.logger.InfoContext(ctx, "run started", "run_id", run.ID, "workflow", run.Workflow, "version", run.Version)
+	return run, true, nil
+}
+
+// existingRun returns the run started with key, if any, and refuses a
+// reused key whose request differs.
+func (s *Service) existingRun(ctx context.Context, key string, requestHash []byte) (workflow.Run, bool, error) {
+	run, err := s.db.GetRunByIdempotencyKey(ctx, key)
+	if fault.Is(err, fault.NotFound) {
+		return workflow.Run{}, false, nil
+	}
+	if err != nil {
+		return workflow.Run{}, false, err
+	}
+	if !bytes.Equal(run.RequestHash, requestHash) {
+		return workflow.Run{}, false, fault.New(fault.Conflict,
+			"the Idempotency-Key was used for run %s with a different request", run.ID)
+	}
+	return run, true, nil
+}
+
+// resolveVersion finds the workflow version a run will be pinned to.
+func (s *Service) resolveVersion(ctx context.Context, name string, version int) (workflow.WorkflowVersion, error) {
+	var v workflow.WorkflowVersion
+	var err error
+	if version == 0 {
+		v, err = s.db.GetLatestWorkflowVersion(ctx, name)
+	} else {
+		v, err = s.db.GetWorkflowVersion(ctx, name, version)
+	}
+	if fault.Is(err, fault.NotFound) {
+		path := "/workflow"
+		if version != 0 {
+			path = "/version"
+		}
+		return v, fault.WithProblems(fault.Invalid, err.Error(), []fault.Problem{{Path: path, Message: err.Error()}})
+	}
+	return v, err
+}
+
+// startRequestHash fingerprints what a start request asks for, so that a
+// reused idempotency key with another request is recognised.
+func startRequestHash(name string, version int, canonicalInput []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(name))
+	h.Write([]byte{0})
+	h.Write([]byte(strconv.Itoa(version)))
+	h.Write([]byte{0})
+	h.Write(canonicalInput)
+	return h.Sum(nil)
+}
+
+// canonicalJSON re-encodes a JSON document with sorted object keys and no
+// insignificant whitespace, keeping numbers exactly as written.
+func canonicalJSON(b []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("unexpected data after the JSON value")
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// GetRun returns a run.
+func (s *Service) GetRun(ctx context.Context, id uuid.UUID) (workflow.Run, error) {
+	return s.db.GetRun(ctx, id)
+}
+
+// ListRuns returns up to limit runs matching f, newest first, after cursor.
+func (s *Service) ListRuns(ctx context.Context, f postgres.RunFilter, cursor *postgres.RunCursor, limit int) ([]workflow.Run, error) {
+	return s.db.ListRuns(ctx, f, cursor, limit)
+}
+
+// ListSteps returns a run's step executions with their attempts.
+func (s *Service) ListSteps(ctx context.Context, runID uuid.UUID, cursor *postgres.StepCursor, limit int) ([]workflow.StepExecution, error) {
+	if _, err := s.db.GetRun(ctx, runID); err != nil {
+		return nil, err
+	}
+	return s.db.ListSteps(ctx, runID, cursor, limit)
+}
+
+// ListHistory returns a run's history events with ids above after.
+func (s *Service) ListHistory(ctx context.Context, runID uuid.UUID, after int64, limit int) ([]workflow.HistoryEvent, error) {
+	if _, err := s.db.GetRun(ctx, runID); err != nil {
+		return nil, err
+	}
+	return s.db.ListHistory(ctx, runID, after, limit)
+}
+
+// CancelRun cancels an unfinished run: its queued work is dropped, and a
+// worker still holding a step of it finds its lease gone and records
+// nothing. Cancelling a finished run is a conflict.
+func (s *Service) CancelRun(ctx context.Context, id uuid.UUID, reason string) (workflow.Run, error) {
+	message := "the run was cancelled"
+	if reason != "" {
+		message = "the run was cancelled: " + reason
+	}
+	runErr, err := json.Marshal(workflow.RunError{Message: message, Code: "cancelled"})
+	if err != nil {
+		return workflow.Run{}, fmt.Errorf("encode run error: %w", err)
+	}
+	var run workflow.Run
+	err = s.db.InTx(ctx, func(tx *postgres.Tx) error {
+		var ok bool
+		run, ok, err = tx.CancelRun(ctx, id, runErr)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			current, err := tx.GetRun(ctx, id)
+			if err != nil {
+				return err
+			}
+			return fault.New(fault.Conflict, "run %s is %s and cannot be cancelled", id, current.Status)
+		}
+		data, err := json.Marshal(map[string]string{"reason": reason})
+		if err != nil {
+			return fmt.Errorf("encode history data: %w", err)
+		}
+		if err := tx.AppendHistory(ctx, postgres.NewHistoryEvent{RunID: id, Type: workflow.EventRunCancelled, Data: data}); err != nil {
+			return err
+		}
+		return tx.DeleteRunWork(ctx, id)
+	})
+	if err != nil {
+		return workflow.Run{}, fmt.Errorf("cancel run %s: %w", id, err)
+	}
+	s.logger.InfoContext(ctx, "run cancelled", "run_id", id)
+	return run, nil
+}

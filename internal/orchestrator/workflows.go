@@ -1,0 +1,139 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/durablehq/durable/internal/fault"
+	"github.com/durablehq/durable/internal/postgres"
+	"github.com/durablehq/durable/internal/workflow"
+)
+
+// executableTypes lists the step types this version of Durable can run.
+// Posting a definition that uses any other type is refused, so no run can
+// start that would get stuck on a step nobody executes.
+var executableTypes = map[workflow.StepType]bool{
+	workflow.StepCall: true,
+}
+
+// errVersionExists ends a transaction that found the identical definition
+// already stored once it held the workflow's lock.
+var errVersionExists = errors.New("version exists")
+
+// CreateWorkflow validates a definition document and stores it as a new
+// version of its workflow. Posting a definition identical to an existing
+// version (by canonical content) returns that version and false.
+func (s *Service) CreateWorkflow(ctx context.Context, doc []byte) (workflow.WorkflowVersion, bool, error) {
+	def, err := s.parseDefinition(doc)
+	if err != nil {
+		return workflow.WorkflowVersion{}, false, err
+	}
+	hash := def.Hash()
+	if v, ok, err := s.db.FindWorkflowVersionByHash(ctx, def.Name, hash[:]); err != nil || ok {
+		return v, false, err
+	}
+	var created workflow.WorkflowVersion
+	err = s.db.InTx(ctx, func(tx *postgres.Tx) error {
+		version, err := tx.ReserveWorkflowVersion(ctx, def.Name)
+		if err != nil {
+			return err
+		}
+		// Another request may have stored the same definition between the
+		// check above and taking the lock.
+		if v, ok, err := tx.FindWorkflowVersionByHash(ctx, def.Name, hash[:]); err != nil {
+			return err
+		} else if ok {
+			created = v
+			return errVersionExists
+		}
+		created, err = tx.InsertWorkflowVersion(ctx, workflow.WorkflowVersion{
+			Name: def.Name, Version: version, Definition: def.Canonical(), Hash: hash[:],
+		})
+		return err
+	})
+	if errors.Is(err, errVersionExists) {
+		return created, false, nil
+	}
+	if err != nil {
+		return workflow.WorkflowVersion{}, false, fmt.Errorf("create workflow %q: %w", def.Name, err)
+	}
+	s.definitions.put(versionKey{created.Name, created.Version}, def)
+	s.logger.InfoContext(ctx, "workflow version created", "workflow", created.Name, "version", created.Version)
+	return created, true, nil
+}
+
+// parseDefinition parses and validates doc and refuses step types that
+// cannot execute yet, reporting every problem at once.
+func (s *Service) parseDefinition(doc []byte) (*workflow.Definition, error) {
+	def, err := workflow.Parse(doc, s.limits.Definition)
+	var verr *workflow.ValidationError
+	if errors.As(err, &verr) {
+		return nil, fault.WithProblems(fault.Invalid, "the workflow definition is invalid", problemsOf(verr.Problems))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("parse definition: %w", err)
+	}
+	var problems []fault.Problem
+	def.Walk(func(path string, step *workflow.Step) bool {
+		if !executableTypes[step.Type] {
+			problems = append(problems, fault.Problem{
+				Path:    path + "/type",
+				Message: fmt.Sprintf("step type %q is not supported by this version of Durable yet", step.Type),
+			})
+		}
+		return true
+	})
+	if len(problems) > 0 {
+		return nil, fault.WithProblems(fault.Invalid, "the workflow definition uses step types this version cannot execute", problems)
+	}
+	return def, nil
+}
+
+func problemsOf(ps []workflow.Problem) []fault.Problem {
+	out := make([]fault.Problem, len(ps))
+	for i, p := range ps {
+		out[i] = fault.Problem{Path: p.Path, Message: p.Message}
+	}
+	return out
+}
+
+// definition returns the parsed definition of a stored workflow version.
+func (s *Service) definition(v workflow.WorkflowVersion) (*workflow.Definition, error) {
+	k := versionKey{v.Name, v.Version}
+	if d, ok := s.definitions.get(k); ok {
+		return d, nil
+	}
+	// Stored definitions were valid when posted; parse them without this
+	// process's limits, which may have been lowered since.
+	d, err := workflow.Parse(v.Definition, workflow.Limits{MaxBytes: len(v.Definition) + 1, MaxDepth: 1 << 10, MaxSteps: 1 << 20})
+	if err != nil {
+		return nil, fmt.Errorf("parse stored definition %s v%d: %w", v.Name, v.Version, err)
+	}
+	s.definitions.put(k, d)
+	return d, nil
+}
+
+// GetWorkflow returns a workflow's latest version.
+func (s *Service) GetWorkflow(ctx context.Context, name string) (workflow.WorkflowVersion, error) {
+	return s.db.GetLatestWorkflowVersion(ctx, name)
+}
+
+// GetWorkflowVersion returns one version of a workflow.
+func (s *Service) GetWorkflowVersion(ctx context.Context, name string, version int) (workflow.WorkflowVersion, error) {
+	return s.db.GetWorkflowVersion(ctx, name, version)
+}
+
+// ListWorkflows returns up to limit workflows by name, after the given name.
+func (s *Service) ListWorkflows(ctx context.Context, after string, limit int) ([]workflow.WorkflowSummary, error) {
+	return s.db.ListWorkflows(ctx, after, limit)
+}
+
+// ListWorkflowVersions returns up to limit versions of a workflow, newest
+// first, older than before (0: from the newest).
+func (s *Service) ListWorkflowVersions(ctx context.Context, name string, before, limit int) ([]workflow.WorkflowVersion, error) {
+	if _, err := s.db.GetWorkflow(ctx, name); err != nil {
+		return nil, err
+	}
+	return s.db.ListWorkflowVersions(ctx, name, before, limit)
+}

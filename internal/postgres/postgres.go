@@ -1,0 +1,126 @@
+// Package postgres is Durable's only door to PostgreSQL: it owns the pgx
+// pool, the migrations and the sqlc-generated queries, and it translates
+// database rows into domain types and database errors into [fault] errors.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/durablehq/durable/internal/fault"
+	"github.com/durablehq/durable/internal/postgres/internal/dbsqlc"
+)
+
+// DB is a pool of connections to Durable's database. Its read methods run
+// outside any transaction; state changes go through [DB.InTx].
+type DB struct {
+	queries
+	pool *pgxpool.Pool
+}
+
+// queries holds the methods shared by [DB] and [Tx]; built from a pool they
+// run on their own, built from a transaction they run inside it.
+type queries struct {
+	q *dbsqlc.Queries
+}
+
+// Tx is one database transaction. Every state transition of a run is made in
+// exactly one Tx.
+type Tx struct {
+	queries
+	tx pgx.Tx
+}
+
+// Open connects to the database at url. It does not create the database or
+// apply migrations: see [EnsureDatabase] and [DB.Migrate].
+func Open(ctx context.Context, url string) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database pool: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	return &DB{queries: queries{q: dbsqlc.New(pool)}, pool: pool}, nil
+}
+
+// Close closes every connection of the pool.
+func (db *DB) Close() { db.pool.Close() }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	return nil
+}
+
+// InTx runs fn in a transaction and commits it if fn returns nil; otherwise
+// it rolls back and returns fn's error. fn must use only the Tx it is given,
+// never the DB, or its queries would run outside the transaction.
+func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	ptx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", translate(err))
+	}
+	defer func() { _ = ptx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := fn(&Tx{queries: queries{q: dbsqlc.New(ptx)}, tx: ptx}); err != nil {
+		return err
+	}
+	if err := ptx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit transaction: %w", translate(err))
+	}
+	return nil
+}
+
+// PostgreSQL error codes Durable gives a meaning to.
+const (
+	codeUniqueViolation          = "23505"
+	codeForeignKeyViolation      = "23503"
+	codeCheckViolation           = "23514"
+	codeUntranslatableCharacter  = "22P05"
+	codeCharacterNotInRepertoire = "22021"
+	codeProgramLimitExceeded     = "54000"
+)
+
+// translate turns the database errors a client can cause into [fault]
+// errors and leaves every other error as it is (internal).
+func translate(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	switch pgErr.Code {
+	case codeUntranslatableCharacter, codeCharacterNotInRepertoire:
+		// jsonb cannot hold \u0000, and text cannot hold NUL bytes.
+		return &fault.Error{Kind: fault.Invalid, Message: "the data contains a NUL character (\\u0000), which Durable cannot store"}
+	case codeProgramLimitExceeded:
+		return &fault.Error{Kind: fault.TooLarge, Message: "the data exceeds a database limit"}
+	case codeUniqueViolation:
+		return &fault.Error{Kind: fault.Conflict, Message: "the resource already exists"}
+	case codeForeignKeyViolation:
+		return &fault.Error{Kind: fault.NotFound, Message: "a referenced resource does not exist"}
+	case codeCheckViolation:
+		return &fault.Error{Kind: fault.Invalid, Message: "the data violates a constraint"}
+	}
+	return err
+}
+
+// notFound translates a missing row into a NotFound fault with the given
+// message, and any other error as [translate] does.
+func notFound(err error, format string, args ...any) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fault.New(fault.NotFound, format, args...)
+	}
+	return translate(err)
+}

@@ -1,0 +1,310 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/durablehq/durable/internal/postgres/internal/dbsqlc"
+	"github.com/durablehq/durable/internal/workflow"
+)
+
+func runFromRow(r dbsqlc.Run) workflow.Run {
+	run := workflow.Run{
+		ID:                    r.ID,
+		Workflow:              r.WorkflowName,
+		Version:               int(r.WorkflowVersion),
+		Status:                workflow.RunStatus(r.Status),
+		Input:                 r.Input,
+		Context:               r.Context,
+		Output:                r.Output,
+		Error:                 r.Error,
+		Attempt:               int(r.Attempt),
+		ParentRunID:           r.ParentRunID,
+		ParentStepExecutionID: r.ParentStepExecutionID,
+		ScheduleID:            r.ScheduleID,
+		RequestHash:           r.RequestHash,
+		Deadline:              r.Deadline,
+		HistoryCount:          int(r.HistoryCount),
+		CreatedAt:             r.CreatedAt,
+		UpdatedAt:             r.UpdatedAt,
+		StartedAt:             r.StartedAt,
+		FinishedAt:            r.FinishedAt,
+	}
+	if r.IdempotencyKey != nil {
+		run.IdempotencyKey = *r.IdempotencyKey
+	}
+	return run
+}
+
+// NewRun is what [Tx.InsertRun] needs to create a run.
+type NewRun struct {
+	ID                    uuid.UUID
+	Workflow              string
+	Version               int
+	Input                 json.RawMessage
+	ParentRunID           *uuid.UUID
+	ParentStepExecutionID *uuid.UUID
+	ScheduleID            *uuid.UUID
+	IdempotencyKey        string
+	RequestHash           []byte
+	Timeout               time.Duration // run-level timeout; 0 for none
+}
+
+// InsertRun creates a pending run. When the run's idempotency key is taken
+// already it creates nothing and returns false.
+func (tx *Tx) InsertRun(ctx context.Context, n NewRun) (workflow.Run, bool, error) {
+	params := dbsqlc.RunInsertParams{
+		ID:                    n.ID,
+		WorkflowName:          n.Workflow,
+		WorkflowVersion:       int32(n.Version),
+		Input:                 n.Input,
+		ParentRunID:           n.ParentRunID,
+		ParentStepExecutionID: n.ParentStepExecutionID,
+		RequestHash:           n.RequestHash,
+		ScheduleID:            n.ScheduleID,
+	}
+	if n.Timeout > 0 {
+		ms := n.Timeout.Milliseconds()
+		params.TimeoutMs = &ms
+	}
+	if n.IdempotencyKey != "" {
+		params.IdempotencyKey = &n.IdempotencyKey
+	}
+	r, err := tx.q.RunInsert(ctx, params)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return workflow.Run{}, false, nil
+	}
+	if err != nil {
+		return workflow.Run{}, false, fmt.Errorf("insert run: %w", translate(err))
+	}
+	return runFromRow(r), true, nil
+}
+
+// GetRun returns the run with the given id.
+func (q queries) GetRun(ctx context.Context, id uuid.UUID) (workflow.Run, error) {
+	r, err := q.q.RunGetByID(ctx, id)
+	if err != nil {
+		return workflow.Run{}, notFound(err, "run %s not found", id)
+	}
+	return runFromRow(r), nil
+}
+
+// GetRunByIdempotencyKey returns the run started with the given key.
+func (q queries) GetRunByIdempotencyKey(ctx context.Context, key string) (workflow.Run, error) {
+	r, err := q.q.RunGetByIdempotencyKey(ctx, &key)
+	if err != nil {
+		return workflow.Run{}, notFound(err, "no run was started with this idempotency key")
+	}
+	return runFromRow(r), nil
+}
+
+// RunFilter selects runs for [queries.ListRuns]. Zero fields match any run.
+type RunFilter struct {
+	Workflow      string
+	Statuses      []workflow.RunStatus
+	Parent        *uuid.UUID
+	CreatedAfter  *time.Time // inclusive
+	CreatedBefore *time.Time // exclusive
+}
+
+// RunCursor is the position after which [queries.ListRuns] continues: the
+// last run of the previous page.
+type RunCursor struct {
+	CreatedAt time.Time
+	ID        uuid.UUID
+}
+
+// ListRuns returns up to limit runs matching f, newest first, after cursor
+// (nil for the first page). The runs leave out input, context and output.
+func (q queries) ListRuns(ctx context.Context, f RunFilter, cursor *RunCursor, limit int) ([]workflow.Run, error) {
+	params := dbsqlc.RunListParams{
+		Parent:        f.Parent,
+		CreatedAfter:  f.CreatedAfter,
+		CreatedBefore: f.CreatedBefore,
+		Statuses:      make([]string, len(f.Statuses)),
+		Max:           int32(limit),
+	}
+	if f.Workflow != "" {
+		params.Workflow = &f.Workflow
+	}
+	for i, s := range f.Statuses {
+		params.Statuses[i] = string(s)
+	}
+	if cursor != nil {
+		params.CursorCreatedAt = &cursor.CreatedAt
+		params.CursorID = &cursor.ID
+	}
+	rows, err := q.q.RunList(ctx, params)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", translate(err))
+	}
+	out := make([]workflow.Run, len(rows))
+	for i, r := range rows {
+		out[i] = workflow.Run{
+			ID:          r.ID,
+			Workflow:    r.WorkflowName,
+			Version:     int(r.WorkflowVersion),
+			Status:      workflow.RunStatus(r.Status),
+			Attempt:     int(r.Attempt),
+			ParentRunID: r.ParentRunID,
+			ScheduleID:  r.ScheduleID,
+			Error:       r.Error,
+			CreatedAt:   r.CreatedAt,
+			UpdatedAt:   r.UpdatedAt,
+			StartedAt:   r.StartedAt,
+			FinishedAt:  r.FinishedAt,
+		}
+	}
+	return out, nil
+}
+
+// CancelRun moves an unfinished run to cancelled with the given error and
+// returns it; for a finished run it changes nothing and returns false.
+func (tx *Tx) CancelRun(ctx context.Context, id uuid.UUID, runErr json.RawMessage) (workflow.Run, bool, error) {
+	r, err := tx.q.RunCancel(ctx, dbsqlc.RunCancelParams{ID: id, Error: runErr})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return workflow.Run{}, false, nil
+	}
+	if err != nil {
+		return workflow.Run{}, false, fmt.Errorf("cancel run: %w", translate(err))
+	}
+	return runFromRow(r), true, nil
+}
+
+// NewHistoryEvent is an event for [Tx.AppendHistory].
+type NewHistoryEvent struct {
+	RunID   uuid.UUID
+	Type    string
+	StepKey string
+	Attempt *int
+	Data    json.RawMessage
+}
+
+// AppendHistory appends e to its run's history. It locks the run's row.
+func (tx *Tx) AppendHistory(ctx context.Context, e NewHistoryEvent) error {
+	params := dbsqlc.HistoryEventAppendParams{RunID: e.RunID, Type: e.Type, Data: e.Data}
+	if e.StepKey != "" {
+		params.StepKey = &e.StepKey
+	}
+	if e.Attempt != nil {
+		a := int32(*e.Attempt)
+		params.Attempt = &a
+	}
+	if _, err := tx.q.HistoryEventAppend(ctx, params); err != nil {
+		return fmt.Errorf("append %s to history: %w", e.Type, notFound(err, "run %s not found", e.RunID))
+	}
+	return nil
+}
+
+// ListHistory returns up to limit events of a run with ids above after, in
+// order.
+func (q queries) ListHistory(ctx context.Context, runID uuid.UUID, after int64, limit int) ([]workflow.HistoryEvent, error) {
+	rows, err := q.q.HistoryEventList(ctx, dbsqlc.HistoryEventListParams{RunID: runID, After: after, Max: int32(limit)})
+	if err != nil {
+		return nil, fmt.Errorf("list history: %w", translate(err))
+	}
+	out := make([]workflow.HistoryEvent, len(rows))
+	for i, r := range rows {
+		e := workflow.HistoryEvent{ID: r.ID, RunID: r.RunID, Type: r.Type, Data: r.Data, Time: r.CreatedAt}
+		if r.StepKey != nil {
+			e.StepKey = *r.StepKey
+		}
+		if r.Attempt != nil {
+			a := int(*r.Attempt)
+			e.Attempt = &a
+		}
+		out[i] = e
+	}
+	return out, nil
+}
+
+// StepCursor is the position after which [queries.ListSteps] continues.
+type StepCursor struct {
+	CreatedAt time.Time
+	ID        uuid.UUID
+}
+
+// ListSteps returns up to limit step executions of a run in the order they
+// were created, after cursor (nil for the first page), each with all of its
+// attempts.
+func (q queries) ListSteps(ctx context.Context, runID uuid.UUID, cursor *StepCursor, limit int) ([]workflow.StepExecution, error) {
+	params := dbsqlc.StepExecutionListByRunParams{RunID: runID, Max: int32(limit)}
+	if cursor != nil {
+		params.CursorCreatedAt = &cursor.CreatedAt
+		params.CursorID = &cursor.ID
+	}
+	rows, err := q.q.StepExecutionListByRun(ctx, params)
+	if err != nil {
+		return nil, fmt.Errorf("list steps: %w", translate(err))
+	}
+	steps := make([]workflow.StepExecution, len(rows))
+	index := make(map[uuid.UUID]int, len(rows))
+	ids := make([]uuid.UUID, len(rows))
+	for i, r := range rows {
+		steps[i] = workflow.StepExecution{
+			ID: r.ID, RunID: r.RunID, ParentID: r.ParentID, Key: r.StepKey, Name: r.StepName,
+			Type: r.StepType, Status: r.Status, Attempt: int(r.Attempt), WebhookID: r.WebhookID,
+			Input: r.Input, Output: r.Output, Error: r.Error, Deadline: r.Deadline,
+			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
+			Attempts: []workflow.StepAttempt{},
+		}
+		index[r.ID] = i
+		ids[i] = r.ID
+	}
+	if len(ids) == 0 {
+		return steps, nil
+	}
+	attempts, err := q.q.StepAttemptListByExecutions(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("list step attempts: %w", translate(err))
+	}
+	for _, a := range attempts {
+		sa := workflow.StepAttempt{
+			Attempt: int(a.Attempt), Status: a.Status, Error: a.Error, Logs: a.Logs,
+			StartedAt: a.StartedAt, FinishedAt: a.FinishedAt,
+		}
+		if a.WorkerID != nil {
+			sa.WorkerID = *a.WorkerID
+		}
+		if a.HttpStatus != nil {
+			s := int(*a.HttpStatus)
+			sa.HTTPStatus = &s
+		}
+		i := index[a.StepExecutionID]
+		steps[i].Attempts = append(steps[i].Attempts, sa)
+	}
+	return steps, nil
+}
+
+// Work kinds: what a claimed work item asks a worker to do.
+const (
+	WorkAdvance = "advance" // move the run to its next step
+)
+
+// EnqueueWork adds a work item for a run, visible to workers at visibleAt
+// (nil: now, by the database's clock), and notifies listening workers when
+// the transaction commits.
+func (tx *Tx) EnqueueWork(ctx context.Context, runID uuid.UUID, kind string, visibleAt *time.Time) error {
+	if err := tx.q.WorkItemInsert(ctx, dbsqlc.WorkItemInsertParams{RunID: runID, Kind: kind, VisibleAt: visibleAt}); err != nil {
+		return fmt.Errorf("enqueue %s work: %w", kind, translate(err))
+	}
+	if err := tx.q.WorkNotify(ctx, kind); err != nil {
+		return fmt.Errorf("notify workers: %w", translate(err))
+	}
+	return nil
+}
+
+// DeleteRunWork removes every queued work item of a run, leased or not; a
+// worker holding one finds its lease gone when it tries to record a result.
+func (tx *Tx) DeleteRunWork(ctx context.Context, runID uuid.UUID) error {
+	if _, err := tx.q.WorkItemDeleteByRun(ctx, runID); err != nil {
+		return fmt.Errorf("delete run work: %w", translate(err))
+	}
+	return nil
+}

@@ -1,0 +1,506 @@
+package workflow
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+// Limits bound what a definition may contain. A zero field means the default
+// from [DefaultLimits].
+type Limits struct {
+	// MaxBytes is the largest document accepted. Default 1 MiB.
+	MaxBytes int
+	// MaxDepth bounds both the JSON nesting depth of the document (the
+	// top-level object is depth 1) and the nesting depth of steps (top-level
+	// steps are depth 1). Default 32.
+	MaxDepth int
+	// MaxSteps bounds the number of steps, nested ones included. Default 1000.
+	MaxSteps int
+	// CostLimit bounds the evaluation cost of each expression, in CEL's cost
+	// units (roughly one per operation or element visited). Default
+	// [DefaultCostLimit].
+	CostLimit uint64
+}
+
+// DefaultCostLimit is the default [Limits.CostLimit]: enough for any
+// reasonable mapping over a run's data, small enough that a runaway
+// expression fails in milliseconds.
+const DefaultCostLimit = 1_000_000
+
+// DefaultLimits returns the limits the product documents: 1 MiB, depth 32,
+// 1000 steps and [DefaultCostLimit].
+func DefaultLimits() Limits {
+	return Limits{MaxBytes: 1 << 20, MaxDepth: 32, MaxSteps: 1000, CostLimit: DefaultCostLimit}
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = d.MaxBytes
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = d.MaxDepth
+	}
+	if l.MaxSteps <= 0 {
+		l.MaxSteps = d.MaxSteps
+	}
+	if l.CostLimit == 0 {
+		l.CostLimit = d.CostLimit
+	}
+	return l
+}
+
+// Definition is a parsed and fully validated workflow definition. It is
+// immutable and safe for concurrent use.
+type Definition struct {
+	Name        string
+	Description string
+	Steps       []*Step
+	// Output maps the run's output; nil means the run's output is its last
+	// step's output.
+	Output *Template
+	// Timeout bounds the whole run; zero means no run-level timeout.
+	Timeout Duration
+
+	canonical []byte
+	hash      [32]byte
+	byName    map[string]*Step
+}
+
+// Canonical returns the canonical JSON form of the document the definition
+// was parsed from: object keys sorted bytewise, no insignificant whitespace,
+// numbers exactly as written, strings with only the escapes JSON requires.
+// Two documents that differ only in formatting and key order have the same
+// canonical form. The caller must not modify the returned slice.
+func (d *Definition) Canonical() []byte { return d.canonical }
+
+// Hash returns the SHA-256 of [Definition.Canonical], which identifies a
+// re-post of an identical document.
+func (d *Definition) Hash() [32]byte { return d.hash }
+
+// Step returns the step with the given name, wherever it is nested, or nil.
+func (d *Definition) Step(name string) *Step { return d.byName[name] }
+
+// Walk calls fn for every step in document order, depth first: a step before
+// the steps nested in it. path is the step's JSON Pointer, the same as
+// [Step.Path]. If fn returns false, Walk skips the steps nested in that step
+// and continues with the next one.
+func (d *Definition) Walk(fn func(path string, s *Step) bool) {
+	walkSteps(d.Steps, fn)
+}
+
+func walkSteps(steps []*Step, fn func(string, *Step) bool) {
+	for _, s := range steps {
+		if !fn(s.Path, s) {
+			continue
+		}
+		for _, nested := range s.Children() {
+			walkSteps(nested, fn)
+		}
+	}
+}
+
+// StepType discriminates the kinds of [Step].
+type StepType string
+
+// The step types.
+const (
+	StepCall         StepType = "call"
+	StepBranch       StepType = "branch"
+	StepParallel     StepType = "parallel"
+	StepForeach      StepType = "foreach"
+	StepSleep        StepType = "sleep"
+	StepWaitForEvent StepType = "wait_for_event"
+	StepWaitForInput StepType = "wait_for_input"
+	StepCallWorkflow StepType = "call_workflow"
+)
+
+var stepTypes = []string{
+	string(StepCall), string(StepBranch), string(StepParallel), string(StepForeach),
+	string(StepSleep), string(StepWaitForEvent), string(StepWaitForInput), string(StepCallWorkflow),
+}
+
+// Step is one step of a definition. Exactly one of the type-specific fields
+// is set, the one that Type names; the others are nil.
+type Step struct {
+	Name        string
+	Type        StepType
+	Description string
+	// Path is the JSON Pointer of the step in the document, such as
+	// "/steps/1/cases/0/steps/2".
+	Path string
+
+	Call         *CallStep
+	Branch       *BranchStep
+	Parallel     *ParallelStep
+	Foreach      *ForeachStep
+	Sleep        *SleepStep
+	WaitForEvent *WaitForEventStep
+	WaitForInput *WaitForInputStep
+	CallWorkflow *CallWorkflowStep
+}
+
+// Children returns the step lists nested directly in s, in document order:
+// a branch's cases then its default, a parallel step's branches, a foreach
+// step's body. It returns nil for the other types.
+func (s *Step) Children() [][]*Step {
+	switch {
+	case s.Branch != nil:
+		var out [][]*Step
+		for _, c := range s.Branch.Cases {
+			out = append(out, c.Steps)
+		}
+		if s.Branch.Default != nil {
+			out = append(out, s.Branch.Default)
+		}
+		return out
+	case s.Parallel != nil:
+		out := make([][]*Step, len(s.Parallel.Branches))
+		for i, b := range s.Parallel.Branches {
+			out[i] = b.Steps
+		}
+		return out
+	case s.Foreach != nil:
+		return [][]*Step{s.Foreach.Steps}
+	default:
+		return nil
+	}
+}
+
+// Request is an outbound HTTP call: the fields a call step and its
+// compensation share. Defaults are already applied.
+type Request struct {
+	// URL is an absolute http or https URL without a fragment.
+	URL string
+	// Method is GET, POST, PUT, PATCH or DELETE; default POST.
+	Method string
+	// Headers maps header names, as written, to their values. Names are
+	// unique regardless of case and never one the engine sets itself.
+	Headers map[string]Text
+	// Timeout bounds one attempt; default 30s, at most 15m.
+	Timeout Duration
+	Retry   RetryPolicy
+	// Input is the mapping rendered into the request's "input"; nil when
+	// the definition gives none.
+	Input *Template
+}
+
+// RenderHeaders evaluates the header values. A value that evaluates to a
+// non-string, or to a string that is not a valid header value (one
+// containing a control character other than tab), is an error.
+func (r *Request) RenderHeaders(ctx context.Context, a Activation) (map[string]string, error) {
+	if len(r.Headers) == 0 {
+		return nil, nil
+	}
+	a, err := a.normalized()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(r.Headers))
+	for name, v := range r.Headers {
+		s, err := v.render(ctx, a)
+		if err != nil {
+			return nil, fmt.Errorf("header %s: %w", name, err)
+		}
+		if !validHeaderValue(s) {
+			return nil, fmt.Errorf("header %s: value contains a control character", name)
+		}
+		out[name] = s
+	}
+	return out, nil
+}
+
+// CallStep invokes an HTTP endpoint; see the step protocol in the design.
+type CallStep struct {
+	Request
+	// CallbackTimeout bounds how long a step answered with 202 Accepted may
+	// wait for its callback; default 24h.
+	CallbackTimeout Duration
+	// Compensate is called, in reverse order of completion, when a later
+	// failure makes the run compensate; nil when the step has none.
+	Compensate *Request
+}
+
+// RetryPolicy says how a failed attempt is retried. Parse fills in every
+// default, so the fields are always the effective policy.
+type RetryPolicy struct {
+	// MaxAttempts counts the first attempt too: 1 means no retry. Default 10.
+	MaxAttempts int
+	// InitialInterval is the delay before the first retry. Default 1s.
+	InitialInterval Duration
+	// BackoffCoefficient multiplies the delay after each retry. Default 2.
+	BackoffCoefficient float64
+	// MaxInterval caps the delay. Default 100 × InitialInterval.
+	MaxInterval Duration
+	// NonRetryableStatuses are HTTP statuses that fail the step at once,
+	// even those otherwise retried (408, 429, 5xx).
+	NonRetryableStatuses []int
+}
+
+// Backoff returns the delay before retry number n (n ≥ 1 is the retry after
+// attempt n), before jitter: InitialInterval × BackoffCoefficient^(n-1),
+// capped at MaxInterval.
+func (p RetryPolicy) Backoff(n int) time.Duration {
+	if n < 1 {
+		n = 1
+	}
+	d := float64(p.InitialInterval) * math.Pow(p.BackoffCoefficient, float64(n-1))
+	if math.IsNaN(d) || d >= float64(p.MaxInterval) {
+		return time.Duration(p.MaxInterval)
+	}
+	return time.Duration(d)
+}
+
+// BranchStep runs the steps of the first matching case, or Default.
+type BranchStep struct {
+	// On is compared with the cases' values; nil when no case has a value.
+	On    *Expr
+	Cases []*BranchCase
+	// Default runs when no case matches; nil when the definition gives none,
+	// in which case the branch does nothing.
+	Default []*Step
+}
+
+// BranchCase is one case of a [BranchStep]: a value case when If is nil
+// (Value may then be nil, for a JSON null), otherwise a condition case.
+type BranchCase struct {
+	Value any
+	If    *Expr
+	Steps []*Step
+}
+
+// Select evaluates the branch and returns the index of the matching case
+// and its steps; for no match, it returns -1 and Default. Cases are tried in
+// order; On is evaluated at most once, and only if a value case is reached.
+// Values are equal when they are equal as JSON (1 and 1.0 are equal).
+func (b *BranchStep) Select(ctx context.Context, a Activation) (int, []*Step, error) {
+	a, err := a.normalized()
+	if err != nil {
+		return 0, nil, err
+	}
+	var on any
+	evaluated := false
+	for i, c := range b.Cases {
+		if c.If != nil {
+			ok, err := c.If.evalBool(ctx, a)
+			if err != nil {
+				return 0, nil, err
+			}
+			if ok {
+				return i, c.Steps, nil
+			}
+			continue
+		}
+		if !evaluated {
+			if on, err = b.On.eval(ctx, a); err != nil {
+				return 0, nil, err
+			}
+			evaluated = true
+		}
+		if jsonEqual(on, c.Value) {
+			return i, c.Steps, nil
+		}
+	}
+	return -1, b.Default, nil
+}
+
+// ParallelStep runs its branches concurrently.
+type ParallelStep struct {
+	Branches []*ParallelBranch
+	Merge    Merge
+	// OnError is ErrorFailFast (default) or ErrorCompleteAll.
+	OnError ErrorPolicy
+}
+
+// ParallelBranch is one named branch of a [ParallelStep]. Names are unique
+// within their parallel step.
+type ParallelBranch struct {
+	Name  string
+	Steps []*Step
+}
+
+// Merge says how the outputs of parallel branches are combined.
+type Merge string
+
+const (
+	// MergeObject makes the output an object with one member per branch,
+	// named after the branch. The default.
+	MergeObject Merge = "object"
+	// MergeDeepMerge merges the branches' object outputs into one object.
+	MergeDeepMerge Merge = "deep_merge"
+)
+
+// ErrorPolicy says what a parallel or foreach step does when part of it
+// fails.
+type ErrorPolicy string
+
+const (
+	// ErrorFailFast fails the step at the first failure, cancelling the
+	// rest. The default for parallel and foreach steps.
+	ErrorFailFast ErrorPolicy = "fail_fast"
+	// ErrorCompleteAll lets every parallel branch finish before the step
+	// fails.
+	ErrorCompleteAll ErrorPolicy = "complete_all"
+	// ErrorContinue skips a failed foreach item and carries on.
+	ErrorContinue ErrorPolicy = "continue"
+	// ErrorCollect carries on and gathers the foreach items' errors in the
+	// step's output.
+	ErrorCollect ErrorPolicy = "collect"
+)
+
+// ForeachStep runs Steps once per element of Items. Inside, expressions
+// may use the variables item and index.
+type ForeachStep struct {
+	// Items must evaluate to a list; see [Expr.EvalList].
+	Items *Expr
+	Steps []*Step
+	Mode  ForeachMode
+	// Concurrency is how many items run at once: 1 for ForeachSequential,
+	// default 10 for ForeachConcurrent.
+	Concurrency int
+	// CollectAs, when not empty, is the context key the items' outputs are
+	// gathered under.
+	CollectAs string
+	// OnError is ErrorFailFast (default), ErrorContinue or ErrorCollect.
+	OnError ErrorPolicy
+}
+
+// ForeachMode says whether foreach items run one after another or at once.
+type ForeachMode string
+
+const (
+	ForeachSequential ForeachMode = "sequential"
+	ForeachConcurrent ForeachMode = "concurrent"
+)
+
+// SleepStep waits for Duration, or until the time Until or UntilTime gives;
+// exactly one of the three is set.
+type SleepStep struct {
+	Duration  Duration
+	Until     *Expr
+	UntilTime time.Time
+}
+
+// WakeAt returns when a sleep that starts at now ends.
+func (s *SleepStep) WakeAt(ctx context.Context, now time.Time, a Activation) (time.Time, error) {
+	switch {
+	case s.Duration > 0:
+		return now.Add(time.Duration(s.Duration)), nil
+	case s.Until != nil:
+		return s.Until.EvalTime(ctx, a)
+	default:
+		return s.UntilTime, nil
+	}
+}
+
+// WaitForEventStep waits for one event, or any or all of several.
+type WaitForEventStep struct {
+	Mode EventMode
+	// Events has exactly one element for EventOne, 1 to 100 otherwise.
+	Events []EventMatch
+	// Timeout bounds the wait; zero means the engine's default applies.
+	Timeout   Duration
+	OnTimeout Action
+	// Lookback is how old an event published before the wait began may be
+	// and still match; zero means only events published after.
+	Lookback Duration
+}
+
+// EventMode says how many of a [WaitForEventStep]'s events must arrive.
+type EventMode string
+
+const (
+	EventOne EventMode = "one" // the single "event" and "key" form
+	EventAny EventMode = "any"
+	EventAll EventMode = "all"
+)
+
+// EventMatch selects events by name and correlation key. Key evaluates to
+// a string or an integer; see [Expr.EvalString].
+type EventMatch struct {
+	Event string
+	Key   *Expr
+}
+
+// Action is what a wait does when it times out or its approval is rejected.
+type Action string
+
+const (
+	ActionFail     Action = "fail" // the default
+	ActionContinue Action = "continue"
+)
+
+// WaitForInputStep waits for a person's input.
+type WaitForInputStep struct {
+	Kind   InputKind
+	Prompt string
+	// Options are the choices of InputChoice, unique and non-empty.
+	Options []string
+	// Schema is the canonical JSON of the form schema of InputForm, for
+	// describing the wait to a user interface.
+	Schema []byte
+	// Timeout bounds the wait; zero means the engine's default applies.
+	Timeout   Duration
+	OnTimeout Action
+	// OnReject is what a rejected InputApproval does; ActionFail otherwise.
+	OnReject Action
+
+	schema *jsonschema.Schema
+}
+
+// InputKind is the kind of input a [WaitForInputStep] asks for.
+type InputKind string
+
+const (
+	InputApproval InputKind = "approval" // true or false
+	InputChoice   InputKind = "choice"   // one of the options
+	InputText     InputKind = "text"     // a string
+	InputForm     InputKind = "form"     // an object valid against the schema
+)
+
+// CallWorkflowStep starts a child run.
+type CallWorkflowStep struct {
+	Workflow string
+	// Version pins the child's version; zero means the latest.
+	Version int
+	Input   *Template
+	// Wait makes the step wait for the child's result; default true.
+	Wait bool
+	// Timeout bounds the wait for the child; zero means the engine's
+	// default applies. Only set when Wait is true.
+	Timeout Duration
+}
+
+// Duration is a time.Duration written in JSON as a Go duration string, such
+// as "30s" or "1h30m".
+type Duration time.Duration
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText formats d as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText parses a Go duration string. Unlike [Parse] it accepts any
+// value time.ParseDuration accepts, including zero and negative ones.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("parse duration: %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func newDefinition() *Definition {
+	return &Definition{byName: make(map[string]*Step)}
+}
+
+func (d *Definition) seal(canonical []byte) {
+	d.canonical = canonical
+	d.hash = sha256.Sum256(canonical)
+}

@@ -1,0 +1,700 @@
+package workflow
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/ast"
+	"github.com/google/cel-go/common/operators"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/common/types/traits"
+	"github.com/google/cel-go/ext"
+	"github.com/google/cel-go/interpreter"
+)
+
+const (
+	// maxExprSize bounds one expression, in code points. Expressions are
+	// meant to be short; long logic belongs in a step.
+	maxExprSize = 4096
+	// maxComprehensionNesting bounds nested macros such as map inside
+	// filter, whose cost grows as a power of the input size.
+	maxComprehensionNesting = 3
+	// interruptCheckFrequency is how many comprehension iterations pass
+	// between checks of the context.
+	interruptCheckFrequency = 100
+)
+
+// exprPattern matches a string that is exactly one expression. The group is
+// the CEL source; it may span lines.
+var exprPattern = regexp.MustCompile(`(?s)^\$\{\s*(.+?)\s*\}$`)
+
+// celEnv is built once: it is immutable, safe for concurrent use, and costly
+// enough to build that doing it per definition would dominate Parse.
+var celEnv = sync.OnceValues(func() (*cel.Env, error) {
+	return cel.NewEnv(
+		cel.Variable("input", cel.DynType),
+		cel.Variable("ctx", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("steps", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("run", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("item", cel.DynType),
+		cel.Variable("index", cel.IntType),
+		// JSON has one number type; data decoded from it may be int or
+		// double, and ctx.total > 100 must work either way.
+		cel.CrossTypeNumericComparisons(true),
+		cel.DefaultUTCTimeZone(true),
+		cel.OptionalTypes(),
+		ext.Strings(),
+		ext.Math(),
+		ext.Lists(ext.ListsMaxRangeSize(100_000)),
+		ext.Sets(),
+		ext.Encoders(),
+		cel.ParserExpressionSizeLimit(maxExprSize),
+		cel.ASTValidators(
+			cel.ValidateDurationLiterals(),
+			cel.ValidateTimestampLiterals(),
+			cel.ValidateRegexLiterals(),
+			cel.ValidateComprehensionNestingLimit(maxComprehensionNesting),
+		),
+	)
+})
+
+// Expr is a compiled CEL expression of a definition. It is safe for
+// concurrent use.
+//
+// Expressions see the variables input (the run's input), ctx (the run's
+// context object), steps (completed steps by name), run (metadata about the
+// run) and, inside foreach steps only, item and index.
+type Expr struct {
+	src  string // as written, "${ ... }"
+	path string
+	prog cel.Program
+}
+
+// String returns the expression as written in the definition, "${ … }".
+func (e *Expr) String() string { return e.src }
+
+// Path returns the JSON Pointer of the expression in the definition.
+func (e *Expr) Path() string { return e.path }
+
+// Activation is the data an expression is evaluated with. Values are plain
+// decoded JSON: map[string]any, []any, string, bool, nil, and numbers as
+// float64, int64 or json.Number. Numbers whose value is an integer are seen
+// by expressions as CEL ints, others as doubles (see [DecodeJSON]). Nil maps
+// are seen as empty maps.
+type Activation struct {
+	Input any
+	Ctx   map[string]any
+	// Steps holds what completed steps expose, by step name.
+	Steps map[string]any
+	// Run holds metadata about the run: id, workflow, version, attempt.
+	Run map[string]any
+	// Item and Index are the current element of the innermost foreach and
+	// its position; they are only meaningful inside a foreach.
+	Item  any
+	Index int64
+}
+
+// normalized returns a with its values converted to the number model of
+// [DecodeJSON], copying only what changes.
+func (a Activation) normalized() (Activation, error) {
+	var err error
+	if a.Input, _, err = normalize(a.Input); err != nil {
+		return a, fmt.Errorf("input: %w", err)
+	}
+	if a.Ctx, err = normalizeMap(a.Ctx); err != nil {
+		return a, fmt.Errorf("ctx: %w", err)
+	}
+	if a.Steps, err = normalizeMap(a.Steps); err != nil {
+		return a, fmt.Errorf("steps: %w", err)
+	}
+	if a.Run, err = normalizeMap(a.Run); err != nil {
+		return a, fmt.Errorf("run: %w", err)
+	}
+	if a.Item, _, err = normalize(a.Item); err != nil {
+		return a, fmt.Errorf("item: %w", err)
+	}
+	return a, nil
+}
+
+func normalizeMap(m map[string]any) (map[string]any, error) {
+	if m == nil {
+		return map[string]any{}, nil
+	}
+	v, _, err := normalize(m)
+	if err != nil {
+		return nil, err
+	}
+	return v.(map[string]any), nil
+}
+
+// celActivation exposes a normalized [Activation] to CEL without building a
+// map per evaluation.
+type celActivation struct{ a *Activation }
+
+func (c celActivation) ResolveName(name string) (any, bool) {
+	switch name {
+	case "input":
+		return c.a.Input, true
+	case "ctx":
+		return c.a.Ctx, true
+	case "steps":
+		return c.a.Steps, true
+	case "run":
+		return c.a.Run, true
+	case "item":
+		return c.a.Item, true
+	case "index":
+		return c.a.Index, true
+	}
+	return nil, false
+}
+
+func (celActivation) Parent() interpreter.Activation { return nil }
+
+// Eval evaluates the expression and returns its value as a JSON-compatible
+// Go value: map[string]any, []any, string, bool, nil, int64 (or uint64 above
+// the int64 range) and float64, with integral doubles as int64 like
+// [DecodeJSON]. Timestamps become RFC 3339 strings in UTC, durations Go
+// duration strings, bytes standard base64, and optional values their value
+// or nil.
+//
+// Every failure, including a cancelled ctx and an exceeded cost limit, is an
+// [*EvalError] naming the expression.
+func (e *Expr) Eval(ctx context.Context, a Activation) (any, error) {
+	a, err := a.normalized()
+	if err != nil {
+		return nil, e.fail(err)
+	}
+	return e.eval(ctx, a)
+}
+
+// EvalBool evaluates an expression that must yield a bool.
+func (e *Expr) EvalBool(ctx context.Context, a Activation) (bool, error) {
+	a, err := a.normalized()
+	if err != nil {
+		return false, e.fail(err)
+	}
+	return e.evalBool(ctx, a)
+}
+
+// EvalString evaluates an expression that must yield a string. An integer
+// result is formatted in decimal, so that "${ ctx.order_id }" works as an
+// event key whether the id is a number or a string.
+func (e *Expr) EvalString(ctx context.Context, a Activation) (string, error) {
+	a, err := a.normalized()
+	if err != nil {
+		return "", e.fail(err)
+	}
+	v, err := e.eval(ctx, a)
+	if err != nil {
+		return "", err
+	}
+	switch v := v.(type) {
+	case string:
+		return v, nil
+	case int64:
+		return strconv.FormatInt(v, 10), nil
+	case uint64:
+		return strconv.FormatUint(v, 10), nil
+	default:
+		return "", e.fail(fmt.Errorf("must evaluate to a string, got %s", jsonTypeName(v)))
+	}
+}
+
+// EvalList evaluates an expression that must yield a list.
+func (e *Expr) EvalList(ctx context.Context, a Activation) ([]any, error) {
+	v, err := e.Eval(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	l, ok := v.([]any)
+	if !ok {
+		return nil, e.fail(fmt.Errorf("must evaluate to a list, got %s", jsonTypeName(v)))
+	}
+	return l, nil
+}
+
+// EvalTime evaluates an expression that must yield a CEL timestamp or an
+// RFC 3339 string.
+func (e *Expr) EvalTime(ctx context.Context, a Activation) (time.Time, error) {
+	a, err := a.normalized()
+	if err != nil {
+		return time.Time{}, e.fail(err)
+	}
+	v, err := e.run(ctx, a)
+	if err != nil {
+		return time.Time{}, err
+	}
+	switch v := v.(type) {
+	case types.Timestamp:
+		return v.Time.UTC(), nil
+	case types.String:
+		t, err := time.Parse(time.RFC3339Nano, string(v))
+		if err != nil {
+			return time.Time{}, e.fail(fmt.Errorf("must evaluate to a timestamp or an RFC 3339 string, got %s", quote(string(v))))
+		}
+		return t.UTC(), nil
+	default:
+		return time.Time{}, e.fail(fmt.Errorf("must evaluate to a timestamp or an RFC 3339 string, got %s", v.Type().TypeName()))
+	}
+}
+
+func (e *Expr) evalBool(ctx context.Context, a Activation) (bool, error) {
+	v, err := e.run(ctx, a)
+	if err != nil {
+		return false, err
+	}
+	b, ok := v.(types.Bool)
+	if !ok {
+		return false, e.fail(fmt.Errorf("must evaluate to a bool, got %s", v.Type().TypeName()))
+	}
+	return bool(b), nil
+}
+
+// eval evaluates with an already normalized activation.
+func (e *Expr) eval(ctx context.Context, a Activation) (any, error) {
+	v, err := e.run(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	out, err := fromCEL(v)
+	if err != nil {
+		return nil, e.fail(err)
+	}
+	return out, nil
+}
+
+// run evaluates the program. cel-go recovers panics in its own evaluator;
+// the recover here also covers value adaptation and anything a future
+// version does outside that guard, because an expression must never take
+// the process down.
+func (e *Expr) run(ctx context.Context, a Activation) (v ref.Val, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			v, err = nil, e.fail(fmt.Errorf("internal error: %v", r))
+		}
+	}()
+	v, _, err = e.prog.ContextEval(ctx, celActivation{&a})
+	if err != nil {
+		if cancel, ok := errors.AsType[interpreter.EvalCancelledError](err); ok && cancel.Cause == interpreter.CostLimitExceeded {
+			err = ErrCostLimitExceeded
+		}
+		return nil, e.fail(err)
+	}
+	return v, nil
+}
+
+func (e *Expr) fail(err error) error {
+	return &EvalError{Path: e.path, Expr: e.src, Err: err}
+}
+
+// fromCEL converts a CEL value to the JSON value model.
+func fromCEL(v ref.Val) (any, error) {
+	switch v := v.(type) {
+	case types.Null:
+		return nil, nil
+	case types.Bool:
+		return bool(v), nil
+	case types.Int:
+		return int64(v), nil
+	case types.Uint:
+		if v <= math.MaxInt64 {
+			return int64(v), nil
+		}
+		return uint64(v), nil
+	case types.Double:
+		f := float64(v)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, fmt.Errorf("result %v cannot be represented in JSON", f)
+		}
+		return normalizeFloat(f), nil
+	case types.String:
+		return string(v), nil
+	case types.Bytes:
+		return base64.StdEncoding.EncodeToString(v), nil
+	case types.Timestamp:
+		return v.Time.UTC().Format(time.RFC3339Nano), nil
+	case types.Duration:
+		return v.Duration.String(), nil
+	case *types.Err:
+		return nil, v
+	case *types.Optional:
+		if !v.HasValue() {
+			return nil, nil
+		}
+		return fromCEL(v.GetValue())
+	case traits.Mapper:
+		return mapFromCEL(v)
+	case traits.Lister:
+		n, ok := v.Size().(types.Int)
+		if !ok {
+			return nil, errors.New("list of unknown size")
+		}
+		out := make([]any, 0, int(n))
+		for it := v.Iterator(); it.HasNext() == types.True; {
+			e, err := fromCEL(it.Next())
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, e)
+		}
+		return out, nil
+	default:
+		return nil, fmt.Errorf("a value of type %s cannot be represented in JSON", v.Type().TypeName())
+	}
+}
+
+func mapFromCEL(m traits.Mapper) (any, error) {
+	out := make(map[string]any)
+	for it := m.Iterator(); it.HasNext() == types.True; {
+		k := it.Next()
+		var key string
+		switch k := k.(type) {
+		case types.String:
+			key = string(k)
+		case types.Int:
+			key = strconv.FormatInt(int64(k), 10)
+		case types.Uint:
+			key = strconv.FormatUint(uint64(k), 10)
+		default:
+			return nil, fmt.Errorf("a map key of type %s cannot be represented in JSON", k.Type().TypeName())
+		}
+		e, err := fromCEL(m.Get(k))
+		if err != nil {
+			return nil, err
+		}
+		out[key] = e
+	}
+	return out, nil
+}
+
+// jsonTypeName names the JSON type of a value of the JSON value model.
+func jsonTypeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case int64, uint64, float64:
+		return "a number"
+	case string:
+		return "a string"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a map"
+	default:
+		return fmt.Sprintf("%T", v)
+	}
+}
+
+// jsonEqual reports whether two values of the JSON value model are equal as
+// JSON: numbers by value, maps regardless of order.
+func jsonEqual(x, y any) bool {
+	switch x := x.(type) {
+	case map[string]any:
+		y, ok := y.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, xv := range x {
+			yv, ok := y[k]
+			if !ok || !jsonEqual(xv, yv) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		y, ok := y.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !jsonEqual(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case int64, uint64, float64:
+		if xi, ok := x.(int64); ok {
+			if yi, ok := y.(int64); ok {
+				return xi == yi // exact, even beyond 2^53
+			}
+		}
+		xf, _ := toFloat(x)
+		yf, ok := toFloat(y)
+		return ok && xf == yf
+	default:
+		return x == y
+	}
+}
+
+func toFloat(v any) (float64, bool) {
+	switch v := v.(type) {
+	case int64:
+		return float64(v), true
+	case uint64:
+		return float64(v), true
+	case float64:
+		return v, true
+	}
+	return 0, false
+}
+
+// exprType is what a field requires an expression to yield, checked against
+// the type CEL infers at Parse time. Dynamic expressions pass the check and
+// are checked again when evaluated.
+type exprType int
+
+const (
+	anyType exprType = iota
+	boolType
+	listType
+	keyType  // string or integer
+	timeType // timestamp or RFC 3339 string
+	stringType
+)
+
+func (t exprType) accepts(k types.Kind) bool {
+	if k == types.DynKind || k == types.AnyKind {
+		return true
+	}
+	switch t {
+	case boolType:
+		return k == types.BoolKind
+	case listType:
+		return k == types.ListKind
+	case keyType:
+		return k == types.StringKind || k == types.IntKind || k == types.UintKind
+	case timeType:
+		return k == types.TimestampKind || k == types.StringKind
+	case stringType:
+		return k == types.StringKind
+	default:
+		return true
+	}
+}
+
+func (t exprType) String() string {
+	switch t {
+	case boolType:
+		return "a bool"
+	case listType:
+		return "a list"
+	case keyType:
+		return "a string or an integer"
+	case timeType:
+		return "a timestamp or an RFC 3339 string"
+	case stringType:
+		return "a string"
+	default:
+		return "a value"
+	}
+}
+
+// compiler compiles the expressions of one definition. Identical
+// expressions in the same context share one program.
+type compiler struct {
+	env       *cel.Env
+	costLimit uint64
+	isStep    func(name string) bool
+	cache     map[compileKey]compiled
+}
+
+type compileKey struct {
+	code      string
+	want      exprType
+	inForeach bool
+}
+
+type compiled struct {
+	prog     cel.Program
+	messages []string
+}
+
+// compile compiles code, the source inside "${ }", and returns the program or
+// the messages that explain why it is invalid.
+func (c *compiler) compile(code string, want exprType, inForeach bool) (cel.Program, []string) {
+	key := compileKey{code, want, inForeach}
+	if r, ok := c.cache[key]; ok {
+		return r.prog, r.messages
+	}
+	prog, messages := c.compileUncached(code, want, inForeach)
+	c.cache[key] = compiled{prog, messages}
+	return prog, messages
+}
+
+func (c *compiler) compileUncached(code string, want exprType, inForeach bool) (cel.Program, []string) {
+	checked, iss := c.env.Compile(code)
+	if iss != nil && iss.Err() != nil {
+		var messages []string
+		for _, e := range iss.Errors() {
+			messages = append(messages, celMessage(e.Message, e.Location.Line(), e.Location.Column()))
+		}
+		return nil, messages
+	}
+	refs := refChecker{isStep: c.isStep, inForeach: inForeach, shadowed: map[string]int{}}
+	refs.visit(checked.NativeRep().Expr())
+	messages := refs.messages
+	if k := checked.OutputType().Kind(); !want.accepts(k) {
+		messages = append(messages, fmt.Sprintf("must evaluate to %s, but evaluates to %s", want, checked.OutputType()))
+	}
+	if len(messages) > 0 {
+		return nil, messages
+	}
+	prog, err := c.env.Program(checked,
+		cel.CostLimit(c.costLimit),
+		cel.InterruptCheckFrequency(interruptCheckFrequency),
+	)
+	if err != nil {
+		return nil, []string{err.Error()}
+	}
+	return prog, nil
+}
+
+func celMessage(msg string, line, column int) string {
+	if line > 1 {
+		return fmt.Sprintf("%s (line %d, column %d)", msg, line, column+1)
+	}
+	return fmt.Sprintf("%s (column %d)", msg, column+1)
+}
+
+// refChecker inspects a checked expression for references the type checker
+// cannot catch: steps that do not exist, and item or index outside a
+// foreach. It tracks comprehension variables, which shadow the variables of
+// the same name.
+type refChecker struct {
+	isStep    func(string) bool
+	inForeach bool
+	shadowed  map[string]int
+	messages  []string
+	reported  map[string]bool
+}
+
+func (r *refChecker) report(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if r.reported == nil {
+		r.reported = map[string]bool{}
+	}
+	if !r.reported[msg] {
+		r.reported[msg] = true
+		r.messages = append(r.messages, msg)
+	}
+}
+
+func (r *refChecker) isVar(e ast.Expr, name string) bool {
+	return e.Kind() == ast.IdentKind && e.AsIdent() == name && r.shadowed[name] == 0
+}
+
+func (r *refChecker) checkStep(name string) {
+	if !r.isStep(name) {
+		r.report("steps.%s refers to a step that does not exist", name)
+	}
+}
+
+func (r *refChecker) visit(e ast.Expr) {
+	switch e.Kind() {
+	case ast.IdentKind:
+		name := e.AsIdent()
+		if (name == "item" || name == "index") && r.shadowed[name] == 0 && !r.inForeach {
+			r.report("%s is only available in the steps of a foreach", name)
+		}
+	case ast.SelectKind:
+		sel := e.AsSelect()
+		if r.isVar(sel.Operand(), "steps") {
+			r.checkStep(sel.FieldName())
+		}
+		r.visit(sel.Operand())
+	case ast.CallKind:
+		call := e.AsCall()
+		args := call.Args()
+		switch call.FunctionName() {
+		case operators.Index, operators.OptIndex, operators.OptSelect:
+			if len(args) == 2 && r.isVar(args[0], "steps") && args[1].Kind() == ast.LiteralKind {
+				if name, ok := args[1].AsLiteral().(types.String); ok {
+					r.checkStep(string(name))
+				}
+			}
+		}
+		if call.IsMemberFunction() {
+			r.visit(call.Target())
+		}
+		for _, a := range args {
+			r.visit(a)
+		}
+	case ast.ListKind:
+		for _, el := range e.AsList().Elements() {
+			r.visit(el)
+		}
+	case ast.MapKind:
+		for _, entry := range e.AsMap().Entries() {
+			me := entry.AsMapEntry()
+			r.visit(me.Key())
+			r.visit(me.Value())
+		}
+	case ast.StructKind:
+		for _, f := range e.AsStruct().Fields() {
+			r.visit(f.AsStructField().Value())
+		}
+	case ast.ComprehensionKind:
+		comp := e.AsComprehension()
+		r.visit(comp.IterRange())
+		r.visit(comp.AccuInit())
+		vars := []string{comp.IterVar(), comp.AccuVar()}
+		if comp.HasIterVar2() {
+			vars = append(vars, comp.IterVar2())
+		}
+		for _, v := range vars {
+			r.shadowed[v]++
+		}
+		r.visit(comp.LoopCondition())
+		r.visit(comp.LoopStep())
+		r.visit(comp.Result())
+		for _, v := range vars {
+			r.shadowed[v]--
+		}
+	}
+}
+
+// matchExpr returns the CEL source of s if s is exactly one expression,
+// "${ expr }".
+func matchExpr(s string) (string, bool) {
+	m := exprPattern.FindStringSubmatch(s)
+	if m == nil {
+		return "", false
+	}
+	return m[1], true
+}
+
+// unescape resolves "$${" to a literal "${" in a string that is not an
+// expression. Any other "${" is an error: it is almost certainly an attempt
+// at string interpolation, which expressions do not do.
+func unescape(s string) (string, bool) {
+	if !strings.Contains(s, "${") {
+		return s, true
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		switch {
+		case strings.HasPrefix(s[i:], "$${"):
+			b.WriteString("${")
+			i += 3
+		case strings.HasPrefix(s[i:], "${"):
+			return "", false
+		default:
+			b.WriteByte(s[i])
+			i++
+		}
+	}
+	return b.String(), true
+}

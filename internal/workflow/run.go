@@ -1,0 +1,153 @@
+package workflow
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// RunStatus is the state of a run. See [RunStatus.Terminal].
+type RunStatus string
+
+// The states a run moves through.
+const (
+	RunPending            RunStatus = "pending"
+	RunRunning            RunStatus = "running"
+	RunWaiting            RunStatus = "waiting"
+	RunSucceeded          RunStatus = "succeeded"
+	RunFailed             RunStatus = "failed"
+	RunCancelled          RunStatus = "cancelled"
+	RunTimedOut           RunStatus = "timed_out"
+	RunCompensating       RunStatus = "compensating"
+	RunCompensated        RunStatus = "compensated"
+	RunCompensationFailed RunStatus = "compensation_failed"
+)
+
+// RunStatuses lists every run state, in the order a run usually meets them.
+var RunStatuses = []RunStatus{
+	RunPending, RunRunning, RunWaiting, RunSucceeded, RunFailed, RunCancelled,
+	RunTimedOut, RunCompensating, RunCompensated, RunCompensationFailed,
+}
+
+// Valid reports whether s is one of [RunStatuses].
+func (s RunStatus) Valid() bool {
+	for _, v := range RunStatuses {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Terminal reports whether a run in state s has finished for good (until a
+// user retries it): nothing will move it again on its own.
+func (s RunStatus) Terminal() bool {
+	switch s {
+	case RunSucceeded, RunFailed, RunCancelled, RunTimedOut, RunCompensated, RunCompensationFailed:
+		return true
+	}
+	return false
+}
+
+// WorkflowVersion is one immutable version of a workflow definition.
+type WorkflowVersion struct {
+	Name       string
+	Version    int
+	Definition json.RawMessage
+	Hash       []byte
+	CreatedAt  time.Time
+}
+
+// WorkflowSummary describes a workflow by name, without its definition.
+type WorkflowSummary struct {
+	Name          string
+	LatestVersion int
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Run is one execution of a pinned workflow version.
+type Run struct {
+	ID                    uuid.UUID
+	Workflow              string
+	Version               int
+	Status                RunStatus
+	Input                 json.RawMessage
+	Context               json.RawMessage
+	Output                json.RawMessage
+	Error                 json.RawMessage
+	Attempt               int
+	ParentRunID           *uuid.UUID
+	ScheduleID            *uuid.UUID
+	IdempotencyKey        string
+	Deadline              *time.Time
+	HistoryCount          int
+	CreatedAt             time.Time
+	UpdatedAt             time.Time
+	StartedAt             *time.Time
+	FinishedAt            *time.Time
+	RequestHash           []byte
+	ParentStepExecutionID *uuid.UUID
+}
+
+// RunError is the error a failed, cancelled or timed-out run reports.
+type RunError struct {
+	Message string          `json:"message"`
+	Code    string          `json:"code,omitempty"`
+	Step    string          `json:"step,omitempty"`
+	Details json.RawMessage `json:"details,omitempty"`
+}
+
+// StepExecution is one logical execution of a step within a run, with every
+// attempt made at it.
+type StepExecution struct {
+	ID         uuid.UUID
+	RunID      uuid.UUID
+	ParentID   *uuid.UUID
+	Key        string
+	Name       string
+	Type       string
+	Status     string
+	Attempt    int
+	WebhookID  string
+	Input      json.RawMessage
+	Output     json.RawMessage
+	Error      json.RawMessage
+	Deadline   *time.Time
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	StartedAt  *time.Time
+	FinishedAt *time.Time
+	Attempts   []StepAttempt
+}
+
+// StepAttempt is one attempt at a step execution: one HTTP request, or one
+// wait.
+type StepAttempt struct {
+	Attempt    int
+	Status     string
+	WorkerID   string
+	HTTPStatus *int
+	Error      json.RawMessage
+	Logs       json.RawMessage
+	StartedAt  time.Time
+	FinishedAt *time.Time
+}
+
+// HistoryEvent is one entry of a run's append-only history.
+type HistoryEvent struct {
+	ID      int64
+	RunID   uuid.UUID
+	Type    string
+	StepKey string
+	Attempt *int
+	Data    json.RawMessage
+	Time    time.Time
+}
+
+// History event types.
+const (
+	EventRunCreated   = "run_created"
+	EventRunCancelled = "run_cancelled"
+)

@@ -535,8 +535,17 @@ func (c *compiler) compile(code string, want exprType, inForeach bool) (cel.Prog
 }
 
 func (c *compiler) compileUncached(code string, want exprType, inForeach bool) (cel.Program, []string) {
+	if strings.TrimSpace(code) == "" {
+		return nil, []string{"expression is empty"}
+	}
 	checked, iss := c.env.Compile(code)
 	if iss != nil && iss.Err() != nil {
+		if strings.Contains(code, "${") {
+			// "${ a } and ${ b }" matches the expression pattern as the
+			// single expression `a } and ${ b`; the syntax error that
+			// results would hide what is really wrong.
+			return nil, []string{wholeStringRule}
+		}
 		var messages []string
 		for _, e := range iss.Errors() {
 			messages = append(messages, celMessage(e.Message, e.Location.Line(), e.Location.Column()))

@@ -12,10 +12,13 @@ import (
 	"golang.org/x/text/message"
 )
 
-// schemaURL is the base URL of every form schema. Relative references
+// schemaBase is the base URL of every form schema. Relative references
 // resolve against it, and then fail to load like any other URL: it only
-// needs to be absolute and to read well in messages.
-const schemaURL = "https://durable.invalid/form-schema.json"
+// needs to be absolute, and is trimmed from messages.
+const (
+	schemaBase = "https://durable.invalid/"
+	schemaURL  = schemaBase + "form-schema.json"
+)
 
 var schemaPrinter = message.NewPrinter(language.English)
 
@@ -53,7 +56,11 @@ func compileSchema(n *node, path string) (*jsonschema.Schema, []Problem) {
 			return nil, ps
 		}
 	}
-	return nil, []Problem{{Path: path, Message: "invalid JSON Schema: " + strings.ReplaceAll(err.Error(), schemaURL, "schema")}}
+	if lerr, ok := errors.AsType[*jsonschema.LoadURLError](err); ok {
+		return nil, []Problem{{Path: path, Message: fmt.Sprintf("invalid JSON Schema: cannot load %s: %v",
+			quote(strings.TrimPrefix(lerr.URL, schemaBase)), lerr.Err)}}
+	}
+	return nil, []Problem{{Path: path, Message: "invalid JSON Schema: " + strings.ReplaceAll(err.Error(), schemaBase, "")}}
 }
 
 // schemaValue converts n to the value model jsonschema expects, which keeps

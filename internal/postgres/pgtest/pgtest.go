@@ -63,30 +63,40 @@ func (migrator) Migrate(ctx context.Context, db *sql.DB, _ pgtestdb.Config) erro
 	return err
 }
 
-// URL creates a fresh migrated database for the test and returns its URL.
-// The database is dropped when the test passes, and kept for inspection
-// when it fails.
-func URL(t testing.TB) string {
+// serverConfig describes the test server to pgtestdb.
+func serverConfig(t testing.TB) pgtestdb.Config {
 	t.Helper()
 	u, err := url.Parse(ServerURL())
 	if err != nil {
 		t.Fatalf("parse test database url: %v", err)
 	}
 	password, _ := u.User.Password()
-	conf := pgtestdb.Config{
-		DriverName:                "pgx",
-		Host:                      u.Hostname(),
-		Port:                      u.Port(),
-		User:                      u.User.Username(),
-		Password:                  password,
-		Database:                  "postgres",
-		Options:                   "sslmode=disable",
+	port := u.Port()
+	if port == "" {
+		port = "5432"
+	}
+	return pgtestdb.Config{
+		DriverName: "pgx", Host: u.Hostname(), Port: port, User: u.User.Username(), Password: password,
+		Database: "postgres", Options: "sslmode=disable",
+		// A test that fails midway may leave connections open; the database
+		// must still be dropped.
 		ForceTerminateConnections: true,
 	}
-	if conf.Port == "" {
-		conf.Port = "5432"
-	}
-	return pgtestdb.Custom(t, conf, migrator{}).URL()
+}
+
+// URL creates a fresh migrated database for the test and returns its URL.
+// The database is dropped when the test passes, and kept for inspection
+// when it fails.
+func URL(t testing.TB) string {
+	t.Helper()
+	return pgtestdb.Custom(t, serverConfig(t), migrator{}).URL()
+}
+
+// EmptyURL creates a fresh database without any migration applied and
+// returns its URL, for tests of start-up itself.
+func EmptyURL(t testing.TB) string {
+	t.Helper()
+	return pgtestdb.Custom(t, serverConfig(t), pgtestdb.NoopMigrator{}).URL()
 }
 
 // New opens a fresh migrated database for the test, closed when it ends.

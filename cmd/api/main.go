@@ -24,7 +24,6 @@ import (
 	durablehttp "github.com/durablehq/durable/internal/http"
 	"github.com/durablehq/durable/internal/orchestrator"
 	"github.com/durablehq/durable/internal/postgres"
-	"github.com/durablehq/durable/internal/workflow"
 )
 
 func main() {
@@ -86,11 +85,11 @@ func (m *Main) Run(ctx context.Context, args []string, getenv func(string) strin
 	if len(cfg.APIKeyHashes) == 0 {
 		m.logger.Warn("DEVELOPMENT MODE: no API keys are configured (DURABLE_API_KEYS), so the API is open to anyone who can reach " + cfg.Addr)
 	}
-	limits := orchestrator.Limits{
-		Definition:    workflow.Limits{MaxBytes: cfg.MaxDefinitionBytes, MaxDepth: cfg.MaxDefinitionDepth, MaxSteps: cfg.MaxDefinitionSteps},
-		MaxInputBytes: cfg.MaxInputBytes,
+	secrets, err := orchestrator.LoadSecrets(ctx, m.db, cfg.SigningSecret, m.logger)
+	if err != nil {
+		return err
 	}
-	svc := orchestrator.New(m.db, limits, m.logger)
+	svc := orchestrator.New(m.db, cfg.Limits(), m.logger, orchestrator.WithSigning(secrets, cfg.PublicURL))
 	handler := durablehttp.NewServer(durablehttp.Config{
 		Service: svc, Spec: spec, Ready: m.ready, APIKeyHashes: cfg.APIKeyHashes, Logger: m.logger,
 	})

@@ -1,44 +1,86 @@
-// Command worker advances Durable's runs: it claims due work from PostgreSQL
-// and executes steps. It applies pending database migrations at start-up.
+// Command worker advances Durable's runs: it claims due work from
+// PostgreSQL, makes step attempts, records their results and fires
+// timeouts. It applies pending database migrations at start-up, so any
+// number of api and worker processes may start together.
 //
-// This version's worker connects, migrates and then idles: step execution
-// arrives with the worker issue (#3). It says so when it starts.
+// Usage: worker [flags] (worker -h lists every setting and its variable).
+// SIGTERM or SIGINT stops claiming, lets steps in flight finish within
+// DURABLE_SHUTDOWN_GRACE, and releases the rest for other workers.
 package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/durablehq/durable/internal/config"
+	"github.com/durablehq/durable/internal/httpstep"
+	"github.com/durablehq/durable/internal/orchestrator"
 	"github.com/durablehq/durable/internal/postgres"
 )
+
+// version is reported in the User-Agent of step requests.
+const version = "0.1.0"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil && !errors.Is(err, config.ErrHelp) {
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil && !errors.Is(err, config.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string) error {
-	cfg, err := config.Load("worker", args, os.Getenv, os.Stderr)
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := config.Load("worker", args, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	logger := cfg.NewLogger(os.Stderr)
+	logger := cfg.NewLogger(stderr)
 	db, err := postgres.OpenMigrated(ctx, cfg.DatabaseURL, logger)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	logger.Warn("this worker does not execute runs yet: runs stay pending until step execution lands; idling until stopped")
-	<-ctx.Done()
-	logger.Info("worker stopped")
-	return nil
+	secrets, err := orchestrator.LoadSecrets(ctx, db, cfg.SigningSecret, logger)
+	if err != nil {
+		return err
+	}
+	client, err := httpstep.New(httpstep.Config{
+		Secrets: secrets, AllowHosts: cfg.AllowHosts, MaxResponseBytes: int64(cfg.MaxResponseBytes),
+		UserAgent: "Durable/" + version,
+	})
+	if err != nil {
+		return fmt.Errorf("step client: %w", err)
+	}
+	defer client.Close()
+	id, err := workerID()
+	if err != nil {
+		return err
+	}
+	svc := orchestrator.New(db, cfg.Limits(), logger.With("worker_id", id),
+		orchestrator.WithSigning(secrets, cfg.PublicURL), orchestrator.WithWorkerID(id))
+	return orchestrator.NewWorker(svc, orchestrator.WorkerConfig{
+		Client: client, Concurrency: cfg.WorkerConcurrency, PollInterval: cfg.PollInterval, ShutdownGrace: cfg.ShutdownGrace,
+	}).Run(ctx)
+}
+
+// workerID names this process in attempts and logs: host, pid and a random
+// suffix, so a restarted process is told apart from its predecessor.
+func workerID() (string, error) {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+	b := make([]byte, 3)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("worker id: %w", err)
+	}
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b)), nil
 }

@@ -112,6 +112,10 @@ CREATE TABLE step_attempts (
     http_status       integer,
     error             jsonb,
     logs              jsonb,
+    -- callback_hash is the SHA-256 of the random part of the attempt's
+    -- callback token: the token itself is handed to the step endpoint and
+    -- never stored.
+    callback_hash     bytea,
     started_at        timestamptz NOT NULL DEFAULT now(),
     finished_at       timestamptz,
     PRIMARY KEY (step_execution_id, attempt)
@@ -138,11 +142,17 @@ CREATE INDEX history_events_run_idx ON history_events (run_id, id);
 CREATE TABLE work_items (
     id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     run_id            uuid NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    step_execution_id uuid REFERENCES step_executions (id) ON DELETE CASCADE,
+    -- Deferred: a transition points the work item at a step execution before
+    -- it inserts that execution, because it locks work items first.
+    step_execution_id uuid REFERENCES step_executions (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    -- advance: start the run's next step (after after_step, or its first);
+    -- invoke: make attempt number attempt of a step execution;
+    -- step_timeout: a parked step's deadline; run_timeout: the run's deadline.
     kind              text NOT NULL CHECK (kind IN (
-        'advance', 'invoke', 'timer', 'wait_timeout', 'run_timeout', 'compensate')),
+        'advance', 'invoke', 'step_timeout', 'run_timeout', 'timer', 'wait_timeout', 'compensate')),
     -- attempt fences the work to one attempt of its step execution.
     attempt           integer,
+    after_step        text,
     visible_at        timestamptz NOT NULL DEFAULT now(),
     lease_owner       text,
     lease_token       uuid,
@@ -152,6 +162,7 @@ CREATE TABLE work_items (
 
 CREATE INDEX work_items_visible_idx ON work_items (visible_at, id);
 CREATE INDEX work_items_run_idx ON work_items (run_id);
+CREATE INDEX work_items_step_idx ON work_items (step_execution_id) WHERE step_execution_id IS NOT NULL;
 
 -- waits are the open conditions a waiting step is blocked on: an event (one
 -- row per event of an any/all wait), a person's input, a callback, a timer or
@@ -189,21 +200,6 @@ CREATE TABLE events (
 CREATE INDEX events_name_key_idx ON events (name, key, received_at DESC);
 CREATE INDEX events_received_idx ON events (received_at);
 
--- callback_tokens stores only a hash of each token's random part; the token
--- itself is handed to the step endpoint and never kept.
-CREATE TABLE callback_tokens (
-    id                uuid PRIMARY KEY,
-    token_hash        bytea NOT NULL UNIQUE,
-    run_id            uuid NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    step_execution_id uuid NOT NULL REFERENCES step_executions (id) ON DELETE CASCADE,
-    attempt           integer NOT NULL,
-    expires_at        timestamptz NOT NULL,
-    completed_at      timestamptz,
-    created_at        timestamptz NOT NULL DEFAULT now()
-);
-
-CREATE INDEX callback_tokens_step_idx ON callback_tokens (step_execution_id, attempt);
-
 CREATE TABLE schedules (
     id               uuid PRIMARY KEY,
     name             text NOT NULL UNIQUE,
@@ -238,7 +234,6 @@ CREATE TABLE schedule_fires (
 -- +goose Down
 DROP TABLE schedule_fires;
 DROP TABLE schedules;
-DROP TABLE callback_tokens;
 DROP TABLE events;
 DROP TABLE waits;
 DROP TABLE work_items;

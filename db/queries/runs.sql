@@ -75,3 +75,35 @@ LIMIT @max;
 SELECT * FROM step_attempts
 WHERE step_execution_id = ANY (@step_execution_ids::uuid[])
 ORDER BY step_execution_id, attempt;
+
+-- name: RunGetMany :many
+SELECT * FROM runs WHERE id = ANY (@ids::uuid[]);
+
+-- name: RunStart :execrows
+-- Marks a run running as its first step starts, or again after a wait.
+UPDATE runs
+SET status = 'running', started_at = COALESCE(started_at, now()), updated_at = now()
+WHERE id = @id AND status IN ('pending', 'running', 'waiting');
+
+-- name: RunSetWaiting :execrows
+UPDATE runs SET status = 'waiting', updated_at = now()
+WHERE id = @id AND status IN ('running', 'waiting');
+
+-- name: RunMergeContext :one
+-- Merges a step's context answer into the run's context (top-level keys
+-- replaced), returning the result.
+UPDATE runs SET context = context || @patch::jsonb, updated_at = now()
+WHERE id = @id AND status IN ('running', 'waiting')
+RETURNING context;
+
+-- name: RunFinish :execrows
+-- Ends an unfinished run; a run finished already is left alone.
+UPDATE runs
+SET status = @status, output = @output, error = @error, finished_at = now(), updated_at = now()
+WHERE id = @id AND status IN ('pending', 'running', 'waiting', 'compensating');
+
+-- name: SettingGet :one
+SELECT value FROM settings WHERE key = @key;
+
+-- name: SettingInsertIfAbsent :exec
+INSERT INTO settings (key, value) VALUES (@key, @value) ON CONFLICT (key) DO NOTHING;

@@ -1,8 +1,8 @@
 -- name: WorkItemInsert :exec
--- Without visible_at the work is due at once, by the database's clock.
-INSERT INTO work_items (run_id, step_execution_id, kind, attempt, visible_at)
-VALUES (@run_id, sqlc.narg('step_execution_id'), @kind, sqlc.narg('attempt'),
-        COALESCE(sqlc.narg('visible_at')::timestamptz, now()));
+-- Queues work for a run, due after delay_ms by the database's clock.
+INSERT INTO work_items (run_id, kind, step_execution_id, attempt, after_step, visible_at)
+VALUES (@run_id, @kind, sqlc.narg('step_execution_id'), sqlc.narg('attempt'), sqlc.narg('after_step'),
+        now() + sqlc.arg('delay_ms')::bigint * interval '1 millisecond');
 
 -- name: WorkItemDeleteByRun :execrows
 DELETE FROM work_items WHERE run_id = @run_id;
@@ -10,3 +10,75 @@ DELETE FROM work_items WHERE run_id = @run_id;
 -- name: WorkNotify :exec
 -- Wakes listening workers when the surrounding transaction commits.
 SELECT pg_notify('durable_work', @payload::text);
+
+-- name: WorkItemClaim :many
+-- Leases up to max due work items to owner for lease_ms. Leased items are
+-- invisible until the lease ends, so a dead worker's work reappears by
+-- itself; SKIP LOCKED lets any number of workers claim side by side.
+UPDATE work_items w
+SET lease_owner = @owner,
+    lease_token = gen_random_uuid(),
+    claims = w.claims + 1,
+    visible_at = now() + sqlc.arg('lease_ms')::bigint * interval '1 millisecond'
+WHERE w.id IN (
+    SELECT d.id FROM work_items d
+    WHERE d.visible_at <= now()
+    ORDER BY d.visible_at, d.id
+    LIMIT @max
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING w.*;
+
+-- name: WorkItemContinue :execrows
+-- Points a leased work item at its next task and extends the lease, under
+-- the lease token: zero rows means the lease was lost (the run was
+-- cancelled or timed out, or the lease expired and another worker took it).
+UPDATE work_items
+SET kind = @kind,
+    step_execution_id = sqlc.narg('step_execution_id'),
+    attempt = sqlc.narg('attempt'),
+    after_step = sqlc.narg('after_step'),
+    visible_at = now() + sqlc.arg('lease_ms')::bigint * interval '1 millisecond'
+WHERE id = @id AND lease_token = @lease_token;
+
+-- name: WorkItemReschedule :execrows
+-- Gives a leased work item up, due again after delay_ms, under the lease
+-- token (see WorkItemContinue).
+UPDATE work_items
+SET kind = @kind,
+    step_execution_id = sqlc.narg('step_execution_id'),
+    attempt = sqlc.narg('attempt'),
+    after_step = sqlc.narg('after_step'),
+    visible_at = now() + sqlc.arg('delay_ms')::bigint * interval '1 millisecond',
+    lease_owner = NULL,
+    lease_token = NULL
+WHERE id = @id AND lease_token = @lease_token;
+
+-- name: WorkItemDeleteLeased :execrows
+DELETE FROM work_items WHERE id = @id AND lease_token = @lease_token;
+
+-- name: WorkItemLockByRun :many
+-- Locks a run's work items. Every transition locks work items before the
+-- run row, so transitions, cancellation and timeouts never deadlock.
+SELECT * FROM work_items WHERE run_id = @run_id ORDER BY id FOR UPDATE;
+
+-- name: WorkItemUpdateUnleased :execrows
+-- Repoints a work item the caller has locked (the API's callback path,
+-- which holds no lease): due after delay_ms, lease dropped.
+UPDATE work_items
+SET kind = @kind,
+    step_execution_id = sqlc.narg('step_execution_id'),
+    attempt = sqlc.narg('attempt'),
+    after_step = sqlc.narg('after_step'),
+    visible_at = now() + sqlc.arg('delay_ms')::bigint * interval '1 millisecond',
+    lease_owner = NULL,
+    lease_token = NULL
+WHERE id = @id;
+
+-- name: WorkItemCountLeased :one
+SELECT count(*) FROM work_items WHERE lease_owner IS NOT NULL AND visible_at > now();
+
+-- name: WorkItemLockLeased :one
+-- Locks a work item the caller leases. Every transition starts here, so
+-- work items are always locked before the rows of their run.
+SELECT id FROM work_items WHERE id = @id AND lease_token = @lease_token FOR UPDATE;

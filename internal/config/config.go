@@ -15,8 +15,13 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/durablehq/durable/internal/orchestrator"
+	"github.com/durablehq/durable/internal/workflow"
 )
 
 // Config is the configuration of the API and the worker.
@@ -30,10 +35,24 @@ type Config struct {
 	LogLevel     slog.Level
 	LogFormat    string // "text" or "json"
 
+	// SigningSecret holds the Standard Webhooks secrets ("whsec_…",
+	// space-separated, the first signs); empty means a development secret
+	// generated once and stored in the database.
+	SigningSecret string
+	// AllowHosts are the CIDRs and host names steps may call despite the
+	// private-address rule.
+	AllowHosts        []string
+	WorkerConcurrency int
+	PollInterval      time.Duration
+	ShutdownGrace     time.Duration
+
 	MaxDefinitionBytes int
 	MaxDefinitionDepth int
 	MaxDefinitionSteps int
 	MaxInputBytes      int
+	MaxOutputBytes     int
+	MaxContextBytes    int
+	MaxResponseBytes   int
 }
 
 // setting is one configuration variable: its environment name, the flag that
@@ -72,6 +91,19 @@ var settings = []setting{
 			c.APIKeyHashes = hashes
 			return err
 		}},
+	{"DURABLE_SIGNING_SECRET", "signing-secret", "", "Standard Webhooks secrets (whsec_…), space-separated for rotation, the first signs; none: a development secret generated once and stored in the database",
+		func(c *Config, v string) error { c.SigningSecret = v; return nil }},
+	{"DURABLE_ALLOW_HOSTS", "allow-hosts", "127.0.0.0/8 ::1", "CIDRs and host names steps may call despite the private-address rule (space- or comma-separated); replaces the default",
+		func(c *Config, v string) error {
+			c.AllowHosts = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
+			return nil
+		}},
+	{"DURABLE_WORKER_CONCURRENCY", "worker-concurrency", strconv.Itoa(min(32*runtime.NumCPU(), 256)), "steps a worker runs at once",
+		positiveInt(func(c *Config) *int { return &c.WorkerConcurrency })},
+	{"DURABLE_POLL_INTERVAL", "poll-interval", "1s", "how often a worker looks for due work without a notification",
+		positiveDuration(func(c *Config) *time.Duration { return &c.PollInterval })},
+	{"DURABLE_SHUTDOWN_GRACE", "shutdown-grace", "30s", "how long a stopping worker lets steps in flight finish",
+		positiveDuration(func(c *Config) *time.Duration { return &c.ShutdownGrace })},
 	{"DURABLE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error",
 		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{"DURABLE_LOG_FORMAT", "log-format", "text", "text or json",
@@ -90,6 +122,23 @@ var settings = []setting{
 		positiveInt(func(c *Config) *int { return &c.MaxDefinitionSteps })},
 	{"DURABLE_MAX_INPUT_BYTES", "max-input-bytes", "262144", "largest run input accepted",
 		positiveInt(func(c *Config) *int { return &c.MaxInputBytes })},
+	{"DURABLE_MAX_OUTPUT_BYTES", "max-output-bytes", "262144", "largest step output (and callback body) accepted",
+		positiveInt(func(c *Config) *int { return &c.MaxOutputBytes })},
+	{"DURABLE_MAX_CONTEXT_BYTES", "max-context-bytes", "2097152", "largest run context",
+		positiveInt(func(c *Config) *int { return &c.MaxContextBytes })},
+	{"DURABLE_MAX_RESPONSE_BYTES", "max-response-bytes", "1048576", "largest step response body read",
+		positiveInt(func(c *Config) *int { return &c.MaxResponseBytes })},
+}
+
+func positiveDuration(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return errors.New("must be a positive duration such as 500ms or 30s")
+		}
+		*field(c) = d
+		return nil
+	}
 }
 
 func positiveInt(field func(*Config) *int) func(*Config, string) error {
@@ -193,4 +242,14 @@ func (c Config) NewLogger(w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Limits returns the size limits the configuration sets.
+func (c Config) Limits() orchestrator.Limits {
+	return orchestrator.Limits{
+		Definition:      workflow.Limits{MaxBytes: c.MaxDefinitionBytes, MaxDepth: c.MaxDefinitionDepth, MaxSteps: c.MaxDefinitionSteps},
+		MaxInputBytes:   c.MaxInputBytes,
+		MaxOutputBytes:  c.MaxOutputBytes,
+		MaxContextBytes: c.MaxContextBytes,
+	}
 }

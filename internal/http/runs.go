@@ -3,6 +3,7 @@ package http
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -87,16 +88,28 @@ func decodeBody(r *http.Request, v any) error {
 
 func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		Workflow string          `json:"workflow"`
-		Version  int             `json:"version"`
-		Input    json.RawMessage `json:"input"`
+		Workflow string `json:"workflow"`
+		// Version is a json.Number because JSON Schema counts 1.0 and 1e0
+		// as the integer 1; the validator has checked it is an integer in
+		// range, which a float64 holds exactly.
+		Version json.Number     `json:"version"`
+		Input   json.RawMessage `json:"input"`
 	}
 	if err := decodeBody(r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	version := 0
+	if req.Version != "" {
+		f, err := req.Version.Float64()
+		if err != nil || f != math.Trunc(f) || f < 1 || f > math.MaxInt32 {
+			s.writeError(w, r, fault.WithProblems(fault.Invalid, "the request body is invalid", []fault.Problem{{Path: "/version", Message: "must be a positive integer"}}))
+			return
+		}
+		version = int(f)
+	}
 	run, created, err := s.svc.StartRun(r.Context(), orchestrator.StartRun{
-		Workflow: req.Workflow, Version: req.Version, Input: req.Input,
+		Workflow: req.Workflow, Version: version, Input: req.Input,
 		IdempotencyKey: r.Header.Get("Idempotency-Key"),
 	})
 	if err != nil {

@@ -56,13 +56,20 @@ func NewServer(cfg Config) *Server {
 		writeProblem(w, r, http.StatusNotFound, "not-found", "no such endpoint", nil)
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		// RFC 9110 requires a 405 to list the methods the resource allows.
+		w.Header().Set("Allow", strings.Join(s.allowedMethods(r), ", "))
 		writeProblem(w, r, http.StatusMethodNotAllowed, "method-not-allowed", "the endpoint does not support "+r.Method, nil)
 	})
 	r.Get("/healthz", s.health)
 	r.Get("/readyz", s.readiness)
 
 	r.Route("/v1", func(r chi.Router) {
-		r.Use(s.authenticate)
+		// A callback's token is its credential: step endpoints and people
+		// holding the URL have no API key.
+		r.With(readBody(0), validate).Get("/callbacks/{token}", s.describeCallback)
+		r.With(readBody(limits.MaxOutputBytes), validate).Post("/callbacks/{token}", s.completeCallback)
+
+		r = r.With(s.authenticate)
 		api := func(method, pattern string, bodyLimit int, h http.HandlerFunc) {
 			r.With(readBody(bodyLimit), validate).Method(method, pattern, h)
 		}
@@ -98,6 +105,21 @@ func (s *Server) Routes() ([]string, error) {
 	return out, err
 }
 
+// allowedMethods lists the methods routed for r's path.
+func (s *Server) allowedMethods(r *http.Request) []string {
+	path := r.URL.RawPath
+	if path == "" {
+		path = r.URL.Path
+	}
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if s.handler.(chi.Routes).Match(chi.NewRouteContext(), m, path) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // authenticate requires a valid bearer key when keys are configured.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -105,8 +127,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || token == "" {
+		// The scheme is case-insensitive (RFC 9110, section 11.1).
+		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || token == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="durable"`)
 			writeProblem(w, r, http.StatusUnauthorized, "unauthorized", "an API key is required: Authorization: Bearer <key>", nil)
 			return

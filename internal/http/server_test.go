@@ -83,7 +83,7 @@ func validateResponses(t *testing.T, spec *openapi3.T, next http.Handler) http.H
 				t.Errorf("%s %s answered %d, which the OpenAPI document does not describe: %v\nbody: %s",
 					r.Method, r.URL, res.StatusCode, verr, truncate(resBody))
 			}
-		} else if !strings.HasPrefix(r.URL.Path, "/v1/") || res.StatusCode != http.StatusNotFound && res.StatusCode != http.StatusMethodNotAllowed {
+		} else if !refusesUndocumented(r, res) {
 			t.Errorf("%s %s is not in the OpenAPI document (%v) but answered %d", r.Method, r.URL.Path, err, res.StatusCode)
 		}
 		for k, v := range res.Header {
@@ -92,6 +92,23 @@ func validateResponses(t *testing.T, spec *openapi3.T, next http.Handler) http.H
 		w.WriteHeader(res.StatusCode)
 		_, _ = w.Write(resBody)
 	})
+}
+
+// refusesUndocumented reports whether res is an acceptable answer to a
+// request the OpenAPI document has no operation for: a problem document
+// saying there is no such endpoint (404), that the method is not allowed
+// (405), or, under /v1, that a key is required first (401).
+func refusesUndocumented(r *http.Request, res *http.Response) bool {
+	if res.Header.Get("Content-Type") != "application/problem+json" {
+		return false
+	}
+	switch res.StatusCode {
+	case http.StatusNotFound, http.StatusMethodNotAllowed:
+		return true
+	case http.StatusUnauthorized:
+		return strings.HasPrefix(r.URL.Path, "/v1/")
+	}
+	return false
 }
 
 func truncate(b []byte) string {
@@ -149,27 +166,51 @@ func (p problemDoc) paths() []string {
 }
 
 // do sends a request with a raw body (JSON content type unless headers say
-// otherwise) and reads the answer.
+// otherwise; an empty header value removes the header) and reads the answer.
 func (b *testBundle) do(t *testing.T, method, path string, body []byte, headers ...string) response {
 	t.Helper()
+	res, err := b.try(method, path, body, headers...)
+	require.NoError(t, err)
+	return res
+}
+
+// try is do for other goroutines than the test's: it returns the error
+// instead of failing the test.
+func (b *testBundle) try(method, path string, body []byte, headers ...string) (response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequest(method, b.url+path, rd)
-	require.NoError(t, err)
+	if err != nil {
+		return response{}, err
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return b.send(req, headers...)
+}
+
+// send sends req with the given header pairs (an empty value removes the
+// header) and reads the answer.
+func (b *testBundle) send(req *http.Request, headers ...string) (response, error) {
 	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] == "" {
+			req.Header.Del(headers[i])
+			continue
+		}
 		req.Header.Set(headers[i], headers[i+1])
 	}
 	res, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
+	if err != nil {
+		return response{}, err
+	}
 	defer res.Body.Close()
 	resBody, err := io.ReadAll(res.Body)
-	require.NoError(t, err)
-	return response{status: res.StatusCode, header: res.Header, body: resBody}
+	if err != nil {
+		return response{}, err
+	}
+	return response{status: res.StatusCode, header: res.Header, body: resBody}, nil
 }
 
 // json sends v encoded as JSON.

@@ -3,12 +3,14 @@ package http
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -28,9 +30,10 @@ func requestBody(r *http.Request) []byte {
 }
 
 // readBody reads the whole request body up front, refusing one over limit
-// bytes (413), one that is not JSON (415) and one that is not UTF-8 (400),
-// so that neither the validator nor a handler ever sees it. A limit of 0
-// means the endpoint takes no body, which is then ignored.
+// bytes (413), one that is not JSON (415) and one that is not UTF-8 or not
+// exactly one JSON value (400), so that neither the validator nor a handler
+// ever sees it. A limit of 0 means the endpoint takes no body, which is then
+// ignored.
 func readBody(limit int) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -60,6 +63,13 @@ func readBody(limit int) func(http.Handler) http.Handler {
 				}
 				if !utf8.Valid(b) {
 					writeProblem(w, r, http.StatusBadRequest, "malformed", "the request body is not valid UTF-8", nil)
+					return
+				}
+				// The validator and the handlers decode the first JSON value
+				// and ignore what follows it: `{"workflow": "a"} junk` must
+				// be refused, not start a run.
+				if !json.Valid(b) {
+					writeProblem(w, r, http.StatusBadRequest, "malformed", "the request is malformed", []fault.Problem{{Path: "", Message: "the request body is not valid JSON"}})
 					return
 				}
 			}
@@ -110,16 +120,46 @@ var unsupportedProperty = regexp.MustCompile(`^property "(.*)" is unsupported$`)
 
 // schemaDetail matches one line of the JSON Schema 2020-12 validator's
 // report, "- at '/pointer': message", which kin-openapi passes on whole.
-var schemaDetail = regexp.MustCompile(`^\s*- at '([^']*)': (.*)$`)
+// The pointer is quoted like a Go string, with ' escaped as \'.
+var schemaDetail = regexp.MustCompile(`^\s*- at '((?:[^'\\]|\\.)*)': (.*)$`)
+
+// additionalProperties matches the 2020-12 validator's message about
+// properties the schema does not allow, which names them all, quoted.
+var additionalProperties = regexp.MustCompile(`^additional propert(?:y|ies) ((?:'(?:[^'\\]|\\.)*'(?:, )?)+) not allowed$`)
+
+var quotedName = regexp.MustCompile(`'((?:[^'\\]|\\.)*)'`)
+
+// unquoteDetail undoes the validator's quoting of a pointer or a name.
+func unquoteDetail(s string) string {
+	u, err := strconv.Unquote(`"` + strings.NewReplacer(`\'`, `'`, `"`, `\"`).Replace(s) + `"`)
+	if err != nil {
+		return s
+	}
+	return u
+}
 
 // schemaProblems turns a schema error's reason into problems, splitting the
-// 2020-12 validator's multi-line report into one problem per line.
-func schemaProblems(path, reason string) []fault.Problem {
+// 2020-12 validator's multi-line report into one problem per line. The
+// report's pointers start at the validated value, so they are joined to
+// root (the value's own prefix), not to path (where the error points);
+// path is used for a reason that is not such a report.
+func schemaProblems(root, path, reason string) []fault.Problem {
 	var out []fault.Problem
 	for _, line := range strings.Split(reason, "\n") {
-		if m := schemaDetail.FindStringSubmatch(line); m != nil {
-			out = append(out, fault.Problem{Path: path + m[1], Message: m[2]})
+		m := schemaDetail.FindStringSubmatch(line)
+		if m == nil {
+			continue
 		}
+		at := root + unquoteDetail(m[1])
+		if names := additionalProperties.FindStringSubmatch(m[2]); names != nil {
+			// One problem per property, each pointing at it.
+			for _, q := range quotedName.FindAllStringSubmatch(names[1], -1) {
+				name := unquoteDetail(q[1])
+				out = append(out, fault.Problem{Path: at + "/" + escapePointer(name), Message: fmt.Sprintf("property %q is unsupported", name)})
+			}
+			continue
+		}
+		out = append(out, fault.Problem{Path: at, Message: m[2]})
 	}
 	if len(out) == 0 {
 		out = append(out, fault.Problem{Path: path, Message: reason})
@@ -172,7 +212,7 @@ func requestProblems(err error) (int, []fault.Problem) {
 			if m := unsupportedProperty.FindStringSubmatch(e.Reason); m != nil {
 				path += "/" + escapePointer(m[1])
 			}
-			problems = append(problems, schemaProblems(path, e.Reason)...)
+			problems = append(problems, schemaProblems(prefix, path, e.Reason)...)
 			if inBody {
 				raise(http.StatusUnprocessableEntity)
 			} else {

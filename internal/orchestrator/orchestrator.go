@@ -5,21 +5,31 @@ package orchestrator
 
 import (
 	"log/slog"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/durablehq/durable/internal/postgres"
+	"github.com/durablehq/durable/internal/signing"
 	"github.com/durablehq/durable/internal/workflow"
 )
 
-// Limits bound what clients may send.
+// Limits bound what clients and step endpoints may send.
 type Limits struct {
-	Definition    workflow.Limits
-	MaxInputBytes int // a run's input
+	Definition      workflow.Limits
+	MaxInputBytes   int // a run's input
+	MaxOutputBytes  int // a step's output, and a step's rendered input
+	MaxContextBytes int // a run's context
 }
 
 // DefaultLimits returns the limits DESIGN.md names as defaults.
 func DefaultLimits() Limits {
-	return Limits{Definition: workflow.DefaultLimits(), MaxInputBytes: 256 << 10}
+	return Limits{
+		Definition:      workflow.DefaultLimits(),
+		MaxInputBytes:   256 << 10,
+		MaxOutputBytes:  256 << 10,
+		MaxContextBytes: 2 << 20,
+	}
 }
 
 // Service runs Durable's use cases against the database.
@@ -28,11 +38,42 @@ type Service struct {
 	limits      Limits
 	logger      *slog.Logger
 	definitions definitionCache
+
+	secrets     *signing.Secrets
+	publicURL   string
+	workerID    string
+	leaseMargin time.Duration
 }
 
+// Option configures a [Service].
+type Option func(*Service)
+
+// WithSigning gives the service the secrets that sign step requests and
+// callback tokens, and the public base URL of callback URLs. Without it the
+// service can neither execute steps nor accept callbacks.
+func WithSigning(secrets *signing.Secrets, publicURL string) Option {
+	return func(s *Service) {
+		s.secrets = secrets
+		s.publicURL = strings.TrimRight(publicURL, "/")
+	}
+}
+
+// WithWorkerID names the process in the attempts it makes.
+func WithWorkerID(id string) Option {
+	return func(s *Service) { s.workerID = id }
+}
+
+// defaultLeaseMargin is how much longer than a step's timeout a worker holds
+// its work: the time to record the result.
+const defaultLeaseMargin = 30 * time.Second
+
 // New returns a Service.
-func New(db *postgres.DB, limits Limits, logger *slog.Logger) *Service {
-	return &Service{db: db, limits: limits, logger: logger}
+func New(db *postgres.DB, limits Limits, logger *slog.Logger, opts ...Option) *Service {
+	s := &Service{db: db, limits: limits, logger: logger, leaseMargin: defaultLeaseMargin}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Limits returns the limits the service enforces.

@@ -82,7 +82,13 @@ func (s *Service) StartRun(ctx context.Context, req StartRun) (workflow.Run, boo
 		if err := tx.AppendHistory(ctx, postgres.NewHistoryEvent{RunID: run.ID, Type: workflow.EventRunCreated, Data: data}); err != nil {
 			return err
 		}
-		return tx.EnqueueWork(ctx, run.ID, postgres.WorkAdvance, nil)
+		if err := tx.EnqueueWork(ctx, run.ID, postgres.WorkTarget{Kind: postgres.WorkAdvance}, 0); err != nil {
+			return err
+		}
+		if def.Timeout > 0 {
+			return tx.EnqueueWork(ctx, run.ID, postgres.WorkTarget{Kind: postgres.WorkRunTimeout}, time.Duration(def.Timeout))
+		}
+		return nil
 	})
 	if err != nil {
 		return workflow.Run{}, false, fmt.Errorf("start run of %s: %w", req.Workflow, err)
@@ -208,6 +214,11 @@ func (s *Service) CancelRun(ctx context.Context, id uuid.UUID, reason string) (w
 	}
 	var run workflow.Run
 	err = s.db.InTx(ctx, func(tx *postgres.Tx) error {
+		// Work items first, then the run: the order every transition
+		// takes its locks in.
+		if _, err := tx.LockRunWork(ctx, id); err != nil {
+			return err
+		}
 		var ok bool
 		run, ok, err = tx.CancelRun(ctx, id, runErr)
 		if err != nil {
@@ -219,6 +230,9 @@ func (s *Service) CancelRun(ctx context.Context, id uuid.UUID, reason string) (w
 				return err
 			}
 			return fault.New(fault.Conflict, "run %s is %s and cannot be cancelled", id, current.Status)
+		}
+		if err := tx.EndRunSteps(ctx, id, "cancelled"); err != nil {
+			return err
 		}
 		data, err := json.Marshal(map[string]string{"reason": reason})
 		if err != nil {

@@ -114,6 +114,18 @@ func (s *Service) definition(v workflow.WorkflowVersion) (*workflow.Definition, 
 	return d, nil
 }
 
+// definitionOf returns the parsed definition of a workflow version.
+func (s *Service) definitionOf(ctx context.Context, name string, version int) (*workflow.Definition, error) {
+	if d, ok := s.definitions.get(versionKey{name, version}); ok {
+		return d, nil
+	}
+	v, err := s.db.GetWorkflowVersion(ctx, name, version)
+	if err != nil {
+		return nil, err
+	}
+	return s.definition(v)
+}
+
 // GetWorkflow returns a workflow's latest version.
 func (s *Service) GetWorkflow(ctx context.Context, name string) (workflow.WorkflowVersion, error) {
 	return s.db.GetLatestWorkflowVersion(ctx, name)

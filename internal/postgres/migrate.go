@@ -50,7 +50,10 @@ func EnsureDatabase(ctx context.Context, databaseURL string) error {
 	defer func() { _ = admin.Close(context.WithoutCancel(ctx)) }()
 	// CREATE DATABASE takes no parameters; the name is quoted as an identifier.
 	_, err = admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
-	if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == codeDuplicateDatabase) {
+	// A concurrent CREATE DATABASE of the same name fails with
+	// duplicate_database, or with a unique violation on pg_database when
+	// both passed the existence check at once.
+	if err != nil && !(errors.As(err, &pgErr) && (pgErr.Code == codeDuplicateDatabase || pgErr.Code == codeUniqueViolation)) {
 		return fmt.Errorf("create database %q: %w", name, err)
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -123,4 +125,71 @@ func notFound(err error, format string, args ...any) error {
 		return fault.New(fault.NotFound, format, args...)
 	}
 	return translate(err)
+}
+
+// notFoundOK turns a missing row into (nil error): the caller treats it as
+// "the conditional update matched nothing".
+func notFoundOK(err error, what string) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, translate(err))
+}
+
+// Savepoint runs fn in a savepoint of the transaction: when fn fails, what
+// it did is rolled back and the transaction goes on.
+func (tx *Tx) Savepoint(ctx context.Context, fn func(tx *Tx) error) error {
+	sp, err := tx.tx.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin savepoint: %w", translate(err))
+	}
+	if err := fn(&Tx{queries: queries{q: dbsqlc.New(sp)}, tx: sp}); err != nil {
+		if rerr := sp.Rollback(ctx); rerr != nil {
+			return fmt.Errorf("%w (and rolling back the savepoint: %v)", err, rerr)
+		}
+		return err
+	}
+	if err := sp.Commit(ctx); err != nil {
+		return fmt.Errorf("release savepoint: %w", translate(err))
+	}
+	return nil
+}
+
+// Listen calls notify whenever a notification arrives on channel, until
+// ctx ends. It holds one connection of the pool, reconnecting after
+// failures; notifications sent while it reconnects are lost, which is why
+// workers also poll.
+func (db *DB) Listen(ctx context.Context, channel string, notify func(), logger *slog.Logger) {
+	for ctx.Err() == nil {
+		err := db.listen(ctx, channel, notify)
+		if ctx.Err() != nil {
+			return
+		}
+		logger.WarnContext(ctx, "listening for work notifications failed; retrying", "error", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (db *DB) listen(ctx context.Context, channel string, notify func()) error {
+	pooled, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire listen connection: %w", err)
+	}
+	// A connection that has listened must not go back to the pool.
+	conn := pooled.Hijack()
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	// Work may have been queued while no connection listened.
+	notify()
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return fmt.Errorf("wait for notification: %w", err)
+		}
+		notify()
+	}
 }

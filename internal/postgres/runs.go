@@ -282,22 +282,18 @@ func (q queries) ListSteps(ctx context.Context, runID uuid.UUID, cursor *StepCur
 	return steps, nil
 }
 
-// Work kinds: what a claimed work item asks a worker to do.
-const (
-	WorkAdvance = "advance" // move the run to its next step
-)
-
-// EnqueueWork adds a work item for a run, visible to workers at visibleAt
-// (nil: now, by the database's clock), and notifies listening workers when
-// the transaction commits.
-func (tx *Tx) EnqueueWork(ctx context.Context, runID uuid.UUID, kind string, visibleAt *time.Time) error {
-	if err := tx.q.WorkItemInsert(ctx, dbsqlc.WorkItemInsertParams{RunID: runID, Kind: kind, VisibleAt: visibleAt}); err != nil {
-		return fmt.Errorf("enqueue %s work: %w", kind, translate(err))
+// EnqueueWork queues work for a run pointed at target, due after delay
+// (by the database's clock), and notifies listening workers when the
+// transaction commits.
+func (tx *Tx) EnqueueWork(ctx context.Context, runID uuid.UUID, target WorkTarget, delay time.Duration) error {
+	attempt, after := target.params()
+	if err := tx.q.WorkItemInsert(ctx, dbsqlc.WorkItemInsertParams{
+		RunID: runID, Kind: target.Kind, StepExecutionID: target.StepExecutionID, Attempt: attempt, AfterStep: after,
+		DelayMs: max(delay.Milliseconds(), 0),
+	}); err != nil {
+		return fmt.Errorf("enqueue %s work: %w", target.Kind, translate(err))
 	}
-	if err := tx.q.WorkNotify(ctx, kind); err != nil {
-		return fmt.Errorf("notify workers: %w", translate(err))
-	}
-	return nil
+	return tx.Notify(ctx)
 }
 
 // DeleteRunWork removes every queued work item of a run, leased or not; a

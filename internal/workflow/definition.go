@@ -10,32 +10,48 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
-// Limits bound what a definition may contain. A zero field means the default
-// from [DefaultLimits].
+// Limits bound what a definition may contain and what evaluating its
+// expressions may cost. A zero field means the default from [DefaultLimits].
 type Limits struct {
 	// MaxBytes is the largest document accepted. Default 1 MiB.
 	MaxBytes int
-	// MaxDepth bounds both the JSON nesting depth of the document (the
-	// top-level object is depth 1) and the nesting depth of steps (top-level
-	// steps are depth 1). Default 32.
+	// MaxDepth bounds the JSON nesting depth of the document; the top-level
+	// object is depth 1. Each level of step nesting costs at least two
+	// levels of JSON, so this bounds the nesting of steps too. Default 32.
 	MaxDepth int
 	// MaxSteps bounds the number of steps, nested ones included. Default 1000.
 	MaxSteps int
+	// MaxExpressions bounds the number of expressions. Compiling one takes
+	// tens of microseconds, so without a bound a megabyte of tiny distinct
+	// expressions would cost seconds of CPU. Default 10,000.
+	MaxExpressions int
 	// CostLimit bounds the evaluation cost of each expression, in CEL's cost
-	// units (roughly one per operation or element visited). Default
-	// [DefaultCostLimit].
+	// units (roughly one per operation or element visited, and one per ten
+	// bytes of strings built or scanned). Default [DefaultCostLimit].
 	CostLimit uint64
+	// EvalTimeout bounds the time of each call that evaluates expressions:
+	// one [Expr.Eval], or one [Template.Render] of a whole mapping. The cost
+	// limit alone does not bound time well, because CEL's cost tracking
+	// itself slows down as a comprehension runs. Default [DefaultEvalTimeout].
+	EvalTimeout time.Duration
 }
 
+// DefaultEvalTimeout is the default [Limits.EvalTimeout].
+const DefaultEvalTimeout = time.Second
+
 // DefaultCostLimit is the default [Limits.CostLimit]: enough for any
-// reasonable mapping over a run's data, small enough that a runaway
-// expression fails in milliseconds.
+// reasonable mapping over a run's data, such as a map over a list of
+// thousands of elements.
 const DefaultCostLimit = 1_000_000
 
-// DefaultLimits returns the limits the product documents: 1 MiB, depth 32,
-// 1000 steps and [DefaultCostLimit].
+// DefaultLimits returns the limits the product documents (1 MiB, depth 32,
+// 1000 steps), 10,000 expressions, [DefaultCostLimit] and
+// [DefaultEvalTimeout].
 func DefaultLimits() Limits {
-	return Limits{MaxBytes: 1 << 20, MaxDepth: 32, MaxSteps: 1000, CostLimit: DefaultCostLimit}
+	return Limits{
+		MaxBytes: 1 << 20, MaxDepth: 32, MaxSteps: 1000, MaxExpressions: 10_000,
+		CostLimit: DefaultCostLimit, EvalTimeout: DefaultEvalTimeout,
+	}
 }
 
 func (l Limits) withDefaults() Limits {
@@ -49,8 +65,14 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxSteps <= 0 {
 		l.MaxSteps = d.MaxSteps
 	}
+	if l.MaxExpressions <= 0 {
+		l.MaxExpressions = d.MaxExpressions
+	}
 	if l.CostLimit == 0 {
 		l.CostLimit = d.CostLimit
+	}
+	if l.EvalTimeout <= 0 {
+		l.EvalTimeout = d.EvalTimeout
 	}
 	return l
 }
@@ -188,6 +210,8 @@ type Request struct {
 	// Input is the mapping rendered into the request's "input"; nil when
 	// the definition gives none.
 	Input *Template
+
+	cfg *evalConfig
 }
 
 // RenderHeaders evaluates the header values. A value that evaluates to a
@@ -197,13 +221,14 @@ func (r *Request) RenderHeaders(ctx context.Context, a Activation) (map[string]s
 	if len(r.Headers) == 0 {
 		return nil, nil
 	}
-	a, err := a.normalized()
+	ev, done, err := begin(ctx, a, r.cfg)
+	defer done()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("render headers: %w", err)
 	}
 	out := make(map[string]string, len(r.Headers))
 	for name, v := range r.Headers {
-		s, err := v.render(ctx, a)
+		s, err := v.render(ev)
 		if err != nil {
 			return nil, fmt.Errorf("header %s: %w", name, err)
 		}
@@ -258,12 +283,15 @@ func (p RetryPolicy) Backoff(n int) time.Duration {
 
 // BranchStep runs the steps of the first matching case, or Default.
 type BranchStep struct {
-	// On is compared with the cases' values; nil when no case has a value.
+	// On is compared with the values of value cases; nil when the
+	// definition gives none, in which case every case has If.
 	On    *Expr
 	Cases []*BranchCase
 	// Default runs when no case matches; nil when the definition gives none,
 	// in which case the branch does nothing.
 	Default []*Step
+
+	cfg *evalConfig
 }
 
 // BranchCase is one case of a [BranchStep]: a value case when If is nil
@@ -279,15 +307,16 @@ type BranchCase struct {
 // order; On is evaluated at most once, and only if a value case is reached.
 // Values are equal when they are equal as JSON (1 and 1.0 are equal).
 func (b *BranchStep) Select(ctx context.Context, a Activation) (int, []*Step, error) {
-	a, err := a.normalized()
+	ev, done, err := begin(ctx, a, b.cfg)
+	defer done()
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, fmt.Errorf("select branch: %w", err)
 	}
 	var on any
 	evaluated := false
 	for i, c := range b.Cases {
 		if c.If != nil {
-			ok, err := c.If.evalBool(ctx, a)
+			ok, err := c.If.evalBool(ev)
 			if err != nil {
 				return 0, nil, err
 			}
@@ -297,7 +326,7 @@ func (b *BranchStep) Select(ctx context.Context, a Activation) (int, []*Step, er
 			continue
 		}
 		if !evaluated {
-			if on, err = b.On.eval(ctx, a); err != nil {
+			if on, err = b.On.eval(ev); err != nil {
 				return 0, nil, err
 			}
 			evaluated = true

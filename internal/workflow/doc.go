@@ -18,10 +18,11 @@
 // and become an [Expr]. Mappings such as a call's "input" become a
 // [Template]: an expression string anywhere in them is replaced by the
 // expression's typed value, every other value is literal, and "$${" writes a
-// literal "${". Every expression is compiled when the definition is parsed,
-// including checks that the steps it names exist; evaluation is bounded in
-// cost, honours its context, and reports failures as [*EvalError] values
-// rather than panicking.
+// literal "${". Expressions have CEL's standard library, optional values and
+// the math and base64 extensions. Every expression is compiled when the
+// definition is parsed, including checks that the steps it names exist;
+// evaluation is bounded in cost, time and result size, honours its context,
+// and reports failures as [*EvalError] values rather than panicking.
 //
 // Data crosses the package boundary as plain decoded JSON (see [DecodeJSON]
 // and [Activation]): expressions see numbers whose value is an integer as

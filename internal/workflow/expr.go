@@ -29,10 +29,21 @@ const (
 	// maxComprehensionNesting bounds nested macros such as map inside
 	// filter, whose cost grows as a power of the input size.
 	maxComprehensionNesting = 3
+	// maxRegexProgramSize bounds regular expressions, including ones that
+	// come from data. A match cannot be interrupted and costs up to the
+	// program size times the input length.
+	maxRegexProgramSize = 500
 	// interruptCheckFrequency is how many comprehension iterations pass
 	// between checks of the context.
 	interruptCheckFrequency = 100
 )
+
+// MaxResultSize bounds, in bytes of JSON, the values one [Expr.Eval],
+// [Template.Render] or similar call may produce. CEL values can share
+// structure (a list holding the same large list a thousand times costs
+// little to build) but converting them to JSON values copies it, so without
+// this bound a cheap expression could exhaust memory.
+const MaxResultSize = 8 << 20
 
 // exprPattern matches a string that is exactly one expression. The group is
 // the CEL source; it may span lines.
@@ -40,6 +51,12 @@ var exprPattern = regexp.MustCompile(`(?s)^\$\{\s*(.+?)\s*\}$`)
 
 // celEnv is built once: it is immutable, safe for concurrent use, and costly
 // enough to build that doing it per definition would dominate Parse.
+//
+// Besides the standard library it offers optional values and the math and
+// base64 extensions. The string, list and set extensions are left out on
+// purpose: functions such as replace, join, lists.range and distinct can
+// allocate or loop without bound in a single call, before CEL charges their
+// cost, so one expression could take a worker down.
 var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 	return cel.NewEnv(
 		cel.Variable("input", cel.DynType),
@@ -53,12 +70,10 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 		cel.CrossTypeNumericComparisons(true),
 		cel.DefaultUTCTimeZone(true),
 		cel.OptionalTypes(),
-		ext.Strings(),
 		ext.Math(),
-		ext.Lists(ext.ListsMaxRangeSize(100_000)),
-		ext.Sets(),
 		ext.Encoders(),
 		cel.ParserExpressionSizeLimit(maxExprSize),
+		cel.RegexProgramSizeLimit(maxRegexProgramSize),
 		cel.ASTValidators(
 			cel.ValidateDurationLiterals(),
 			cel.ValidateTimestampLiterals(),
@@ -74,10 +89,57 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 // Expressions see the variables input (the run's input), ctx (the run's
 // context object), steps (completed steps by name), run (metadata about the
 // run) and, inside foreach steps only, item and index.
+//
+// Evaluation is bounded three ways: by the cost limit of each expression
+// ([Limits.CostLimit]), by a time limit on each call that evaluates
+// expressions ([Limits.EvalTimeout]; a Render of a whole template is one
+// call), and by [MaxResultSize]. Exceeding any of them is an [*EvalError]
+// wrapping [ErrCostLimitExceeded].
 type Expr struct {
 	src  string // as written, "${ ... }"
 	path string
 	prog cel.Program
+	cfg  *evalConfig
+}
+
+// evalConfig holds the evaluation limits all expressions of a definition
+// share.
+type evalConfig struct {
+	timeout time.Duration
+}
+
+// evaluation is the state of one call that evaluates expressions: its
+// context, with the time limit applied, the normalized activation, and what
+// remains of its result budget.
+type evaluation struct {
+	ctx    context.Context
+	a      Activation
+	budget int
+}
+
+// begin starts an evaluation. The caller must call the returned function
+// when done.
+func begin(ctx context.Context, a Activation, cfg *evalConfig) (*evaluation, context.CancelFunc, error) {
+	a, err := a.normalized()
+	if err != nil {
+		return nil, func() {}, err
+	}
+	timeout := DefaultEvalTimeout
+	if cfg != nil { // nil for values built outside Parse
+		timeout = cfg.timeout
+	}
+	limit := fmt.Errorf("%w: evaluation took longer than %s", ErrCostLimitExceeded, timeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, limit)
+	return &evaluation{ctx: ctx, a: a, budget: MaxResultSize}, cancel, nil
+}
+
+// spend takes n bytes from the result budget.
+func (ev *evaluation) spend(n int) error {
+	ev.budget -= n
+	if ev.budget < 0 {
+		return fmt.Errorf("%w: the result is larger than %d bytes", ErrCostLimitExceeded, MaxResultSize)
+	}
+	return nil
 }
 
 // String returns the expression as written in the definition, "${ … }".
@@ -168,34 +230,32 @@ func (celActivation) Parent() interpreter.Activation { return nil }
 // duration strings, bytes standard base64, and optional values their value
 // or nil.
 //
-// Every failure, including a cancelled ctx and an exceeded cost limit, is an
+// Every failure, including a cancelled ctx and an exceeded limit, is an
 // [*EvalError] naming the expression.
 func (e *Expr) Eval(ctx context.Context, a Activation) (any, error) {
-	a, err := a.normalized()
+	ev, done, err := begin(ctx, a, e.cfg)
+	defer done()
 	if err != nil {
 		return nil, e.fail(err)
 	}
-	return e.eval(ctx, a)
+	return e.eval(ev)
 }
 
 // EvalBool evaluates an expression that must yield a bool.
 func (e *Expr) EvalBool(ctx context.Context, a Activation) (bool, error) {
-	a, err := a.normalized()
+	ev, done, err := begin(ctx, a, e.cfg)
+	defer done()
 	if err != nil {
 		return false, e.fail(err)
 	}
-	return e.evalBool(ctx, a)
+	return e.evalBool(ev)
 }
 
 // EvalString evaluates an expression that must yield a string. An integer
 // result is formatted in decimal, so that "${ ctx.order_id }" works as an
 // event key whether the id is a number or a string.
 func (e *Expr) EvalString(ctx context.Context, a Activation) (string, error) {
-	a, err := a.normalized()
-	if err != nil {
-		return "", e.fail(err)
-	}
-	v, err := e.eval(ctx, a)
+	v, err := e.Eval(ctx, a)
 	if err != nil {
 		return "", err
 	}
@@ -227,11 +287,12 @@ func (e *Expr) EvalList(ctx context.Context, a Activation) ([]any, error) {
 // EvalTime evaluates an expression that must yield a CEL timestamp or an
 // RFC 3339 string.
 func (e *Expr) EvalTime(ctx context.Context, a Activation) (time.Time, error) {
-	a, err := a.normalized()
+	ev, done, err := begin(ctx, a, e.cfg)
+	defer done()
 	if err != nil {
 		return time.Time{}, e.fail(err)
 	}
-	v, err := e.run(ctx, a)
+	v, err := e.run(ev)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -249,8 +310,8 @@ func (e *Expr) EvalTime(ctx context.Context, a Activation) (time.Time, error) {
 	}
 }
 
-func (e *Expr) evalBool(ctx context.Context, a Activation) (bool, error) {
-	v, err := e.run(ctx, a)
+func (e *Expr) evalBool(ev *evaluation) (bool, error) {
+	v, err := e.run(ev)
 	if err != nil {
 		return false, err
 	}
@@ -261,13 +322,12 @@ func (e *Expr) evalBool(ctx context.Context, a Activation) (bool, error) {
 	return bool(b), nil
 }
 
-// eval evaluates with an already normalized activation.
-func (e *Expr) eval(ctx context.Context, a Activation) (any, error) {
-	v, err := e.run(ctx, a)
+func (e *Expr) eval(ev *evaluation) (any, error) {
+	v, err := e.run(ev)
 	if err != nil {
 		return nil, err
 	}
-	out, err := fromCEL(v)
+	out, err := fromCEL(v, ev)
 	if err != nil {
 		return nil, e.fail(err)
 	}
@@ -278,71 +338,85 @@ func (e *Expr) eval(ctx context.Context, a Activation) (any, error) {
 // the recover here also covers value adaptation and anything a future
 // version does outside that guard, because an expression must never take
 // the process down.
-func (e *Expr) run(ctx context.Context, a Activation) (v ref.Val, err error) {
+func (e *Expr) run(ev *evaluation) (v ref.Val, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			v, err = nil, e.fail(fmt.Errorf("internal error: %v", r))
 		}
 	}()
-	v, _, err = e.prog.ContextEval(ctx, celActivation{&a})
-	if err != nil {
-		if cancel, ok := errors.AsType[interpreter.EvalCancelledError](err); ok && cancel.Cause == interpreter.CostLimitExceeded {
-			err = ErrCostLimitExceeded
-		}
-		return nil, e.fail(err)
+	if ev.ctx.Err() != nil {
+		return nil, e.fail(context.Cause(ev.ctx))
 	}
-	return v, nil
+	v, _, err = e.prog.ContextEval(ev.ctx, celActivation{&ev.a})
+	switch {
+	case err == nil:
+		return v, nil
+	case ev.ctx.Err() != nil:
+		// Interrupted: the cause says whether by the caller or by the
+		// time limit, more clearly than CEL's wrapping does.
+		return nil, e.fail(context.Cause(ev.ctx))
+	}
+	if cancel, ok := errors.AsType[interpreter.EvalCancelledError](err); ok && cancel.Cause == interpreter.CostLimitExceeded {
+		err = ErrCostLimitExceeded
+	}
+	return nil, e.fail(err)
 }
 
 func (e *Expr) fail(err error) error {
 	return &EvalError{Path: e.path, Expr: e.src, Err: err}
 }
 
-// fromCEL converts a CEL value to the JSON value model.
-func fromCEL(v ref.Val) (any, error) {
+// fromCEL converts a CEL value to the JSON value model, charging the
+// evaluation's result budget roughly the size of the value's JSON.
+func fromCEL(v ref.Val, ev *evaluation) (any, error) {
+	const scalarSize = 8
 	switch v := v.(type) {
 	case types.Null:
-		return nil, nil
+		return nil, ev.spend(scalarSize)
 	case types.Bool:
-		return bool(v), nil
+		return bool(v), ev.spend(scalarSize)
 	case types.Int:
-		return int64(v), nil
+		return int64(v), ev.spend(scalarSize)
 	case types.Uint:
 		if v <= math.MaxInt64 {
-			return int64(v), nil
+			return int64(v), ev.spend(scalarSize)
 		}
-		return uint64(v), nil
+		return uint64(v), ev.spend(scalarSize)
 	case types.Double:
 		f := float64(v)
 		if math.IsNaN(f) || math.IsInf(f, 0) {
 			return nil, fmt.Errorf("result %v cannot be represented in JSON", f)
 		}
-		return normalizeFloat(f), nil
+		return normalizeFloat(f), ev.spend(scalarSize)
 	case types.String:
-		return string(v), nil
+		return string(v), ev.spend(len(v) + 2)
 	case types.Bytes:
-		return base64.StdEncoding.EncodeToString(v), nil
+		s := base64.StdEncoding.EncodeToString(v)
+		return s, ev.spend(len(s) + 2)
 	case types.Timestamp:
-		return v.Time.UTC().Format(time.RFC3339Nano), nil
+		return v.Time.UTC().Format(time.RFC3339Nano), ev.spend(32)
 	case types.Duration:
-		return v.Duration.String(), nil
+		return v.Duration.String(), ev.spend(32)
 	case *types.Err:
 		return nil, v
 	case *types.Optional:
 		if !v.HasValue() {
-			return nil, nil
+			return nil, ev.spend(scalarSize)
 		}
-		return fromCEL(v.GetValue())
+		return fromCEL(v.GetValue(), ev)
 	case traits.Mapper:
-		return mapFromCEL(v)
+		return mapFromCEL(v, ev)
 	case traits.Lister:
 		n, ok := v.Size().(types.Int)
 		if !ok {
 			return nil, errors.New("list of unknown size")
 		}
+		if err := ev.spend(int(n) + 2); err != nil {
+			return nil, err
+		}
 		out := make([]any, 0, int(n))
 		for it := v.Iterator(); it.HasNext() == types.True; {
-			e, err := fromCEL(it.Next())
+			e, err := fromCEL(it.Next(), ev)
 			if err != nil {
 				return nil, err
 			}
@@ -354,8 +428,11 @@ func fromCEL(v ref.Val) (any, error) {
 	}
 }
 
-func mapFromCEL(m traits.Mapper) (any, error) {
+func mapFromCEL(m traits.Mapper, ev *evaluation) (any, error) {
 	out := make(map[string]any)
+	if err := ev.spend(2); err != nil {
+		return nil, err
+	}
 	for it := m.Iterator(); it.HasNext() == types.True; {
 		k := it.Next()
 		var key string
@@ -369,7 +446,10 @@ func mapFromCEL(m traits.Mapper) (any, error) {
 		default:
 			return nil, fmt.Errorf("a map key of type %s cannot be represented in JSON", k.Type().TypeName())
 		}
-		e, err := fromCEL(m.Get(k))
+		if err := ev.spend(len(key) + 4); err != nil {
+			return nil, err
+		}
+		e, err := fromCEL(m.Get(k), ev)
 		if err != nil {
 			return nil, err
 		}

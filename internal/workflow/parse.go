@@ -74,7 +74,12 @@ func Parse(doc []byte, limits Limits) (*Definition, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse workflow: build expression environment: %w", err)
 	}
-	p := &parser{limits: limits, def: newDefinition(), stepPaths: make(map[string]string)}
+	p := &parser{
+		limits:    limits,
+		cfg:       &evalConfig{timeout: limits.EvalTimeout},
+		def:       newDefinition(),
+		stepPaths: make(map[string]string),
+	}
 	root := decodeDocument(doc, limits.MaxDepth, &p.ps)
 	if root != nil {
 		p.definition(root)
@@ -87,6 +92,9 @@ func Parse(doc []byte, limits Limits) (*Definition, error) {
 		// Expressions are compiled last, once every step name is known,
 		// because an expression may refer to a step defined after it.
 		for _, pe := range p.exprs {
+			if p.ps.full {
+				break // nothing more could be reported
+			}
 			prog, messages := c.compile(pe.code, pe.want, pe.inForeach)
 			for _, m := range messages {
 				p.ps.add(pe.expr.path, "%s", m)
@@ -103,11 +111,13 @@ func Parse(doc []byte, limits Limits) (*Definition, error) {
 
 type parser struct {
 	limits    Limits
+	cfg       *evalConfig
 	ps        problems
 	def       *Definition
 	stepPaths map[string]string // step name → path of the step that first used it
 	stepCount int
-	exprs     []pendingExpr
+	exprCount int
+	exprs     []pendingExpr // to compile once every step name is known
 }
 
 type pendingExpr struct {
@@ -292,7 +302,7 @@ func (p *parser) callStep(o *object, inForeach bool) *CallStep {
 
 // request parses the fields a call step shares with its compensation.
 func (p *parser) request(o *object, inForeach bool) Request {
-	r := Request{Method: "POST", Timeout: Duration(defaultCallTimeout), Retry: defaultRetry}
+	r := Request{Method: "POST", Timeout: Duration(defaultCallTimeout), Retry: defaultRetry, cfg: p.cfg}
 	r.Retry.MaxInterval = maxIntervalFor(r.Retry.InitialInterval)
 	if n, path := o.require("url"); n != nil {
 		if s, ok := p.str(n, path); ok {
@@ -463,7 +473,7 @@ func maxIntervalFor(initial Duration) Duration {
 }
 
 func (p *parser) branchStep(o *object, inForeach bool) *BranchStep {
-	b := &BranchStep{}
+	b := &BranchStep{cfg: p.cfg}
 	if n, path := o.get("on"); n != nil {
 		b.On = p.exprField(n, path, anyType, inForeach)
 	}
@@ -817,7 +827,7 @@ func (p *parser) callWorkflowStep(o *object, inForeach bool) *CallWorkflowStep {
 
 // template parses a mapping.
 func (p *parser) template(n *node, path string, inForeach bool) *Template {
-	return &Template{root: p.tmplNode(n, path, inForeach)}
+	return &Template{root: p.tmplNode(n, path, inForeach), cfg: p.cfg}
 }
 
 func (p *parser) tmplNode(n *node, path string, inForeach bool) *tmplNode {
@@ -888,8 +898,14 @@ func (p *parser) exprField(n *node, path string, want exprType, inForeach bool) 
 // expr registers an expression to be compiled once the whole definition has
 // been read.
 func (p *parser) expr(code, src, path string, want exprType, inForeach bool) *Expr {
-	e := &Expr{src: src, path: path}
-	p.exprs = append(p.exprs, pendingExpr{expr: e, code: code, want: want, inForeach: inForeach})
+	e := &Expr{src: src, path: path, cfg: p.cfg}
+	p.exprCount++
+	switch {
+	case p.exprCount <= p.limits.MaxExpressions:
+		p.exprs = append(p.exprs, pendingExpr{expr: e, code: code, want: want, inForeach: inForeach})
+	case p.exprCount == p.limits.MaxExpressions+1:
+		p.ps.add(path, "the definition has more than %d expressions", p.limits.MaxExpressions)
+	}
 	return e
 }
 

@@ -580,7 +580,7 @@ func TestParseProblems(t *testing.T) {
 		{"wait_for_event names and keys", doc(`{"name": "w", "type": "wait_for_event", "all": [
 			{"event": "", "key": "${ ctx.id }"},
 			{"event": "a\u0007b", "key": "${ ctx.id }"},
-			{"event": "`+strings.Repeat("é", 257)+`", "key": "${ ctx.id }"},
+			{"event": "` + strings.Repeat("é", 257) + `", "key": "${ ctx.id }"},
 			{"event": "ok", "key": "ctx.id"},
 			{"event": "ok", "key": "${ [1] }"},
 			{"event": "ok", "key": "${ ctx.id }", "payload": 1}

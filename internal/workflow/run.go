@@ -146,8 +146,20 @@ type HistoryEvent struct {
 	Time    time.Time
 }
 
-// History event types.
+// History event types, in the order a run usually meets them.
 const (
-	EventRunCreated   = "run_created"
-	EventRunCancelled = "run_cancelled"
+	EventRunCreated         = "run_created"
+	EventRunStarted         = "run_started"
+	EventStepStarted        = "step_started"         // an attempt began
+	EventStepAccepted       = "step_accepted"        // the endpoint answered 202
+	EventStepHeartbeat      = "step_heartbeat"       // a callback extended the deadline
+	EventStepAbandoned      = "step_abandoned"       // the attempt's worker was lost
+	EventStepTimedOut       = "step_timed_out"       // a parked step's deadline passed
+	EventStepRetryScheduled = "step_retry_scheduled" // the attempt failed; another follows
+	EventStepSucceeded      = "step_succeeded"
+	EventStepFailed         = "step_failed"
+	EventRunSucceeded       = "run_succeeded"
+	EventRunFailed          = "run_failed"
+	EventRunCancelled       = "run_cancelled"
+	EventRunTimedOut        = "run_timed_out"
 )

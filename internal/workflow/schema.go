@@ -87,7 +87,8 @@ func (n *node) schemaValue() any {
 }
 
 // schemaProblems flattens a validation error to its most specific causes,
-// the leaves of its tree, with paths into the validated value.
+// the leaves of its tree, with paths into the validated value, sorted by
+// path.
 func schemaProblems(verr *jsonschema.ValidationError) []Problem {
 	var out []Problem
 	var walk func(e *jsonschema.ValidationError)
@@ -104,6 +105,9 @@ func schemaProblems(verr *jsonschema.ValidationError) []Problem {
 		}
 	}
 	walk(verr)
+	// The validator visits object members in map order; sorting makes the
+	// answer the same every time.
+	slices.SortStableFunc(out, func(a, b Problem) int { return strings.Compare(a.Path, b.Path) })
 	return out
 }
 

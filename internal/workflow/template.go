@@ -22,6 +22,7 @@ import (
 // concurrent use.
 type Template struct {
 	root *tmplNode
+	cfg  *evalConfig
 }
 
 type tmplKind uint8
@@ -49,11 +50,12 @@ func (t *Template) Render(ctx context.Context, a Activation) (any, error) {
 	if t == nil {
 		return nil, nil
 	}
-	a, err := a.normalized()
+	ev, done, err := begin(ctx, a, t.cfg)
+	defer done()
 	if err != nil {
 		return nil, fmt.Errorf("render template: %w", err)
 	}
-	return t.root.render(ctx, a)
+	return t.root.render(ev)
 }
 
 // RenderJSON is like [Template.Render] but returns the result encoded as
@@ -72,14 +74,14 @@ func (t *Template) RenderJSON(ctx context.Context, a Activation) ([]byte, error)
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-func (n *tmplNode) render(ctx context.Context, a Activation) (any, error) {
+func (n *tmplNode) render(ev *evaluation) (any, error) {
 	switch n.kind {
 	case tmplExpr:
-		return n.expr.eval(ctx, a)
+		return n.expr.eval(ev)
 	case tmplObject:
 		out := make(map[string]any, len(n.keys))
 		for i, k := range n.keys {
-			v, err := n.elems[i].render(ctx, a)
+			v, err := n.elems[i].render(ev)
 			if err != nil {
 				return nil, err
 			}
@@ -89,7 +91,7 @@ func (n *tmplNode) render(ctx context.Context, a Activation) (any, error) {
 	case tmplArray:
 		out := make([]any, len(n.elems))
 		for i, e := range n.elems {
-			v, err := e.render(ctx, a)
+			v, err := e.render(ev)
 			if err != nil {
 				return nil, err
 			}
@@ -136,18 +138,19 @@ func (t Text) Render(ctx context.Context, a Activation) (string, error) {
 	if t.Expr == nil {
 		return t.Literal, nil
 	}
-	a, err := a.normalized()
+	ev, done, err := begin(ctx, a, t.Expr.cfg)
+	defer done()
 	if err != nil {
 		return "", t.Expr.fail(err)
 	}
-	return t.render(ctx, a)
+	return t.render(ev)
 }
 
-func (t Text) render(ctx context.Context, a Activation) (string, error) {
+func (t Text) render(ev *evaluation) (string, error) {
 	if t.Expr == nil {
 		return t.Literal, nil
 	}
-	v, err := t.Expr.eval(ctx, a)
+	v, err := t.Expr.eval(ev)
 	if err != nil {
 		return "", err
 	}

@@ -10,17 +10,6 @@ import (
 	"github.com/google/uuid"
 )
 
-type CallbackToken struct {
-	ID              uuid.UUID
-	TokenHash       []byte
-	RunID           uuid.UUID
-	StepExecutionID uuid.UUID
-	Attempt         int32
-	ExpiresAt       time.Time
-	CompletedAt     *time.Time
-	CreatedAt       time.Time
-}
-
 type Event struct {
 	ID         uuid.UUID
 	DedupID    *string
@@ -103,6 +92,7 @@ type StepAttempt struct {
 	HttpStatus      *int32
 	Error           []byte
 	Logs            []byte
+	CallbackHash    []byte
 	StartedAt       time.Time
 	FinishedAt      *time.Time
 }
@@ -149,6 +139,7 @@ type WorkItem struct {
 	StepExecutionID *uuid.UUID
 	Kind            string
 	Attempt         *int32
+	AfterStep       *string
 	VisibleAt       time.Time
 	LeaseOwner      *string
 	LeaseToken      *uuid.UUID

@@ -138,6 +138,33 @@ func (q *Queries) RunCancel(ctx context.Context, arg RunCancelParams) (Run, erro
 	return i, err
 }
 
+const runFinish = `-- name: RunFinish :execrows
+UPDATE runs
+SET status = $1, output = $2, error = $3, finished_at = now(), updated_at = now()
+WHERE id = $4 AND status IN ('pending', 'running', 'waiting', 'compensating')
+`
+
+type RunFinishParams struct {
+	Status string
+	Output []byte
+	Error  []byte
+	ID     uuid.UUID
+}
+
+// Ends an unfinished run; a run finished already is left alone.
+func (q *Queries) RunFinish(ctx context.Context, arg RunFinishParams) (int64, error) {
+	result, err := q.db.Exec(ctx, runFinish,
+		arg.Status,
+		arg.Output,
+		arg.Error,
+		arg.ID,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const runGetByID = `-- name: RunGetByID :one
 SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, idempotency_key, request_hash, schedule_id, deadline, history_count, created_at, updated_at, started_at, finished_at FROM runs WHERE id = $1
 `
@@ -200,6 +227,51 @@ func (q *Queries) RunGetByIdempotencyKey(ctx context.Context, idempotencyKey *st
 		&i.FinishedAt,
 	)
 	return i, err
+}
+
+const runGetMany = `-- name: RunGetMany :many
+SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, idempotency_key, request_hash, schedule_id, deadline, history_count, created_at, updated_at, started_at, finished_at FROM runs WHERE id = ANY ($1::uuid[])
+`
+
+func (q *Queries) RunGetMany(ctx context.Context, ids []uuid.UUID) ([]Run, error) {
+	rows, err := q.db.Query(ctx, runGetMany, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Run{}
+	for rows.Next() {
+		var i Run
+		if err := rows.Scan(
+			&i.ID,
+			&i.WorkflowName,
+			&i.WorkflowVersion,
+			&i.Status,
+			&i.Input,
+			&i.Context,
+			&i.Output,
+			&i.Error,
+			&i.Attempt,
+			&i.ParentRunID,
+			&i.ParentStepExecutionID,
+			&i.IdempotencyKey,
+			&i.RequestHash,
+			&i.ScheduleID,
+			&i.Deadline,
+			&i.HistoryCount,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.StartedAt,
+			&i.FinishedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const runInsert = `-- name: RunInsert :one
@@ -356,8 +428,81 @@ func (q *Queries) RunList(ctx context.Context, arg RunListParams) ([]RunListRow,
 	return items, nil
 }
 
+const runMergeContext = `-- name: RunMergeContext :one
+UPDATE runs SET context = context || $1::jsonb, updated_at = now()
+WHERE id = $2 AND status IN ('running', 'waiting')
+RETURNING context
+`
+
+type RunMergeContextParams struct {
+	Patch []byte
+	ID    uuid.UUID
+}
+
+// Merges a step's context answer into the run's context (top-level keys
+// replaced), returning the result.
+func (q *Queries) RunMergeContext(ctx context.Context, arg RunMergeContextParams) ([]byte, error) {
+	row := q.db.QueryRow(ctx, runMergeContext, arg.Patch, arg.ID)
+	var context []byte
+	err := row.Scan(&context)
+	return context, err
+}
+
+const runSetWaiting = `-- name: RunSetWaiting :execrows
+UPDATE runs SET status = 'waiting', updated_at = now()
+WHERE id = $1 AND status IN ('running', 'waiting')
+`
+
+func (q *Queries) RunSetWaiting(ctx context.Context, id uuid.UUID) (int64, error) {
+	result, err := q.db.Exec(ctx, runSetWaiting, id)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const runStart = `-- name: RunStart :execrows
+UPDATE runs
+SET status = 'running', started_at = COALESCE(started_at, now()), updated_at = now()
+WHERE id = $1 AND status IN ('pending', 'running', 'waiting')
+`
+
+// Marks a run running as its first step starts, or again after a wait.
+func (q *Queries) RunStart(ctx context.Context, id uuid.UUID) (int64, error) {
+	result, err := q.db.Exec(ctx, runStart, id)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const settingGet = `-- name: SettingGet :one
+SELECT value FROM settings WHERE key = $1
+`
+
+func (q *Queries) SettingGet(ctx context.Context, key string) (string, error) {
+	row := q.db.QueryRow(ctx, settingGet, key)
+	var value string
+	err := row.Scan(&value)
+	return value, err
+}
+
+const settingInsertIfAbsent = `-- name: SettingInsertIfAbsent :exec
+INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING
+`
+
+type SettingInsertIfAbsentParams struct {
+	Key   string
+	Value string
+}
+
+func (q *Queries) SettingInsertIfAbsent(ctx context.Context, arg SettingInsertIfAbsentParams) error {
+	_, err := q.db.Exec(ctx, settingInsertIfAbsent, arg.Key, arg.Value)
+	return err
+}
+
 const stepAttemptListByExecutions = `-- name: StepAttemptListByExecutions :many
-SELECT step_execution_id, attempt, run_id, status, worker_id, http_status, error, logs, started_at, finished_at FROM step_attempts
+SELECT step_execution_id, attempt, run_id, status, worker_id, http_status, error, logs, callback_hash, started_at, finished_at FROM step_attempts
 WHERE step_execution_id = ANY ($1::uuid[])
 ORDER BY step_execution_id, attempt
 `
@@ -380,6 +525,7 @@ func (q *Queries) StepAttemptListByExecutions(ctx context.Context, stepExecution
 			&i.HttpStatus,
 			&i.Error,
 			&i.Logs,
+			&i.CallbackHash,
 			&i.StartedAt,
 			&i.FinishedAt,
 		); err != nil {

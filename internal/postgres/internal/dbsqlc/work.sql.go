@@ -7,10 +7,116 @@ package dbsqlc
 
 import (
 	"context"
-	"time"
 
 	"github.com/google/uuid"
 )
+
+const workItemClaim = `-- name: WorkItemClaim :many
+UPDATE work_items w
+SET lease_owner = $1,
+    lease_token = gen_random_uuid(),
+    claims = w.claims + 1,
+    visible_at = now() + $2::bigint * interval '1 millisecond'
+WHERE w.id IN (
+    SELECT d.id FROM work_items d
+    WHERE d.visible_at <= now()
+    ORDER BY d.visible_at, d.id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING w.id, w.run_id, w.step_execution_id, w.kind, w.attempt, w.after_step, w.visible_at, w.lease_owner, w.lease_token, w.claims, w.created_at
+`
+
+type WorkItemClaimParams struct {
+	Owner   *string
+	LeaseMs int64
+	Max     int32
+}
+
+// Leases up to max due work items to owner for lease_ms. Leased items are
+// invisible until the lease ends, so a dead worker's work reappears by
+// itself; SKIP LOCKED lets any number of workers claim side by side.
+func (q *Queries) WorkItemClaim(ctx context.Context, arg WorkItemClaimParams) ([]WorkItem, error) {
+	rows, err := q.db.Query(ctx, workItemClaim, arg.Owner, arg.LeaseMs, arg.Max)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []WorkItem{}
+	for rows.Next() {
+		var i WorkItem
+		if err := rows.Scan(
+			&i.ID,
+			&i.RunID,
+			&i.StepExecutionID,
+			&i.Kind,
+			&i.Attempt,
+			&i.AfterStep,
+			&i.VisibleAt,
+			&i.LeaseOwner,
+			&i.LeaseToken,
+			&i.Claims,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const workItemContinue = `-- name: WorkItemContinue :execrows
+UPDATE work_items
+SET kind = $1,
+    step_execution_id = $2,
+    attempt = $3,
+    after_step = $4,
+    visible_at = now() + $5::bigint * interval '1 millisecond'
+WHERE id = $6 AND lease_token = $7
+`
+
+type WorkItemContinueParams struct {
+	Kind            string
+	StepExecutionID *uuid.UUID
+	Attempt         *int32
+	AfterStep       *string
+	LeaseMs         int64
+	ID              int64
+	LeaseToken      *uuid.UUID
+}
+
+// Points a leased work item at its next task and extends the lease, under
+// the lease token: zero rows means the lease was lost (the run was
+// cancelled or timed out, or the lease expired and another worker took it).
+func (q *Queries) WorkItemContinue(ctx context.Context, arg WorkItemContinueParams) (int64, error) {
+	result, err := q.db.Exec(ctx, workItemContinue,
+		arg.Kind,
+		arg.StepExecutionID,
+		arg.Attempt,
+		arg.AfterStep,
+		arg.LeaseMs,
+		arg.ID,
+		arg.LeaseToken,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const workItemCountLeased = `-- name: WorkItemCountLeased :one
+SELECT count(*) FROM work_items WHERE lease_owner IS NOT NULL AND visible_at > now()
+`
+
+func (q *Queries) WorkItemCountLeased(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, workItemCountLeased)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
 
 const workItemDeleteByRun = `-- name: WorkItemDeleteByRun :execrows
 DELETE FROM work_items WHERE run_id = $1
@@ -24,30 +130,183 @@ func (q *Queries) WorkItemDeleteByRun(ctx context.Context, runID uuid.UUID) (int
 	return result.RowsAffected(), nil
 }
 
+const workItemDeleteLeased = `-- name: WorkItemDeleteLeased :execrows
+DELETE FROM work_items WHERE id = $1 AND lease_token = $2
+`
+
+type WorkItemDeleteLeasedParams struct {
+	ID         int64
+	LeaseToken *uuid.UUID
+}
+
+func (q *Queries) WorkItemDeleteLeased(ctx context.Context, arg WorkItemDeleteLeasedParams) (int64, error) {
+	result, err := q.db.Exec(ctx, workItemDeleteLeased, arg.ID, arg.LeaseToken)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const workItemInsert = `-- name: WorkItemInsert :exec
-INSERT INTO work_items (run_id, step_execution_id, kind, attempt, visible_at)
-VALUES ($1, $2, $3, $4,
-        COALESCE($5::timestamptz, now()))
+INSERT INTO work_items (run_id, kind, step_execution_id, attempt, after_step, visible_at)
+VALUES ($1, $2, $3, $4, $5,
+        now() + $6::bigint * interval '1 millisecond')
 `
 
 type WorkItemInsertParams struct {
 	RunID           uuid.UUID
-	StepExecutionID *uuid.UUID
 	Kind            string
+	StepExecutionID *uuid.UUID
 	Attempt         *int32
-	VisibleAt       *time.Time
+	AfterStep       *string
+	DelayMs         int64
 }
 
-// Without visible_at the work is due at once, by the database's clock.
+// Queues work for a run, due after delay_ms by the database's clock.
 func (q *Queries) WorkItemInsert(ctx context.Context, arg WorkItemInsertParams) error {
 	_, err := q.db.Exec(ctx, workItemInsert,
 		arg.RunID,
-		arg.StepExecutionID,
 		arg.Kind,
+		arg.StepExecutionID,
 		arg.Attempt,
-		arg.VisibleAt,
+		arg.AfterStep,
+		arg.DelayMs,
 	)
 	return err
+}
+
+const workItemLockByRun = `-- name: WorkItemLockByRun :many
+SELECT id, run_id, step_execution_id, kind, attempt, after_step, visible_at, lease_owner, lease_token, claims, created_at FROM work_items WHERE run_id = $1 ORDER BY id FOR UPDATE
+`
+
+// Locks a run's work items. Every transition locks work items before the
+// run row, so transitions, cancellation and timeouts never deadlock.
+func (q *Queries) WorkItemLockByRun(ctx context.Context, runID uuid.UUID) ([]WorkItem, error) {
+	rows, err := q.db.Query(ctx, workItemLockByRun, runID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []WorkItem{}
+	for rows.Next() {
+		var i WorkItem
+		if err := rows.Scan(
+			&i.ID,
+			&i.RunID,
+			&i.StepExecutionID,
+			&i.Kind,
+			&i.Attempt,
+			&i.AfterStep,
+			&i.VisibleAt,
+			&i.LeaseOwner,
+			&i.LeaseToken,
+			&i.Claims,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const workItemLockLeased = `-- name: WorkItemLockLeased :one
+SELECT id FROM work_items WHERE id = $1 AND lease_token = $2 FOR UPDATE
+`
+
+type WorkItemLockLeasedParams struct {
+	ID         int64
+	LeaseToken *uuid.UUID
+}
+
+// Locks a work item the caller leases. Every transition starts here, so
+// work items are always locked before the rows of their run.
+func (q *Queries) WorkItemLockLeased(ctx context.Context, arg WorkItemLockLeasedParams) (int64, error) {
+	row := q.db.QueryRow(ctx, workItemLockLeased, arg.ID, arg.LeaseToken)
+	var id int64
+	err := row.Scan(&id)
+	return id, err
+}
+
+const workItemReschedule = `-- name: WorkItemReschedule :execrows
+UPDATE work_items
+SET kind = $1,
+    step_execution_id = $2,
+    attempt = $3,
+    after_step = $4,
+    visible_at = now() + $5::bigint * interval '1 millisecond',
+    lease_owner = NULL,
+    lease_token = NULL
+WHERE id = $6 AND lease_token = $7
+`
+
+type WorkItemRescheduleParams struct {
+	Kind            string
+	StepExecutionID *uuid.UUID
+	Attempt         *int32
+	AfterStep       *string
+	DelayMs         int64
+	ID              int64
+	LeaseToken      *uuid.UUID
+}
+
+// Gives a leased work item up, due again after delay_ms, under the lease
+// token (see WorkItemContinue).
+func (q *Queries) WorkItemReschedule(ctx context.Context, arg WorkItemRescheduleParams) (int64, error) {
+	result, err := q.db.Exec(ctx, workItemReschedule,
+		arg.Kind,
+		arg.StepExecutionID,
+		arg.Attempt,
+		arg.AfterStep,
+		arg.DelayMs,
+		arg.ID,
+		arg.LeaseToken,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const workItemUpdateUnleased = `-- name: WorkItemUpdateUnleased :execrows
+UPDATE work_items
+SET kind = $1,
+    step_execution_id = $2,
+    attempt = $3,
+    after_step = $4,
+    visible_at = now() + $5::bigint * interval '1 millisecond',
+    lease_owner = NULL,
+    lease_token = NULL
+WHERE id = $6
+`
+
+type WorkItemUpdateUnleasedParams struct {
+	Kind            string
+	StepExecutionID *uuid.UUID
+	Attempt         *int32
+	AfterStep       *string
+	DelayMs         int64
+	ID              int64
+}
+
+// Repoints a work item the caller has locked (the API's callback path,
+// which holds no lease): due after delay_ms, lease dropped.
+func (q *Queries) WorkItemUpdateUnleased(ctx context.Context, arg WorkItemUpdateUnleasedParams) (int64, error) {
+	result, err := q.db.Exec(ctx, workItemUpdateUnleased,
+		arg.Kind,
+		arg.StepExecutionID,
+		arg.Attempt,
+		arg.AfterStep,
+		arg.DelayMs,
+		arg.ID,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const workNotify = `-- name: WorkNotify :exec

@@ -1,0 +1,61 @@
+package http
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/durablehq/durable/internal/orchestrator"
+)
+
+type callbackStepJSON struct {
+	RunID    uuid.UUID       `json:"run_id"`
+	Workflow workflowRefJSON `json:"workflow"`
+	Step     string          `json:"step"`
+	Type     string          `json:"type"`
+	Attempt  int             `json:"attempt"`
+	Status   string          `json:"status"`
+	Deadline *time.Time      `json:"deadline,omitempty"`
+}
+
+func callbackStepFrom(c orchestrator.CallbackStep) callbackStepJSON {
+	return callbackStepJSON{
+		RunID: c.RunID, Workflow: workflowRefJSON{c.Workflow, c.Version}, Step: c.Step, Type: c.Type,
+		Attempt: c.Attempt, Status: c.Status, Deadline: utc(c.Deadline),
+	}
+}
+
+func (s *Server) describeCallback(w http.ResponseWriter, r *http.Request) {
+	step, err := s.svc.DescribeCallback(r.Context(), chi.URLParam(r, "token"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, callbackStepFrom(step))
+}
+
+func (s *Server) completeCallback(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Status  string          `json:"status"`
+		Output  json.RawMessage `json:"output"`
+		Context json.RawMessage `json:"context"`
+		Logs    json.RawMessage `json:"logs"`
+		Error   json.RawMessage `json:"error"`
+		Retry   bool            `json:"retry"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	step, err := s.svc.CompleteCallback(r.Context(), chi.URLParam(r, "token"), orchestrator.Callback{
+		Status: req.Status, Output: req.Output, Context: req.Context, Logs: req.Logs, Error: req.Error, Retry: req.Retry,
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, callbackStepFrom(step))
+}

@@ -1,0 +1,251 @@
+package orchestrator
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/durablehq/durable/internal/fault"
+	"github.com/durablehq/durable/internal/postgres"
+	"github.com/durablehq/durable/internal/signing"
+	"github.com/durablehq/durable/internal/workflow"
+)
+
+// Callback statuses.
+const (
+	CallbackSucceeded = "succeeded"
+	CallbackFailed    = "failed"
+	CallbackHeartbeat = "heartbeat"
+)
+
+// Callback is what a step endpoint (or anyone holding the callback URL)
+// posts to finish a step or extend its deadline.
+type Callback struct {
+	Status  string
+	Output  json.RawMessage
+	Context json.RawMessage
+	Logs    json.RawMessage
+	Error   json.RawMessage
+	// Retry asks for a failed callback to be retried by the step's policy;
+	// without it a failure is final.
+	Retry bool
+}
+
+// CallbackStep describes the step a callback token belongs to.
+type CallbackStep struct {
+	RunID    uuid.UUID
+	Workflow string
+	Version  int
+	Step     string
+	Type     string
+	Attempt  int
+	Status   string
+	Deadline *time.Time
+}
+
+// verifyToken checks a callback token: its MAC (forged → Unauthorized),
+// then that it is the token of the attempt it names (only a hash of its
+// random part is stored).
+func (s *Service) verifyToken(ctx context.Context, token string) (signing.CallbackRef, error) {
+	ref, hash, err := s.secrets.ParseCallbackToken(token)
+	switch {
+	case errors.Is(err, signing.ErrForgedToken):
+		return ref, fault.New(fault.Unauthorized, "the callback token is not valid")
+	case err != nil:
+		return ref, fault.New(fault.NotFound, "no such callback")
+	}
+	_, stored, err := s.db.GetStepAttempt(ctx, ref.StepExecutionID, ref.Attempt)
+	if fault.Is(err, fault.NotFound) {
+		return ref, fault.New(fault.NotFound, "no such callback")
+	}
+	if err != nil {
+		return ref, err
+	}
+	if subtle.ConstantTimeCompare(stored, hash) != 1 {
+		return ref, fault.New(fault.Unauthorized, "the callback token is not valid")
+	}
+	return ref, nil
+}
+
+// DescribeCallback returns what the step behind a callback token is and
+// where it stands, so that a UI can be built from the URL alone.
+func (s *Service) DescribeCallback(ctx context.Context, token string) (CallbackStep, error) {
+	ref, err := s.verifyToken(ctx, token)
+	if err != nil {
+		return CallbackStep{}, err
+	}
+	exec, err := s.db.GetStepExecution(ctx, ref.StepExecutionID)
+	if err != nil {
+		return CallbackStep{}, err
+	}
+	run, err := s.db.GetRun(ctx, exec.RunID)
+	if err != nil {
+		return CallbackStep{}, err
+	}
+	return CallbackStep{
+		RunID: run.ID, Workflow: run.Workflow, Version: run.Version, Step: exec.Key, Type: exec.Type,
+		Attempt: ref.Attempt, Status: exec.Status, Deadline: exec.Deadline,
+	}, nil
+}
+
+// CompleteCallback applies a callback to the attempt its token belongs to,
+// in one transaction. A step completes once: a second completion, a
+// completion of a cancelled run, or one for an attempt superseded by a
+// retry is a Conflict and changes nothing; one after the step's deadline is
+// Gone. A success or final failure moves the run on through the queue.
+func (s *Service) CompleteCallback(ctx context.Context, token string, cb Callback) (CallbackStep, error) {
+	ref, err := s.verifyToken(ctx, token)
+	if err != nil {
+		return CallbackStep{}, err
+	}
+	var out CallbackStep
+	err = s.db.InTx(ctx, func(tx *postgres.Tx) error {
+		found, err := tx.GetStepExecution(ctx, ref.StepExecutionID)
+		if err != nil {
+			return err
+		}
+		items, err := tx.LockRunWork(ctx, found.RunID)
+		if err != nil {
+			return err
+		}
+		exec, expired, err := tx.LockStepExecution(ctx, ref.StepExecutionID)
+		if err != nil {
+			return err
+		}
+		run, err := tx.GetRun(ctx, exec.RunID)
+		if err != nil {
+			return err
+		}
+		out = CallbackStep{RunID: run.ID, Workflow: run.Workflow, Version: run.Version, Step: exec.Key, Type: exec.Type, Attempt: ref.Attempt, Status: exec.Status, Deadline: exec.Deadline}
+		switch {
+		case run.Status.Terminal():
+			return fault.New(fault.Conflict, "run %s is %s; the callback changes nothing", run.ID, run.Status)
+		case exec.Attempt != ref.Attempt:
+			return fault.New(fault.Conflict, "attempt %d of step %s is over; attempt %d is current", ref.Attempt, exec.Key, exec.Attempt)
+		case exec.Status == "timed_out":
+			return fault.New(fault.Gone, "step %s timed out; the callback has expired", exec.Key)
+		case exec.Status != "running" && exec.Status != "waiting":
+			return fault.New(fault.Conflict, "step %s is %s already", exec.Key, exec.Status)
+		case expired:
+			return fault.New(fault.Gone, "the deadline of step %s has passed; the callback has expired", exec.Key)
+		}
+		item, ok := workItemOf(items, exec.ID)
+		if !ok {
+			return fmt.Errorf("run %s has no work item for step %s", run.ID, exec.Key)
+		}
+		def, err := s.definitionOf(ctx, run.Workflow, run.Version)
+		if err != nil {
+			return err
+		}
+		step := def.Step(exec.Name)
+		if step == nil || step.Call == nil {
+			return fmt.Errorf("step %q of run %s is not a call step", exec.Name, run.ID)
+		}
+		a := &attempt{item: item, state: &runState{run: run, def: def}, step: step, execID: exec.ID, webhook: exec.WebhookID, number: exec.Attempt}
+		if cb.Status == CallbackHeartbeat {
+			deadline, err := s.heartbeat(ctx, tx, a, exec.Status)
+			out.Deadline = &deadline
+			return err
+		}
+		out.Status, err = s.applyCallback(ctx, tx, a, cb)
+		return err
+	})
+	return out, err
+}
+
+// workItemOf finds the work item that tracks a step execution.
+func workItemOf(items []postgres.WorkItem, execID uuid.UUID) (postgres.WorkItem, bool) {
+	for _, it := range items {
+		if it.StepExecutionID != nil && *it.StepExecutionID == execID {
+			return it, true
+		}
+	}
+	return postgres.WorkItem{}, false
+}
+
+// heartbeat extends a step's deadline by its callback timeout from now.
+func (s *Service) heartbeat(ctx context.Context, tx *postgres.Tx, a *attempt, status string) (time.Time, error) {
+	wait := time.Duration(a.step.Call.CallbackTimeout)
+	deadline, ok, err := tx.ExtendStepDeadline(ctx, a.execID, a.number, wait)
+	if err != nil || !ok {
+		return deadline, orStale(err, ok)
+	}
+	if status == "waiting" {
+		// Move the timeout with the deadline. A step still "running" (its
+		// 202 not recorded yet) keeps the worker's lease.
+		if err := tx.RetargetWork(ctx, a.item.ID, postgres.WorkTarget{Kind: postgres.WorkStepTimeout, StepExecutionID: &a.execID, Attempt: a.number}, wait); err != nil {
+			return deadline, err
+		}
+	}
+	return deadline, appendHistory(ctx, tx, a.state.run.ID, workflow.EventStepHeartbeat, a.step.Name, &a.number, map[string]any{"deadline": deadline.UTC()})
+}
+
+// applyCallback finishes a step from a callback: success hands the run to
+// the queue to start its next step; failure is retried (when the callback
+// asks for it and attempts remain) or fails the step and the run. The work
+// item is repointed without regard to any lease, so a worker still holding
+// it (the 202 not recorded yet) finds its lease gone.
+func (s *Service) applyCallback(ctx context.Context, tx *postgres.Tx, a *attempt, cb Callback) (string, error) {
+	runID := a.state.run.ID
+	if cb.Status == CallbackSucceeded {
+		if len(cb.Output) > s.limits.MaxOutputBytes {
+			return "", fault.WithProblems(fault.TooLarge, "the output is too large", []fault.Problem{{Path: "/output", Message: fmt.Sprintf("the limit is %d bytes", s.limits.MaxOutputBytes)}})
+		}
+		if err := tx.RetargetWork(ctx, a.item.ID, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: a.step.Name}, 0); err != nil {
+			return "", err
+		}
+		if _, err := tx.MarkRunRunning(ctx, runID); err != nil {
+			return "", err
+		}
+		if len(cb.Context) > 0 && string(cb.Context) != "{}" {
+			merged, err := tx.MergeRunContext(ctx, runID, cb.Context)
+			if err != nil {
+				return "", err
+			}
+			if len(merged) > s.limits.MaxContextBytes {
+				return "", fault.WithProblems(fault.TooLarge, "the context is too large", []fault.Problem{{Path: "/context", Message: fmt.Sprintf("merged into the run's context it exceeds the limit of %d bytes", s.limits.MaxContextBytes)}})
+			}
+		}
+		output := cb.Output
+		if output == nil {
+			output = json.RawMessage("null")
+		}
+		if ok, err := tx.FinishStepAttempt(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, Status: "succeeded", Logs: cb.Logs}); err != nil || !ok {
+			return "", orStale(err, ok)
+		}
+		if ok, err := tx.FinishStepExecution(ctx, a.execID, a.number, "succeeded", output, nil); err != nil || !ok {
+			return "", orStale(err, ok)
+		}
+		return "succeeded", appendHistory(ctx, tx, runID, workflow.EventStepSucceeded, a.step.Name, &a.number, map[string]any{"by": "callback"})
+	}
+
+	stepErr := cb.Error
+	if stepErr == nil {
+		stepErr = errorJSON("the step reported a failure through its callback", 0)
+	}
+	if cb.Retry && a.number < a.step.Call.Retry.MaxAttempts {
+		delay := retryDelay(a.step.Call.Retry, a.number, 0)
+		if err := tx.RetargetWork(ctx, a.item.ID, postgres.WorkTarget{Kind: postgres.WorkInvoke, StepExecutionID: &a.execID, Attempt: a.number + 1}, delay); err != nil {
+			return "", err
+		}
+		if _, err := tx.MarkRunRunning(ctx, runID); err != nil {
+			return "", err
+		}
+		if ok, err := tx.FinishStepAttempt(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, Status: "failed", Error: stepErr}); err != nil || !ok {
+			return "", orStale(err, ok)
+		}
+		if ok, err := tx.RetryStepLater(ctx, a.execID, a.number, stepErr); err != nil || !ok {
+			return "", orStale(err, ok)
+		}
+		return "pending", appendHistory(ctx, tx, runID, workflow.EventStepRetryScheduled, a.step.Name, &a.number, map[string]any{"error": stepErr, "retry_in_ms": delay.Milliseconds(), "by": "callback"})
+	}
+	if ok, err := tx.FinishStepAttempt(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, Status: "failed", Error: stepErr}); err != nil || !ok {
+		return "", orStale(err, ok)
+	}
+	return "failed", s.failStepExecution(ctx, tx, a, stepErr)
+}

@@ -1,0 +1,611 @@
+package orchestrator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/durablehq/durable/internal/httpstep"
+	"github.com/durablehq/durable/internal/postgres"
+	"github.com/durablehq/durable/internal/signing"
+	"github.com/durablehq/durable/internal/workflow"
+)
+
+// errLeaseLost ends a transition whose work item's lease is gone: the run
+// was cancelled or timed out, a callback completed the step first, or the
+// lease expired and another worker took the work over. The transition's
+// changes are rolled back; its late result is ignored.
+var errLeaseLost = errors.New("the work lease was lost; the result is ignored")
+
+// errStale ends a transition that finds its attempt no longer in progress.
+var errStale = errors.New("the attempt is no longer in progress; the result is ignored")
+
+// runState is what a worker knows of a run while it advances it: enough to
+// evaluate expressions and build step requests without reading the run
+// again after each step.
+type runState struct {
+	run     workflow.Run
+	def     *workflow.Definition
+	input   any
+	ctx     map[string]any
+	ctxRaw  json.RawMessage
+	steps   map[string]any // step name → {"output": …}
+	outputs map[string]json.RawMessage
+}
+
+// loadRunState reads what expressions of a run may refer to: its input,
+// context, and the outputs of its steps that succeeded.
+func (s *Service) loadRunState(ctx context.Context, q stepOutputReader, run workflow.Run) (*runState, error) {
+	def, err := s.definitionOf(ctx, run.Workflow, run.Version)
+	if err != nil {
+		return nil, err
+	}
+	st := &runState{run: run, def: def, steps: map[string]any{}, outputs: map[string]json.RawMessage{}}
+	if st.input, err = workflow.DecodeJSON(run.Input); err != nil {
+		return nil, fmt.Errorf("decode run input: %w", err)
+	}
+	if err := st.setContext(run.Context); err != nil {
+		return nil, err
+	}
+	if run.Status != workflow.RunPending {
+		var names []string
+		def.Walk(func(_ string, step *workflow.Step) bool {
+			names = append(names, step.Name)
+			return true
+		})
+		outputs, err := q.StepOutputs(ctx, run.ID, names)
+		if err != nil {
+			return nil, err
+		}
+		for name, out := range outputs {
+			if err := st.setOutput(name, out); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return st, nil
+}
+
+type stepOutputReader interface {
+	StepOutputs(ctx context.Context, runID uuid.UUID, names []string) (map[string]json.RawMessage, error)
+}
+
+func (st *runState) setContext(raw json.RawMessage) error {
+	v, err := workflow.DecodeJSON(raw)
+	if err != nil {
+		return fmt.Errorf("decode run context: %w", err)
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		m = map[string]any{}
+	}
+	st.ctx, st.ctxRaw = m, raw
+	return nil
+}
+
+func (st *runState) setOutput(name string, raw json.RawMessage) error {
+	var v any
+	if len(raw) > 0 {
+		var err error
+		if v, err = workflow.DecodeJSON(raw); err != nil {
+			return fmt.Errorf("decode output of step %s: %w", name, err)
+		}
+	}
+	st.steps[name] = map[string]any{"output": v}
+	st.outputs[name] = raw
+	return nil
+}
+
+func (st *runState) activation() workflow.Activation {
+	return workflow.Activation{
+		Input: st.input,
+		Ctx:   st.ctx,
+		Steps: st.steps,
+		Run: map[string]any{
+			"id": st.run.ID.String(), "workflow": st.run.Workflow,
+			"version": int64(st.run.Version), "attempt": int64(st.run.Attempt),
+		},
+	}
+}
+
+// nextStep returns the step that follows the step named after, or the
+// first step when after is empty; nil when the run has no more steps.
+func nextStep(def *workflow.Definition, after string) *workflow.Step {
+	if after == "" {
+		return def.Steps[0]
+	}
+	for i, s := range def.Steps {
+		if s.Name == after && i+1 < len(def.Steps) {
+			return def.Steps[i+1]
+		}
+	}
+	return nil
+}
+
+// attempt is one attempt at a call step, ready to be made: the worker
+// holds the lease of item while it makes it.
+type attempt struct {
+	item     postgres.WorkItem
+	state    *runState
+	step     *workflow.Step
+	execID   uuid.UUID
+	webhook  string
+	number   int
+	input    json.RawMessage
+	token    string
+	deadline time.Time
+}
+
+// leaseFor is how long a worker may hold a step's work: the attempt's
+// timeout plus a margin for recording the result. A worker that dies loses
+// its lease after that long.
+func (s *Service) leaseFor(step *workflow.Step) time.Duration {
+	return time.Duration(step.Call.Timeout) + s.leaseMargin
+}
+
+// renderInput evaluates a step's input mapping.
+func renderInput(ctx context.Context, st *runState, step *workflow.Step) (json.RawMessage, error) {
+	if step.Call.Input == nil {
+		return json.RawMessage(`{}`), nil
+	}
+	return step.Call.Input.RenderJSON(ctx, st.activation())
+}
+
+// newAttemptRecord prepares attempt number n of a step execution: its
+// callback token (of which only the hash is stored) and deadline.
+func (s *Service) newAttemptRecord(a *attempt) ([]byte, error) {
+	token, hash, err := s.secrets.NewCallbackToken(signing.CallbackRef{StepExecutionID: a.execID, Attempt: a.number})
+	if err != nil {
+		return nil, fmt.Errorf("new callback token: %w", err)
+	}
+	a.token = token
+	a.deadline = time.Now().Add(time.Duration(a.step.Call.Timeout))
+	return hash, nil
+}
+
+// startStep starts the first attempt of step in tx: a step execution, its
+// attempt, history, and the work item repointed at the attempt under the
+// caller's lease. When the step's input cannot be rendered, the step and
+// the run fail instead, and startStep returns nil.
+func (s *Service) startStep(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, error) {
+	a := &attempt{item: item, state: st, step: step, execID: uuid.Must(uuid.NewV7()), number: 1}
+	a.webhook = "msg_" + a.execID.String()
+	input, renderErr := renderInput(ctx, st, step)
+	hash, err := s.newAttemptRecord(a)
+	if err != nil {
+		return nil, err
+	}
+	if renderErr == nil && len(input) > s.limits.MaxOutputBytes {
+		renderErr = fmt.Errorf("the rendered input is %d bytes; the limit is %d", len(input), s.limits.MaxOutputBytes)
+	}
+	if renderErr == nil {
+		if ok, err := tx.ContinueWork(ctx, item, postgres.WorkTarget{Kind: postgres.WorkInvoke, StepExecutionID: &a.execID, Attempt: 1}, s.leaseFor(step)); err != nil {
+			return nil, err
+		} else if !ok {
+			return nil, errLeaseLost
+		}
+	} else if ok, err := tx.CompleteWork(ctx, item); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, errLeaseLost
+	}
+	if _, err := tx.MarkRunRunning(ctx, st.run.ID); err != nil {
+		return nil, err
+	}
+	if st.run.Status == workflow.RunPending {
+		if err := appendHistory(ctx, tx, st.run.ID, workflow.EventRunStarted, "", nil, nil); err != nil {
+			return nil, err
+		}
+		st.run.Status = workflow.RunRunning
+	}
+	if renderErr == nil {
+		a.input = input
+	}
+	if err := tx.InsertStepExecution(ctx, postgres.NewStepExecution{
+		ID: a.execID, RunID: st.run.ID, Key: step.Name, Name: step.Name, Type: string(step.Type),
+		WebhookID: a.webhook, Input: a.input, Timeout: time.Duration(step.Call.Timeout),
+		WorkerID: s.workerID, CallbackHash: hash,
+	}); err != nil {
+		return nil, err
+	}
+	if err := appendHistory(ctx, tx, st.run.ID, workflow.EventStepStarted, step.Name, &a.number, nil); err != nil {
+		return nil, err
+	}
+	if renderErr != nil {
+		stepErr := errorJSON(fmt.Sprintf("the step's input could not be built: %v", renderErr), 0)
+		if ok, err := tx.FinishStepAttempt(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: 1, Status: "failed", Error: stepErr}); err != nil || !ok {
+			return nil, orStale(err, ok)
+		}
+		return nil, s.failStepExecution(ctx, tx, a, stepErr)
+	}
+	return a, nil
+}
+
+// restartStep starts the next attempt of a step execution that failed
+// retryably, or whose worker was lost.
+func (s *Service) restartStep(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState) (*attempt, error) {
+	exec, err := tx.GetStepExecution(ctx, *item.StepExecutionID)
+	if err != nil {
+		return nil, err
+	}
+	step := st.def.Step(exec.Name)
+	if step == nil || step.Call == nil {
+		return nil, fmt.Errorf("step %q of run %s is not a call step of %s v%d", exec.Name, st.run.ID, st.run.Workflow, st.run.Version)
+	}
+	a := &attempt{item: item, state: st, step: step, execID: exec.ID, webhook: exec.WebhookID, number: item.Attempt, input: exec.Input}
+	switch exec.Status {
+	case "succeeded":
+		// Recorded already; only the move to the next step was lost.
+		ok, err := tx.RescheduleWork(ctx, item, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: exec.Name}, 0)
+		return nil, orLeaseLost(err, ok)
+	case "failed", "cancelled", "timed_out":
+		_, err := tx.CompleteWork(ctx, item)
+		return nil, err
+	}
+	lost := false
+	if exec.Attempt == item.Attempt && exec.Status == "running" {
+		// The worker making this attempt stopped answering and its lease
+		// expired: the attempt counts, and the next one starts.
+		lostErr := errorJSON("the worker making this attempt stopped answering; its lease expired", 0)
+		if _, err := tx.FinishStepAttempt(ctx, postgres.AttemptResult{StepExecutionID: exec.ID, Attempt: exec.Attempt, Status: "abandoned", Error: lostErr}); err != nil {
+			return nil, err
+		}
+		if err := appendHistory(ctx, tx, st.run.ID, workflow.EventStepAbandoned, exec.Key, &exec.Attempt, nil); err != nil {
+			return nil, err
+		}
+		a.number, lost = exec.Attempt+1, true
+	}
+	if max := step.Call.Retry.MaxAttempts; a.number > max {
+		a.number = max
+		message := fmt.Sprintf("all %d attempts were made", max)
+		if lost {
+			message += "; the last one's worker was lost"
+		}
+		if ok, err := tx.CompleteWork(ctx, item); err != nil || !ok {
+			return nil, orLeaseLost(err, ok)
+		}
+		return nil, s.failStepExecution(ctx, tx, a, errorJSON(message, 0))
+	}
+	hash, err := s.newAttemptRecord(a)
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := tx.ContinueWork(ctx, item, postgres.WorkTarget{Kind: postgres.WorkInvoke, StepExecutionID: &a.execID, Attempt: a.number}, s.leaseFor(step)); err != nil || !ok {
+		return nil, orLeaseLost(err, ok)
+	}
+	if ok, err := tx.StartStepAttempt(ctx, exec.ID, a.number, time.Duration(step.Call.Timeout)); err != nil || !ok {
+		return nil, orStale(err, ok)
+	}
+	if _, err := tx.MarkRunRunning(ctx, st.run.ID); err != nil {
+		return nil, err
+	}
+	if err := tx.InsertStepAttempt(ctx, exec.ID, a.number, st.run.ID, s.workerID, hash); err != nil {
+		return nil, err
+	}
+	if err := appendHistory(ctx, tx, st.run.ID, workflow.EventStepStarted, exec.Key, &a.number, nil); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func orLeaseLost(err error, ok bool) error {
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errLeaseLost
+	}
+	return nil
+}
+
+func orStale(err error, ok bool) error {
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errStale
+	}
+	return nil
+}
+
+// stepRequestBody is what a call step's endpoint receives.
+type stepRequestBody struct {
+	RunID       uuid.UUID       `json:"run_id"`
+	Workflow    workflowRef     `json:"workflow"`
+	Step        string          `json:"step"`
+	Attempt     int             `json:"attempt"`
+	Input       json.RawMessage `json:"input"`
+	Context     json.RawMessage `json:"context"`
+	CallbackURL string          `json:"callback_url"`
+	Deadline    time.Time       `json:"deadline"`
+}
+
+type workflowRef struct {
+	Name    string `json:"name"`
+	Version int    `json:"version"`
+}
+
+// request builds the HTTP request of an attempt.
+func (s *Service) request(ctx context.Context, a *attempt) (httpstep.Request, error) {
+	body, err := json.Marshal(stepRequestBody{
+		RunID: a.state.run.ID, Workflow: workflowRef{a.state.run.Workflow, a.state.run.Version},
+		Step: a.step.Name, Attempt: a.number, Input: a.input, Context: a.state.ctxRaw,
+		CallbackURL: s.publicURL + "/v1/callbacks/" + a.token, Deadline: a.deadline.UTC().Truncate(time.Second),
+	})
+	if err != nil {
+		return httpstep.Request{}, fmt.Errorf("encode step request: %w", err)
+	}
+	headers, err := a.step.Call.RenderHeaders(ctx, a.state.activation())
+	if err != nil {
+		return httpstep.Request{}, err
+	}
+	return httpstep.Request{
+		URL: a.step.Call.URL, Method: a.step.Call.Method, Headers: headers, Body: body,
+		WebhookID: a.webhook, Timeout: time.Duration(a.step.Call.Timeout),
+	}, nil
+}
+
+// recordResult records how an attempt ended, in one transaction, and —
+// when the step succeeded, the run has a next step and the worker is not
+// draining — starts the next step in the same transaction and returns it,
+// so the worker goes straight on without queueing the run again.
+func (s *Service) recordResult(ctx context.Context, a *attempt, res httpstep.Result, draining bool) (*attempt, error) {
+	var next *attempt
+	err := s.db.InTx(ctx, func(tx *postgres.Tx) error {
+		if ok, err := tx.LockLeasedWork(ctx, a.item); err != nil || !ok {
+			return orLeaseLost(err, ok)
+		}
+		var err error
+		next, err = s.recordResultTx(ctx, tx, a, res, draining)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
+func (s *Service) recordResultTx(ctx context.Context, tx *postgres.Tx, a *attempt, res httpstep.Result, draining bool) (*attempt, error) {
+	policy := a.step.Call.Retry
+	switch res.Outcome {
+	case httpstep.Succeeded:
+		if len(res.Output) > s.limits.MaxOutputBytes {
+			return nil, s.failStep(ctx, tx, a, errorJSON(fmt.Sprintf("the step's output is %d bytes; the limit is %d", len(res.Output), s.limits.MaxOutputBytes), res.HTTPStatus), res.HTTPStatus, "failed")
+		}
+		return s.succeedStep(ctx, tx, a, res, draining)
+	case httpstep.Accepted:
+		return nil, s.parkStep(ctx, tx, a, res)
+	case httpstep.Retryable:
+		if a.number < policy.MaxAttempts && !nonRetryable(policy, res.HTTPStatus) {
+			return nil, s.retryStep(ctx, tx, a, res.Error, res.HTTPStatus, "failed", retryDelay(policy, a.number, res.RetryAfter))
+		}
+	}
+	return nil, s.failStep(ctx, tx, a, res.Error, res.HTTPStatus, "failed")
+}
+
+func nonRetryable(p workflow.RetryPolicy, status int) bool {
+	for _, s := range p.NonRetryableStatuses {
+		if s == status {
+			return true
+		}
+	}
+	return false
+}
+
+// retryDelay is the wait before the retry after attempt n: the policy's
+// backoff with full jitter, or the endpoint's Retry-After when longer,
+// never more than the policy's maximum interval.
+func retryDelay(p workflow.RetryPolicy, n int, retryAfter time.Duration) time.Duration {
+	d := time.Duration(rand.Int64N(int64(p.Backoff(n)) + 1))
+	if retryAfter > d {
+		d = min(retryAfter, time.Duration(p.MaxInterval))
+	}
+	return d
+}
+
+// succeedStep records a step's success, merges its context answer, and
+// starts the next step or finishes the run.
+func (s *Service) succeedStep(ctx context.Context, tx *postgres.Tx, a *attempt, res httpstep.Result, draining bool) (*attempt, error) {
+	st := a.state
+	if len(res.Context) > 0 && string(res.Context) != "{}" {
+		if len(st.ctxRaw)+len(res.Context) > s.limits.MaxContextBytes {
+			if merged, err := mergedSize(st.ctx, res.Context); err != nil || merged > s.limits.MaxContextBytes {
+				return nil, s.failStep(ctx, tx, a, errorJSON(fmt.Sprintf("merging the step's context answer would make the run's context larger than %d bytes", s.limits.MaxContextBytes), res.HTTPStatus), res.HTTPStatus, "failed")
+			}
+		}
+	}
+	next := nextStep(st.def, a.step.Name)
+	switch {
+	case next == nil:
+		if ok, err := tx.CompleteWork(ctx, a.item); err != nil || !ok {
+			return nil, orLeaseLost(err, ok)
+		}
+	case draining:
+		if ok, err := tx.RescheduleWork(ctx, a.item, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: a.step.Name}, 0); err != nil || !ok {
+			return nil, orLeaseLost(err, ok)
+		}
+	}
+	// When the run goes on, startStep repoints the work item under the
+	// lease, after this step's result is in place for its expressions.
+	if len(res.Context) > 0 && string(res.Context) != "{}" {
+		merged, err := tx.MergeRunContext(ctx, st.run.ID, res.Context)
+		if err != nil {
+			return nil, err
+		}
+		if err := st.setContext(merged); err != nil {
+			return nil, err
+		}
+	}
+	output := res.Output
+	if output == nil {
+		output = json.RawMessage("null")
+	}
+	if ok, err := tx.FinishStepAttempt(ctx, postgres.AttemptResult{
+		StepExecutionID: a.execID, Attempt: a.number, Status: "succeeded", HTTPStatus: res.HTTPStatus, Logs: res.Logs,
+	}); err != nil || !ok {
+		return nil, orStale(err, ok)
+	}
+	if ok, err := tx.FinishStepExecution(ctx, a.execID, a.number, "succeeded", output, nil); err != nil || !ok {
+		return nil, orStale(err, ok)
+	}
+	if err := st.setOutput(a.step.Name, output); err != nil {
+		return nil, err
+	}
+	if err := appendHistory(ctx, tx, st.run.ID, workflow.EventStepSucceeded, a.step.Name, &a.number, map[string]any{"http_status": res.HTTPStatus, "duration_ms": res.Duration.Milliseconds()}); err != nil {
+		return nil, err
+	}
+	switch {
+	case next == nil:
+		return nil, s.finishRun(ctx, tx, st, output)
+	case draining:
+		return nil, nil
+	}
+	return s.startStep(ctx, tx, a.item, st, next)
+}
+
+// mergedSize is the size of ctx with patch merged in, as JSON.
+func mergedSize(ctx map[string]any, patch json.RawMessage) (int, error) {
+	var p map[string]json.RawMessage
+	if err := json.Unmarshal(patch, &p); err != nil {
+		return 0, err
+	}
+	merged := make(map[string]any, len(ctx)+len(p))
+	for k, v := range ctx {
+		merged[k] = v
+	}
+	for k, v := range p {
+		merged[k] = v
+	}
+	b, err := json.Marshal(merged)
+	return len(b), err
+}
+
+// finishRun ends a run that ran out of steps: succeeded, with its output
+// mapping or its last step's output.
+func (s *Service) finishRun(ctx context.Context, tx *postgres.Tx, st *runState, lastOutput json.RawMessage) error {
+	output := lastOutput
+	if st.def.Output != nil {
+		rendered, err := st.def.Output.RenderJSON(ctx, st.activation())
+		if err != nil {
+			return s.endRun(ctx, tx, st.run.ID, workflow.RunFailed, nil, runError("the run's output mapping failed: "+err.Error(), "output_failed", "", nil), workflow.EventRunFailed)
+		}
+		output = rendered
+	}
+	return s.endRun(ctx, tx, st.run.ID, workflow.RunSucceeded, output, nil, workflow.EventRunSucceeded)
+}
+
+// endRun moves a run to a final status and drops its remaining work. The
+// caller has dealt with its own work item already.
+func (s *Service) endRun(ctx context.Context, tx *postgres.Tx, runID uuid.UUID, status workflow.RunStatus, output, runErr json.RawMessage, event string) error {
+	ok, err := tx.FinishRun(ctx, runID, status, output, runErr)
+	if err != nil || !ok {
+		return orStale(err, ok)
+	}
+	if err := tx.DeleteRunWork(ctx, runID); err != nil {
+		return err
+	}
+	var data map[string]any
+	if runErr != nil {
+		data = map[string]any{"error": runErr}
+	}
+	return appendHistory(ctx, tx, runID, event, "", nil, data)
+}
+
+// parkStep records a 202: the step waits for its callback until its
+// callback timeout, and the run is waiting.
+func (s *Service) parkStep(ctx context.Context, tx *postgres.Tx, a *attempt, res httpstep.Result) error {
+	wait := time.Duration(a.step.Call.CallbackTimeout)
+	if ok, err := tx.RescheduleWork(ctx, a.item, postgres.WorkTarget{Kind: postgres.WorkStepTimeout, StepExecutionID: &a.execID, Attempt: a.number}, wait); err != nil || !ok {
+		return orLeaseLost(err, ok)
+	}
+	if _, err := tx.MarkRunWaiting(ctx, a.state.run.ID); err != nil {
+		return err
+	}
+	if ok, err := tx.FinishStepAttempt(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, Status: "accepted", HTTPStatus: res.HTTPStatus}); err != nil || !ok {
+		return orStale(err, ok)
+	}
+	deadline, ok, err := tx.ParkStep(ctx, a.execID, a.number, wait)
+	if err != nil || !ok {
+		return orStale(err, ok)
+	}
+	return appendHistory(ctx, tx, a.state.run.ID, workflow.EventStepAccepted, a.step.Name, &a.number, map[string]any{"deadline": deadline.UTC()})
+}
+
+// retryStep records a failed attempt and schedules the next one after
+// delay: durably, in the queue, so no worker sleeps through the backoff.
+func (s *Service) retryStep(ctx context.Context, tx *postgres.Tx, a *attempt, stepErr json.RawMessage, httpStatus int, attemptStatus string, delay time.Duration) error {
+	if ok, err := tx.RescheduleWork(ctx, a.item, postgres.WorkTarget{Kind: postgres.WorkInvoke, StepExecutionID: &a.execID, Attempt: a.number + 1}, delay); err != nil || !ok {
+		return orLeaseLost(err, ok)
+	}
+	if ok, err := tx.FinishStepAttempt(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, Status: attemptStatus, HTTPStatus: httpStatus, Error: stepErr}); err != nil || !ok {
+		return orStale(err, ok)
+	}
+	if ok, err := tx.RetryStepLater(ctx, a.execID, a.number, stepErr); err != nil || !ok {
+		return orStale(err, ok)
+	}
+	return appendHistory(ctx, tx, a.state.run.ID, workflow.EventStepRetryScheduled, a.step.Name, &a.number,
+		map[string]any{"http_status": httpStatus, "error": stepErr, "retry_in_ms": delay.Milliseconds()})
+}
+
+// failStep records an attempt's failure as final: the step and the run fail.
+func (s *Service) failStep(ctx context.Context, tx *postgres.Tx, a *attempt, stepErr json.RawMessage, httpStatus int, attemptStatus string) error {
+	if ok, err := tx.CompleteWork(ctx, a.item); err != nil || !ok {
+		return orLeaseLost(err, ok)
+	}
+	if ok, err := tx.FinishStepAttempt(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, Status: attemptStatus, HTTPStatus: httpStatus, Error: stepErr}); err != nil || !ok {
+		return orStale(err, ok)
+	}
+	return s.failStepExecution(ctx, tx, a, stepErr)
+}
+
+// failStepExecution fails a step execution and its run; the attempt and the
+// work item are dealt with already.
+func (s *Service) failStepExecution(ctx context.Context, tx *postgres.Tx, a *attempt, stepErr json.RawMessage) error {
+	if ok, err := tx.FinishStepExecution(ctx, a.execID, a.number, "failed", nil, stepErr); err != nil || !ok {
+		return orStale(err, ok)
+	}
+	if err := appendHistory(ctx, tx, a.state.run.ID, workflow.EventStepFailed, a.step.Name, &a.number, map[string]any{"error": stepErr}); err != nil {
+		return err
+	}
+	message := fmt.Sprintf("step %s failed", a.step.Name)
+	var detail struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(stepErr, &detail) == nil && detail.Message != "" {
+		message += ": " + detail.Message
+	}
+	return s.endRun(ctx, tx, a.state.run.ID, workflow.RunFailed, nil, runError(message, "step_failed", a.step.Name, stepErr), workflow.EventRunFailed)
+}
+
+// errorJSON is a step error of the engine's own making.
+func errorJSON(message string, httpStatus int) json.RawMessage {
+	e := map[string]any{"message": message}
+	if httpStatus != 0 {
+		e["status"] = httpStatus
+	}
+	b, _ := json.Marshal(e) // a map of a string and an int cannot fail
+	return b
+}
+
+func runError(message, code, step string, details json.RawMessage) json.RawMessage {
+	b, _ := json.Marshal(workflow.RunError{Message: message, Code: code, Step: step, Details: details}) // strings and valid JSON cannot fail
+	return b
+}
+
+// appendHistory appends one event to a run's history.
+func appendHistory(ctx context.Context, tx *postgres.Tx, runID uuid.UUID, typ, stepKey string, attempt *int, data map[string]any) error {
+	var raw json.RawMessage
+	if data != nil {
+		b, err := json.Marshal(data)
+		if err != nil {
+			return fmt.Errorf("encode %s history data: %w", typ, err)
+		}
+		raw = b
+	}
+	return tx.AppendHistory(ctx, postgres.NewHistoryEvent{RunID: runID, Type: typ, StepKey: stepKey, Attempt: attempt, Data: raw})
+}

@@ -1,0 +1,351 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/durablehq/durable/internal/httpstep"
+	"github.com/durablehq/durable/internal/postgres"
+	"github.com/durablehq/durable/internal/workflow"
+)
+
+// WorkerConfig tunes a [Worker].
+type WorkerConfig struct {
+	// Client makes the step requests.
+	Client *httpstep.Client
+	// Concurrency bounds the steps the worker runs at once.
+	Concurrency int
+	// ClaimBatch bounds the work items claimed in one transaction.
+	ClaimBatch int
+	// PollInterval is how often the worker looks for due work when no
+	// notification wakes it: the fallback for lost notifications and the
+	// clock for retries, timeouts and expired leases.
+	PollInterval time.Duration
+	// ShutdownGrace is how long steps in flight may take to finish once the
+	// worker is told to stop; then they are abandoned and their work
+	// released for another worker.
+	ShutdownGrace time.Duration
+}
+
+// claimLease is how long a claimed work item stays invisible to other
+// workers before the claiming transaction gives it its real lease (a step's
+// timeout plus a margin). An item whose processing fails keeps it, so it is
+// retried after this long rather than at once.
+const claimLease = time.Minute
+
+// Worker claims due work from the database and advances runs: it makes
+// step attempts, records their results, and fires timeouts. Any number of
+// workers may run against one database.
+type Worker struct {
+	svc    *Service
+	cfg    WorkerConfig
+	wake   chan struct{}
+	freed  chan struct{}
+	active sync.WaitGroup
+}
+
+// NewWorker returns a worker over svc, which must have been built with
+// [WithSigning] and [WithWorkerID].
+func NewWorker(svc *Service, cfg WorkerConfig) *Worker {
+	if cfg.Concurrency < 1 {
+		cfg.Concurrency = 1
+	}
+	if cfg.ClaimBatch < 1 {
+		cfg.ClaimBatch = 32
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	return &Worker{svc: svc, cfg: cfg, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1)}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// Run works until ctx ends, then stops claiming, lets the steps in flight
+// finish within the shutdown grace period, and releases what it still
+// holds. It returns once every step it started has ended.
+func (w *Worker) Run(ctx context.Context) error {
+	// hard outlives ctx by the grace period: steps in flight use it.
+	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHard()
+	listenCtx, stopListening := context.WithCancel(ctx)
+	defer stopListening()
+	go w.svc.db.Listen(listenCtx, "durable_work", func() { signal(w.wake) }, w.svc.logger)
+
+	slots := make(chan struct{}, w.cfg.Concurrency)
+	ticker := time.NewTicker(w.cfg.PollInterval)
+	defer ticker.Stop()
+	w.svc.logger.InfoContext(ctx, "worker started", "concurrency", w.cfg.Concurrency)
+	for ctx.Err() == nil {
+		free := cap(slots) - len(slots)
+		full := false
+		if free > 0 {
+			n := min(free, w.cfg.ClaimBatch)
+			attempts, timers, err := w.svc.claim(ctx, n)
+			if err != nil && ctx.Err() == nil {
+				w.svc.logger.ErrorContext(ctx, "claim work", "error", err)
+			}
+			for _, a := range attempts {
+				w.start(slots, func() { w.execute(ctx, hard, a) })
+			}
+			for _, item := range timers {
+				w.start(slots, func() { w.fireTimer(hard, item) })
+			}
+			full = len(attempts)+len(timers) == n
+		}
+		if full {
+			continue // there may be more due work
+		}
+		select {
+		case <-ctx.Done():
+		case <-w.wake:
+		case <-w.freed:
+		case <-ticker.C:
+		}
+	}
+
+	done := make(chan struct{})
+	go func() { w.active.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(w.cfg.ShutdownGrace):
+		w.svc.logger.Warn("shutdown grace period over; abandoning the steps still in flight")
+		cancelHard()
+		<-done
+	}
+	w.svc.logger.Info("worker stopped")
+	return nil
+}
+
+// start runs fn in a goroutine holding one of the worker's slots.
+func (w *Worker) start(slots chan struct{}, fn func()) {
+	slots <- struct{}{}
+	w.active.Add(1)
+	go func() {
+		defer func() {
+			<-slots
+			w.active.Done()
+			signal(w.freed)
+		}()
+		fn()
+	}()
+}
+
+// execute makes an attempt and records its result, going straight on to
+// the run's next step while there is one and the worker is not stopping.
+func (w *Worker) execute(soft, hard context.Context, a *attempt) {
+	logger := w.svc.logger
+	for a != nil {
+		req, err := w.svc.request(hard, a)
+		var res httpstep.Result
+		if err != nil {
+			res = httpstep.Result{Outcome: httpstep.Permanent, Error: errorJSON("the step's headers could not be built: "+err.Error(), 0)}
+		} else {
+			res = w.cfg.Client.Invoke(hard, req)
+		}
+		if hard.Err() != nil {
+			w.release(a)
+			return
+		}
+		next, err := w.svc.recordResult(hard, a, res, soft.Err() != nil)
+		switch {
+		case errors.Is(err, errLeaseLost), errors.Is(err, errStale):
+			logger.InfoContext(hard, "step result ignored", "run_id", a.state.run.ID, "step", a.step.Name, "attempt", a.number, "reason", err)
+			return
+		case err != nil:
+			// The lease runs out and another worker retries the attempt.
+			logger.ErrorContext(hard, "record step result", "run_id", a.state.run.ID, "step", a.step.Name, "attempt", a.number, "error", err)
+			return
+		}
+		a = next
+	}
+}
+
+// release gives up an attempt cut short by shutdown: it is recorded as
+// abandoned and the step is due again at once, for any worker.
+func (w *Worker) release(a *attempt) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := w.svc.db.InTx(ctx, func(tx *postgres.Tx) error {
+		if ok, err := tx.LockLeasedWork(ctx, a.item); err != nil || !ok {
+			return orLeaseLost(err, ok)
+		}
+		stepErr := errorJSON("the worker shut down during the attempt", 0)
+		return w.svc.retryStep(ctx, tx, a, stepErr, 0, "abandoned", 0)
+	})
+	if err != nil {
+		w.svc.logger.Warn("release abandoned attempt; its lease will expire instead", "run_id", a.state.run.ID, "step", a.step.Name, "error", err)
+	}
+}
+
+// claim leases up to n due work items and, in the same transaction, starts
+// the step attempts they call for. Timer items are returned to be fired
+// each in a transaction of its own.
+func (s *Service) claim(ctx context.Context, n int) ([]*attempt, []postgres.WorkItem, error) {
+	var attempts []*attempt
+	var timers []postgres.WorkItem
+	err := s.db.InTx(ctx, func(tx *postgres.Tx) error {
+		attempts, timers = nil, nil
+		items, err := tx.ClaimWork(ctx, s.workerID, n, claimLease)
+		if err != nil || len(items) == 0 {
+			return err
+		}
+		ids := make([]uuid.UUID, len(items))
+		for i, it := range items {
+			ids[i] = it.RunID
+		}
+		runs, err := tx.GetRuns(ctx, ids)
+		if err != nil {
+			return err
+		}
+		byID := make(map[uuid.UUID]workflow.Run, len(runs))
+		for _, r := range runs {
+			byID[r.ID] = r
+		}
+		for _, item := range items {
+			if item.Kind == postgres.WorkRunTimeout || item.Kind == postgres.WorkStepTimeout {
+				timers = append(timers, item)
+				continue
+			}
+			// A savepoint per item: one item's failure leaves the others'
+			// work in place, and the item reappears when its claim lease ends.
+			err := tx.Savepoint(ctx, func(sp *postgres.Tx) error {
+				a, err := s.beginWork(ctx, sp, item, byID[item.RunID])
+				if a != nil {
+					attempts = append(attempts, a)
+				}
+				return err
+			})
+			if err != nil && ctx.Err() == nil {
+				s.logger.ErrorContext(ctx, "begin work", "run_id", item.RunID, "kind", item.Kind, "error", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return attempts, timers, nil
+}
+
+// beginWork starts the attempt a claimed advance or invoke item calls for,
+// or finishes the run when it has no step left.
+func (s *Service) beginWork(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, run workflow.Run) (*attempt, error) {
+	if run.ID == uuid.Nil || run.Status.Terminal() {
+		_, err := tx.CompleteWork(ctx, item)
+		return nil, err
+	}
+	st, err := s.loadRunState(ctx, tx, run)
+	if err != nil {
+		return nil, err
+	}
+	if item.Kind == postgres.WorkInvoke {
+		return s.restartStep(ctx, tx, item, st)
+	}
+	next := nextStep(st.def, item.AfterStep)
+	if next == nil {
+		if ok, err := tx.CompleteWork(ctx, item); err != nil || !ok {
+			return nil, orLeaseLost(err, ok)
+		}
+		return nil, s.finishRun(ctx, tx, st, st.outputs[item.AfterStep])
+	}
+	return s.startStep(ctx, tx, item, st, next)
+}
+
+// fireTimer handles a due timer item in its own transaction.
+func (w *Worker) fireTimer(ctx context.Context, item postgres.WorkItem) {
+	var err error
+	switch item.Kind {
+	case postgres.WorkRunTimeout:
+		err = w.svc.timeOutRun(ctx, item)
+	case postgres.WorkStepTimeout:
+		err = w.svc.timeOutStep(ctx, item)
+	default:
+		err = fmt.Errorf("unknown timer kind %q", item.Kind)
+	}
+	if err != nil && !errors.Is(err, errLeaseLost) {
+		w.svc.logger.ErrorContext(ctx, "fire timer", "run_id", item.RunID, "kind", item.Kind, "error", err)
+	}
+}
+
+// timeOutRun ends a run whose run-level timeout passed.
+func (s *Service) timeOutRun(ctx context.Context, item postgres.WorkItem) error {
+	return s.db.InTx(ctx, func(tx *postgres.Tx) error {
+		if _, err := tx.LockRunWork(ctx, item.RunID); err != nil {
+			return err
+		}
+		ok, err := tx.FinishRun(ctx, item.RunID, workflow.RunTimedOut, nil, runError("the run's timeout passed", "run_timed_out", "", nil))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			_, err := tx.CompleteWork(ctx, item)
+			return err
+		}
+		if err := tx.EndRunSteps(ctx, item.RunID, "timed_out"); err != nil {
+			return err
+		}
+		if err := tx.DeleteRunWork(ctx, item.RunID); err != nil {
+			return err
+		}
+		return appendHistory(ctx, tx, item.RunID, workflow.EventRunTimedOut, "", nil, nil)
+	})
+}
+
+// timeOutStep fires the deadline of a step parked after a 202: the attempt
+// timed out and is retried or, with no attempts left, fails the step.
+func (s *Service) timeOutStep(ctx context.Context, item postgres.WorkItem) error {
+	return s.db.InTx(ctx, func(tx *postgres.Tx) error {
+		if ok, err := tx.LockLeasedWork(ctx, item); err != nil || !ok {
+			return orLeaseLost(err, ok)
+		}
+		exec, expired, err := tx.LockStepExecution(ctx, *item.StepExecutionID)
+		if err != nil {
+			return err
+		}
+		if exec.Status != "waiting" || exec.Attempt != item.Attempt {
+			// Nothing waits on this deadline any more.
+			_, err := tx.CompleteWork(ctx, item)
+			return err
+		}
+		if !expired {
+			// A heartbeat moved the deadline after this item became due.
+			_, err := tx.RescheduleWork(ctx, item, postgres.WorkTarget{Kind: postgres.WorkStepTimeout, StepExecutionID: &exec.ID, Attempt: exec.Attempt}, time.Until(*exec.Deadline))
+			return err
+		}
+		run, err := tx.GetRun(ctx, item.RunID)
+		if err != nil {
+			return err
+		}
+		def, err := s.definitionOf(ctx, run.Workflow, run.Version)
+		if err != nil {
+			return err
+		}
+		step := def.Step(exec.Name)
+		if step == nil || step.Call == nil {
+			return fmt.Errorf("step %q of run %s is not a call step", exec.Name, run.ID)
+		}
+		a := &attempt{item: item, state: &runState{run: run, def: def}, step: step, execID: exec.ID, webhook: exec.WebhookID, number: exec.Attempt}
+		if err := appendHistory(ctx, tx, run.ID, workflow.EventStepTimedOut, exec.Key, &exec.Attempt, nil); err != nil {
+			return err
+		}
+		if _, err := tx.MarkRunRunning(ctx, run.ID); err != nil {
+			return err
+		}
+		stepErr := errorJSON(fmt.Sprintf("no callback arrived within the step's callback timeout (%s)", step.Call.CallbackTimeout), 0)
+		if a.number < step.Call.Retry.MaxAttempts {
+			return s.retryStep(ctx, tx, a, stepErr, 0, "timed_out", retryDelay(step.Call.Retry, a.number, 0))
+		}
+		return s.failStep(ctx, tx, a, stepErr, 0, "timed_out")
+	})
+}

@@ -1,0 +1,444 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/durablehq/durable/internal/postgres/internal/dbsqlc"
+	"github.com/durablehq/durable/internal/workflow"
+)
+
+// Work kinds: what a work item asks a worker to do.
+const (
+	WorkAdvance     = "advance"      // start the run's next step
+	WorkInvoke      = "invoke"       // make an attempt at a step execution
+	WorkStepTimeout = "step_timeout" // a parked step's deadline
+	WorkRunTimeout  = "run_timeout"  // the run's deadline
+)
+
+// WorkItem is a unit of queued work for one run.
+type WorkItem struct {
+	ID              int64
+	RunID           uuid.UUID
+	Kind            string
+	StepExecutionID *uuid.UUID
+	Attempt         int
+	AfterStep       string
+	LeaseToken      uuid.UUID
+	Claims          int
+}
+
+// WorkTarget is what a work item is pointed at next.
+type WorkTarget struct {
+	Kind            string
+	StepExecutionID *uuid.UUID
+	Attempt         int    // with StepExecutionID
+	AfterStep       string // for WorkAdvance: continue after this step; "" for the first
+}
+
+func (t WorkTarget) params() (attempt *int32, afterStep *string) {
+	if t.StepExecutionID != nil {
+		a := int32(t.Attempt)
+		attempt = &a
+	}
+	if t.AfterStep != "" {
+		afterStep = &t.AfterStep
+	}
+	return attempt, afterStep
+}
+
+func workItemFromRow(r dbsqlc.WorkItem) WorkItem {
+	w := WorkItem{ID: r.ID, RunID: r.RunID, Kind: r.Kind, StepExecutionID: r.StepExecutionID, Claims: int(r.Claims)}
+	if r.Attempt != nil {
+		w.Attempt = int(*r.Attempt)
+	}
+	if r.AfterStep != nil {
+		w.AfterStep = *r.AfterStep
+	}
+	if r.LeaseToken != nil {
+		w.LeaseToken = *r.LeaseToken
+	}
+	return w
+}
+
+// ClaimWork leases up to max due work items to owner for lease.
+func (tx *Tx) ClaimWork(ctx context.Context, owner string, max int, lease time.Duration) ([]WorkItem, error) {
+	rows, err := tx.q.WorkItemClaim(ctx, dbsqlc.WorkItemClaimParams{Owner: &owner, LeaseMs: lease.Milliseconds(), Max: int32(max)})
+	if err != nil {
+		return nil, fmt.Errorf("claim work: %w", translate(err))
+	}
+	out := make([]WorkItem, len(rows))
+	for i, r := range rows {
+		out[i] = workItemFromRow(r)
+	}
+	return out, nil
+}
+
+// ContinueWork points a leased work item at target and extends its lease.
+// It returns false when the lease was lost, and then the caller's
+// transition must not happen.
+func (tx *Tx) ContinueWork(ctx context.Context, w WorkItem, target WorkTarget, lease time.Duration) (bool, error) {
+	attempt, after := target.params()
+	n, err := tx.q.WorkItemContinue(ctx, dbsqlc.WorkItemContinueParams{
+		Kind: target.Kind, StepExecutionID: target.StepExecutionID, Attempt: attempt, AfterStep: after,
+		LeaseMs: lease.Milliseconds(), ID: w.ID, LeaseToken: &w.LeaseToken,
+	})
+	if err != nil {
+		return false, fmt.Errorf("continue work: %w", translate(err))
+	}
+	return n == 1, nil
+}
+
+// RescheduleWork gives a leased work item up, pointed at target and due
+// after delay. It returns false when the lease was lost.
+func (tx *Tx) RescheduleWork(ctx context.Context, w WorkItem, target WorkTarget, delay time.Duration) (bool, error) {
+	attempt, after := target.params()
+	n, err := tx.q.WorkItemReschedule(ctx, dbsqlc.WorkItemRescheduleParams{
+		Kind: target.Kind, StepExecutionID: target.StepExecutionID, Attempt: attempt, AfterStep: after,
+		DelayMs: max(delay.Milliseconds(), 0), ID: w.ID, LeaseToken: &w.LeaseToken,
+	})
+	if err != nil {
+		return false, fmt.Errorf("reschedule work: %w", translate(err))
+	}
+	return n == 1, nil
+}
+
+// CompleteWork deletes a leased work item. It returns false when the lease
+// was lost.
+func (tx *Tx) CompleteWork(ctx context.Context, w WorkItem) (bool, error) {
+	n, err := tx.q.WorkItemDeleteLeased(ctx, dbsqlc.WorkItemDeleteLeasedParams{ID: w.ID, LeaseToken: &w.LeaseToken})
+	if err != nil {
+		return false, fmt.Errorf("complete work: %w", translate(err))
+	}
+	return n == 1, nil
+}
+
+// LockRunWork locks every work item of a run, leased or not, and returns
+// them. Transitions lock work items before the run's row.
+func (tx *Tx) LockRunWork(ctx context.Context, runID uuid.UUID) ([]WorkItem, error) {
+	rows, err := tx.q.WorkItemLockByRun(ctx, runID)
+	if err != nil {
+		return nil, fmt.Errorf("lock run work: %w", translate(err))
+	}
+	out := make([]WorkItem, len(rows))
+	for i, r := range rows {
+		out[i] = workItemFromRow(r)
+	}
+	return out, nil
+}
+
+// RetargetWork points a work item the transaction has locked (with
+// [Tx.LockRunWork]) at target, due after delay, dropping any lease: a
+// worker holding it finds its lease gone.
+func (tx *Tx) RetargetWork(ctx context.Context, id int64, target WorkTarget, delay time.Duration) error {
+	attempt, after := target.params()
+	if _, err := tx.q.WorkItemUpdateUnleased(ctx, dbsqlc.WorkItemUpdateUnleasedParams{
+		Kind: target.Kind, StepExecutionID: target.StepExecutionID, Attempt: attempt, AfterStep: after,
+		DelayMs: max(delay.Milliseconds(), 0), ID: id,
+	}); err != nil {
+		return fmt.Errorf("retarget work: %w", translate(err))
+	}
+	return tx.Notify(ctx)
+}
+
+// Notify wakes listening workers when the transaction commits.
+func (tx *Tx) Notify(ctx context.Context) error {
+	if err := tx.q.WorkNotify(ctx, ""); err != nil {
+		return fmt.Errorf("notify workers: %w", translate(err))
+	}
+	return nil
+}
+
+// CountLeasedWork counts work items currently leased by some worker.
+func (q queries) CountLeasedWork(ctx context.Context) (int, error) {
+	n, err := q.q.WorkItemCountLeased(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("count leased work: %w", translate(err))
+	}
+	return int(n), nil
+}
+
+// GetRuns returns the runs with the given ids that exist.
+func (q queries) GetRuns(ctx context.Context, ids []uuid.UUID) ([]workflow.Run, error) {
+	rows, err := q.q.RunGetMany(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("get runs: %w", translate(err))
+	}
+	out := make([]workflow.Run, len(rows))
+	for i, r := range rows {
+		out[i] = runFromRow(r)
+	}
+	return out, nil
+}
+
+// MarkRunRunning moves a pending or waiting run to running. It returns
+// false when the run has finished.
+func (tx *Tx) MarkRunRunning(ctx context.Context, id uuid.UUID) (bool, error) {
+	n, err := tx.q.RunStart(ctx, id)
+	if err != nil {
+		return false, fmt.Errorf("mark run running: %w", translate(err))
+	}
+	return n == 1, nil
+}
+
+// MarkRunWaiting moves a running run to waiting.
+func (tx *Tx) MarkRunWaiting(ctx context.Context, id uuid.UUID) (bool, error) {
+	n, err := tx.q.RunSetWaiting(ctx, id)
+	if err != nil {
+		return false, fmt.Errorf("mark run waiting: %w", translate(err))
+	}
+	return n == 1, nil
+}
+
+// MergeRunContext merges patch (a JSON object) into the run's context and
+// returns the merged context.
+func (tx *Tx) MergeRunContext(ctx context.Context, id uuid.UUID, patch json.RawMessage) (json.RawMessage, error) {
+	merged, err := tx.q.RunMergeContext(ctx, dbsqlc.RunMergeContextParams{ID: id, Patch: patch})
+	if err != nil {
+		return nil, fmt.Errorf("merge run context: %w", translate(err))
+	}
+	return merged, nil
+}
+
+// FinishRun ends an unfinished run with status, output and error. It
+// returns false when the run had finished already.
+func (tx *Tx) FinishRun(ctx context.Context, id uuid.UUID, status workflow.RunStatus, output, runErr json.RawMessage) (bool, error) {
+	n, err := tx.q.RunFinish(ctx, dbsqlc.RunFinishParams{ID: id, Status: string(status), Output: output, Error: runErr})
+	if err != nil {
+		return false, fmt.Errorf("finish run: %w", translate(err))
+	}
+	return n == 1, nil
+}
+
+// NewStepExecution is a step execution to start, with its first attempt.
+type NewStepExecution struct {
+	ID           uuid.UUID
+	RunID        uuid.UUID
+	ParentID     *uuid.UUID
+	Key          string
+	Name         string
+	Type         string
+	WebhookID    string
+	Input        json.RawMessage
+	Timeout      time.Duration // the first attempt's deadline, from now
+	WorkerID     string
+	CallbackHash []byte
+}
+
+// InsertStepExecution creates a running step execution and its first
+// attempt.
+func (tx *Tx) InsertStepExecution(ctx context.Context, n NewStepExecution) error {
+	if err := tx.q.StepExecutionInsert(ctx, dbsqlc.StepExecutionInsertParams{
+		ID: n.ID, RunID: n.RunID, ParentID: n.ParentID, StepKey: n.Key, StepName: n.Name, StepType: n.Type,
+		WebhookID: n.WebhookID, Input: n.Input, TimeoutMs: n.Timeout.Milliseconds(),
+	}); err != nil {
+		return fmt.Errorf("insert step execution %s: %w", n.Key, translate(err))
+	}
+	return tx.InsertStepAttempt(ctx, n.ID, 1, n.RunID, n.WorkerID, n.CallbackHash)
+}
+
+// InsertStepAttempt records the start of an attempt.
+func (tx *Tx) InsertStepAttempt(ctx context.Context, stepID uuid.UUID, attempt int, runID uuid.UUID, workerID string, callbackHash []byte) error {
+	if err := tx.q.StepAttemptInsert(ctx, dbsqlc.StepAttemptInsertParams{
+		StepExecutionID: stepID, Attempt: int32(attempt), RunID: runID, WorkerID: &workerID, CallbackHash: callbackHash,
+	}); err != nil {
+		return fmt.Errorf("insert step attempt: %w", translate(err))
+	}
+	return nil
+}
+
+// GetStepExecution returns a step execution without its attempts.
+func (q queries) GetStepExecution(ctx context.Context, id uuid.UUID) (workflow.StepExecution, error) {
+	r, err := q.q.StepExecutionGet(ctx, id)
+	if err != nil {
+		return workflow.StepExecution{}, notFound(err, "step execution %s not found", id)
+	}
+	return stepExecutionFromRow(r), nil
+}
+
+// LockStepExecution locks a step execution for the rest of the transaction
+// and reports whether its deadline has passed by the database's clock.
+func (tx *Tx) LockStepExecution(ctx context.Context, id uuid.UUID) (workflow.StepExecution, bool, error) {
+	r, err := tx.q.StepExecutionLock(ctx, id)
+	if err != nil {
+		return workflow.StepExecution{}, false, notFound(err, "step execution %s not found", id)
+	}
+	return stepExecutionFromRow(r.StepExecution), r.Expired, nil
+}
+
+func stepExecutionFromRow(r dbsqlc.StepExecution) workflow.StepExecution {
+	return workflow.StepExecution{
+		ID: r.ID, RunID: r.RunID, ParentID: r.ParentID, Key: r.StepKey, Name: r.StepName,
+		Type: r.StepType, Status: r.Status, Attempt: int(r.Attempt), WebhookID: r.WebhookID,
+		Input: r.Input, Output: r.Output, Error: r.Error, Deadline: r.Deadline,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
+	}
+}
+
+// GetStepAttempt returns one attempt of a step execution and its callback
+// hash.
+func (q queries) GetStepAttempt(ctx context.Context, stepID uuid.UUID, attempt int) (workflow.StepAttempt, []byte, error) {
+	r, err := q.q.StepAttemptGet(ctx, dbsqlc.StepAttemptGetParams{StepExecutionID: stepID, Attempt: int32(attempt)})
+	if err != nil {
+		return workflow.StepAttempt{}, nil, notFound(err, "attempt %d of step execution %s not found", attempt, stepID)
+	}
+	a := workflow.StepAttempt{Attempt: int(r.Attempt), Status: r.Status, Error: r.Error, Logs: r.Logs, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt}
+	return a, r.CallbackHash, nil
+}
+
+// StartStepAttempt moves a step execution to its next attempt number. It
+// returns false when the execution is not at the previous attempt or has
+// finished.
+func (tx *Tx) StartStepAttempt(ctx context.Context, stepID uuid.UUID, attempt int, timeout time.Duration) (bool, error) {
+	n, err := tx.q.StepExecutionStartAttempt(ctx, dbsqlc.StepExecutionStartAttemptParams{
+		ID: stepID, Attempt: int32(attempt), PreviousAttempt: int32(attempt - 1), TimeoutMs: timeout.Milliseconds(),
+	})
+	if err != nil {
+		return false, fmt.Errorf("start step attempt: %w", translate(err))
+	}
+	return n == 1, nil
+}
+
+// AttemptResult is how an attempt ended.
+type AttemptResult struct {
+	StepExecutionID uuid.UUID
+	Attempt         int
+	Status          string // succeeded, failed, accepted, timed_out, abandoned
+	HTTPStatus      int    // 0: none
+	Error           json.RawMessage
+	Logs            json.RawMessage
+}
+
+// FinishStepAttempt records how an attempt ended. It returns false when the
+// attempt was not in progress any more.
+func (tx *Tx) FinishStepAttempt(ctx context.Context, r AttemptResult) (bool, error) {
+	p := dbsqlc.StepAttemptFinishParams{
+		Status: r.Status, Error: r.Error, Logs: r.Logs, StepExecutionID: r.StepExecutionID, Attempt: int32(r.Attempt),
+	}
+	if r.HTTPStatus != 0 {
+		s := int32(r.HTTPStatus)
+		p.HttpStatus = &s
+	}
+	n, err := tx.q.StepAttemptFinish(ctx, p)
+	if err != nil {
+		return false, fmt.Errorf("finish step attempt: %w", translate(err))
+	}
+	return n == 1, nil
+}
+
+// FinishStepExecution records a step execution's final status, output and
+// error, fenced to its attempt. It returns false when the execution is at
+// another attempt or has finished.
+func (tx *Tx) FinishStepExecution(ctx context.Context, id uuid.UUID, attempt int, status string, output, stepErr json.RawMessage) (bool, error) {
+	n, err := tx.q.StepExecutionFinish(ctx, dbsqlc.StepExecutionFinishParams{
+		ID: id, Attempt: int32(attempt), Status: status, Output: output, Error: stepErr,
+	})
+	if err != nil {
+		return false, fmt.Errorf("finish step execution: %w", translate(err))
+	}
+	return n == 1, nil
+}
+
+// RetryStepLater marks a step execution pending its next attempt.
+func (tx *Tx) RetryStepLater(ctx context.Context, id uuid.UUID, attempt int, stepErr json.RawMessage) (bool, error) {
+	n, err := tx.q.StepExecutionRetryLater(ctx, dbsqlc.StepExecutionRetryLaterParams{ID: id, Attempt: int32(attempt), Error: stepErr})
+	if err != nil {
+		return false, fmt.Errorf("schedule step retry: %w", translate(err))
+	}
+	return n == 1, nil
+}
+
+// ParkStep marks a running step execution waiting for its callback until
+// timeout from now, and returns that deadline; false when it was not
+// running at that attempt.
+func (tx *Tx) ParkStep(ctx context.Context, id uuid.UUID, attempt int, timeout time.Duration) (time.Time, bool, error) {
+	deadline, err := tx.q.StepExecutionPark(ctx, dbsqlc.StepExecutionParkParams{ID: id, Attempt: int32(attempt), TimeoutMs: timeout.Milliseconds()})
+	if err != nil {
+		return time.Time{}, false, notFoundOK(err, "park step")
+	}
+	if deadline == nil {
+		return time.Time{}, false, nil
+	}
+	return *deadline, true, nil
+}
+
+// ExtendStepDeadline moves an unfinished step execution's deadline to
+// timeout from now and returns it; false when it has finished.
+func (tx *Tx) ExtendStepDeadline(ctx context.Context, id uuid.UUID, attempt int, timeout time.Duration) (time.Time, bool, error) {
+	deadline, err := tx.q.StepExecutionExtendDeadline(ctx, dbsqlc.StepExecutionExtendDeadlineParams{ID: id, Attempt: int32(attempt), TimeoutMs: timeout.Milliseconds()})
+	if err != nil {
+		return time.Time{}, false, notFoundOK(err, "extend step deadline")
+	}
+	if deadline == nil {
+		return time.Time{}, false, nil
+	}
+	return *deadline, true, nil
+}
+
+// EndRunSteps ends every unfinished step execution and attempt of a run
+// that is being cancelled or timed out, with the given step status.
+func (tx *Tx) EndRunSteps(ctx context.Context, runID uuid.UUID, status string) error {
+	if err := tx.q.StepExecutionCancelByRun(ctx, dbsqlc.StepExecutionCancelByRunParams{RunID: runID, Status: status}); err != nil {
+		return fmt.Errorf("end run steps: %w", translate(err))
+	}
+	if err := tx.q.StepAttemptCancelByRun(ctx, runID); err != nil {
+		return fmt.Errorf("end run attempts: %w", translate(err))
+	}
+	return nil
+}
+
+// StepOutputs returns the outputs of a run's succeeded steps among names.
+func (q queries) StepOutputs(ctx context.Context, runID uuid.UUID, names []string) (map[string]json.RawMessage, error) {
+	rows, err := q.q.StepOutputsByRun(ctx, dbsqlc.StepOutputsByRunParams{RunID: runID, Names: names})
+	if err != nil {
+		return nil, fmt.Errorf("step outputs: %w", translate(err))
+	}
+	out := make(map[string]json.RawMessage, len(rows))
+	for _, r := range rows {
+		out[r.StepName] = r.Output
+	}
+	return out, nil
+}
+
+// Setting returns the value stored under key, storing the value of create
+// first if there is none. Concurrent callers all get the first stored value.
+func (db *DB) Setting(ctx context.Context, key string, create func() (string, error)) (string, error) {
+	v, err := db.q.SettingGet(ctx, key)
+	if err == nil {
+		return v, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("read setting %s: %w", key, translate(err))
+	}
+	fresh, err := create()
+	if err != nil {
+		return "", err
+	}
+	if err := db.q.SettingInsertIfAbsent(ctx, dbsqlc.SettingInsertIfAbsentParams{Key: key, Value: fresh}); err != nil {
+		return "", fmt.Errorf("store setting %s: %w", key, translate(err))
+	}
+	v, err = db.q.SettingGet(ctx, key)
+	if err != nil {
+		return "", fmt.Errorf("read setting %s: %w", key, translate(err))
+	}
+	return v, nil
+}
+
+// LockLeasedWork locks a work item the caller leases. It returns false when
+// the lease was lost.
+func (tx *Tx) LockLeasedWork(ctx context.Context, w WorkItem) (bool, error) {
+	_, err := tx.q.WorkItemLockLeased(ctx, dbsqlc.WorkItemLockLeasedParams{ID: w.ID, LeaseToken: &w.LeaseToken})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("lock leased work: %w", translate(err))
+	}
+	return true, nil
+}

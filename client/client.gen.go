@@ -18,6 +18,27 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for CallbackRequestStatus.
+const (
+	CallbackRequestStatusFailed    CallbackRequestStatus = "failed"
+	CallbackRequestStatusHeartbeat CallbackRequestStatus = "heartbeat"
+	CallbackRequestStatusSucceeded CallbackRequestStatus = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the CallbackRequestStatus enum.
+func (e CallbackRequestStatus) Valid() bool {
+	switch e {
+	case CallbackRequestStatusFailed:
+		return true
+	case CallbackRequestStatusHeartbeat:
+		return true
+	case CallbackRequestStatusSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HealthStatus.
 const (
 	Ok HealthStatus = "ok"
@@ -175,6 +196,41 @@ func (e StepLogLevel) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// CallbackRequest defines model for CallbackRequest.
+type CallbackRequest struct {
+	// Context With `succeeded`, merged into the run's context.
+	Context *map[string]interface{} `json:"context,omitempty"`
+
+	// Error With `failed`, the step's error.
+	Error interface{} `json:"error,omitempty"`
+	Logs  *[]StepLog  `json:"logs,omitempty"`
+
+	// Output With `succeeded`, the step's output.
+	Output interface{} `json:"output,omitempty"`
+
+	// Retry With `failed`, retry the step by its policy instead of failing it.
+	Retry  *bool                 `json:"retry,omitempty"`
+	Status CallbackRequestStatus `json:"status"`
+}
+
+// CallbackRequestStatus defines model for CallbackRequest.Status.
+type CallbackRequestStatus string
+
+// CallbackStep defines model for CallbackStep.
+type CallbackStep struct {
+	Attempt  int                `json:"attempt"`
+	Deadline *time.Time         `json:"deadline,omitempty"`
+	RunId    openapi_types.UUID `json:"run_id"`
+
+	// Status The step execution's status.
+	Status string `json:"status"`
+
+	// Step The step execution's key.
+	Step     string      `json:"step"`
+	Type     string      `json:"type"`
+	Workflow WorkflowRef `json:"workflow"`
 }
 
 // CancelRunRequest defines model for CancelRunRequest.
@@ -500,6 +556,9 @@ type BadRequest = Problem
 // Conflict An RFC 9457 problem document.
 type Conflict = Problem
 
+// Gone An RFC 9457 problem document.
+type Gone = Problem
+
 // NotFound An RFC 9457 problem document.
 type NotFound = Problem
 
@@ -601,6 +660,9 @@ type InvokeStepParams struct {
 	// Traceparent W3C trace context of the step's span.
 	Traceparent *string `json:"traceparent,omitempty"`
 }
+
+// CompleteCallbackJSONRequestBody defines body for CompleteCallback for application/json ContentType.
+type CompleteCallbackJSONRequestBody = CallbackRequest
 
 // StartRunJSONRequestBody defines body for StartRun for application/json ContentType.
 type StartRunJSONRequestBody = StartRunRequest
@@ -794,6 +856,45 @@ type ClientInterface interface {
 	// Corresponds with GET /readyz (the `GetReadiness` operationId).
 	GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DescribeCallback Describe the step a callback URL belongs to.
+	//
+	// The token authenticates the request; no API key is needed.
+	//
+	// Corresponds with GET /v1/callbacks/{token} (the `DescribeCallback` operationId).
+	DescribeCallback(ctx context.Context, token string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CompleteCallbackWithBody Finish a step, fail it, or extend its deadline.
+	//
+	// `succeeded` finishes the step with `output` (and merges `context` into
+	// the run's context); `failed` fails it with `error` (retried by the
+	// step's policy only with `"retry": true`); `heartbeat` moves the step's
+	// deadline to its `callback_timeout` from now. The token is bound to one
+	// attempt of one step: a step completes once (a second completion is a
+	// `409` and changes nothing), and a token past the step's deadline is
+	// `410`. The token authenticates the request; no API key is needed.
+	// The body may be at most 256 KiB (configurable).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/callbacks/{token} (the `CompleteCallback` operationId).
+	CompleteCallbackWithBody(ctx context.Context, token string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CompleteCallback Finish a step, fail it, or extend its deadline.
+	//
+	// `succeeded` finishes the step with `output` (and merges `context` into
+	// the run's context); `failed` fails it with `error` (retried by the
+	// step's policy only with `"retry": true`); `heartbeat` moves the step's
+	// deadline to its `callback_timeout` from now. The token is bound to one
+	// attempt of one step: a step completes once (a second completion is a
+	// `409` and changes nothing), and a token past the step's deadline is
+	// `410`. The token authenticates the request; no API key is needed.
+	// The body may be at most 256 KiB (configurable).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/callbacks/{token} (the `CompleteCallback` operationId).
+	CompleteCallback(ctx context.Context, token string, body CompleteCallbackJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListRuns List runs, newest first.
 	//
 	// Corresponds with GET /v1/runs (the `ListRuns` operationId).
@@ -929,6 +1030,75 @@ func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (
 // Corresponds with GET /readyz (the `GetReadiness` operationId).
 func (c *Client) GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetReadinessRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DescribeCallback Describe the step a callback URL belongs to.
+//
+// The token authenticates the request; no API key is needed.
+//
+// Corresponds with GET /v1/callbacks/{token} (the `DescribeCallback` operationId).
+func (c *Client) DescribeCallback(ctx context.Context, token string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDescribeCallbackRequest(c.Server, token)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CompleteCallbackWithBody Finish a step, fail it, or extend its deadline.
+//
+// `succeeded` finishes the step with `output` (and merges `context` into
+// the run's context); `failed` fails it with `error` (retried by the
+// step's policy only with `"retry": true`); `heartbeat` moves the step's
+// deadline to its `callback_timeout` from now. The token is bound to one
+// attempt of one step: a step completes once (a second completion is a
+// `409` and changes nothing), and a token past the step's deadline is
+// `410`. The token authenticates the request; no API key is needed.
+// The body may be at most 256 KiB (configurable).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/callbacks/{token} (the `CompleteCallback` operationId).
+func (c *Client) CompleteCallbackWithBody(ctx context.Context, token string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCompleteCallbackRequestWithBody(c.Server, token, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CompleteCallback Finish a step, fail it, or extend its deadline.
+//
+// `succeeded` finishes the step with `output` (and merges `context` into
+// the run's context); `failed` fails it with `error` (retried by the
+// step's policy only with `"retry": true`); `heartbeat` moves the step's
+// deadline to its `callback_timeout` from now. The token is bound to one
+// attempt of one step: a step completes once (a second completion is a
+// `409` and changes nothing), and a token past the step's deadline is
+// `410`. The token authenticates the request; no API key is needed.
+// The body may be at most 256 KiB (configurable).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/callbacks/{token} (the `CompleteCallback` operationId).
+func (c *Client) CompleteCallback(ctx context.Context, token string, body CompleteCallbackJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCompleteCallbackRequest(c.Server, token, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1241,6 +1411,87 @@ func NewGetReadinessRequest(server string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewDescribeCallbackRequest constructs an http.Request for the DescribeCallback method
+func NewDescribeCallbackRequest(server string, token string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "token", token, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/callbacks/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCompleteCallbackRequest calls the generic CompleteCallback builder with application/json body
+func NewCompleteCallbackRequest(server string, token string, body CompleteCallbackJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCompleteCallbackRequestWithBody(server, token, "application/json", bodyReader)
+}
+
+// NewCompleteCallbackRequestWithBody constructs an http.Request for the CompleteCallback method, with any body, and a specified content type
+func NewCompleteCallbackRequestWithBody(server string, token string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "token", token, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/callbacks/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -1967,6 +2218,47 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /readyz (the `GetReadiness` operationId).
 	GetReadinessWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReadinessResponse, error)
 
+	// DescribeCallbackWithResponse Describe the step a callback URL belongs to.
+	//
+	// The token authenticates the request; no API key is needed.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/callbacks/{token} (the `DescribeCallback` operationId).
+	DescribeCallbackWithResponse(ctx context.Context, token string, reqEditors ...RequestEditorFn) (*DescribeCallbackResponse, error)
+
+	// CompleteCallbackWithBodyWithResponse Finish a step, fail it, or extend its deadline.
+	//
+	// `succeeded` finishes the step with `output` (and merges `context` into
+	// the run's context); `failed` fails it with `error` (retried by the
+	// step's policy only with `"retry": true`); `heartbeat` moves the step's
+	// deadline to its `callback_timeout` from now. The token is bound to one
+	// attempt of one step: a step completes once (a second completion is a
+	// `409` and changes nothing), and a token past the step's deadline is
+	// `410`. The token authenticates the request; no API key is needed.
+	// The body may be at most 256 KiB (configurable).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/callbacks/{token} (the `CompleteCallback` operationId).
+	CompleteCallbackWithBodyWithResponse(ctx context.Context, token string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CompleteCallbackResponse, error)
+
+	// CompleteCallbackWithResponse Finish a step, fail it, or extend its deadline.
+	//
+	// `succeeded` finishes the step with `output` (and merges `context` into
+	// the run's context); `failed` fails it with `error` (retried by the
+	// step's policy only with `"retry": true`); `heartbeat` moves the step's
+	// deadline to its `callback_timeout` from now. The token is bound to one
+	// attempt of one step: a step completes once (a second completion is a
+	// `409` and changes nothing), and a token past the step's deadline is
+	// `410`. The token authenticates the request; no API key is needed.
+	// The body may be at most 256 KiB (configurable).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/callbacks/{token} (the `CompleteCallback` operationId).
+	CompleteCallbackWithResponse(ctx context.Context, token string, body CompleteCallbackJSONRequestBody, reqEditors ...RequestEditorFn) (*CompleteCallbackResponse, error)
+
 	// ListRunsWithResponse List runs, newest first.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -2179,6 +2471,165 @@ func (r GetReadinessResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetReadinessResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DescribeCallbackResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CallbackStep
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DescribeCallbackResponse) GetJSON200() *CallbackStep {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DescribeCallbackResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DescribeCallbackResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DescribeCallbackResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r DescribeCallbackResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DescribeCallbackResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DescribeCallbackResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DescribeCallbackResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CompleteCallbackResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CallbackStep
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *Gone
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Unprocessable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CompleteCallbackResponse) GetJSON200() *CallbackStep {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CompleteCallbackResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CompleteCallbackResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CompleteCallbackResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CompleteCallbackResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r CompleteCallbackResponse) GetApplicationproblemJSON410() *Gone {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r CompleteCallbackResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r CompleteCallbackResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CompleteCallbackResponse) GetApplicationproblemJSON422() *Unprocessable {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r CompleteCallbackResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CompleteCallbackResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CompleteCallbackResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CompleteCallbackResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -2951,6 +3402,65 @@ func (c *ClientWithResponses) GetReadinessWithResponse(ctx context.Context, reqE
 	return ParseGetReadinessResponse(rsp)
 }
 
+// DescribeCallbackWithResponse Describe the step a callback URL belongs to.
+//
+// The token authenticates the request; no API key is needed.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/callbacks/{token} (the `DescribeCallback` operationId).
+func (c *ClientWithResponses) DescribeCallbackWithResponse(ctx context.Context, token string, reqEditors ...RequestEditorFn) (*DescribeCallbackResponse, error) {
+	rsp, err := c.DescribeCallback(ctx, token, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDescribeCallbackResponse(rsp)
+}
+
+// CompleteCallbackWithBodyWithResponse Finish a step, fail it, or extend its deadline.
+//
+// `succeeded` finishes the step with `output` (and merges `context` into
+// the run's context); `failed` fails it with `error` (retried by the
+// step's policy only with `"retry": true`); `heartbeat` moves the step's
+// deadline to its `callback_timeout` from now. The token is bound to one
+// attempt of one step: a step completes once (a second completion is a
+// `409` and changes nothing), and a token past the step's deadline is
+// `410`. The token authenticates the request; no API key is needed.
+// The body may be at most 256 KiB (configurable).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/callbacks/{token} (the `CompleteCallback` operationId).
+func (c *ClientWithResponses) CompleteCallbackWithBodyWithResponse(ctx context.Context, token string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CompleteCallbackResponse, error) {
+	rsp, err := c.CompleteCallbackWithBody(ctx, token, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCompleteCallbackResponse(rsp)
+}
+
+// CompleteCallbackWithResponse Finish a step, fail it, or extend its deadline.
+//
+// `succeeded` finishes the step with `output` (and merges `context` into
+// the run's context); `failed` fails it with `error` (retried by the
+// step's policy only with `"retry": true`); `heartbeat` moves the step's
+// deadline to its `callback_timeout` from now. The token is bound to one
+// attempt of one step: a step completes once (a second completion is a
+// `409` and changes nothing), and a token past the step's deadline is
+// `410`. The token authenticates the request; no API key is needed.
+// The body may be at most 256 KiB (configurable).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/callbacks/{token} (the `CompleteCallback` operationId).
+func (c *ClientWithResponses) CompleteCallbackWithResponse(ctx context.Context, token string, body CompleteCallbackJSONRequestBody, reqEditors ...RequestEditorFn) (*CompleteCallbackResponse, error) {
+	rsp, err := c.CompleteCallback(ctx, token, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCompleteCallbackResponse(rsp)
+}
+
 // ListRunsWithResponse List runs, newest first.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -3216,6 +3726,135 @@ func ParseGetReadinessResponse(rsp *http.Response) (*GetReadinessResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDescribeCallbackResponse parses an HTTP response from a DescribeCallbackWithResponse call
+func ParseDescribeCallbackResponse(rsp *http.Response) (*DescribeCallbackResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DescribeCallbackResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CallbackStep
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCompleteCallbackResponse parses an HTTP response from a CompleteCallbackWithResponse call
+func ParseCompleteCallbackResponse(rsp *http.Response) (*CompleteCallbackResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CompleteCallbackResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CallbackStep
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Gone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
 
 	}
 

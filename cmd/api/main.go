@@ -71,7 +71,7 @@ func (m *Main) Run(ctx context.Context, args []string, getenv func(string) strin
 		return err
 	}
 	m.logger = cfg.NewLogger(stderr)
-	m.db, err = postgres.OpenMigrated(ctx, cfg.DatabaseURL, m.logger)
+	m.db, err = postgres.OpenMigrated(ctx, cfg.DatabaseURL, cfg.DBMaxConns, m.logger)
 	if err != nil {
 		return err
 	}

@@ -44,18 +44,24 @@ SET status = 'cancelled', error = @error, finished_at = now(), updated_at = now(
 WHERE id = @id AND status IN ('pending', 'running', 'waiting')
 RETURNING *;
 
--- name: HistoryEventAppend :one
--- Appends one event to a run's history and counts it on the run, which also
--- takes the run's row lock for the rest of the transaction.
-WITH counted AS (
-    UPDATE runs SET history_count = history_count + 1
-    WHERE runs.id = @run_id
+-- name: HistoryEventAppendMany :exec
+-- Appends events to the histories of their runs, in the order given, and
+-- counts them on each run. Empty step keys and zero attempts are stored as
+-- NULL.
+WITH events AS (
+    SELECT i, (@run_ids::uuid[])[i] AS run_id
+    FROM generate_series(1, cardinality(@run_ids::uuid[])) AS i
+), counted AS (
+    UPDATE runs SET history_count = history_count + per_run.n
+    FROM (SELECT events.run_id, count(*) AS n FROM events GROUP BY events.run_id) AS per_run
+    WHERE runs.id = per_run.run_id
     RETURNING runs.id
 )
 INSERT INTO history_events (run_id, type, step_key, attempt, data)
-SELECT counted.id, @type, sqlc.narg('step_key'), sqlc.narg('attempt'), @data
-FROM counted
-RETURNING *;
+SELECT events.run_id, (@types::text[])[events.i], NULLIF((@step_keys::text[])[events.i], ''),
+       NULLIF((@attempts::integer[])[events.i], 0), (@datas::jsonb[])[events.i]
+FROM events JOIN counted ON counted.id = events.run_id
+ORDER BY events.i;
 
 -- name: HistoryEventList :many
 SELECT * FROM history_events

@@ -1,11 +1,17 @@
 -- name: StepExecutionInsert :exec
-INSERT INTO step_executions (
-    id, run_id, parent_id, step_key, step_name, step_type, status, attempt,
-    webhook_id, input, deadline, started_at
-) VALUES (
-    @id, @run_id, sqlc.narg('parent_id'), @step_key, @step_name, @step_type, 'running', 1,
-    @webhook_id, @input, now() + sqlc.arg('timeout_ms')::bigint * interval '1 millisecond', now()
-);
+-- Creates a running step execution together with its first attempt.
+WITH execution AS (
+    INSERT INTO step_executions (
+        id, run_id, parent_id, step_key, step_name, step_type, status, attempt,
+        webhook_id, input, deadline, started_at
+    ) VALUES (
+        @id, @run_id, sqlc.narg('parent_id'), @step_key, @step_name, @step_type, 'running', 1,
+        @webhook_id, @input, now() + sqlc.arg('timeout_ms')::bigint * interval '1 millisecond', now()
+    )
+    RETURNING id, run_id
+)
+INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
+SELECT id, 1, run_id, 'running', @worker_id, @callback_hash FROM execution;
 
 -- name: StepExecutionGet :one
 SELECT * FROM step_executions WHERE id = @id;
@@ -17,6 +23,24 @@ UPDATE step_executions
 SET status = 'running', attempt = @attempt, updated_at = now(),
     deadline = now() + sqlc.arg('timeout_ms')::bigint * interval '1 millisecond'
 WHERE id = @id AND attempt = @previous_attempt AND status IN ('pending', 'running', 'waiting');
+
+-- name: StepFinish :one
+-- Records how a step's attempt ended and, in the same statement, the step
+-- execution's final outcome, both fenced to the attempt in progress. It
+-- returns how many of the two rows it changed: 2, or the attempt was stale.
+WITH attempt AS (
+    UPDATE step_attempts
+    SET status = @attempt_status, http_status = sqlc.narg('http_status'), error = @error, logs = @logs,
+        finished_at = now()
+    WHERE step_execution_id = @id AND step_attempts.attempt = @attempt AND status IN ('running', 'accepted')
+    RETURNING 1
+), execution AS (
+    UPDATE step_executions
+    SET status = @status, output = @output, error = @error, finished_at = now(), updated_at = now()
+    WHERE step_executions.id = @id AND step_executions.attempt = @attempt AND status IN ('pending', 'running', 'waiting')
+    RETURNING 1
+)
+SELECT ((SELECT count(*) FROM attempt) + (SELECT count(*) FROM execution))::integer AS changed;
 
 -- name: StepExecutionFinish :execrows
 -- Records a step execution's final outcome, fenced to its current attempt.

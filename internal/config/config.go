@@ -27,6 +27,7 @@ import (
 // Config is the configuration of the API and the worker.
 type Config struct {
 	DatabaseURL string
+	DBMaxConns  int
 	Addr        string // the API's listen address
 	PublicURL   string // base URL step endpoints use to reach the API
 	// APIKeyHashes are the SHA-256 hashes of the accepted API keys; empty
@@ -45,6 +46,7 @@ type Config struct {
 	WorkerConcurrency int
 	PollInterval      time.Duration
 	ShutdownGrace     time.Duration
+	LeaseMargin       time.Duration
 
 	MaxDefinitionBytes int
 	MaxDefinitionDepth int
@@ -65,6 +67,8 @@ type setting struct {
 var settings = []setting{
 	{"DATABASE_URL", "database-url", "postgres://postgres@127.0.0.1:5432/durable?sslmode=disable",
 		"PostgreSQL connection string", func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
+	{"DURABLE_DB_MAX_CONNS", "db-max-conns", "16", "most PostgreSQL connections the process opens (a pool_max_conns in DATABASE_URL wins)",
+		positiveInt(func(c *Config) *int { return &c.DBMaxConns })},
 	{"DURABLE_ADDR", "addr", "127.0.0.1:8080", "API listen address",
 		func(c *Config, v string) error {
 			if _, _, err := net.SplitHostPort(v); err != nil {
@@ -104,6 +108,8 @@ var settings = []setting{
 		positiveDuration(func(c *Config) *time.Duration { return &c.PollInterval })},
 	{"DURABLE_SHUTDOWN_GRACE", "shutdown-grace", "30s", "how long a stopping worker lets steps in flight finish",
 		positiveDuration(func(c *Config) *time.Duration { return &c.ShutdownGrace })},
+	{"DURABLE_LEASE_MARGIN", "lease-margin", "30s", "how much longer than a step's timeout a worker holds its work; a dead worker's step is retried after timeout + margin",
+		positiveDuration(func(c *Config) *time.Duration { return &c.LeaseMargin })},
 	{"DURABLE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error",
 		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{"DURABLE_LOG_FORMAT", "log-format", "text", "text or json",

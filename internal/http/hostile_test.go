@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -137,14 +138,16 @@ func TestInputLoneSurrogate(t *testing.T) {
 	t.Skip("BUG: internal/orchestrator canonicalJSON (runs.go) decodes a lone surrogate escape like \"\\ud800\" into U+FFFD, so the run's input silently differs from what was sent; it should be refused with 422 at /input")
 	b := setup(t)
 	b.createWorkflow(t, twoStepWorkflow)
-	for _, input := range []string{`"\ud800"`, `{"a": "x\udc00y"}`, `["\ud83d"]`} {
+	for input, escape := range map[string]string{`"\ud800"`: `\ud800`, `{"a": "x\udc00y"}`: `\udc00`, `["\ud83d"]`: `\ud83d`} {
 		t.Run(input, func(t *testing.T) {
 			before := b.state(t)
 			res := b.do(t, http.MethodPost, "/v1/runs", []byte(`{"workflow": "greet", "input": `+input+`}`))
 			if res.status == http.StatusCreated {
+				// encoding/json decodes a lone surrogate as U+FFFD, so
+				// only the raw text tells whether it was kept.
 				var r run
 				res.decode(t, &r)
-				require.JSONEq(t, input, string(r.Input), "the input must be kept as sent")
+				require.Contains(t, strings.ToLower(string(r.Input)), escape, "the input must be kept as sent")
 				return
 			}
 			requireProblem(t, res, http.StatusUnprocessableEntity, "/input")

@@ -182,7 +182,8 @@ func (s *Service) heartbeat(ctx context.Context, tx *postgres.Tx, a *attempt, st
 			return deadline, err
 		}
 	}
-	return deadline, appendHistory(ctx, tx, a.state.run.ID, workflow.EventStepHeartbeat, a.step.Name, &a.number, map[string]any{"deadline": deadline.UTC()})
+	appendHistory(tx, a.state.run.ID, workflow.EventStepHeartbeat, a.step.Name, &a.number, map[string]any{"deadline": deadline.UTC()})
+	return deadline, nil
 }
 
 // applyCallback finishes a step from a callback: success hands the run to
@@ -221,7 +222,8 @@ func (s *Service) applyCallback(ctx context.Context, tx *postgres.Tx, a *attempt
 		if ok, err := tx.FinishStepExecution(ctx, a.execID, a.number, "succeeded", output, nil); err != nil || !ok {
 			return "", orStale(err, ok)
 		}
-		return "succeeded", appendHistory(ctx, tx, runID, workflow.EventStepSucceeded, a.step.Name, &a.number, map[string]any{"by": "callback"})
+		appendHistory(tx, runID, workflow.EventStepSucceeded, a.step.Name, &a.number, map[string]any{"by": "callback"})
+		return "succeeded", nil
 	}
 
 	stepErr := cb.Error
@@ -242,7 +244,8 @@ func (s *Service) applyCallback(ctx context.Context, tx *postgres.Tx, a *attempt
 		if ok, err := tx.RetryStepLater(ctx, a.execID, a.number, stepErr); err != nil || !ok {
 			return "", orStale(err, ok)
 		}
-		return "pending", appendHistory(ctx, tx, runID, workflow.EventStepRetryScheduled, a.step.Name, &a.number, map[string]any{"error": stepErr, "retry_in_ms": delay.Milliseconds(), "by": "callback"})
+		appendHistory(tx, runID, workflow.EventStepRetryScheduled, a.step.Name, &a.number, map[string]any{"error": stepErr, "retry_in_ms": delay.Milliseconds(), "by": "callback"})
+		return "pending", nil
 	}
 	if ok, err := tx.FinishStepAttempt(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, Status: "failed", Error: stepErr}); err != nil || !ok {
 		return "", orStale(err, ok)

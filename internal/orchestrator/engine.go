@@ -168,38 +168,45 @@ func (s *Service) newAttemptRecord(a *attempt) ([]byte, error) {
 	return hash, nil
 }
 
-// startStep starts the first attempt of step in tx: a step execution, its
-// attempt, history, and the work item repointed at the attempt under the
-// caller's lease. When the step's input cannot be rendered, the step and
-// the run fail instead, and startStep returns nil.
-func (s *Service) startStep(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, error) {
+// newAttempt prepares the first attempt of a step execution not created
+// yet: its ids, callback token (of which only hash is stored) and deadline.
+func (s *Service) newAttempt(item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, []byte, error) {
 	a := &attempt{item: item, state: st, step: step, execID: uuid.Must(uuid.NewV7()), number: 1}
 	a.webhook = "msg_" + a.execID.String()
-	input, renderErr := renderInput(ctx, st, step)
 	hash, err := s.newAttemptRecord(a)
+	return a, hash, err
+}
+
+// startStep starts the first attempt of step in tx, repointing the work item
+// at it under the caller's lease. It returns nil when the step's input
+// cannot be built, which fails the step and the run instead.
+func (s *Service) startStep(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, error) {
+	a, hash, err := s.newAttempt(item, st, step)
 	if err != nil {
 		return nil, err
 	}
+	if ok, err := tx.ContinueWork(ctx, item, postgres.WorkTarget{Kind: postgres.WorkInvoke, StepExecutionID: &a.execID, Attempt: 1}, s.leaseFor(step)); err != nil || !ok {
+		return nil, orLeaseLost(err, ok)
+	}
+	return s.beginStep(ctx, tx, a, hash)
+}
+
+// beginStep creates the step execution of a prepared first attempt, whose
+// work item points at it already, with its input rendered from what the
+// run knows now. When the input cannot be built, the step and the run fail
+// and beginStep returns nil.
+func (s *Service) beginStep(ctx context.Context, tx *postgres.Tx, a *attempt, hash []byte) (*attempt, error) {
+	st := a.state
+	input, renderErr := renderInput(ctx, st, a.step)
 	if renderErr == nil && len(input) > s.limits.MaxOutputBytes {
 		renderErr = fmt.Errorf("the rendered input is %d bytes; the limit is %d", len(input), s.limits.MaxOutputBytes)
 	}
-	if renderErr == nil {
-		if ok, err := tx.ContinueWork(ctx, item, postgres.WorkTarget{Kind: postgres.WorkInvoke, StepExecutionID: &a.execID, Attempt: 1}, s.leaseFor(step)); err != nil {
+	if st.run.Status != workflow.RunRunning {
+		if _, err := tx.MarkRunRunning(ctx, st.run.ID); err != nil {
 			return nil, err
-		} else if !ok {
-			return nil, errLeaseLost
 		}
-	} else if ok, err := tx.CompleteWork(ctx, item); err != nil {
-		return nil, err
-	} else if !ok {
-		return nil, errLeaseLost
-	}
-	if _, err := tx.MarkRunRunning(ctx, st.run.ID); err != nil {
-		return nil, err
-	}
-	if st.run.Status == workflow.RunPending {
-		if err := appendHistory(ctx, tx, st.run.ID, workflow.EventRunStarted, "", nil, nil); err != nil {
-			return nil, err
+		if st.run.Status == workflow.RunPending {
+			appendHistory(tx, st.run.ID, workflow.EventRunStarted, "", nil, nil)
 		}
 		st.run.Status = workflow.RunRunning
 	}
@@ -207,21 +214,16 @@ func (s *Service) startStep(ctx context.Context, tx *postgres.Tx, item postgres.
 		a.input = input
 	}
 	if err := tx.InsertStepExecution(ctx, postgres.NewStepExecution{
-		ID: a.execID, RunID: st.run.ID, Key: step.Name, Name: step.Name, Type: string(step.Type),
-		WebhookID: a.webhook, Input: a.input, Timeout: time.Duration(step.Call.Timeout),
+		ID: a.execID, RunID: st.run.ID, Key: a.step.Name, Name: a.step.Name, Type: string(a.step.Type),
+		WebhookID: a.webhook, Input: a.input, Timeout: time.Duration(a.step.Call.Timeout),
 		WorkerID: s.workerID, CallbackHash: hash,
 	}); err != nil {
 		return nil, err
 	}
-	if err := appendHistory(ctx, tx, st.run.ID, workflow.EventStepStarted, step.Name, &a.number, nil); err != nil {
-		return nil, err
-	}
+	appendHistory(tx, st.run.ID, workflow.EventStepStarted, a.step.Name, &a.number, nil)
 	if renderErr != nil {
 		stepErr := errorJSON(fmt.Sprintf("the step's input could not be built: %v", renderErr), 0)
-		if ok, err := tx.FinishStepAttempt(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: 1, Status: "failed", Error: stepErr}); err != nil || !ok {
-			return nil, orStale(err, ok)
-		}
-		return nil, s.failStepExecution(ctx, tx, a, stepErr)
+		return nil, s.failStep(ctx, tx, a, stepErr, 0, "failed")
 	}
 	return a, nil
 }
@@ -255,9 +257,7 @@ func (s *Service) restartStep(ctx context.Context, tx *postgres.Tx, item postgre
 		if _, err := tx.FinishStepAttempt(ctx, postgres.AttemptResult{StepExecutionID: exec.ID, Attempt: exec.Attempt, Status: "abandoned", Error: lostErr}); err != nil {
 			return nil, err
 		}
-		if err := appendHistory(ctx, tx, st.run.ID, workflow.EventStepAbandoned, exec.Key, &exec.Attempt, nil); err != nil {
-			return nil, err
-		}
+		appendHistory(tx, st.run.ID, workflow.EventStepAbandoned, exec.Key, &exec.Attempt, nil)
 		a.number, lost = exec.Attempt+1, true
 	}
 	if max := step.Call.Retry.MaxAttempts; a.number > max {
@@ -281,15 +281,16 @@ func (s *Service) restartStep(ctx context.Context, tx *postgres.Tx, item postgre
 	if ok, err := tx.StartStepAttempt(ctx, exec.ID, a.number, time.Duration(step.Call.Timeout)); err != nil || !ok {
 		return nil, orStale(err, ok)
 	}
-	if _, err := tx.MarkRunRunning(ctx, st.run.ID); err != nil {
-		return nil, err
+	if st.run.Status != workflow.RunRunning {
+		if _, err := tx.MarkRunRunning(ctx, st.run.ID); err != nil {
+			return nil, err
+		}
+		st.run.Status = workflow.RunRunning
 	}
 	if err := tx.InsertStepAttempt(ctx, exec.ID, a.number, st.run.ID, s.workerID, hash); err != nil {
 		return nil, err
 	}
-	if err := appendHistory(ctx, tx, st.run.ID, workflow.EventStepStarted, exec.Key, &a.number, nil); err != nil {
-		return nil, err
-	}
+	appendHistory(tx, st.run.ID, workflow.EventStepStarted, exec.Key, &a.number, nil)
 	return a, nil
 }
 
@@ -412,16 +413,22 @@ func retryDelay(p workflow.RetryPolicy, n int, retryAfter time.Duration) time.Du
 // starts the next step or finishes the run.
 func (s *Service) succeedStep(ctx context.Context, tx *postgres.Tx, a *attempt, res httpstep.Result, draining bool) (*attempt, error) {
 	st := a.state
-	if len(res.Context) > 0 && string(res.Context) != "{}" {
-		if len(st.ctxRaw)+len(res.Context) > s.limits.MaxContextBytes {
-			if merged, err := mergedSize(st.ctx, res.Context); err != nil || merged > s.limits.MaxContextBytes {
-				return nil, s.failStep(ctx, tx, a, errorJSON(fmt.Sprintf("merging the step's context answer would make the run's context larger than %d bytes", s.limits.MaxContextBytes), res.HTTPStatus), res.HTTPStatus, "failed")
-			}
+	patch := res.Context
+	if len(patch) == 0 || string(patch) == "{}" {
+		patch = nil
+	}
+	if patch != nil && len(st.ctxRaw)+len(patch) > s.limits.MaxContextBytes {
+		if merged, err := mergedSize(st.ctx, patch); err != nil || merged > s.limits.MaxContextBytes {
+			return nil, s.failStep(ctx, tx, a, errorJSON(fmt.Sprintf("merging the step's context answer would make the run's context larger than %d bytes", s.limits.MaxContextBytes), res.HTTPStatus), res.HTTPStatus, "failed")
 		}
 	}
-	next := nextStep(st.def, a.step.Name)
+	// The work item goes first: it fences the transition to this worker's
+	// lease and takes the locks in the order every transition takes them.
+	step := nextStep(st.def, a.step.Name)
+	var next *attempt
+	var nextHash []byte
 	switch {
-	case next == nil:
+	case step == nil:
 		if ok, err := tx.CompleteWork(ctx, a.item); err != nil || !ok {
 			return nil, orLeaseLost(err, ok)
 		}
@@ -429,11 +436,17 @@ func (s *Service) succeedStep(ctx context.Context, tx *postgres.Tx, a *attempt, 
 		if ok, err := tx.RescheduleWork(ctx, a.item, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: a.step.Name}, 0); err != nil || !ok {
 			return nil, orLeaseLost(err, ok)
 		}
+	default:
+		var err error
+		if next, nextHash, err = s.newAttempt(a.item, st, step); err != nil {
+			return nil, err
+		}
+		if ok, err := tx.ContinueWork(ctx, a.item, postgres.WorkTarget{Kind: postgres.WorkInvoke, StepExecutionID: &next.execID, Attempt: 1}, s.leaseFor(step)); err != nil || !ok {
+			return nil, orLeaseLost(err, ok)
+		}
 	}
-	// When the run goes on, startStep repoints the work item under the
-	// lease, after this step's result is in place for its expressions.
-	if len(res.Context) > 0 && string(res.Context) != "{}" {
-		merged, err := tx.MergeRunContext(ctx, st.run.ID, res.Context)
+	if patch != nil {
+		merged, err := tx.MergeRunContext(ctx, st.run.ID, patch)
 		if err != nil {
 			return nil, err
 		}
@@ -445,27 +458,22 @@ func (s *Service) succeedStep(ctx context.Context, tx *postgres.Tx, a *attempt, 
 	if output == nil {
 		output = json.RawMessage("null")
 	}
-	if ok, err := tx.FinishStepAttempt(ctx, postgres.AttemptResult{
+	if ok, err := tx.FinishStep(ctx, postgres.AttemptResult{
 		StepExecutionID: a.execID, Attempt: a.number, Status: "succeeded", HTTPStatus: res.HTTPStatus, Logs: res.Logs,
-	}); err != nil || !ok {
-		return nil, orStale(err, ok)
-	}
-	if ok, err := tx.FinishStepExecution(ctx, a.execID, a.number, "succeeded", output, nil); err != nil || !ok {
+	}, "succeeded", output); err != nil || !ok {
 		return nil, orStale(err, ok)
 	}
 	if err := st.setOutput(a.step.Name, output); err != nil {
 		return nil, err
 	}
-	if err := appendHistory(ctx, tx, st.run.ID, workflow.EventStepSucceeded, a.step.Name, &a.number, map[string]any{"http_status": res.HTTPStatus, "duration_ms": res.Duration.Milliseconds()}); err != nil {
-		return nil, err
-	}
+	appendHistory(tx, st.run.ID, workflow.EventStepSucceeded, a.step.Name, &a.number, map[string]any{"http_status": res.HTTPStatus, "duration_ms": res.Duration.Milliseconds()})
 	switch {
-	case next == nil:
+	case step == nil:
 		return nil, s.finishRun(ctx, tx, st, output)
 	case draining:
 		return nil, nil
 	}
-	return s.startStep(ctx, tx, a.item, st, next)
+	return s.beginStep(ctx, tx, next, nextHash)
 }
 
 // mergedSize is the size of ctx with patch merged in, as JSON.
@@ -513,7 +521,8 @@ func (s *Service) endRun(ctx context.Context, tx *postgres.Tx, runID uuid.UUID, 
 	if runErr != nil {
 		data = map[string]any{"error": runErr}
 	}
-	return appendHistory(ctx, tx, runID, event, "", nil, data)
+	appendHistory(tx, runID, event, "", nil, data)
+	return nil
 }
 
 // parkStep records a 202: the step waits for its callback until its
@@ -533,7 +542,8 @@ func (s *Service) parkStep(ctx context.Context, tx *postgres.Tx, a *attempt, res
 	if err != nil || !ok {
 		return orStale(err, ok)
 	}
-	return appendHistory(ctx, tx, a.state.run.ID, workflow.EventStepAccepted, a.step.Name, &a.number, map[string]any{"deadline": deadline.UTC()})
+	appendHistory(tx, a.state.run.ID, workflow.EventStepAccepted, a.step.Name, &a.number, map[string]any{"deadline": deadline.UTC()})
+	return nil
 }
 
 // retryStep records a failed attempt and schedules the next one after
@@ -548,8 +558,9 @@ func (s *Service) retryStep(ctx context.Context, tx *postgres.Tx, a *attempt, st
 	if ok, err := tx.RetryStepLater(ctx, a.execID, a.number, stepErr); err != nil || !ok {
 		return orStale(err, ok)
 	}
-	return appendHistory(ctx, tx, a.state.run.ID, workflow.EventStepRetryScheduled, a.step.Name, &a.number,
+	appendHistory(tx, a.state.run.ID, workflow.EventStepRetryScheduled, a.step.Name, &a.number,
 		map[string]any{"http_status": httpStatus, "error": stepErr, "retry_in_ms": delay.Milliseconds()})
+	return nil
 }
 
 // failStep records an attempt's failure as final: the step and the run fail.
@@ -557,10 +568,10 @@ func (s *Service) failStep(ctx context.Context, tx *postgres.Tx, a *attempt, ste
 	if ok, err := tx.CompleteWork(ctx, a.item); err != nil || !ok {
 		return orLeaseLost(err, ok)
 	}
-	if ok, err := tx.FinishStepAttempt(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, Status: attemptStatus, HTTPStatus: httpStatus, Error: stepErr}); err != nil || !ok {
+	if ok, err := tx.FinishStep(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, Status: attemptStatus, HTTPStatus: httpStatus, Error: stepErr}, "failed", nil); err != nil || !ok {
 		return orStale(err, ok)
 	}
-	return s.failStepExecution(ctx, tx, a, stepErr)
+	return s.failRun(ctx, tx, a, stepErr)
 }
 
 // failStepExecution fails a step execution and its run; the attempt and the
@@ -569,9 +580,12 @@ func (s *Service) failStepExecution(ctx context.Context, tx *postgres.Tx, a *att
 	if ok, err := tx.FinishStepExecution(ctx, a.execID, a.number, "failed", nil, stepErr); err != nil || !ok {
 		return orStale(err, ok)
 	}
-	if err := appendHistory(ctx, tx, a.state.run.ID, workflow.EventStepFailed, a.step.Name, &a.number, map[string]any{"error": stepErr}); err != nil {
-		return err
-	}
+	return s.failRun(ctx, tx, a, stepErr)
+}
+
+// failRun ends the run of a failed step as failed, with the step's error.
+func (s *Service) failRun(ctx context.Context, tx *postgres.Tx, a *attempt, stepErr json.RawMessage) error {
+	appendHistory(tx, a.state.run.ID, workflow.EventStepFailed, a.step.Name, &a.number, map[string]any{"error": stepErr})
 	message := fmt.Sprintf("step %s failed", a.step.Name)
 	var detail struct {
 		Message string `json:"message"`
@@ -597,15 +611,17 @@ func runError(message, code, step string, details json.RawMessage) json.RawMessa
 	return b
 }
 
-// appendHistory appends one event to a run's history.
-func appendHistory(ctx context.Context, tx *postgres.Tx, runID uuid.UUID, typ, stepKey string, attempt *int, data map[string]any) error {
+// appendHistory appends one event to a run's history when tx commits.
+// data must encode as JSON (maps of strings, numbers, times and raw JSON).
+func appendHistory(tx *postgres.Tx, runID uuid.UUID, typ, stepKey string, attempt *int, data map[string]any) {
 	var raw json.RawMessage
 	if data != nil {
-		b, err := json.Marshal(data)
-		if err != nil {
-			return fmt.Errorf("encode %s history data: %w", typ, err)
-		}
-		raw = b
+		raw, _ = json.Marshal(data) // the engine's own data always encodes
 	}
-	return tx.AppendHistory(ctx, postgres.NewHistoryEvent{RunID: runID, Type: typ, StepKey: stepKey, Attempt: attempt, Data: raw})
+	var n *int
+	if attempt != nil {
+		copied := *attempt
+		n = &copied
+	}
+	tx.AppendHistory(context.Background(), postgres.NewHistoryEvent{RunID: runID, Type: typ, StepKey: stepKey, Attempt: n, Data: raw})
 }

@@ -63,6 +63,12 @@ func WithWorkerID(id string) Option {
 	return func(s *Service) { s.workerID = id }
 }
 
+// WithLeaseMargin sets how much longer than a step's timeout a worker holds
+// the step's work before another worker may take it over.
+func WithLeaseMargin(d time.Duration) Option {
+	return func(s *Service) { s.leaseMargin = d }
+}
+
 // defaultLeaseMargin is how much longer than a step's timeout a worker holds
 // its work: the time to record the result.
 const defaultLeaseMargin = 30 * time.Second

@@ -50,38 +50,32 @@ func (s *Service) StartRun(ctx context.Context, req StartRun) (workflow.Run, boo
 		}
 	}
 
-	version, err := s.resolveVersion(ctx, req.Workflow, req.Version)
-	if err != nil {
-		return workflow.Run{}, false, err
-	}
-	def, err := s.definition(version)
-	if err != nil {
-		return workflow.Run{}, false, err
-	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return workflow.Run{}, false, fmt.Errorf("new run id: %w", err)
 	}
-	newRun := postgres.NewRun{
-		ID: id, Workflow: version.Name, Version: version.Version, Input: input,
-		IdempotencyKey: req.IdempotencyKey, RequestHash: requestHash,
-		Timeout: time.Duration(def.Timeout),
-	}
-
+	// Everything, reads included, happens in one transaction: a run start
+	// costs the database one commit.
 	var run workflow.Run
 	var inserted bool
 	err = s.db.InTx(ctx, func(tx *postgres.Tx) error {
-		run, inserted, err = tx.InsertRun(ctx, newRun)
+		version, err := resolveVersion(ctx, tx, req.Workflow, req.Version)
+		if err != nil {
+			return err
+		}
+		def, err := s.definition(version)
+		if err != nil {
+			return err
+		}
+		run, inserted, err = tx.InsertRun(ctx, postgres.NewRun{
+			ID: id, Workflow: version.Name, Version: version.Version, Input: input,
+			IdempotencyKey: req.IdempotencyKey, RequestHash: requestHash,
+			Timeout: time.Duration(def.Timeout),
+		})
 		if err != nil || !inserted {
 			return err
 		}
-		data, err := json.Marshal(map[string]any{"workflow": run.Workflow, "version": run.Version, "idempotency_key": req.IdempotencyKey})
-		if err != nil {
-			return fmt.Errorf("encode history data: %w", err)
-		}
-		if err := tx.AppendHistory(ctx, postgres.NewHistoryEvent{RunID: run.ID, Type: workflow.EventRunCreated, Data: data}); err != nil {
-			return err
-		}
+		appendHistory(tx, run.ID, workflow.EventRunCreated, "", nil, map[string]any{"workflow": run.Workflow, "version": run.Version, "idempotency_key": req.IdempotencyKey})
 		if err := tx.EnqueueWork(ctx, run.ID, postgres.WorkTarget{Kind: postgres.WorkAdvance}, 0); err != nil {
 			return err
 		}
@@ -123,13 +117,13 @@ func (s *Service) existingRun(ctx context.Context, key string, requestHash []byt
 }
 
 // resolveVersion finds the workflow version a run will be pinned to.
-func (s *Service) resolveVersion(ctx context.Context, name string, version int) (workflow.WorkflowVersion, error) {
+func resolveVersion(ctx context.Context, tx *postgres.Tx, name string, version int) (workflow.WorkflowVersion, error) {
 	var v workflow.WorkflowVersion
 	var err error
 	if version == 0 {
-		v, err = s.db.GetLatestWorkflowVersion(ctx, name)
+		v, err = tx.GetLatestWorkflowVersion(ctx, name)
 	} else {
-		v, err = s.db.GetWorkflowVersion(ctx, name, version)
+		v, err = tx.GetWorkflowVersion(ctx, name, version)
 	}
 	if fault.Is(err, fault.NotFound) {
 		path := "/workflow"
@@ -234,13 +228,7 @@ func (s *Service) CancelRun(ctx context.Context, id uuid.UUID, reason string) (w
 		if err := tx.EndRunSteps(ctx, id, "cancelled"); err != nil {
 			return err
 		}
-		data, err := json.Marshal(map[string]string{"reason": reason})
-		if err != nil {
-			return fmt.Errorf("encode history data: %w", err)
-		}
-		if err := tx.AppendHistory(ctx, postgres.NewHistoryEvent{RunID: id, Type: workflow.EventRunCancelled, Data: data}); err != nil {
-			return err
-		}
+		appendHistory(tx, id, workflow.EventRunCancelled, "", nil, map[string]any{"reason": reason})
 		return tx.DeleteRunWork(ctx, id)
 	})
 	if err != nil {

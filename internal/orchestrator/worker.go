@@ -298,7 +298,8 @@ func (s *Service) timeOutRun(ctx context.Context, item postgres.WorkItem) error 
 		if err := tx.DeleteRunWork(ctx, item.RunID); err != nil {
 			return err
 		}
-		return appendHistory(ctx, tx, item.RunID, workflow.EventRunTimedOut, "", nil, nil)
+		appendHistory(tx, item.RunID, workflow.EventRunTimedOut, "", nil, nil)
+		return nil
 	})
 }
 
@@ -336,9 +337,7 @@ func (s *Service) timeOutStep(ctx context.Context, item postgres.WorkItem) error
 			return fmt.Errorf("step %q of run %s is not a call step", exec.Name, run.ID)
 		}
 		a := &attempt{item: item, state: &runState{run: run, def: def}, step: step, execID: exec.ID, webhook: exec.WebhookID, number: exec.Attempt}
-		if err := appendHistory(ctx, tx, run.ID, workflow.EventStepTimedOut, exec.Key, &exec.Attempt, nil); err != nil {
-			return err
-		}
+		appendHistory(tx, run.ID, workflow.EventStepTimedOut, exec.Key, &exec.Attempt, nil)
 		if _, err := tx.MarkRunRunning(ctx, run.ID); err != nil {
 			return err
 		}

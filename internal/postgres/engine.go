@@ -232,15 +232,16 @@ type NewStepExecution struct {
 }
 
 // InsertStepExecution creates a running step execution and its first
-// attempt.
+// attempt, in one statement.
 func (tx *Tx) InsertStepExecution(ctx context.Context, n NewStepExecution) error {
 	if err := tx.q.StepExecutionInsert(ctx, dbsqlc.StepExecutionInsertParams{
 		ID: n.ID, RunID: n.RunID, ParentID: n.ParentID, StepKey: n.Key, StepName: n.Name, StepType: n.Type,
 		WebhookID: n.WebhookID, Input: n.Input, TimeoutMs: n.Timeout.Milliseconds(),
+		WorkerID: &n.WorkerID, CallbackHash: n.CallbackHash,
 	}); err != nil {
 		return fmt.Errorf("insert step execution %s: %w", n.Key, translate(err))
 	}
-	return tx.InsertStepAttempt(ctx, n.ID, 1, n.RunID, n.WorkerID, n.CallbackHash)
+	return nil
 }
 
 // InsertStepAttempt records the start of an attempt.
@@ -330,6 +331,25 @@ func (tx *Tx) FinishStepAttempt(ctx context.Context, r AttemptResult) (bool, err
 		return false, fmt.Errorf("finish step attempt: %w", translate(err))
 	}
 	return n == 1, nil
+}
+
+// FinishStep records how an attempt ended (r) and the step execution's
+// final status and output, in one statement, fenced to the attempt in
+// progress. It returns false when the attempt was over already.
+func (tx *Tx) FinishStep(ctx context.Context, r AttemptResult, status string, output json.RawMessage) (bool, error) {
+	p := dbsqlc.StepFinishParams{
+		AttemptStatus: r.Status, Error: r.Error, Logs: r.Logs, ID: r.StepExecutionID, Attempt: int32(r.Attempt),
+		Status: status, Output: output,
+	}
+	if r.HTTPStatus != 0 {
+		s := int32(r.HTTPStatus)
+		p.HttpStatus = &s
+	}
+	changed, err := tx.q.StepFinish(ctx, p)
+	if err != nil {
+		return false, fmt.Errorf("finish step: %w", translate(err))
+	}
+	return changed == 2, nil
 }
 
 // FinishStepExecution records a step execution's final status, output and

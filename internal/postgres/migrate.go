@@ -126,13 +126,13 @@ func Redact(databaseURL string) string {
 }
 
 // OpenMigrated is how a Durable process starts on its database: it creates
-// the database if it is missing, connects, and applies pending migrations
-// under the migration lock, logging what it did.
-func OpenMigrated(ctx context.Context, databaseURL string, logger *slog.Logger) (*DB, error) {
+// the database if it is missing, connects (see [Open]), and applies pending
+// migrations under the migration lock, logging what it did.
+func OpenMigrated(ctx context.Context, databaseURL string, maxConns int, logger *slog.Logger) (*DB, error) {
 	if err := EnsureDatabase(ctx, databaseURL); err != nil {
 		return nil, err
 	}
-	db, err := Open(ctx, databaseURL)
+	db, err := Open(ctx, databaseURL, maxConns)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,14 +37,22 @@ type queries struct {
 type Tx struct {
 	queries
 	tx pgx.Tx
+	// history buffers the events appended in the transaction; they are
+	// written in one statement just before it commits.
+	history []NewHistoryEvent
 }
 
-// Open connects to the database at url. It does not create the database or
-// apply migrations: see [EnsureDatabase] and [DB.Migrate].
-func Open(ctx context.Context, url string) (*DB, error) {
+// Open connects to the database at url with a pool of at most maxConns
+// connections (0: pgx's default, or the URL's pool_max_conns). It does not
+// create the database or apply migrations: see [EnsureDatabase] and
+// [DB.Migrate].
+func Open(ctx context.Context, url string, maxConns int) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if maxConns > 0 && !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = int32(maxConns)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -76,7 +85,11 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 		return fmt.Errorf("begin transaction: %w", translate(err))
 	}
 	defer func() { _ = ptx.Rollback(context.WithoutCancel(ctx)) }()
-	if err := fn(&Tx{queries: queries{q: dbsqlc.New(ptx)}, tx: ptx}); err != nil {
+	tx := &Tx{queries: queries{q: dbsqlc.New(ptx)}, tx: ptx}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.flushHistory(ctx); err != nil {
 		return err
 	}
 	if err := ptx.Commit(ctx); err != nil {
@@ -143,7 +156,8 @@ func (tx *Tx) Savepoint(ctx context.Context, fn func(tx *Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin savepoint: %w", translate(err))
 	}
-	if err := fn(&Tx{queries: queries{q: dbsqlc.New(sp)}, tx: sp}); err != nil {
+	inner := &Tx{queries: queries{q: dbsqlc.New(sp)}, tx: sp}
+	if err := fn(inner); err != nil {
 		if rerr := sp.Rollback(ctx); rerr != nil {
 			return fmt.Errorf("%w (and rolling back the savepoint: %v)", err, rerr)
 		}
@@ -152,6 +166,7 @@ func (tx *Tx) Savepoint(ctx context.Context, fn func(tx *Tx) error) error {
 	if err := sp.Commit(ctx); err != nil {
 		return fmt.Errorf("release savepoint: %w", translate(err))
 	}
+	tx.history = append(tx.history, inner.history...)
 	return nil
 }
 

@@ -186,19 +186,33 @@ type NewHistoryEvent struct {
 	Data    json.RawMessage
 }
 
-// AppendHistory appends e to its run's history. It locks the run's row.
-func (tx *Tx) AppendHistory(ctx context.Context, e NewHistoryEvent) error {
-	params := dbsqlc.HistoryEventAppendParams{RunID: e.RunID, Type: e.Type, Data: e.Data}
-	if e.StepKey != "" {
-		params.StepKey = &e.StepKey
+// AppendHistory appends e to its run's history when the transaction
+// commits. All events of a transaction are written in one statement, just
+// before the commit, which also takes the row locks of their runs.
+func (tx *Tx) AppendHistory(_ context.Context, e NewHistoryEvent) {
+	tx.history = append(tx.history, e)
+}
+
+// flushHistory writes the buffered history events.
+func (tx *Tx) flushHistory(ctx context.Context) error {
+	if len(tx.history) == 0 {
+		return nil
 	}
-	if e.Attempt != nil {
-		a := int32(*e.Attempt)
-		params.Attempt = &a
+	n := len(tx.history)
+	p := dbsqlc.HistoryEventAppendManyParams{
+		RunIds: make([]uuid.UUID, n), Types: make([]string, n), StepKeys: make([]string, n),
+		Attempts: make([]int32, n), Datas: make([][]byte, n),
 	}
-	if _, err := tx.q.HistoryEventAppend(ctx, params); err != nil {
-		return fmt.Errorf("append %s to history: %w", e.Type, notFound(err, "run %s not found", e.RunID))
+	for i, e := range tx.history {
+		p.RunIds[i], p.Types[i], p.StepKeys[i], p.Datas[i] = e.RunID, e.Type, e.StepKey, e.Data
+		if e.Attempt != nil {
+			p.Attempts[i] = int32(*e.Attempt)
+		}
 	}
+	if err := tx.q.HistoryEventAppendMany(ctx, p); err != nil {
+		return fmt.Errorf("append history: %w", translate(err))
+	}
+	tx.history = nil
 	return nil
 }
 

@@ -63,3 +63,20 @@ func TestValidateInput(t *testing.T) {
 	require.NoError(t, dec.Decode(&v))
 	require.Empty(t, d.Step("form").WaitForInput.ValidateInput(v))
 }
+
+func TestFormSchemaDrafts(t *testing.T) {
+	t.Parallel()
+	// Metaschemas ship with the library, so naming a draft loads nothing.
+	for _, draft := range []string{
+		"http://json-schema.org/draft-07/schema#",
+		"https://json-schema.org/draft/2019-09/schema",
+		"https://json-schema.org/draft/2020-12/schema",
+	} {
+		d := mustParse(t, doc(`{"name": "f", "type": "wait_for_input", "kind": "form", "schema": {
+			"$schema": "`+draft+`", "type": "object", "properties": {"n": {"$ref": "#/$defs/n"}},
+			"$defs": {"n": {"type": "integer"}}, "definitions": {}}}`))
+		w := d.Steps[0].WaitForInput
+		require.Empty(t, w.ValidateInput(map[string]any{"n": int64(1)}), draft)
+		require.NotEmpty(t, w.ValidateInput(map[string]any{"n": "x"}), draft)
+	}
+}

@@ -102,7 +102,7 @@ func EmptyURL(t testing.TB) string {
 // New opens a fresh migrated database for the test, closed when it ends.
 func New(t testing.TB) *postgres.DB {
 	t.Helper()
-	db, err := postgres.Open(context.Background(), URL(t))
+	db, err := postgres.Open(context.Background(), URL(t), 0)
 	if err != nil {
 		t.Fatalf("open test database: %v", err)
 	}

@@ -12,47 +12,43 @@ import (
 	"github.com/google/uuid"
 )
 
-const historyEventAppend = `-- name: HistoryEventAppend :one
-WITH counted AS (
-    UPDATE runs SET history_count = history_count + 1
-    WHERE runs.id = $5
+const historyEventAppendMany = `-- name: HistoryEventAppendMany :exec
+WITH events AS (
+    SELECT i, ($5::uuid[])[i] AS run_id
+    FROM generate_series(1, cardinality($5::uuid[])) AS i
+), counted AS (
+    UPDATE runs SET history_count = history_count + per_run.n
+    FROM (SELECT events.run_id, count(*) AS n FROM events GROUP BY events.run_id) AS per_run
+    WHERE runs.id = per_run.run_id
     RETURNING runs.id
 )
 INSERT INTO history_events (run_id, type, step_key, attempt, data)
-SELECT counted.id, $1, $2, $3, $4
-FROM counted
-RETURNING id, run_id, type, step_key, attempt, data, created_at
+SELECT events.run_id, ($1::text[])[events.i], NULLIF(($2::text[])[events.i], ''),
+       NULLIF(($3::integer[])[events.i], 0), ($4::jsonb[])[events.i]
+FROM events JOIN counted ON counted.id = events.run_id
+ORDER BY events.i
 `
 
-type HistoryEventAppendParams struct {
-	Type    string
-	StepKey *string
-	Attempt *int32
-	Data    []byte
-	RunID   uuid.UUID
+type HistoryEventAppendManyParams struct {
+	Types    []string
+	StepKeys []string
+	Attempts []int32
+	Datas    [][]byte
+	RunIds   []uuid.UUID
 }
 
-// Appends one event to a run's history and counts it on the run, which also
-// takes the run's row lock for the rest of the transaction.
-func (q *Queries) HistoryEventAppend(ctx context.Context, arg HistoryEventAppendParams) (HistoryEvent, error) {
-	row := q.db.QueryRow(ctx, historyEventAppend,
-		arg.Type,
-		arg.StepKey,
-		arg.Attempt,
-		arg.Data,
-		arg.RunID,
+// Appends events to the histories of their runs, in the order given, and
+// counts them on each run. Empty step keys and zero attempts are stored as
+// NULL.
+func (q *Queries) HistoryEventAppendMany(ctx context.Context, arg HistoryEventAppendManyParams) error {
+	_, err := q.db.Exec(ctx, historyEventAppendMany,
+		arg.Types,
+		arg.StepKeys,
+		arg.Attempts,
+		arg.Datas,
+		arg.RunIds,
 	)
-	var i HistoryEvent
-	err := row.Scan(
-		&i.ID,
-		&i.RunID,
-		&i.Type,
-		&i.StepKey,
-		&i.Attempt,
-		&i.Data,
-		&i.CreatedAt,
-	)
-	return i, err
+	return err
 }
 
 const historyEventList = `-- name: HistoryEventList :many

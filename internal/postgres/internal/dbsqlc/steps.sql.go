@@ -204,29 +204,39 @@ func (q *Queries) StepExecutionGet(ctx context.Context, id uuid.UUID) (StepExecu
 }
 
 const stepExecutionInsert = `-- name: StepExecutionInsert :exec
-INSERT INTO step_executions (
-    id, run_id, parent_id, step_key, step_name, step_type, status, attempt,
-    webhook_id, input, deadline, started_at
-) VALUES (
-    $1, $2, $3, $4, $5, $6, 'running', 1,
-    $7, $8, now() + $9::bigint * interval '1 millisecond', now()
+WITH execution AS (
+    INSERT INTO step_executions (
+        id, run_id, parent_id, step_key, step_name, step_type, status, attempt,
+        webhook_id, input, deadline, started_at
+    ) VALUES (
+        $3, $4, $5, $6, $7, $8, 'running', 1,
+        $9, $10, now() + $11::bigint * interval '1 millisecond', now()
+    )
+    RETURNING id, run_id
 )
+INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
+SELECT id, 1, run_id, 'running', $1, $2 FROM execution
 `
 
 type StepExecutionInsertParams struct {
-	ID        uuid.UUID
-	RunID     uuid.UUID
-	ParentID  *uuid.UUID
-	StepKey   string
-	StepName  string
-	StepType  string
-	WebhookID string
-	Input     []byte
-	TimeoutMs int64
+	WorkerID     *string
+	CallbackHash []byte
+	ID           uuid.UUID
+	RunID        uuid.UUID
+	ParentID     *uuid.UUID
+	StepKey      string
+	StepName     string
+	StepType     string
+	WebhookID    string
+	Input        []byte
+	TimeoutMs    int64
 }
 
+// Creates a running step execution together with its first attempt.
 func (q *Queries) StepExecutionInsert(ctx context.Context, arg StepExecutionInsertParams) error {
 	_, err := q.db.Exec(ctx, stepExecutionInsert,
+		arg.WorkerID,
+		arg.CallbackHash,
 		arg.ID,
 		arg.RunID,
 		arg.ParentID,
@@ -347,6 +357,52 @@ func (q *Queries) StepExecutionStartAttempt(ctx context.Context, arg StepExecuti
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const stepFinish = `-- name: StepFinish :one
+WITH attempt AS (
+    UPDATE step_attempts
+    SET status = $1, http_status = $2, error = $3, logs = $4,
+        finished_at = now()
+    WHERE step_execution_id = $5 AND step_attempts.attempt = $6 AND status IN ('running', 'accepted')
+    RETURNING 1
+), execution AS (
+    UPDATE step_executions
+    SET status = $7, output = $8, error = $3, finished_at = now(), updated_at = now()
+    WHERE step_executions.id = $5 AND step_executions.attempt = $6 AND status IN ('pending', 'running', 'waiting')
+    RETURNING 1
+)
+SELECT ((SELECT count(*) FROM attempt) + (SELECT count(*) FROM execution))::integer AS changed
+`
+
+type StepFinishParams struct {
+	AttemptStatus string
+	HttpStatus    *int32
+	Error         []byte
+	Logs          []byte
+	ID            uuid.UUID
+	Attempt       int32
+	Status        string
+	Output        []byte
+}
+
+// Records how a step's attempt ended and, in the same statement, the step
+// execution's final outcome, both fenced to the attempt in progress. It
+// returns how many of the two rows it changed: 2, or the attempt was stale.
+func (q *Queries) StepFinish(ctx context.Context, arg StepFinishParams) (int32, error) {
+	row := q.db.QueryRow(ctx, stepFinish,
+		arg.AttemptStatus,
+		arg.HttpStatus,
+		arg.Error,
+		arg.Logs,
+		arg.ID,
+		arg.Attempt,
+		arg.Status,
+		arg.Output,
+	)
+	var changed int32
+	err := row.Scan(&changed)
+	return changed, err
 }
 
 const stepOutputsByRun = `-- name: StepOutputsByRun :many

@@ -1,0 +1,472 @@
+// Command bench measures Durable end to end, as `make bench` runs it: it
+// builds and starts the api and a worker over a fresh database, serves steps
+// that answer at once from this process, posts a workflow of -steps call
+// steps, and measures
+//
+//   - one run alone (-serial runs, one after another): run start → first
+//     step request and step answer → next step request ("step-to-step");
+//   - -runs runs started together: steps per second end to end, the same
+//     latencies under load, and PostgreSQL commits per step (from
+//     pg_stat_database.xact_commit of the benchmark's database).
+//
+// It prints a Markdown table; docs/benchmarks.md keeps the results.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	serverURL   string
+	runs        int
+	steps       int
+	serial      int
+	concurrency int
+	clients     int
+}
+
+func run() error {
+	var o options
+	flag.StringVar(&o.serverURL, "database-url", envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/durable?sslmode=disable"), "PostgreSQL server; the benchmark uses (and recreates) its own database durable_bench there")
+	flag.IntVar(&o.runs, "runs", 1000, "runs started together")
+	flag.IntVar(&o.steps, "steps", 10, "call steps per run")
+	flag.IntVar(&o.serial, "serial", 100, "runs made one after another, for the latency of one run alone")
+	flag.IntVar(&o.concurrency, "worker-concurrency", 0, "DURABLE_WORKER_CONCURRENCY of the worker (0: its default)")
+	flag.IntVar(&o.clients, "clients", 50, "concurrent clients starting the runs")
+	flag.Parse()
+
+	ctx := context.Background()
+	dbURL, err := freshDatabase(ctx, o.serverURL, "durable_bench")
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "durable-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	build := exec.Command("go", "build", "-o", dir, "./cmd/api", "./cmd/worker")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+
+	steps := newStepServer()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go func() { _ = http.Serve(ln, steps) }()
+
+	env := []string{"DATABASE_URL=" + dbURL, "DURABLE_LOG_LEVEL=warn", "DURABLE_LOG_FORMAT=json"}
+	api, addr, err := startProcess(filepath.Join(dir, "api"), append(env, "DURABLE_ADDR=127.0.0.1:0", "DURABLE_LOG_LEVEL=info"), "api listening")
+	if err != nil {
+		return err
+	}
+	defer stop(api)
+	workerEnv := append(env, "DURABLE_PUBLIC_URL=http://"+addr)
+	if o.concurrency > 0 {
+		workerEnv = append(workerEnv, fmt.Sprintf("DURABLE_WORKER_CONCURRENCY=%d", o.concurrency))
+	}
+	worker, _, err := startProcess(filepath.Join(dir, "worker"), append(workerEnv, "DURABLE_LOG_LEVEL=info"), "worker started")
+	if err != nil {
+		return err
+	}
+	defer stop(worker)
+
+	base := "http://" + addr
+	if err := postWorkflow(base, "http://"+ln.Addr().String(), o.steps); err != nil {
+		return err
+	}
+
+	// Warm up: connections, prepared statements, the definition cache.
+	if _, err := measure(ctx, base, steps, dbURL, 20, o.steps, 1); err != nil {
+		return err
+	}
+	serial, err := measure(ctx, base, steps, dbURL, o.serial, o.steps, 1)
+	if err != nil {
+		return err
+	}
+	together, err := measure(ctx, base, steps, dbURL, o.runs, o.steps, o.clients)
+	if err != nil {
+		return err
+	}
+	printReport(ctx, dbURL, o, serial, together)
+	return nil
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// freshDatabase drops and creates database name on the server of
+// serverURL and returns its URL.
+func freshDatabase(ctx context.Context, serverURL, name string) (string, error) {
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		return "", fmt.Errorf("parse database url: %w", err)
+	}
+	u.Path = "/postgres"
+	conn, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		return "", fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(ctx)
+	ident := pgx.Identifier{name}.Sanitize()
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
+		return "", fmt.Errorf("drop %s: %w", name, err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
+		return "", fmt.Errorf("create %s: %w", name, err)
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+// startProcess starts a Durable binary and waits for the JSON log line
+// whose msg is ready, returning its "addr" attribute if it has one.
+func startProcess(bin string, env []string, ready string) (*exec.Cmd, string, error) {
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sent := false
+		for sc.Scan() {
+			var line map[string]any
+			if json.Unmarshal(sc.Bytes(), &line) != nil {
+				continue
+			}
+			if !sent && line["msg"] == ready {
+				addr, _ := line["addr"].(string)
+				found <- addr
+				sent = true
+			} else if line["level"] == "ERROR" {
+				fmt.Fprintf(os.Stderr, "%s: %s\n", filepath.Base(bin), sc.Text())
+			}
+		}
+	}()
+	select {
+	case addr := <-found:
+		return cmd, addr, nil
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		return nil, "", fmt.Errorf("%s did not log %q within 30s", bin, ready)
+	}
+}
+
+func stop(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(os.Interrupt)
+	_ = cmd.Wait()
+}
+
+func postWorkflow(base, stepBase string, n int) error {
+	steps := make([]map[string]any, n)
+	for i := range steps {
+		steps[i] = map[string]any{"name": fmt.Sprintf("s%d", i), "type": "call", "url": fmt.Sprintf("%s/step/%d", stepBase, i)}
+	}
+	body, _ := json.Marshal(map[string]any{"name": "bench", "steps": steps})
+	res, err := http.Post(base+"/v1/workflows", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusCreated && res.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(res.Body)
+		return fmt.Errorf("post workflow: %s: %s", res.Status, b)
+	}
+	return nil
+}
+
+// stepServer answers every step at once and records, per run, when each
+// step's request arrived and when its answer was written.
+type stepServer struct {
+	mu   sync.Mutex
+	runs map[string]*runTimes
+	done chan struct{}
+	want int
+	seen int
+}
+
+type runTimes struct {
+	requested []time.Time // by step index
+	answered  []time.Time
+}
+
+func newStepServer() *stepServer { return &stepServer{runs: map[string]*runTimes{}} }
+
+// expect resets the server for n step requests and returns a channel
+// closed when they have all been answered.
+func (s *stepServer) expect(n int) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.runs, s.want, s.seen, s.done = map[string]*runTimes{}, n, 0, make(chan struct{})
+	return s.done
+}
+
+func (s *stepServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	var body struct {
+		RunID string `json:"run_id"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		http.Error(w, "bad body", http.StatusBadRequest)
+		return
+	}
+	var idx int
+	if _, err := fmt.Sscanf(r.URL.Path, "/step/%d", &idx); err != nil {
+		http.Error(w, "bad path", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"output":{"ok":true}}`))
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	answered := time.Now()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rt := s.runs[body.RunID]
+	if rt == nil {
+		rt = &runTimes{}
+		s.runs[body.RunID] = rt
+	}
+	for len(rt.requested) <= idx {
+		rt.requested = append(rt.requested, time.Time{})
+		rt.answered = append(rt.answered, time.Time{})
+	}
+	if rt.requested[idx].IsZero() {
+		rt.requested[idx], rt.answered[idx] = now, answered
+		s.seen++
+		if s.seen == s.want {
+			close(s.done)
+		}
+	}
+}
+
+// result is one measured batch of runs.
+type result struct {
+	runs, steps           int
+	elapsed               time.Duration
+	startToFirst, between []time.Duration
+	commits               int64
+}
+
+// measure starts n runs through `clients` concurrent clients and waits
+// until every step of every run was answered.
+func measure(ctx context.Context, base string, steps *stepServer, dbURL string, n, perRun, clients int) (result, error) {
+	done := steps.expect(n * perRun)
+	commitsBefore, err := xactCommits(ctx, dbURL)
+	if err != nil {
+		return result{}, err
+	}
+	started := make(map[string]time.Time, n)
+	var mu sync.Mutex
+	var firstErr error
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	begin := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range jobs {
+				t0 := time.Now()
+				id, err := startRun(base)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				started[id] = t0
+				mu.Unlock()
+				if clients == 1 {
+					// One run alone: wait for it before starting the next.
+					waitRun(steps, id, perRun)
+				}
+			}
+		}()
+	}
+	for i := range n {
+		if firstErr != nil {
+			break
+		}
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	if firstErr != nil {
+		return result{}, firstErr
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Minute):
+		return result{}, errors.New("the runs did not finish within 10 minutes")
+	}
+	res := result{runs: n, steps: n * perRun}
+	steps.mu.Lock()
+	var last time.Time
+	for id, rt := range steps.runs {
+		res.startToFirst = append(res.startToFirst, rt.requested[0].Sub(started[id]))
+		for i := 1; i < len(rt.requested); i++ {
+			res.between = append(res.between, rt.requested[i].Sub(rt.answered[i-1]))
+		}
+		if a := rt.answered[len(rt.answered)-1]; a.After(last) {
+			last = a
+		}
+	}
+	steps.mu.Unlock()
+	res.elapsed = last.Sub(begin)
+	// Backends flush their statistics to pg_stat_database at most once a
+	// second while busy, and 10 s after they go idle (PostgreSQL 15).
+	time.Sleep(11 * time.Second)
+	commitsAfter, err := xactCommits(ctx, dbURL)
+	if err != nil {
+		return result{}, err
+	}
+	res.commits = commitsAfter - commitsBefore
+	return res, nil
+}
+
+func startRun(base string) (string, error) {
+	res, err := http.Post(base+"/v1/runs", "application/json", strings.NewReader(`{"workflow":"bench","input":{}}`))
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	var run struct {
+		ID string `json:"id"`
+	}
+	if res.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(res.Body)
+		return "", fmt.Errorf("start run: %s: %s", res.Status, b)
+	}
+	if err := json.NewDecoder(res.Body).Decode(&run); err != nil {
+		return "", err
+	}
+	return run.ID, nil
+}
+
+// waitRun waits until the step server answered every step of run id.
+func waitRun(steps *stepServer, id string, perRun int) {
+	for {
+		steps.mu.Lock()
+		rt := steps.runs[id]
+		complete := rt != nil && len(rt.answered) == perRun && !rt.answered[perRun-1].IsZero()
+		steps.mu.Unlock()
+		if complete {
+			return
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+// xactCommits reads the committed transactions of the benchmark database.
+// Its own query is one of them; the reading is taken before and after, so
+// it cancels out but for one.
+func xactCommits(ctx context.Context, dbURL string) (int64, error) {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	var n int64
+	err = conn.QueryRow(ctx, "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()").Scan(&n)
+	return n, err
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(float64(len(s)-1) * p)
+	return s[i]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+func printReport(ctx context.Context, dbURL string, o options, serial, together result) {
+	fmt.Printf("\n## Durable end-to-end benchmark\n\n")
+	fmt.Printf("Machine: %d CPUs (%s), %s; PostgreSQL %s on the same machine (fsync %s, synchronous_commit %s).\n\n",
+		runtime.NumCPU(), cpuModel(), runtime.Version(), pgSetting(ctx, dbURL, "server_version"), pgSetting(ctx, dbURL, "fsync"), pgSetting(ctx, dbURL, "synchronous_commit"))
+	fmt.Printf("| measure | one run alone (%d runs, one at a time) | %d runs started together |\n|---|---|---|\n", serial.runs, together.runs)
+	fmt.Printf("| steps per second, end to end | %.0f | %.0f |\n", float64(serial.steps)/serial.elapsed.Seconds(), float64(together.steps)/together.elapsed.Seconds())
+	fmt.Printf("| run start → first step request, p50 | %s | %s |\n", ms(percentile(serial.startToFirst, .5)), ms(percentile(together.startToFirst, .5)))
+	fmt.Printf("| run start → first step request, p99 | %s | %s |\n", ms(percentile(serial.startToFirst, .99)), ms(percentile(together.startToFirst, .99)))
+	fmt.Printf("| step-to-step, p50 | %s | %s |\n", ms(percentile(serial.between, .5)), ms(percentile(together.between, .5)))
+	fmt.Printf("| step-to-step, p99 | %s | %s |\n", ms(percentile(serial.between, .99)), ms(percentile(together.between, .99)))
+	fmt.Printf("| PostgreSQL commits per step | %.3f | %.3f |\n", float64(serial.commits)/float64(serial.steps), float64(together.commits)/float64(together.steps))
+	fmt.Printf("\n%d call steps per run; %d concurrent clients start the runs; worker concurrency %s.\n", o.steps, o.clients, concurrencyLabel(o.concurrency))
+}
+
+func concurrencyLabel(n int) string {
+	if n == 0 {
+		return "default"
+	}
+	return fmt.Sprint(n)
+}
+
+func pgSetting(ctx context.Context, dbURL, name string) string {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return "?"
+	}
+	defer conn.Close(ctx)
+	var v string
+	if err := conn.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&v); err != nil {
+		return "?"
+	}
+	return v
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}

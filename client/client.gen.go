@@ -355,8 +355,8 @@ type RunSummary struct {
 
 // StartRunRequest defines model for StartRunRequest.
 type StartRunRequest struct {
-	// Input The run's input, any JSON value; an empty object when absent.
-	Input interface{} `json:"input,omitempty"`
+	// Input The run's input, any JSON value; an empty object when absent or null.
+	Input *interface{} `json:"input,omitempty"`
 
 	// Version The version to run; the latest when absent.
 	Version  *int32             `json:"version,omitempty"`
@@ -2860,6 +2860,8 @@ type CancelRunResponse struct {
 	ApplicationproblemJSON413 *TooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Unprocessable
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2895,6 +2897,11 @@ func (r CancelRunResponse) GetApplicationproblemJSON413() *TooLarge {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r CancelRunResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CancelRunResponse) GetApplicationproblemJSON422() *Unprocessable {
+	return r.ApplicationproblemJSON422
 }
 
 // GetBody returns the raw response body bytes
@@ -4085,6 +4092,13 @@ func ParseCancelRunResponse(rsp *http.Response) (*CancelRunResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
 
 	}
 

@@ -200,7 +200,7 @@ func TestCallbackExpired(t *testing.T) {
 			"retry": map[string]any{"max_attempts": 1}},
 	}}))
 	e.createWorkflow(stDef(t, map[string]any{"name": "expiring2", "steps": []any{
-		map[string]any{"name": "wait", "type": "call", "url": retried.URL, "callback_timeout": "500ms",
+		map[string]any{"name": "wait", "type": "call", "url": retried.URL, "callback_timeout": "1s",
 			"retry": map[string]any{"max_attempts": 2, "initial_interval": "10ms"}},
 	}}))
 	start := time.Now()
@@ -228,19 +228,58 @@ func TestCallbackExpired(t *testing.T) {
 	require.Len(t, rec.all(), 1)
 
 	// With attempts left, the timed-out attempt is retried; its token has
-	// expired all the same.
+	// expired all the same, while the retry waits and after the run failed.
 	retriedCalls := stWaitCalls(t, retriedRec, 2, 10*time.Second)
 	require.Equal(t, 2, retriedCalls[1].Body.Attempt)
 	require.Equal(t, retriedCalls[0].WebhookID, retriedCalls[1].WebhookID)
+	e.waitRun(retriedID, 10*time.Second, "waiting")
+	before = stSnap(t, e, retriedID)
+	first := stToken(t, e, retriedCalls[0].Body.CallbackURL)
+	res = stCallback(t, e, first, client.CallbackRequest{Status: "succeeded", Output: "too late"})
+	assert.Equal(t, http.StatusGone, res.StatusCode(), "attempt 1's callback after its deadline, attempt 2 waiting: %s", res.Body)
+	require.Equal(t, before, stSnap(t, e, retriedID), "an expired callback must change nothing")
+
 	run = e.waitRun(retriedID, 10*time.Second)
 	require.Equal(t, client.RunStatus("failed"), run.Status)
 	require.Equal(t, []string{"timed_out", "timed_out"}, stAttemptStatuses(e.steps(retriedID)[0]))
 	before = stSnap(t, e, retriedID)
 	for i, c := range retriedCalls {
 		res := stCallback(t, e, stToken(t, e, c.Body.CallbackURL), client.CallbackRequest{Status: "succeeded", Output: "too late"})
-		assert.Equal(t, http.StatusGone, res.StatusCode(), "attempt %d's callback after its deadline: %s", i+1, res.Body)
+		assert.Equal(t, http.StatusGone, res.StatusCode(), "attempt %d's callback after its deadline, run failed: %s", i+1, res.Body)
 	}
 	require.Equal(t, before, stSnap(t, e, retriedID), "expired callbacks must change nothing")
+}
+
+// TestCallbackExpiredBeforeTimer: a callback after the step's deadline but
+// before any worker has fired the timeout (here: no worker runs) is 410
+// Gone and changes nothing; the timeout still fires once a worker runs.
+func TestCallbackExpiredBeforeTimer(t *testing.T) {
+	t.Parallel()
+	e, worker := stDeploy(t)
+	srv, rec := stServer(t, stAnswer(http.StatusAccepted, nil))
+	e.createWorkflow(stDef(t, map[string]any{"name": "expiring", "steps": []any{
+		map[string]any{"name": "wait", "type": "call", "url": srv.URL, "callback_timeout": "300ms",
+			"retry": map[string]any{"max_attempts": 1}},
+	}}))
+	id := e.startRun("expiring", nil)
+	calls := stWaitCalls(t, rec, 1, 15*time.Second)
+	token := stToken(t, e, calls[0].Body.CallbackURL)
+	e.waitRun(id, 10*time.Second, "waiting")
+	worker.kill()
+	time.Sleep(600 * time.Millisecond)
+
+	before := stSnap(t, e, id)
+	require.Equal(t, client.RunStatus("waiting"), before.Status)
+	res := stCallback(t, e, token, client.CallbackRequest{Status: "succeeded", Output: "too late"})
+	require.Equal(t, http.StatusGone, res.StatusCode(), string(res.Body))
+	hb := stCallback(t, e, token, client.CallbackRequest{Status: "heartbeat"})
+	require.Equal(t, http.StatusGone, hb.StatusCode(), "an expired step cannot be revived by a heartbeat: %s", hb.Body)
+	require.Equal(t, before, stSnap(t, e, id), "an expired callback must change nothing")
+
+	e.startWorker()
+	run := e.waitRun(id, 10*time.Second)
+	require.Equal(t, client.RunStatus("failed"), run.Status)
+	require.Contains(t, stRunError(t, run), "callback timeout")
 }
 
 // TestCallbackBeforeAccepted: an endpoint that completes its step through

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -215,6 +216,88 @@ func TestCrashMidStepReinvokesWithSameWebhookID(t *testing.T) {
 	}, historyKeys(e.history(id)))
 	require.Equal(t, 0, dbCount(t, db, `SELECT count(*) FROM work_items WHERE run_id = $1`, id), "work items left")
 	t.Logf("step taken over %s after the first request (lease %s)", gap.Round(time.Millisecond), lease)
+}
+
+// TestPausedWorkerResultIsFenced freezes a worker (SIGSTOP) while its step
+// request is in flight, lets another worker take the step over and finish
+// the run once the lease expires, then thaws the first worker (SIGCONT): its
+// late result must be ignored, and the history must not change.
+func TestPausedWorkerResultIsFenced(t *testing.T) {
+	t.Parallel()
+	const (
+		stepTimeout = 2 * time.Second
+		leaseMargin = 2 * time.Second
+		lease       = stepTimeout + leaseMargin
+	)
+
+	rec := &recorder{}
+	first := make(chan stepCall, 1)
+	frozen := make(chan struct{})
+	var s1Calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := rec.readStep(t, r)
+		from := "second"
+		if c.Path == "/s1" && s1Calls.Add(1) == 1 {
+			// Answer the first attempt only once its worker is frozen: the
+			// answer waits in the socket for the worker to thaw.
+			first <- c
+			<-frozen
+			from = "zombie"
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"output": map[string]any{"step": c.Body.Step, "from": from}, "context": map[string]any{c.Body.Step: from}})
+	}))
+	t.Cleanup(srv.Close)
+
+	e := newEnv(t, "DURABLE_LEASE_MARGIN="+leaseMargin.String())
+	db := assertDB(t, e)
+	e.createWorkflow(fmt.Sprintf(`{"name": "zombie", "steps": [
+		{"name": "s1", "type": "call", "url": "%[1]s/s1", "timeout": "2s"},
+		{"name": "s2", "type": "call", "url": "%[1]s/s2", "timeout": "2s"}]}`, srv.URL))
+
+	w1 := e.startWorker()
+	id := e.startRun("zombie", map[string]any{})
+	c1 := waitCall(t, first, 20*time.Second, "first request of s1")
+	require.NoError(t, w1.cmd.Process.Signal(syscall.SIGSTOP))
+	thawed := false
+	t.Cleanup(func() {
+		if !thawed {
+			_ = w1.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	})
+	close(frozen)
+
+	e.startWorker()
+	r := e.waitRun(id, lease+20*time.Second)
+	require.Equal(t, client.RunStatus("succeeded"), r.Status, "run error: %v", r.Error)
+	want := []string{
+		"run_created", "run_started",
+		"step_started s1#1", "step_abandoned s1#1",
+		"step_started s1#2", "step_succeeded s1#2",
+		"step_started s2#1", "step_succeeded s2#1",
+		"run_succeeded",
+	}
+	require.Equal(t, want, historyKeys(e.history(id)))
+	s1 := callsTo(rec, "/s1")
+	require.Len(t, s1, 2)
+	require.Equal(t, c1.WebhookID, s1[1].WebhookID)
+	before := e.run(id)
+
+	// Thaw the first worker: it finds its lease gone and records nothing.
+	require.NoError(t, w1.cmd.Process.Signal(syscall.SIGCONT))
+	thawed = true
+	reason := w1.waitLog(t, "step result ignored", "reason")
+	require.Contains(t, reason, "lease")
+	time.Sleep(500 * time.Millisecond) // let a wrongly recorded result show
+	require.Equal(t, want, historyKeys(e.history(id)), "the frozen worker's late result changed the history")
+	after := e.run(id)
+	require.Equal(t, before.Status, after.Status)
+	require.Equal(t, before.Context, after.Context, "the frozen worker's late result changed the run's context")
+	require.Equal(t, before.Output, after.Output)
+	st1 := stepByKey(t, e.steps(id), "s1")
+	require.Equal(t, []string{"abandoned", "succeeded"}, attemptStatuses(st1))
+	require.Equal(t, map[string]any{"step": "s1", "from": "second"}, st1.Output, "s1's output")
+	require.Equal(t, 0, dbCount(t, db, `SELECT count(*) FROM work_items WHERE run_id = $1`, id), "work items left")
+	require.Len(t, callsTo(rec, "/s2"), 1, "s2 invoked again")
 }
 
 // TestShutdownFinishesStepInFlight stops a worker (SIGTERM) during a step

@@ -233,7 +233,8 @@ func TestCallbackRacesCancel(t *testing.T) {
 	}
 	wg.Wait()
 
-	var callbackWon, cancelWon, cancelAfter, early int
+	var callbackWon, cancelAfter, early int
+	cancelWon := map[int]int{}
 	for _, o := range out {
 		require.NoError(t, o.err, "iteration %d", o.i)
 		wait, ok := findStep(o.steps, "wait")
@@ -260,7 +261,7 @@ func TestCallbackRacesCancel(t *testing.T) {
 				t.Fatalf("cancel answered %d: %s", o.cancel, o)
 			}
 		case http.StatusConflict, http.StatusGone:
-			cancelWon++
+			cancelWon[o.callback]++
 			require.Equal(t, http.StatusOK, o.cancel, "neither the callback nor the cancellation won: %s", o)
 			require.Equal(t, client.StepExecutionStatus("cancelled"), wait.Status, "the callback lost: %s", o)
 			require.Zero(t, succeeded, "the callback lost but the step succeeded: %s", o)
@@ -273,8 +274,9 @@ func TestCallbackRacesCancel(t *testing.T) {
 			early++
 		}
 	}
-	t.Logf("%d iterations in %s: callback won %d (then cancelled %d), cancel won %d; %d raced the recording of the 202",
-		iterations, time.Since(begin).Round(time.Millisecond), callbackWon, cancelAfter, cancelWon, early)
+	t.Logf("%d iterations in %s: callback won %d (then cancelled %d), cancel won %d (callback answered 409: %d, 410: %d); %d raced the recording of the 202",
+		iterations, time.Since(begin).Round(time.Millisecond), callbackWon, cancelAfter,
+		cancelWon[http.StatusConflict]+cancelWon[http.StatusGone], cancelWon[http.StatusConflict], cancelWon[http.StatusGone], early)
 }
 
 // raceCallbackCancel is one iteration of TestCallbackRacesCancel.
@@ -312,7 +314,7 @@ func raceCallbackCancel(ctx context.Context, c *client.ClientWithResponses, hub 
 	wg.Add(2)
 	// Vary who starts first, and by how much: the callback checks its token
 	// before its transaction, so it needs a head start to win at times.
-	lead := time.Duration(i%10) * time.Millisecond
+	lead := time.Duration(i%10) * 8 * time.Millisecond
 	go func() {
 		defer wg.Done()
 		<-start
@@ -400,7 +402,8 @@ func TestCallbackRacesTimeout(t *testing.T) {
 	}
 	wg.Wait()
 
-	var won, lost int
+	var won int
+	lost := map[int]int{}
 	var lateWin, earlyLoss []string
 	for _, o := range out {
 		require.NoError(t, o.err, "iteration %d", o.i)
@@ -421,7 +424,7 @@ func TestCallbackRacesTimeout(t *testing.T) {
 				lateWin = append(lateWin, o.offset.String())
 			}
 		case http.StatusGone, http.StatusConflict:
-			lost++
+			lost[o.callback]++
 			require.Equal(t, 1, timedOut, "callback answered %d but the step did not time out: %s", o.callback, o)
 			require.Zero(t, succeeded, "callback answered %d but the step succeeded: %s", o.callback, o)
 			require.Equal(t, client.StepExecutionStatus("failed"), wait.Status, "%s", o)
@@ -434,8 +437,8 @@ func TestCallbackRacesTimeout(t *testing.T) {
 			t.Fatalf("callback answered %d: %s", o.callback, o)
 		}
 	}
-	t.Logf("%d iterations in %s: callback won %d, timeout won %d; callbacks >20ms after the deadline that won: %v; >20ms before it that lost: %v",
-		iterations, time.Since(begin).Round(time.Millisecond), won, lost, lateWin, earlyLoss)
+	t.Logf("%d iterations in %s: callback won %d, timeout won %d (callback answered 410: %d, 409: %d); callbacks >20ms after the deadline that won: %v; >20ms before it that lost: %v",
+		iterations, time.Since(begin).Round(time.Millisecond), won, lost[http.StatusGone]+lost[http.StatusConflict], lost[http.StatusGone], lost[http.StatusConflict], lateWin, earlyLoss)
 }
 
 // raceCallbackTimeout is one iteration of TestCallbackRacesTimeout: it

@@ -219,7 +219,8 @@ func TestStepSequenceDataFlow(t *testing.T) {
 	wf := e.createWorkflow(stDef(t, map[string]any{
 		"name": "sequence",
 		"steps": []any{
-			map[string]any{"name": "one", "type": "call", "url": srv.URL + "/one", "input": map[string]any{"a": 1, "lit": "plain"}},
+			map[string]any{"name": "one", "type": "call", "url": srv.URL + "/one", "input": map[string]any{"a": 1, "lit": "plain"},
+				"headers": map[string]any{"X-Tenant": "acme", "X-Y": "${ input.y }"}},
 			map[string]any{"name": "two", "type": "call", "url": srv.URL + "/two", "timeout": "20s",
 				"input": map[string]any{
 					"x":      "${ steps.one.output.x }",
@@ -258,6 +259,8 @@ func TestStepSequenceDataFlow(t *testing.T) {
 		// whole seconds.
 		require.WithinDuration(t, c.At.Add(want.timeout), c.Body.Deadline, 2*time.Second, "deadline of step %s", want.step)
 	}
+	require.Equal(t, "acme", calls[0].Header.Get("X-Tenant"), "a definition's literal header is sent")
+	require.Equal(t, "why", calls[0].Header.Get("X-Y"), "a definition's header expression is evaluated")
 	// Numbers flow exactly: JSONEq compares float64s, so look at the bytes.
 	require.Contains(t, string(calls[1].Body.Input), "9007199254740993", "an integer beyond 2^53 must reach the step unchanged")
 	require.Contains(t, strings.ReplaceAll(string(calls[1].Body.Input), " ", ""), `"x":42`, "an integer stays an integer")

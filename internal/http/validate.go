@@ -19,6 +19,7 @@ import (
 	nethttpmiddleware "github.com/oapi-codegen/nethttp-middleware"
 
 	"github.com/durablehq/durable/internal/fault"
+	"github.com/durablehq/durable/internal/workflow"
 )
 
 type bodyKey struct{}
@@ -70,6 +71,13 @@ func readBody(limit int) func(http.Handler) http.Handler {
 				// be refused, not start a run.
 				if !json.Valid(b) {
 					writeProblem(w, r, http.StatusBadRequest, "malformed", "the request is malformed", []fault.Problem{{Path: "", Message: "the request body is not valid JSON"}})
+					return
+				}
+				// Refused rather than altered: jsonb cannot hold \u0000, and
+				// decoding would turn unpaired surrogates into U+FFFD.
+				var unstorable *workflow.StorableError
+				if errors.As(workflow.CheckStorable(b), &unstorable) {
+					writeProblem(w, r, http.StatusUnprocessableEntity, "invalid", "the request is invalid", []fault.Problem{{Path: unstorable.Path, Message: unstorable.Error()}})
 					return
 				}
 			}

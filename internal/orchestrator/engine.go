@@ -372,6 +372,7 @@ func (s *Service) recordResult(ctx context.Context, a *attempt, res httpstep.Res
 }
 
 func (s *Service) recordResultTx(ctx context.Context, tx *postgres.Tx, a *attempt, res httpstep.Result, draining bool) (*attempt, error) {
+	res = storable(res)
 	policy := a.step.Call.Retry
 	switch res.Outcome {
 	case httpstep.Succeeded:
@@ -387,6 +388,25 @@ func (s *Service) recordResultTx(ctx context.Context, tx *postgres.Tx, a *attemp
 		}
 	}
 	return nil, s.failStep(ctx, tx, a, res.Error, res.HTTPStatus, "failed")
+}
+
+// storable makes a step's answer fit for storing: an answer whose output,
+// context or logs hold text PostgreSQL cannot store faithfully (\u0000,
+// unpaired surrogates) fails the step for good, since it would fail the same
+// way again; an error holding such text is replaced by a description.
+func storable(res httpstep.Result) httpstep.Result {
+	for name, part := range map[string]json.RawMessage{"output": res.Output, "context": res.Context, "logs": res.Logs} {
+		if err := workflow.CheckStorable(part); err != nil {
+			return httpstep.Result{
+				Outcome: httpstep.Permanent, HTTPStatus: res.HTTPStatus, Duration: res.Duration,
+				Error: errorJSON(fmt.Sprintf("the step's %s cannot be stored: %v", name, err), res.HTTPStatus),
+			}
+		}
+	}
+	if err := workflow.CheckStorable(res.Error); err != nil {
+		res.Error = errorJSON(fmt.Sprintf("the step's error cannot be stored: %v", err), res.HTTPStatus)
+	}
+	return res
 }
 
 func nonRetryable(p workflow.RetryPolicy, status int) bool {

@@ -20,7 +20,7 @@ import (
 type StartRun struct {
 	Workflow string
 	Version  int             // 0: the latest version
-	Input    json.RawMessage // nil: an empty object
+	Input    json.RawMessage // nil or null: an empty object
 	// IdempotencyKey, when set, makes the start idempotent: the same key with
 	// the same request returns the run it started; with a different request
 	// it is a conflict.
@@ -31,7 +31,7 @@ type StartRun struct {
 // It returns false when an earlier request with the same idempotency key
 // created the run already.
 func (s *Service) StartRun(ctx context.Context, req StartRun) (workflow.Run, bool, error) {
-	if len(req.Input) == 0 {
+	if len(req.Input) == 0 || string(req.Input) == "null" {
 		req.Input = json.RawMessage(`{}`)
 	}
 	if len(req.Input) > s.limits.MaxInputBytes {

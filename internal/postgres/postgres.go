@@ -106,6 +106,7 @@ const (
 	codeUntranslatableCharacter  = "22P05"
 	codeCharacterNotInRepertoire = "22021"
 	codeProgramLimitExceeded     = "54000"
+	codeNumericOutOfRange        = "22003"
 )
 
 // translate turns the database errors a client can cause into [fault]
@@ -119,6 +120,8 @@ func translate(err error) error {
 	case codeUntranslatableCharacter, codeCharacterNotInRepertoire:
 		// jsonb cannot hold \u0000, and text cannot hold NUL bytes.
 		return &fault.Error{Kind: fault.Invalid, Message: "the data contains a NUL character (\\u0000), which Durable cannot store"}
+	case codeNumericOutOfRange:
+		return &fault.Error{Kind: fault.Invalid, Message: "the data holds a number outside the range PostgreSQL can store"}
 	case codeProgramLimitExceeded:
 		return &fault.Error{Kind: fault.TooLarge, Message: "the data exceeds a database limit"}
 	case codeUniqueViolation:

@@ -47,8 +47,8 @@ test: db ## run every test against a real PostgreSQL
 	DURABLE_TEST_DATABASE_URL='$(TEST_DATABASE_URL)' go test -count=1 ./...
 
 .PHONY: bench
-bench: ## benchmarks (the end-to-end step benchmark arrives with the worker)
-	@echo "make bench: the end-to-end benchmark needs the worker, which does not execute steps yet; running the micro-benchmarks"
+bench: db ## the end-to-end benchmark (bench/: api + worker + steps, 1,000 runs × 10 steps), then the micro-benchmarks
+	go run ./bench $(BENCH_FLAGS)
 	go test -run='^$$' -bench=. -benchmem ./internal/...
 
 .PHONY: generate

@@ -108,7 +108,8 @@ func TestConcurrencyManyRunsThreeWorkers(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := g; i < runs; i += 8 {
-				res, err := e.client.StartRunWithResponse(context.Background(), nil, client.StartRunRequest{Workflow: "many", Input: map[string]any{"i": i}})
+				var input any = map[string]any{"i": i}
+				res, err := e.client.StartRunWithResponse(context.Background(), nil, client.StartRunRequest{Workflow: "many", Input: &input})
 				switch {
 				case err != nil:
 					errs <- err

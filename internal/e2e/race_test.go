@@ -89,7 +89,7 @@ func pollRun(ctx context.Context, c *client.ClientWithResponses, id uuid.UUID, t
 
 // startRunErr starts a run without failing the test.
 func startRunErr(ctx context.Context, c *client.ClientWithResponses, workflow string, input any) (uuid.UUID, error) {
-	res, err := c.StartRunWithResponse(ctx, nil, client.StartRunRequest{Workflow: workflow, Input: input})
+	res, err := c.StartRunWithResponse(ctx, nil, client.StartRunRequest{Workflow: workflow, Input: &input})
 	if err != nil {
 		return uuid.Nil, err
 	}
@@ -314,7 +314,7 @@ func raceCallbackCancel(ctx context.Context, c *client.ClientWithResponses, hub 
 	wg.Add(2)
 	// Vary who starts first, and by how much: the callback checks its token
 	// before its transaction, so it needs a head start to win at times.
-	lead := time.Duration(i%10) * 8 * time.Millisecond
+	lead := time.Duration(i%10) * 11 * time.Millisecond
 	go func() {
 		defer wg.Done()
 		<-start
@@ -368,7 +368,11 @@ func TestCallbackRacesTimeout(t *testing.T) {
 	const (
 		iterations      = 50
 		callbackTimeout = 300 * time.Millisecond
-		spread          = 80 * time.Millisecond // callbacks land within ±spread of the deadline
+		// Callbacks are posted from early before the deadline to late after
+		// it: the API takes tens of milliseconds under this load, so a
+		// callback posted a little early may arrive late.
+		earliest = -150 * time.Millisecond
+		latest   = 50 * time.Millisecond
 	)
 
 	hub := &stepHub{}
@@ -396,7 +400,7 @@ func TestCallbackRacesTimeout(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			offset := -spread + time.Duration(i)*2*spread/(iterations-1)
+			offset := earliest + time.Duration(i)*(latest-earliest)/(iterations-1)
 			out[i] = raceCallbackTimeout(ctx, e.client, hub, i, offset)
 		}()
 	}

@@ -50,6 +50,8 @@ type options struct {
 	serial      int
 	concurrency int
 	clients     int
+	profile     string
+	apiProfile  string
 }
 
 func run() error {
@@ -60,6 +62,8 @@ func run() error {
 	flag.IntVar(&o.serial, "serial", 100, "runs made one after another, for the latency of one run alone")
 	flag.IntVar(&o.concurrency, "worker-concurrency", 0, "DURABLE_WORKER_CONCURRENCY of the worker (0: its default)")
 	flag.IntVar(&o.clients, "clients", 50, "concurrent clients starting the runs")
+	flag.StringVar(&o.profile, "pprof", "", "serve the worker's Go profiles on this address (the binaries are built with -tags pprof)")
+	flag.StringVar(&o.apiProfile, "api-pprof", "", "serve the api's Go profiles on this address")
 	flag.Parse()
 
 	ctx := context.Background()
@@ -72,7 +76,7 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	build := exec.Command("go", "build", "-o", dir, "./cmd/api", "./cmd/worker")
+	build := exec.Command("go", "build", "-tags", "pprof", "-o", dir, "./cmd/api", "./cmd/worker")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("build: %w", err)
@@ -86,7 +90,11 @@ func run() error {
 	go func() { _ = http.Serve(ln, steps) }()
 
 	env := []string{"DATABASE_URL=" + dbURL, "DURABLE_LOG_LEVEL=warn", "DURABLE_LOG_FORMAT=json"}
-	api, addr, err := startProcess(filepath.Join(dir, "api"), append(env, "DURABLE_ADDR=127.0.0.1:0", "DURABLE_LOG_LEVEL=info"), "api listening")
+	apiEnv := append(env, "DURABLE_ADDR=127.0.0.1:0", "DURABLE_LOG_LEVEL=info")
+	if o.apiProfile != "" {
+		apiEnv = append(apiEnv, "DURABLE_PPROF_ADDR="+o.apiProfile)
+	}
+	api, addr, err := startProcess(filepath.Join(dir, "api"), apiEnv, "api listening")
 	if err != nil {
 		return err
 	}
@@ -94,6 +102,9 @@ func run() error {
 	workerEnv := append(env, "DURABLE_PUBLIC_URL=http://"+addr)
 	if o.concurrency > 0 {
 		workerEnv = append(workerEnv, fmt.Sprintf("DURABLE_WORKER_CONCURRENCY=%d", o.concurrency))
+	}
+	if o.profile != "" {
+		workerEnv = append(workerEnv, "DURABLE_PPROF_ADDR="+o.profile)
 	}
 	worker, _, err := startProcess(filepath.Join(dir, "worker"), append(workerEnv, "DURABLE_LOG_LEVEL=info"), "worker started")
 	if err != nil {
@@ -286,6 +297,7 @@ func (s *stepServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type result struct {
 	runs, steps           int
 	elapsed               time.Duration
+	starting              time.Duration // until the last start request was answered
 	startToFirst, between []time.Duration
 	commits               int64
 }
@@ -335,12 +347,13 @@ func measure(ctx context.Context, base string, steps *stepServer, dbURL string, 
 	if firstErr != nil {
 		return result{}, firstErr
 	}
+	startsDone := time.Since(begin)
 	select {
 	case <-done:
 	case <-time.After(10 * time.Minute):
 		return result{}, errors.New("the runs did not finish within 10 minutes")
 	}
-	res := result{runs: n, steps: n * perRun}
+	res := result{runs: n, steps: n * perRun, starting: startsDone}
 	steps.mu.Lock()
 	var last time.Time
 	for id, rt := range steps.runs {
@@ -435,6 +448,7 @@ func printReport(ctx context.Context, dbURL string, o options, serial, together 
 	fmt.Printf("| step-to-step, p50 | %s | %s |\n", ms(percentile(serial.between, .5)), ms(percentile(together.between, .5)))
 	fmt.Printf("| step-to-step, p99 | %s | %s |\n", ms(percentile(serial.between, .99)), ms(percentile(together.between, .99)))
 	fmt.Printf("| PostgreSQL commits per step | %.3f | %.3f |\n", float64(serial.commits)/float64(serial.steps), float64(together.commits)/float64(together.steps))
+	fmt.Printf("| run starts per second (POST /v1/runs) | | %.0f |\n", float64(together.runs)/together.starting.Seconds())
 	fmt.Printf("\n%d call steps per run; %d concurrent clients start the runs; worker concurrency %s.\n", o.steps, o.clients, concurrencyLabel(o.concurrency))
 }
 

@@ -356,7 +356,7 @@ type RunSummary struct {
 // StartRunRequest defines model for StartRunRequest.
 type StartRunRequest struct {
 	// Input The run's input, any JSON value; an empty object when absent or null.
-	Input *interface{} `json:"input,omitempty"`
+	Input interface{} `json:"input,omitempty"`
 
 	// Version The version to run; the latest when absent.
 	Version  *int32             `json:"version,omitempty"`

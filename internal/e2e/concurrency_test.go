@@ -21,6 +21,12 @@ import (
 // Tests in this file run many runs through several worker processes at once
 // and check that every transition happened exactly once.
 
+// leanPool keeps each process of a deployment to a few PostgreSQL
+// connections (the default is 16): the tests share one server, whose
+// max_connections (100 by default) parallel deployments of four processes
+// each would otherwise exhaust.
+const leanPool = "DURABLE_DB_MAX_CONNS=4"
+
 // assertDB opens a pool on the deployment's database. Tests use it to
 // assert on rows (history, work items, attempts), never to change state.
 func assertDB(t *testing.T, e *env) *pgxpool.Pool {
@@ -83,7 +89,7 @@ func TestConcurrencyManyRunsThreeWorkers(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	e := newEnv(t)
+	e := newEnv(t, leanPool)
 	db := assertDB(t, e)
 	var def strings.Builder
 	def.WriteString(`{"name": "many", "steps": [`)

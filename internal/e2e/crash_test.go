@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -34,6 +35,15 @@ func historyKeys(events []client.HistoryEvent) []string {
 		out[i] = s
 	}
 	return out
+}
+
+// runErrorText renders a run's error as JSON.
+func runErrorText(r client.Run) string {
+	b, err := json.Marshal(r.Error)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
 }
 
 // countKeys counts the occurrences of each rendered history event.
@@ -153,7 +163,7 @@ func TestCrashMidStepReinvokesWithSameWebhookID(t *testing.T) {
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(release) }) // before srv.Close, which waits for handlers
 
-	e := newEnv(t, "DURABLE_LEASE_MARGIN="+leaseMargin.String())
+	e := newEnv(t, leanPool, "DURABLE_LEASE_MARGIN="+leaseMargin.String())
 	db := assertDB(t, e)
 	e.createWorkflow(fmt.Sprintf(`{"name": "crash", "steps": [
 		{"name": "s1", "type": "call", "url": "%[1]s/s1", "timeout": "2s"},
@@ -177,7 +187,7 @@ func TestCrashMidStepReinvokesWithSameWebhookID(t *testing.T) {
 	_ = w2
 
 	r := e.waitRun(id, lease+20*time.Second)
-	require.Equal(t, client.RunStatus("succeeded"), r.Status, "run error: %v", r.Error)
+	require.Equal(t, client.RunStatus("succeeded"), r.Status, "run error: %s", runErrorText(r))
 
 	// s1 was requested twice, with the same webhook-id, by attempts 1 and 2;
 	// the second only once the first worker's lease had expired.
@@ -248,7 +258,7 @@ func TestPausedWorkerResultIsFenced(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	e := newEnv(t, "DURABLE_LEASE_MARGIN="+leaseMargin.String())
+	e := newEnv(t, leanPool, "DURABLE_LEASE_MARGIN="+leaseMargin.String())
 	db := assertDB(t, e)
 	e.createWorkflow(fmt.Sprintf(`{"name": "zombie", "steps": [
 		{"name": "s1", "type": "call", "url": "%[1]s/s1", "timeout": "2s"},
@@ -268,7 +278,7 @@ func TestPausedWorkerResultIsFenced(t *testing.T) {
 
 	e.startWorker()
 	r := e.waitRun(id, lease+20*time.Second)
-	require.Equal(t, client.RunStatus("succeeded"), r.Status, "run error: %v", r.Error)
+	require.Equal(t, client.RunStatus("succeeded"), r.Status, "run error: %s", runErrorText(r))
 	want := []string{
 		"run_created", "run_started",
 		"step_started s1#1", "step_abandoned s1#1",
@@ -320,7 +330,7 @@ func TestShutdownFinishesStepInFlight(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	e := newEnv(t)
+	e := newEnv(t, leanPool)
 	db := assertDB(t, e)
 	e.createWorkflow(fmt.Sprintf(`{"name": "drain", "steps": [
 		{"name": "s1", "type": "call", "url": "%[1]s/s1", "timeout": "10s"},
@@ -357,7 +367,7 @@ func TestShutdownFinishesStepInFlight(t *testing.T) {
 	// Another worker goes on from s2.
 	e.startWorker()
 	r := e.waitRun(id, 20*time.Second)
-	require.Equal(t, client.RunStatus("succeeded"), r.Status, "run error: %v", r.Error)
+	require.Equal(t, client.RunStatus("succeeded"), r.Status, "run error: %s", runErrorText(r))
 	require.Len(t, callsTo(rec, "/s1"), 1, "s1 invoked again")
 	require.Len(t, callsTo(rec, "/s2"), 1)
 	require.Len(t, callsTo(rec, "/s3"), 1)
@@ -404,7 +414,7 @@ func TestShutdownAbandonsSlowStep(t *testing.T) {
 
 	// The default lease margin (30s): a re-run after the lease would be
 	// 50s away.
-	e := newEnv(t)
+	e := newEnv(t, leanPool)
 	db := assertDB(t, e)
 	e.createWorkflow(fmt.Sprintf(`{"name": "slow", "steps": [
 		{"name": "s1", "type": "call", "url": "%[1]s/s1", "timeout": "20s"},
@@ -444,7 +454,7 @@ func TestShutdownAbandonsSlowStep(t *testing.T) {
 	require.Equal(t, 2, c2.Body.Attempt)
 
 	r := e.waitRun(id, 20*time.Second)
-	require.Equal(t, client.RunStatus("succeeded"), r.Status, "run error: %v", r.Error)
+	require.Equal(t, client.RunStatus("succeeded"), r.Status, "run error: %s", runErrorText(r))
 	require.Len(t, callsTo(rec, "/s1"), 2)
 	require.Len(t, callsTo(rec, "/s2"), 1)
 	st1 := stepByKey(t, e.steps(id), "s1")
@@ -460,4 +470,51 @@ func TestShutdownAbandonsSlowStep(t *testing.T) {
 	require.Equal(t, 1, n["step_abandoned s1#1"]+n["step_retry_scheduled s1#1"], "attempt 1's end is not in the history: %v", keys)
 	t.Logf("worker stopped %s after SIGTERM; the step re-ran %s after a new worker started; history %v",
 		took.Round(time.Millisecond), promptly.Round(time.Millisecond), keys)
+}
+
+// TestShutdownAbandonsLastAttempt stops a worker (SIGTERM) past its grace
+// during the only attempt a step's retry policy allows. DESIGN.md: "A
+// worker that dies mid-step loses its lease; another worker invokes the step
+// again with the same webhook-id" — a worker stopped on purpose abandons the
+// attempt through no fault of the endpoint, so the step must be invoked
+// again rather than failed for want of attempts.
+func TestShutdownAbandonsLastAttempt(t *testing.T) {
+	t.Parallel()
+	const grace = 500 * time.Millisecond
+
+	rec := &recorder{}
+	calls := make(chan stepCall, 4)
+	release := make(chan struct{})
+	var s1Calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := rec.readStep(t, r)
+		calls <- c
+		if s1Calls.Add(1) == 1 {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"output": "done"})
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+
+	e := newEnv(t, leanPool)
+	e.createWorkflow(fmt.Sprintf(`{"name": "once", "steps": [
+		{"name": "s1", "type": "call", "url": "%s/s1", "timeout": "20s", "retry": {"max_attempts": 1}}]}`, srv.URL))
+	w1 := e.startWorker("DURABLE_SHUTDOWN_GRACE=" + grace.String())
+	id := e.startRun("once", map[string]any{})
+	c1 := waitCall(t, calls, 20*time.Second, "first request of s1")
+	w1.terminate(t, grace+10*time.Second)
+
+	e.startWorker()
+	r := e.waitRun(id, 20*time.Second)
+	keys := historyKeys(e.history(id))
+	require.Equal(t, client.RunStatus("succeeded"), r.Status,
+		"the step was not invoked again after its worker shut down (run error: %s); history %v", runErrorText(r), keys)
+	s1 := callsTo(rec, "/s1")
+	require.Len(t, s1, 2)
+	require.Equal(t, c1.WebhookID, s1[1].WebhookID)
 }

@@ -92,7 +92,15 @@ func readBody(limit int) func(http.Handler) http.Handler {
 // OpenAPI document before its handler runs, answering a problem document
 // that lists every violation.
 func newValidator(spec *openapi3.T, s *Server) func(http.Handler) http.Handler {
-	return nethttpmiddleware.OapiRequestValidatorWithOptions(spec, &nethttpmiddleware.Options{
+	// kin-openapi validates requests against an OpenAPI 3.1 document by
+	// compiling a JSON Schema 2020-12 validator anew for every request, which
+	// cost a third of the API's CPU under load. The schemas of our requests
+	// use no keyword only 2020-12 has (TestValidatorSeesNo2020Keywords), so
+	// the router is given a copy of the document marked 3.0, whose validator
+	// walks the same schemas without compiling anything.
+	fast := *spec
+	fast.OpenAPI = "3.0.3"
+	return nethttpmiddleware.OapiRequestValidatorWithOptions(&fast, &nethttpmiddleware.Options{
 		Options: openapi3filter.Options{
 			MultiError: true,
 			// Authentication happens before validation, in [Server.authenticate].

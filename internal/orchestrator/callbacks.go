@@ -138,7 +138,7 @@ func (s *Service) CompleteCallback(ctx context.Context, token string, cb Callbac
 		if !ok {
 			return fmt.Errorf("run %s has no work item for step %s", run.ID, exec.Key)
 		}
-		def, err := s.definitionOf(ctx, run.Workflow, run.Version)
+		def, err := s.definitionOf(ctx, tx, run.Workflow, run.Version)
 		if err != nil {
 			return err
 		}

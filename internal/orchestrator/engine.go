@@ -40,8 +40,8 @@ type runState struct {
 
 // loadRunState reads what expressions of a run may refer to: its input,
 // context, and the outputs of its steps that succeeded.
-func (s *Service) loadRunState(ctx context.Context, q stepOutputReader, run workflow.Run) (*runState, error) {
-	def, err := s.definitionOf(ctx, run.Workflow, run.Version)
+func (s *Service) loadRunState(ctx context.Context, q runReader, run workflow.Run) (*runState, error) {
+	def, err := s.definitionOf(ctx, q, run.Workflow, run.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,8 @@ func (s *Service) loadRunState(ctx context.Context, q stepOutputReader, run work
 	return st, nil
 }
 
-type stepOutputReader interface {
+type runReader interface {
+	versionReader
 	StepOutputs(ctx context.Context, runID uuid.UUID, names []string) (map[string]json.RawMessage, error)
 }
 

@@ -328,7 +328,7 @@ func (s *Service) timeOutStep(ctx context.Context, item postgres.WorkItem) error
 		if err != nil {
 			return err
 		}
-		def, err := s.definitionOf(ctx, run.Workflow, run.Version)
+		def, err := s.definitionOf(ctx, tx, run.Workflow, run.Version)
 		if err != nil {
 			return err
 		}

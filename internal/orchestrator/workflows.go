@@ -114,16 +114,22 @@ func (s *Service) definition(v workflow.WorkflowVersion) (*workflow.Definition, 
 	return d, nil
 }
 
-// definitionOf returns the parsed definition of a workflow version.
-func (s *Service) definitionOf(ctx context.Context, name string, version int) (*workflow.Definition, error) {
+// definitionOf returns the parsed definition of a workflow version, read
+// through q (the caller's transaction, so that it needs no second
+// connection) when it is not cached.
+func (s *Service) definitionOf(ctx context.Context, q versionReader, name string, version int) (*workflow.Definition, error) {
 	if d, ok := s.definitions.get(versionKey{name, version}); ok {
 		return d, nil
 	}
-	v, err := s.db.GetWorkflowVersion(ctx, name, version)
+	v, err := q.GetWorkflowVersion(ctx, name, version)
 	if err != nil {
 		return nil, err
 	}
 	return s.definition(v)
+}
+
+type versionReader interface {
+	GetWorkflowVersion(ctx context.Context, name string, version int) (workflow.WorkflowVersion, error)
 }
 
 // GetWorkflow returns a workflow's latest version.

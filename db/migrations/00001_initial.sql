@@ -86,6 +86,9 @@ CREATE TABLE step_executions (
         'pending', 'running', 'waiting', 'succeeded', 'failed', 'cancelled',
         'timed_out', 'skipped', 'compensating', 'compensated', 'compensation_failed')),
     attempt      integer NOT NULL DEFAULT 0,
+    -- abandoned counts attempts cut short by the engine (a lost or stopped
+    -- worker); they do not count against the step's retry policy.
+    abandoned    integer NOT NULL DEFAULT 0,
     webhook_id   text NOT NULL,
     input        jsonb,
     output       jsonb,

@@ -49,6 +49,14 @@ SET status = @status, output = @output, error = @error,
     finished_at = now(), updated_at = now()
 WHERE id = @id AND attempt = @attempt AND status IN ('pending', 'running', 'waiting');
 
+-- name: StepExecutionAbandon :one
+-- Records that the engine cut an attempt short: the execution waits for its
+-- next attempt, and the abandoned count grows.
+UPDATE step_executions
+SET status = 'pending', abandoned = abandoned + 1, updated_at = now()
+WHERE id = @id AND attempt = @attempt AND status IN ('running', 'waiting')
+RETURNING abandoned;
+
 -- name: StepExecutionRetryLater :execrows
 UPDATE step_executions
 SET status = 'pending', error = @error, updated_at = now()

@@ -183,8 +183,7 @@ func TestCrashMidStepReinvokesWithSameWebhookID(t *testing.T) {
 	require.InDelta(t, float64(lease), float64(items[0].DueIn), float64(time.Second), "lease left %s; want about %s", items[0].DueIn, lease)
 
 	w1.kill()
-	w2 := e.startWorker()
-	_ = w2
+	e.startWorker()
 
 	r := e.waitRun(id, lease+20*time.Second)
 	require.Equal(t, client.RunStatus("succeeded"), r.Status, "run error: %s", runErrorText(r))
@@ -251,7 +250,11 @@ func TestPausedWorkerResultIsFenced(t *testing.T) {
 			// Answer the first attempt only once its worker is frozen: the
 			// answer waits in the socket for the worker to thaw.
 			first <- c
-			<-frozen
+			select {
+			case <-frozen:
+			case <-r.Context().Done(): // the test failed and killed the worker
+				return
+			}
 			from = "zombie"
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"output": map[string]any{"step": c.Body.Step, "from": from}, "context": map[string]any{c.Body.Step: from}})

@@ -72,6 +72,9 @@ func newEnv(t *testing.T, extra ...string) *env {
 		"DURABLE_LOG_FORMAT=json",
 		"DURABLE_LOG_LEVEL=debug",
 		"DURABLE_POLL_INTERVAL=100ms",
+		// Tests run deployments side by side on one PostgreSQL server,
+		// whose connections are limited.
+		"DURABLE_DB_MAX_CONNS=4",
 	}, extra...)
 	api := e.start(bins.api, "DURABLE_ADDR=127.0.0.1:0")
 	addr := api.waitLog(t, "api listening", "addr")

@@ -122,17 +122,23 @@ func (s *Service) CompleteCallback(ctx context.Context, token string, cb Callbac
 			return err
 		}
 		out = CallbackStep{RunID: run.ID, Workflow: run.Workflow, Version: run.Version, Step: exec.Key, Type: exec.Type, Attempt: ref.Attempt, Status: exec.Status, Deadline: exec.Deadline}
+		tokenAttempt, _, err := tx.GetStepAttempt(ctx, ref.StepExecutionID, ref.Attempt)
+		if err != nil {
+			return err
+		}
+		// Expiry first: a callback past its deadline is Gone even once the
+		// timeout has failed the step and its run.
 		switch {
+		case tokenAttempt.Status == "timed_out":
+			return fault.New(fault.Gone, "attempt %d of step %s timed out; the callback has expired", ref.Attempt, exec.Key)
+		case expired && exec.Attempt == ref.Attempt && (exec.Status == "running" || exec.Status == "waiting"):
+			return fault.New(fault.Gone, "the deadline of step %s has passed; the callback has expired", exec.Key)
 		case run.Status.Terminal():
 			return fault.New(fault.Conflict, "run %s is %s; the callback changes nothing", run.ID, run.Status)
 		case exec.Attempt != ref.Attempt:
 			return fault.New(fault.Conflict, "attempt %d of step %s is over; attempt %d is current", ref.Attempt, exec.Key, exec.Attempt)
-		case exec.Status == "timed_out":
-			return fault.New(fault.Gone, "step %s timed out; the callback has expired", exec.Key)
 		case exec.Status != "running" && exec.Status != "waiting":
 			return fault.New(fault.Conflict, "step %s is %s already", exec.Key, exec.Status)
-		case expired:
-			return fault.New(fault.Gone, "the deadline of step %s has passed; the callback has expired", exec.Key)
 		}
 		item, ok := workItemOf(items, exec.ID)
 		if !ok {
@@ -146,7 +152,7 @@ func (s *Service) CompleteCallback(ctx context.Context, token string, cb Callbac
 		if step == nil || step.Call == nil {
 			return fmt.Errorf("step %q of run %s is not a call step", exec.Name, run.ID)
 		}
-		a := &attempt{item: item, state: &runState{run: run, def: def}, step: step, execID: exec.ID, webhook: exec.WebhookID, number: exec.Attempt}
+		a := &attempt{item: item, state: &runState{run: run, def: def}, step: step, execID: exec.ID, webhook: exec.WebhookID, number: exec.Attempt, abandoned: exec.Abandoned}
 		if cb.Status == CallbackHeartbeat {
 			deadline, err := s.heartbeat(ctx, tx, a, exec.Status)
 			out.Deadline = &deadline
@@ -230,7 +236,7 @@ func (s *Service) applyCallback(ctx context.Context, tx *postgres.Tx, a *attempt
 	if stepErr == nil {
 		stepErr = errorJSON("the step reported a failure through its callback", 0)
 	}
-	if cb.Retry && a.number < a.step.Call.Retry.MaxAttempts {
+	if cb.Retry && a.retriesLeft() {
 		delay := retryDelay(a.step.Call.Retry, a.number, 0)
 		if err := tx.RetargetWork(ctx, a.item.ID, postgres.WorkTarget{Kind: postgres.WorkInvoke, StepExecutionID: &a.execID, Attempt: a.number + 1}, delay); err != nil {
 			return "", err

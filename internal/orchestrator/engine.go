@@ -131,15 +131,28 @@ func nextStep(def *workflow.Definition, after string) *workflow.Step {
 // attempt is one attempt at a call step, ready to be made: the worker
 // holds the lease of item while it makes it.
 type attempt struct {
-	item     postgres.WorkItem
-	state    *runState
-	step     *workflow.Step
-	execID   uuid.UUID
-	webhook  string
-	number   int
+	item      postgres.WorkItem
+	state     *runState
+	step      *workflow.Step
+	execID    uuid.UUID
+	webhook   string
+	number    int
+	abandoned int // earlier attempts the engine cut short
 	input    json.RawMessage
 	token    string
 	deadline time.Time
+}
+
+// maxAbandoned bounds the attempts of one step execution that the engine
+// may cut short (lost or stopped workers) before the step fails: they do not
+// count against the retry policy, but a step that keeps killing its workers
+// must not loop for ever.
+const maxAbandoned = 10
+
+// retriesLeft reports whether the retry policy allows another attempt after
+// this one. Attempts the engine abandoned do not count.
+func (a *attempt) retriesLeft() bool {
+	return a.number-a.abandoned < a.step.Call.Retry.MaxAttempts
 }
 
 // leaseFor is how long a worker may hold a step's work: the attempt's
@@ -240,7 +253,7 @@ func (s *Service) restartStep(ctx context.Context, tx *postgres.Tx, item postgre
 	if step == nil || step.Call == nil {
 		return nil, fmt.Errorf("step %q of run %s is not a call step of %s v%d", exec.Name, st.run.ID, st.run.Workflow, st.run.Version)
 	}
-	a := &attempt{item: item, state: st, step: step, execID: exec.ID, webhook: exec.WebhookID, number: item.Attempt, input: exec.Input}
+	a := &attempt{item: item, state: st, step: step, execID: exec.ID, webhook: exec.WebhookID, number: item.Attempt, abandoned: exec.Abandoned, input: exec.Input}
 	switch exec.Status {
 	case "succeeded":
 		// Recorded already; only the move to the next step was lost.
@@ -250,27 +263,30 @@ func (s *Service) restartStep(ctx context.Context, tx *postgres.Tx, item postgre
 		_, err := tx.CompleteWork(ctx, item)
 		return nil, err
 	}
-	lost := false
 	if exec.Attempt == item.Attempt && exec.Status == "running" {
 		// The worker making this attempt stopped answering and its lease
-		// expired: the attempt counts, and the next one starts.
-		lostErr := errorJSON("the worker making this attempt stopped answering; its lease expired", 0)
-		if _, err := tx.FinishStepAttempt(ctx, postgres.AttemptResult{StepExecutionID: exec.ID, Attempt: exec.Attempt, Status: "abandoned", Error: lostErr}); err != nil {
-			return nil, err
+		// expired: the attempt is abandoned, and the next one starts.
+		lost := errorJSON("the worker making this attempt stopped answering; its lease expired", 0)
+		n, ok, err := tx.AbandonStepAttempt(ctx, exec.ID, exec.Attempt, lost)
+		if err != nil || !ok {
+			return nil, orStale(err, ok)
 		}
-		appendHistory(tx, st.run.ID, workflow.EventStepAbandoned, exec.Key, &exec.Attempt, nil)
-		a.number, lost = exec.Attempt+1, true
+		appendHistory(tx, st.run.ID, workflow.EventStepAbandoned, exec.Key, &exec.Attempt, map[string]any{"error": lost})
+		a.number, a.abandoned = exec.Attempt+1, n
 	}
-	if max := step.Call.Retry.MaxAttempts; a.number > max {
-		a.number = max
-		message := fmt.Sprintf("all %d attempts were made", max)
-		if lost {
-			message += "; the last one's worker was lost"
-		}
+	var exhausted string
+	switch max := step.Call.Retry.MaxAttempts; {
+	case a.abandoned > maxAbandoned:
+		exhausted = fmt.Sprintf("the step's workers were lost or stopped during %d of its attempts", a.abandoned)
+	case a.number-a.abandoned > max:
+		exhausted = fmt.Sprintf("all %d attempts were made", max)
+	}
+	if exhausted != "" {
+		a.number--
 		if ok, err := tx.CompleteWork(ctx, item); err != nil || !ok {
 			return nil, orLeaseLost(err, ok)
 		}
-		return nil, s.failStepExecution(ctx, tx, a, errorJSON(message, 0))
+		return nil, s.failStepExecution(ctx, tx, a, errorJSON(exhausted, 0))
 	}
 	hash, err := s.newAttemptRecord(a)
 	if err != nil {
@@ -384,7 +400,7 @@ func (s *Service) recordResultTx(ctx context.Context, tx *postgres.Tx, a *attemp
 	case httpstep.Accepted:
 		return nil, s.parkStep(ctx, tx, a, res)
 	case httpstep.Retryable:
-		if a.number < policy.MaxAttempts && !nonRetryable(policy, res.HTTPStatus) {
+		if a.retriesLeft() && !nonRetryable(policy, res.HTTPStatus) {
 			return nil, s.retryStep(ctx, tx, a, res.Error, res.HTTPStatus, "failed", retryDelay(policy, a.number, res.RetryAfter))
 		}
 	}

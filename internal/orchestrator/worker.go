@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/durablehq/durable/internal/fault"
 	"github.com/durablehq/durable/internal/httpstep"
 	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/workflow"
@@ -157,7 +158,7 @@ func (w *Worker) execute(soft, hard context.Context, a *attempt) {
 			w.release(a)
 			return
 		}
-		next, err := w.svc.recordResult(hard, a, res, soft.Err() != nil)
+		next, err := w.record(hard, a, res, soft.Err() != nil)
 		switch {
 		case errors.Is(err, errLeaseLost), errors.Is(err, errStale):
 			logger.InfoContext(hard, "step result ignored", "run_id", a.state.run.ID, "step", a.step.Name, "attempt", a.number, "reason", err)
@@ -171,6 +172,31 @@ func (w *Worker) execute(soft, hard context.Context, a *attempt) {
 	}
 }
 
+// recordRetries are the pauses between tries to record a result when the
+// database fails transiently: a result recorded a second later beats a run
+// stalled until the lease ends.
+var recordRetries = []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second}
+
+// record records an attempt's result. It runs on a context of its own, so
+// that the end of the shutdown grace does not cut a recording short, and
+// tries again after transient failures.
+func (w *Worker) record(hard context.Context, a *attempt, res httpstep.Result, draining bool) (*attempt, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(hard), 30*time.Second)
+	defer cancel()
+	for i := 0; ; i++ {
+		next, err := w.svc.recordResult(ctx, a, res, draining)
+		if err == nil || errors.Is(err, errLeaseLost) || errors.Is(err, errStale) || fault.KindOf(err) != fault.Internal || i == len(recordRetries) {
+			return next, err
+		}
+		w.svc.logger.WarnContext(ctx, "recording a step result failed; trying again", "run_id", a.state.run.ID, "step", a.step.Name, "error", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(recordRetries[i]):
+		}
+	}
+}
+
 // release gives up an attempt cut short by shutdown: it is recorded as
 // abandoned and the step is due again at once, for any worker.
 func (w *Worker) release(a *attempt) {
@@ -180,8 +206,15 @@ func (w *Worker) release(a *attempt) {
 		if ok, err := tx.LockLeasedWork(ctx, a.item); err != nil || !ok {
 			return orLeaseLost(err, ok)
 		}
-		stepErr := errorJSON("the worker shut down during the attempt", 0)
-		return w.svc.retryStep(ctx, tx, a, stepErr, 0, "abandoned", 0)
+		stopped := errorJSON("the worker shut down during the attempt", 0)
+		if _, ok, err := tx.AbandonStepAttempt(ctx, a.execID, a.number, stopped); err != nil || !ok {
+			return orStale(err, ok)
+		}
+		if ok, err := tx.RescheduleWork(ctx, a.item, postgres.WorkTarget{Kind: postgres.WorkInvoke, StepExecutionID: &a.execID, Attempt: a.number + 1}, 0); err != nil || !ok {
+			return orLeaseLost(err, ok)
+		}
+		appendHistory(tx, a.state.run.ID, workflow.EventStepAbandoned, a.step.Name, &a.number, map[string]any{"error": stopped})
+		return nil
 	})
 	if err != nil {
 		w.svc.logger.Warn("release abandoned attempt; its lease will expire instead", "run_id", a.state.run.ID, "step", a.step.Name, "error", err)
@@ -336,13 +369,13 @@ func (s *Service) timeOutStep(ctx context.Context, item postgres.WorkItem) error
 		if step == nil || step.Call == nil {
 			return fmt.Errorf("step %q of run %s is not a call step", exec.Name, run.ID)
 		}
-		a := &attempt{item: item, state: &runState{run: run, def: def}, step: step, execID: exec.ID, webhook: exec.WebhookID, number: exec.Attempt}
+		a := &attempt{item: item, state: &runState{run: run, def: def}, step: step, execID: exec.ID, webhook: exec.WebhookID, number: exec.Attempt, abandoned: exec.Abandoned}
 		appendHistory(tx, run.ID, workflow.EventStepTimedOut, exec.Key, &exec.Attempt, nil)
 		if _, err := tx.MarkRunRunning(ctx, run.ID); err != nil {
 			return err
 		}
 		stepErr := errorJSON(fmt.Sprintf("no callback arrived within the step's callback timeout (%s)", step.Call.CallbackTimeout), 0)
-		if a.number < step.Call.Retry.MaxAttempts {
+		if a.retriesLeft() {
 			return s.retryStep(ctx, tx, a, stepErr, 0, "timed_out", retryDelay(step.Call.Retry, a.number, 0))
 		}
 		return s.failStep(ctx, tx, a, stepErr, 0, "timed_out")

@@ -276,7 +276,7 @@ func (tx *Tx) LockStepExecution(ctx context.Context, id uuid.UUID) (workflow.Ste
 func stepExecutionFromRow(r dbsqlc.StepExecution) workflow.StepExecution {
 	return workflow.StepExecution{
 		ID: r.ID, RunID: r.RunID, ParentID: r.ParentID, Key: r.StepKey, Name: r.StepName,
-		Type: r.StepType, Status: r.Status, Attempt: int(r.Attempt), WebhookID: r.WebhookID,
+		Type: r.StepType, Status: r.Status, Attempt: int(r.Attempt), Abandoned: int(r.Abandoned), WebhookID: r.WebhookID,
 		Input: r.Input, Output: r.Output, Error: r.Error, Deadline: r.Deadline,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
 	}
@@ -461,4 +461,22 @@ func (tx *Tx) LockLeasedWork(ctx context.Context, w WorkItem) (bool, error) {
 		return false, fmt.Errorf("lock leased work: %w", translate(err))
 	}
 	return true, nil
+}
+
+// AbandonStepAttempt records that the engine cut an attempt short (its
+// worker was lost or stopped): the attempt is abandoned, the execution
+// pending its next attempt. It returns how many attempts of the execution
+// were abandoned so far, and false when the attempt was not in progress.
+func (tx *Tx) AbandonStepAttempt(ctx context.Context, id uuid.UUID, attempt int, reason json.RawMessage) (int, bool, error) {
+	if _, err := tx.FinishStepAttempt(ctx, AttemptResult{StepExecutionID: id, Attempt: attempt, Status: "abandoned", Error: reason}); err != nil {
+		return 0, false, err
+	}
+	n, err := tx.q.StepExecutionAbandon(ctx, dbsqlc.StepExecutionAbandonParams{ID: id, Attempt: int32(attempt)})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("abandon step attempt: %w", translate(err))
+	}
+	return int(n), true, nil
 }

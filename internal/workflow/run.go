@@ -110,6 +110,7 @@ type StepExecution struct {
 	Type       string
 	Status     string
 	Attempt    int
+	Abandoned  int // attempts the engine cut short; they do not count against the retry policy
 	WebhookID  string
 	Input      json.RawMessage
 	Output     json.RawMessage

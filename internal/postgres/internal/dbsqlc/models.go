@@ -106,6 +106,7 @@ type StepExecution struct {
 	StepType   string
 	Status     string
 	Attempt    int32
+	Abandoned  int32
 	WebhookID  string
 	Input      []byte
 	Output     []byte

@@ -536,7 +536,7 @@ func (q *Queries) StepAttemptListByExecutions(ctx context.Context, stepExecution
 }
 
 const stepExecutionListByRun = `-- name: StepExecutionListByRun :many
-SELECT id, run_id, parent_id, step_key, step_name, step_type, status, attempt, webhook_id, input, output, error, deadline, created_at, updated_at, started_at, finished_at FROM step_executions
+SELECT id, run_id, parent_id, step_key, step_name, step_type, status, attempt, abandoned, webhook_id, input, output, error, deadline, created_at, updated_at, started_at, finished_at FROM step_executions
 WHERE run_id = $1
   AND ($2::timestamptz IS NULL
        OR (created_at, id) > ($2, $3::uuid))
@@ -574,6 +574,7 @@ func (q *Queries) StepExecutionListByRun(ctx context.Context, arg StepExecutionL
 			&i.StepType,
 			&i.Status,
 			&i.Attempt,
+			&i.Abandoned,
 			&i.WebhookID,
 			&i.Input,
 			&i.Output,

@@ -108,6 +108,27 @@ func (q *Queries) StepAttemptInsert(ctx context.Context, arg StepAttemptInsertPa
 	return err
 }
 
+const stepExecutionAbandon = `-- name: StepExecutionAbandon :one
+UPDATE step_executions
+SET status = 'pending', abandoned = abandoned + 1, updated_at = now()
+WHERE id = $1 AND attempt = $2 AND status IN ('running', 'waiting')
+RETURNING abandoned
+`
+
+type StepExecutionAbandonParams struct {
+	ID      uuid.UUID
+	Attempt int32
+}
+
+// Records that the engine cut an attempt short: the execution waits for its
+// next attempt, and the abandoned count grows.
+func (q *Queries) StepExecutionAbandon(ctx context.Context, arg StepExecutionAbandonParams) (int32, error) {
+	row := q.db.QueryRow(ctx, stepExecutionAbandon, arg.ID, arg.Attempt)
+	var abandoned int32
+	err := row.Scan(&abandoned)
+	return abandoned, err
+}
+
 const stepExecutionCancelByRun = `-- name: StepExecutionCancelByRun :exec
 UPDATE step_executions
 SET status = $1, finished_at = now(), updated_at = now()
@@ -175,7 +196,7 @@ func (q *Queries) StepExecutionFinish(ctx context.Context, arg StepExecutionFini
 }
 
 const stepExecutionGet = `-- name: StepExecutionGet :one
-SELECT id, run_id, parent_id, step_key, step_name, step_type, status, attempt, webhook_id, input, output, error, deadline, created_at, updated_at, started_at, finished_at FROM step_executions WHERE id = $1
+SELECT id, run_id, parent_id, step_key, step_name, step_type, status, attempt, abandoned, webhook_id, input, output, error, deadline, created_at, updated_at, started_at, finished_at FROM step_executions WHERE id = $1
 `
 
 func (q *Queries) StepExecutionGet(ctx context.Context, id uuid.UUID) (StepExecution, error) {
@@ -190,6 +211,7 @@ func (q *Queries) StepExecutionGet(ctx context.Context, id uuid.UUID) (StepExecu
 		&i.StepType,
 		&i.Status,
 		&i.Attempt,
+		&i.Abandoned,
 		&i.WebhookID,
 		&i.Input,
 		&i.Output,
@@ -251,7 +273,7 @@ func (q *Queries) StepExecutionInsert(ctx context.Context, arg StepExecutionInse
 }
 
 const stepExecutionLock = `-- name: StepExecutionLock :one
-SELECT step_executions.id, step_executions.run_id, step_executions.parent_id, step_executions.step_key, step_executions.step_name, step_executions.step_type, step_executions.status, step_executions.attempt, step_executions.webhook_id, step_executions.input, step_executions.output, step_executions.error, step_executions.deadline, step_executions.created_at, step_executions.updated_at, step_executions.started_at, step_executions.finished_at, (deadline IS NOT NULL AND deadline <= now())::boolean AS expired
+SELECT step_executions.id, step_executions.run_id, step_executions.parent_id, step_executions.step_key, step_executions.step_name, step_executions.step_type, step_executions.status, step_executions.attempt, step_executions.abandoned, step_executions.webhook_id, step_executions.input, step_executions.output, step_executions.error, step_executions.deadline, step_executions.created_at, step_executions.updated_at, step_executions.started_at, step_executions.finished_at, (deadline IS NOT NULL AND deadline <= now())::boolean AS expired
 FROM step_executions WHERE id = $1 FOR UPDATE
 `
 
@@ -274,6 +296,7 @@ func (q *Queries) StepExecutionLock(ctx context.Context, id uuid.UUID) (StepExec
 		&i.StepExecution.StepType,
 		&i.StepExecution.Status,
 		&i.StepExecution.Attempt,
+		&i.StepExecution.Abandoned,
 		&i.StepExecution.WebhookID,
 		&i.StepExecution.Input,
 		&i.StepExecution.Output,

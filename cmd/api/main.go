@@ -89,14 +89,17 @@ func (m *Main) Run(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return err
 	}
-	svc := orchestrator.New(m.db, cfg.Limits(), m.logger, orchestrator.WithSigning(secrets, cfg.PublicURL))
-	handler := durablehttp.NewServer(durablehttp.Config{
-		Service: svc, Spec: spec, Ready: m.ready, APIKeyHashes: cfg.APIKeyHashes, Logger: m.logger,
-	})
 	m.listener, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://" + m.listener.Addr().String()
+	}
+	svc := orchestrator.New(m.db, cfg.Limits(), m.logger, orchestrator.WithSigning(secrets, cfg.PublicURL))
+	handler := durablehttp.NewServer(durablehttp.Config{
+		Service: svc, Spec: spec, Ready: m.ready, APIKeyHashes: cfg.APIKeyHashes, Logger: m.logger,
+	})
 	m.server = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,

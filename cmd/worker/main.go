@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	svc := orchestrator.New(db, cfg.Limits(), logger.With("worker_id", id),
-		orchestrator.WithSigning(secrets, cfg.PublicURL), orchestrator.WithWorkerID(id), orchestrator.WithLeaseMargin(cfg.LeaseMargin))
+		orchestrator.WithSigning(secrets, cfg.PublicBaseURL()), orchestrator.WithWorkerID(id), orchestrator.WithLeaseMargin(cfg.LeaseMargin))
 	return orchestrator.NewWorker(svc, orchestrator.WorkerConfig{
 		Client: client, Concurrency: cfg.WorkerConcurrency, PollInterval: cfg.PollInterval, ShutdownGrace: cfg.ShutdownGrace,
 	}).Run(ctx)

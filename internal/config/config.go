@@ -29,7 +29,7 @@ type Config struct {
 	DatabaseURL string
 	DBMaxConns  int
 	Addr        string // the API's listen address
-	PublicURL   string // base URL step endpoints use to reach the API
+	PublicURL   string // base URL step endpoints use to reach the API; see [Config.PublicBaseURL]
 	// APIKeyHashes are the SHA-256 hashes of the accepted API keys; empty
 	// means development mode, with an open API.
 	APIKeyHashes [][sha256.Size]byte
@@ -193,9 +193,6 @@ func Load(program string, args []string, getenv func(string) string, usage io.Wr
 			errs = append(errs, fmt.Errorf("%s (-%s): %w", s.env, s.flag, err))
 		}
 	}
-	if c.PublicURL == "" {
-		c.PublicURL = "http://" + c.Addr
-	}
 	return c, errors.Join(errs...)
 }
 
@@ -248,6 +245,15 @@ func (c Config) NewLogger(w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// PublicBaseURL returns the base URL of callback URLs: DURABLE_PUBLIC_URL,
+// or the API's listen address when it is not set.
+func (c Config) PublicBaseURL() string {
+	if c.PublicURL != "" {
+		return c.PublicURL
+	}
+	return "http://" + c.Addr
 }
 
 // Limits returns the size limits the configuration sets.

@@ -213,14 +213,6 @@ func (b *testBundle) send(req *http.Request, headers ...string) (response, error
 	return response{status: res.StatusCode, header: res.Header, body: resBody}, nil
 }
 
-// json sends v encoded as JSON.
-func (b *testBundle) json(t *testing.T, method, path string, v any, headers ...string) response {
-	t.Helper()
-	body, err := json.Marshal(v)
-	require.NoError(t, err)
-	return b.do(t, method, path, body, headers...)
-}
-
 // createWorkflow posts a definition and requires it to be accepted.
 func (b *testBundle) createWorkflow(t *testing.T, def string) workflowVersion {
 	t.Helper()

@@ -138,9 +138,9 @@ type attempt struct {
 	webhook   string
 	number    int
 	abandoned int // earlier attempts the engine cut short
-	input    json.RawMessage
-	token    string
-	deadline time.Time
+	input     json.RawMessage
+	token     string
+	deadline  time.Time
 }
 
 // maxAbandoned bounds the attempts of one step execution that the engine

@@ -23,7 +23,7 @@ func LoadSecrets(ctx context.Context, db *postgres.DB, configured string, logger
 		if err != nil {
 			return nil, fmt.Errorf("development signing secret: %w", err)
 		}
-		logger.WarnContext(ctx, "DEVELOPMENT MODE: no DURABLE_SIGNING_SECRET is configured; steps are signed with the development secret stored in the database", "secret", stored)
+		logger.WarnContext(ctx, "no DURABLE_SIGNING_SECRET is configured: steps are signed with the development secret generated once and stored in the database; configure your own in production", "secret", stored)
 		configured = stored
 	}
 	secrets, err := signing.ParseSecrets(configured)

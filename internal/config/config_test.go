@@ -1,0 +1,114 @@
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := Load("api", nil, env(nil), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, "postgres://postgres@127.0.0.1:5432/durable?sslmode=disable", c.DatabaseURL)
+	require.Equal(t, "127.0.0.1:8080", c.Addr)
+	require.Equal(t, "http://127.0.0.1:8080", c.PublicBaseURL())
+	require.Empty(t, c.APIKeyHashes)
+	require.Equal(t, []string{"127.0.0.0/8", "::1"}, c.AllowHosts)
+	require.Equal(t, time.Second, c.PollInterval)
+	require.Equal(t, 30*time.Second, c.LeaseMargin)
+	require.Equal(t, 1<<20, c.MaxDefinitionBytes)
+	require.Equal(t, 256<<10, c.MaxInputBytes)
+	require.Equal(t, 2<<20, c.MaxContextBytes)
+	require.Equal(t, slog.LevelInfo, c.LogLevel)
+	require.Positive(t, c.WorkerConcurrency)
+	limits := c.Limits()
+	require.Equal(t, 1000, limits.Definition.MaxSteps)
+	require.Equal(t, 256<<10, limits.MaxOutputBytes)
+}
+
+func TestFlagsWinOverEnvironment(t *testing.T) {
+	t.Parallel()
+	c, err := Load("worker", []string{"-addr", "0.0.0.0:9999", "-poll-interval", "250ms"}, env(map[string]string{
+		"DURABLE_ADDR": "127.0.0.1:7000", "DURABLE_POLL_INTERVAL": "5s", "DURABLE_PUBLIC_URL": "https://durable.example.com/",
+		"DURABLE_ALLOW_HOSTS": "10.0.0.0/8, steps.internal",
+	}), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, "0.0.0.0:9999", c.Addr)
+	require.Equal(t, 250*time.Millisecond, c.PollInterval)
+	require.Equal(t, "https://durable.example.com", c.PublicBaseURL(), "a trailing slash is dropped")
+	require.Equal(t, []string{"10.0.0.0/8", "steps.internal"}, c.AllowHosts)
+}
+
+func TestEveryProblemReported(t *testing.T) {
+	t.Parallel()
+	_, err := Load("api", nil, env(map[string]string{
+		"DURABLE_ADDR": "nonsense", "DURABLE_PUBLIC_URL": "ftp://x", "DURABLE_LOG_FORMAT": "xml",
+		"DURABLE_MAX_INPUT_BYTES": "-1", "DURABLE_POLL_INTERVAL": "soon", "DURABLE_API_KEYS": "short",
+	}), &bytes.Buffer{})
+	require.Error(t, err)
+	for _, name := range []string{"DURABLE_ADDR", "DURABLE_PUBLIC_URL", "DURABLE_LOG_FORMAT", "DURABLE_MAX_INPUT_BYTES", "DURABLE_POLL_INTERVAL", "DURABLE_API_KEYS"} {
+		require.Contains(t, err.Error(), name)
+	}
+	require.NotContains(t, err.Error(), "short", "a key's value must not be echoed")
+}
+
+func TestUnexpectedArguments(t *testing.T) {
+	t.Parallel()
+	_, err := Load("api", []string{"extra"}, env(nil), &bytes.Buffer{})
+	require.ErrorContains(t, err, "unexpected arguments")
+}
+
+func TestHelpListsEverySetting(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	_, err := Load("worker", []string{"-h"}, env(nil), &out)
+	require.ErrorIs(t, err, ErrHelp)
+	for _, s := range settings {
+		require.Contains(t, out.String(), "$"+s.env)
+	}
+}
+
+func TestAPIKeys(t *testing.T) {
+	t.Parallel()
+	key1, key2 := "first-key-0123456789", "second-key-0123456789"
+	sum2 := sha256.Sum256([]byte(key2))
+	c, err := Load("api", nil, env(map[string]string{"DURABLE_API_KEYS": key1 + " " + key2}), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, [][sha256.Size]byte{sha256.Sum256([]byte(key1)), sum2}, c.APIKeyHashes)
+
+	file := filepath.Join(t.TempDir(), "keys")
+	require.NoError(t, os.WriteFile(file, []byte("# team keys\n\n"+key1+"\nsha256:"+hex.EncodeToString(sum2[:])+"\n"), 0o600))
+	c, err = Load("api", nil, env(map[string]string{"DURABLE_API_KEYS": "file:" + file}), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, [][sha256.Size]byte{sha256.Sum256([]byte(key1)), sum2}, c.APIKeyHashes)
+
+	for _, bad := range []string{"sha256:abc", "sha256:" + strings.Repeat("z", 64), "file:" + filepath.Join(t.TempDir(), "missing")} {
+		_, err := Load("api", nil, env(map[string]string{"DURABLE_API_KEYS": bad}), &bytes.Buffer{})
+		require.Error(t, err, bad)
+	}
+}
+
+func TestLogger(t *testing.T) {
+	t.Parallel()
+	c, err := Load("api", nil, env(map[string]string{"DURABLE_LOG_FORMAT": "json", "DURABLE_LOG_LEVEL": "warn"}), &bytes.Buffer{})
+	require.NoError(t, err)
+	var out bytes.Buffer
+	logger := c.NewLogger(&out)
+	logger.Info("hidden")
+	logger.Warn("shown", "k", "v")
+	require.NotContains(t, out.String(), "hidden")
+	require.Contains(t, out.String(), `"msg":"shown"`)
+}

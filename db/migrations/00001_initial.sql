@@ -55,13 +55,12 @@ CREATE TABLE runs (
     schedule_id              uuid,
     -- deadline is the run-level timeout, if the definition sets one.
     deadline                 timestamptz,
-    history_count            integer NOT NULL DEFAULT 0,
     created_at               timestamptz NOT NULL DEFAULT now(),
     updated_at               timestamptz NOT NULL DEFAULT now(),
     started_at               timestamptz,
     finished_at              timestamptz,
     FOREIGN KEY (workflow_name, workflow_version) REFERENCES workflow_versions (workflow_name, version)
-);
+) WITH (fillfactor = 80);
 
 CREATE UNIQUE INDEX runs_idempotency_key_idx ON runs (idempotency_key) WHERE idempotency_key IS NOT NULL;
 -- The list endpoint pages by (created_at, id) descending, optionally filtered.
@@ -99,7 +98,7 @@ CREATE TABLE step_executions (
     started_at   timestamptz,
     finished_at  timestamptz,
     UNIQUE (run_id, step_key)
-);
+) WITH (fillfactor = 80);
 
 CREATE INDEX step_executions_parent_idx ON step_executions (parent_id) WHERE parent_id IS NOT NULL;
 
@@ -122,7 +121,7 @@ CREATE TABLE step_attempts (
     started_at        timestamptz NOT NULL DEFAULT now(),
     finished_at       timestamptz,
     PRIMARY KEY (step_execution_id, attempt)
-);
+) WITH (fillfactor = 80);
 
 CREATE INDEX step_attempts_run_idx ON step_attempts (run_id);
 
@@ -161,11 +160,10 @@ CREATE TABLE work_items (
     lease_token       uuid,
     claims            integer NOT NULL DEFAULT 0,
     created_at        timestamptz NOT NULL DEFAULT now()
-);
+) WITH (fillfactor = 70);
 
 CREATE INDEX work_items_visible_idx ON work_items (visible_at, id);
 CREATE INDEX work_items_run_idx ON work_items (run_id);
-CREATE INDEX work_items_step_idx ON work_items (step_execution_id) WHERE step_execution_id IS NOT NULL;
 
 -- waits are the open conditions a waiting step is blocked on: an event (one
 -- row per event of an any/all wait), a person's input, a callback, a timer or

@@ -45,23 +45,13 @@ WHERE id = @id AND status IN ('pending', 'running', 'waiting')
 RETURNING *;
 
 -- name: HistoryEventAppendMany :exec
--- Appends events to the histories of their runs, in the order given, and
--- counts them on each run. Empty step keys and zero attempts are stored as
--- NULL.
-WITH events AS (
-    SELECT i, (@run_ids::uuid[])[i] AS run_id
-    FROM generate_series(1, cardinality(@run_ids::uuid[])) AS i
-), counted AS (
-    UPDATE runs SET history_count = history_count + per_run.n
-    FROM (SELECT events.run_id, count(*) AS n FROM events GROUP BY events.run_id) AS per_run
-    WHERE runs.id = per_run.run_id
-    RETURNING runs.id
-)
+-- Appends events to the histories of their runs, in the order given. Empty
+-- step keys and zero attempts are stored as NULL.
 INSERT INTO history_events (run_id, type, step_key, attempt, data)
-SELECT events.run_id, (@types::text[])[events.i], NULLIF((@step_keys::text[])[events.i], ''),
-       NULLIF((@attempts::integer[])[events.i], 0), (@datas::jsonb[])[events.i]
-FROM events JOIN counted ON counted.id = events.run_id
-ORDER BY events.i;
+SELECT (@run_ids::uuid[])[i], (@types::text[])[i], NULLIF((@step_keys::text[])[i], ''),
+       NULLIF((@attempts::integer[])[i], 0), (@datas::jsonb[])[i]
+FROM generate_series(1, cardinality(@run_ids::uuid[])) AS i
+ORDER BY i;
 
 -- name: HistoryEventList :many
 SELECT * FROM history_events

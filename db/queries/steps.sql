@@ -112,3 +112,58 @@ WHERE run_id = @run_id AND status IN ('running', 'accepted');
 -- database's clock.
 SELECT sqlc.embed(step_executions), (deadline IS NOT NULL AND deadline <= now())::boolean AS expired
 FROM step_executions WHERE id = @id FOR UPDATE;
+
+-- name: StepSucceedAndContinue :one
+-- The hot path of a run, as one statement and so one transaction: the
+-- attempt and its step execution succeed, the step's context answer merges
+-- into the run's context, the run's next step begins (execution and first
+-- attempt), the work item moves on to it under the same lease, and the
+-- history records both steps. Each part runs only when the one before it
+-- matched, so a stale or fenced-off result changes nothing; it returns the
+-- number of step executions that succeeded: 1, or 0 when the result was
+-- refused.
+WITH work AS (
+    UPDATE work_items
+    SET kind = 'invoke', step_execution_id = @next_id, attempt = 1, after_step = NULL,
+        visible_at = now() + sqlc.arg('lease_ms')::bigint * interval '1 millisecond'
+    WHERE work_items.id = @work_id AND lease_token = @lease_token
+    RETURNING work_items.id
+), finished_attempt AS (
+    UPDATE step_attempts
+    SET status = 'succeeded', http_status = sqlc.narg('http_status'), logs = @logs, finished_at = now()
+    WHERE step_attempts.step_execution_id = @id AND step_attempts.attempt = @attempt
+      AND step_attempts.status IN ('running', 'accepted')
+      AND EXISTS (SELECT 1 FROM work)
+    RETURNING step_attempts.run_id
+), finished_execution AS (
+    UPDATE step_executions
+    SET status = 'succeeded', output = @output, finished_at = now(), updated_at = now()
+    WHERE step_executions.id = @id AND step_executions.attempt = @attempt
+      AND step_executions.status IN ('pending', 'running', 'waiting')
+      AND EXISTS (SELECT 1 FROM finished_attempt)
+    RETURNING step_executions.run_id
+), merged AS (
+    UPDATE runs SET context = context || sqlc.narg('context_patch')::jsonb, updated_at = now()
+    WHERE runs.id = (SELECT run_id FROM finished_execution)
+      AND sqlc.narg('context_patch')::jsonb IS NOT NULL
+    RETURNING runs.id
+), next_execution AS (
+    INSERT INTO step_executions (
+        id, run_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
+    )
+    SELECT @next_id, run_id, @next_key, @next_name, @next_type, 'running', 1, @next_webhook_id, @next_input,
+           now() + sqlc.arg('next_timeout_ms')::bigint * interval '1 millisecond', now()
+    FROM finished_execution
+    RETURNING step_executions.id, step_executions.run_id
+), next_attempt AS (
+    INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
+    SELECT next_execution.id, 1, next_execution.run_id, 'running', @worker_id, @callback_hash FROM next_execution
+), history AS (
+    INSERT INTO history_events (run_id, type, step_key, attempt, data)
+    SELECT finished_execution.run_id, e.type, e.step_key, e.attempt, e.data
+    FROM finished_execution,
+         (VALUES (1, 'step_succeeded', @step_key::text, @attempt::integer, @succeeded_data::jsonb),
+                 (2, 'step_started', @next_key::text, 1, NULL::jsonb)) AS e(ord, type, step_key, attempt, data)
+    ORDER BY e.ord
+)
+SELECT count(*)::integer FROM finished_execution;

@@ -29,11 +29,15 @@ var errStale = errors.New("the attempt is no longer in progress; the result is i
 // evaluate expressions and build step requests without reading the run
 // again after each step.
 type runState struct {
-	run     workflow.Run
-	def     *workflow.Definition
-	input   any
-	ctx     map[string]any
-	ctxRaw  json.RawMessage
+	run    workflow.Run
+	def    *workflow.Definition
+	input  any
+	ctx    map[string]any
+	ctxRaw json.RawMessage
+	// ctxMembers holds the context's members as their JSON text, so that a
+	// merge keeps every value exactly as it was written (a decoded number
+	// might not survive encoding again).
+	ctxMembers map[string]json.RawMessage
 	steps   map[string]any // step name → {"output": …}
 	outputs map[string]json.RawMessage
 }
@@ -85,7 +89,46 @@ func (st *runState) setContext(raw json.RawMessage) error {
 	if !ok {
 		m = map[string]any{}
 	}
-	st.ctx, st.ctxRaw = m, raw
+	members := map[string]json.RawMessage{}
+	if err := json.Unmarshal(raw, &members); err != nil {
+		members = map[string]json.RawMessage{}
+	}
+	st.ctx, st.ctxRaw, st.ctxMembers = m, raw, members
+	return nil
+}
+
+// mergeContext merges a step's context answer (a JSON object) into the
+// run's context as PostgreSQL's jsonb || does: top-level members replaced.
+func (st *runState) mergeContext(patch json.RawMessage) error {
+	v, err := workflow.DecodeJSON(patch)
+	if err != nil {
+		return fmt.Errorf("decode context answer: %w", err)
+	}
+	decoded, ok := v.(map[string]any)
+	if !ok {
+		return fmt.Errorf("the context answer is not an object")
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(patch, &members); err != nil {
+		return fmt.Errorf("decode context answer: %w", err)
+	}
+	ctx := make(map[string]any, len(st.ctx)+len(decoded))
+	for k, v := range st.ctx {
+		ctx[k] = v
+	}
+	all := make(map[string]json.RawMessage, len(st.ctxMembers)+len(members))
+	for k, v := range st.ctxMembers {
+		all[k] = v
+	}
+	for k, v := range decoded {
+		ctx[k] = v
+		all[k] = members[k]
+	}
+	raw, err := json.Marshal(all)
+	if err != nil {
+		return fmt.Errorf("encode run context: %w", err)
+	}
+	st.ctx, st.ctxMembers, st.ctxRaw = ctx, all, raw
 	return nil
 }
 
@@ -373,6 +416,10 @@ func (s *Service) request(ctx context.Context, a *attempt) (httpstep.Request, er
 // draining — starts the next step in the same transaction and returns it,
 // so the worker goes straight on without queueing the run again.
 func (s *Service) recordResult(ctx context.Context, a *attempt, res httpstep.Result, draining bool) (*attempt, error) {
+	res = storable(res)
+	if next, ok, err := s.succeedAndContinue(ctx, a, res, draining); ok || err != nil {
+		return next, err
+	}
 	var next *attempt
 	err := s.db.InTx(ctx, func(tx *postgres.Tx) error {
 		if ok, err := tx.LockLeasedWork(ctx, a.item); err != nil || !ok {
@@ -389,7 +436,6 @@ func (s *Service) recordResult(ctx context.Context, a *attempt, res httpstep.Res
 }
 
 func (s *Service) recordResultTx(ctx context.Context, tx *postgres.Tx, a *attempt, res httpstep.Result, draining bool) (*attempt, error) {
-	res = storable(res)
 	policy := a.step.Call.Retry
 	switch res.Outcome {
 	case httpstep.Succeeded:
@@ -444,6 +490,65 @@ func retryDelay(p workflow.RetryPolicy, n int, retryAfter time.Duration) time.Du
 		d = min(retryAfter, time.Duration(p.MaxInterval))
 	}
 	return d
+}
+
+// succeedAndContinue is the hot path of [Service.recordResult]: a step
+// succeeded and the run goes on to its next step, recorded in one statement
+// (see [postgres.DB.SucceedAndContinue]). It returns false, having done
+// nothing, when the case is not that simple — the run ends, the worker is
+// draining, a limit is exceeded or the next step's input cannot be built —
+// and the general path must record the result.
+func (s *Service) succeedAndContinue(ctx context.Context, a *attempt, res httpstep.Result, draining bool) (*attempt, bool, error) {
+	st := a.state
+	step := nextStep(st.def, a.step.Name)
+	if res.Outcome != httpstep.Succeeded || step == nil || draining || st.run.Status != workflow.RunRunning ||
+		len(res.Output) > s.limits.MaxOutputBytes {
+		return nil, false, nil
+	}
+	patch := res.Context
+	if len(patch) == 0 || string(patch) == "{}" {
+		patch = nil
+	}
+	// A failed merge or render below leaves st changed; the general path
+	// that then runs sets the context and the output again.
+	if patch != nil {
+		if err := st.mergeContext(patch); err != nil || len(st.ctxRaw) > s.limits.MaxContextBytes {
+			return nil, false, nil
+		}
+	}
+	output := res.Output
+	if output == nil {
+		output = json.RawMessage("null")
+	}
+	if err := st.setOutput(a.step.Name, output); err != nil {
+		return nil, false, nil
+	}
+	next, hash, err := s.newAttempt(a.item, st, step)
+	if err != nil {
+		return nil, false, err
+	}
+	input, err := renderInput(ctx, st, step)
+	if err != nil || len(input) > s.limits.MaxOutputBytes {
+		return nil, false, nil
+	}
+	next.input = input
+	succeeded, _ := json.Marshal(map[string]any{"http_status": res.HTTPStatus, "duration_ms": res.Duration.Milliseconds()})
+	ok, err := s.db.SucceedAndContinue(ctx, postgres.SucceedAndContinue{
+		Work: a.item, Lease: s.leaseFor(step),
+		Result: postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, HTTPStatus: res.HTTPStatus, Logs: res.Logs},
+		Output: output, ContextPatch: patch, StepKey: a.step.Name, Succeeded: succeeded,
+		Next: postgres.NewStepExecution{
+			ID: next.execID, Key: step.Name, Name: step.Name, Type: string(step.Type), WebhookID: next.webhook,
+			Input: input, Timeout: time.Duration(step.Call.Timeout), WorkerID: s.workerID, CallbackHash: hash,
+		},
+	})
+	if err != nil {
+		return nil, true, err
+	}
+	if !ok {
+		return nil, true, errLeaseLost
+	}
+	return next, true, nil
 }
 
 // succeedStep records a step's success, merges its context answer, and

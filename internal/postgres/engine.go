@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/durablehq/durable/internal/postgres/internal/dbsqlc"
 	"github.com/durablehq/durable/internal/workflow"
@@ -479,4 +480,48 @@ func (tx *Tx) AbandonStepAttempt(ctx context.Context, id uuid.UUID, attempt int,
 		return 0, false, fmt.Errorf("abandon step attempt: %w", translate(err))
 	}
 	return int(n), true, nil
+}
+
+// SucceedAndContinue is the hot path of a run: see [DB.SucceedAndContinue].
+type SucceedAndContinue struct {
+	Work         WorkItem
+	Lease        time.Duration
+	Result       AttemptResult   // Status and Error are ignored: the attempt succeeded
+	Output       json.RawMessage // the step's output
+	ContextPatch json.RawMessage // merged into the run's context; nil for none
+	StepKey      string
+	Succeeded    json.RawMessage // data of the step_succeeded history event
+	Next         NewStepExecution
+}
+
+// SucceedAndContinue records a step's success and starts the run's next
+// step in one statement, which is its own transaction: the attempt and
+// execution succeed, the context answer is merged, the next step's
+// execution and first attempt are created, the work item moves on to it
+// under the same lease, and both history events are written. It returns
+// false, having changed nothing, when the lease was lost or the attempt was
+// no longer in progress.
+func (db *DB) SucceedAndContinue(ctx context.Context, p SucceedAndContinue) (bool, error) {
+	params := dbsqlc.StepSucceedAndContinueParams{
+		NextID: &p.Next.ID, LeaseMs: p.Lease.Milliseconds(), WorkID: p.Work.ID, LeaseToken: &p.Work.LeaseToken,
+		Logs: p.Result.Logs, ID: p.Result.StepExecutionID, Attempt: int32(p.Result.Attempt), Output: p.Output,
+		ContextPatch: p.ContextPatch, NextKey: p.Next.Key, NextName: p.Next.Name, NextType: p.Next.Type,
+		NextWebhookID: p.Next.WebhookID, NextInput: p.Next.Input, NextTimeoutMs: p.Next.Timeout.Milliseconds(),
+		WorkerID: &p.Next.WorkerID, CallbackHash: p.Next.CallbackHash, StepKey: p.StepKey, SucceededData: p.Succeeded,
+	}
+	if p.Result.HTTPStatus != 0 {
+		s := int32(p.Result.HTTPStatus)
+		params.HttpStatus = &s
+	}
+	n, err := db.q.StepSucceedAndContinue(ctx, params)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == codeForeignKeyViolation {
+		// The work item moved on to a next step that was never created: the
+		// attempt was not in progress, and the statement was undone whole.
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("succeed step and continue: %w", translate(err))
+	}
+	return n == 1, nil
 }

@@ -30,7 +30,6 @@ func runFromRow(r dbsqlc.Run) workflow.Run {
 		ScheduleID:            r.ScheduleID,
 		RequestHash:           r.RequestHash,
 		Deadline:              r.Deadline,
-		HistoryCount:          int(r.HistoryCount),
 		CreatedAt:             r.CreatedAt,
 		UpdatedAt:             r.UpdatedAt,
 		StartedAt:             r.StartedAt,
@@ -188,7 +187,7 @@ type NewHistoryEvent struct {
 
 // AppendHistory appends e to its run's history when the transaction
 // commits. All events of a transaction are written in one statement, just
-// before the commit, which also takes the row locks of their runs.
+// before the commit.
 func (tx *Tx) AppendHistory(_ context.Context, e NewHistoryEvent) {
 	tx.history = append(tx.history, e)
 }

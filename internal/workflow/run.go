@@ -82,7 +82,6 @@ type Run struct {
 	ScheduleID            *uuid.UUID
 	IdempotencyKey        string
 	Deadline              *time.Time
-	HistoryCount          int
 	CreatedAt             time.Time
 	UpdatedAt             time.Time
 	StartedAt             *time.Time

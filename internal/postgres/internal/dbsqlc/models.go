@@ -45,7 +45,6 @@ type Run struct {
 	RequestHash           []byte
 	ScheduleID            *uuid.UUID
 	Deadline              *time.Time
-	HistoryCount          int32
 	CreatedAt             time.Time
 	UpdatedAt             time.Time
 	StartedAt             *time.Time

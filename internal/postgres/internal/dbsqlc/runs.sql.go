@@ -13,40 +13,30 @@ import (
 )
 
 const historyEventAppendMany = `-- name: HistoryEventAppendMany :exec
-WITH events AS (
-    SELECT i, ($5::uuid[])[i] AS run_id
-    FROM generate_series(1, cardinality($5::uuid[])) AS i
-), counted AS (
-    UPDATE runs SET history_count = history_count + per_run.n
-    FROM (SELECT events.run_id, count(*) AS n FROM events GROUP BY events.run_id) AS per_run
-    WHERE runs.id = per_run.run_id
-    RETURNING runs.id
-)
 INSERT INTO history_events (run_id, type, step_key, attempt, data)
-SELECT events.run_id, ($1::text[])[events.i], NULLIF(($2::text[])[events.i], ''),
-       NULLIF(($3::integer[])[events.i], 0), ($4::jsonb[])[events.i]
-FROM events JOIN counted ON counted.id = events.run_id
-ORDER BY events.i
+SELECT ($1::uuid[])[i], ($2::text[])[i], NULLIF(($3::text[])[i], ''),
+       NULLIF(($4::integer[])[i], 0), ($5::jsonb[])[i]
+FROM generate_series(1, cardinality($1::uuid[])) AS i
+ORDER BY i
 `
 
 type HistoryEventAppendManyParams struct {
+	RunIds   []uuid.UUID
 	Types    []string
 	StepKeys []string
 	Attempts []int32
 	Datas    [][]byte
-	RunIds   []uuid.UUID
 }
 
-// Appends events to the histories of their runs, in the order given, and
-// counts them on each run. Empty step keys and zero attempts are stored as
-// NULL.
+// Appends events to the histories of their runs, in the order given. Empty
+// step keys and zero attempts are stored as NULL.
 func (q *Queries) HistoryEventAppendMany(ctx context.Context, arg HistoryEventAppendManyParams) error {
 	_, err := q.db.Exec(ctx, historyEventAppendMany,
+		arg.RunIds,
 		arg.Types,
 		arg.StepKeys,
 		arg.Attempts,
 		arg.Datas,
-		arg.RunIds,
 	)
 	return err
 }
@@ -96,7 +86,7 @@ const runCancel = `-- name: RunCancel :one
 UPDATE runs
 SET status = 'cancelled', error = $1, finished_at = now(), updated_at = now()
 WHERE id = $2 AND status IN ('pending', 'running', 'waiting')
-RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, idempotency_key, request_hash, schedule_id, deadline, history_count, created_at, updated_at, started_at, finished_at
+RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at
 `
 
 type RunCancelParams struct {
@@ -125,7 +115,6 @@ func (q *Queries) RunCancel(ctx context.Context, arg RunCancelParams) (Run, erro
 		&i.RequestHash,
 		&i.ScheduleID,
 		&i.Deadline,
-		&i.HistoryCount,
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.StartedAt,
@@ -162,7 +151,7 @@ func (q *Queries) RunFinish(ctx context.Context, arg RunFinishParams) (int64, er
 }
 
 const runGetByID = `-- name: RunGetByID :one
-SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, idempotency_key, request_hash, schedule_id, deadline, history_count, created_at, updated_at, started_at, finished_at FROM runs WHERE id = $1
+SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at FROM runs WHERE id = $1
 `
 
 func (q *Queries) RunGetByID(ctx context.Context, id uuid.UUID) (Run, error) {
@@ -184,7 +173,6 @@ func (q *Queries) RunGetByID(ctx context.Context, id uuid.UUID) (Run, error) {
 		&i.RequestHash,
 		&i.ScheduleID,
 		&i.Deadline,
-		&i.HistoryCount,
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.StartedAt,
@@ -194,7 +182,7 @@ func (q *Queries) RunGetByID(ctx context.Context, id uuid.UUID) (Run, error) {
 }
 
 const runGetByIdempotencyKey = `-- name: RunGetByIdempotencyKey :one
-SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, idempotency_key, request_hash, schedule_id, deadline, history_count, created_at, updated_at, started_at, finished_at FROM runs WHERE idempotency_key = $1
+SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at FROM runs WHERE idempotency_key = $1
 `
 
 func (q *Queries) RunGetByIdempotencyKey(ctx context.Context, idempotencyKey *string) (Run, error) {
@@ -216,7 +204,6 @@ func (q *Queries) RunGetByIdempotencyKey(ctx context.Context, idempotencyKey *st
 		&i.RequestHash,
 		&i.ScheduleID,
 		&i.Deadline,
-		&i.HistoryCount,
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.StartedAt,
@@ -226,7 +213,7 @@ func (q *Queries) RunGetByIdempotencyKey(ctx context.Context, idempotencyKey *st
 }
 
 const runGetMany = `-- name: RunGetMany :many
-SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, idempotency_key, request_hash, schedule_id, deadline, history_count, created_at, updated_at, started_at, finished_at FROM runs WHERE id = ANY ($1::uuid[])
+SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at FROM runs WHERE id = ANY ($1::uuid[])
 `
 
 func (q *Queries) RunGetMany(ctx context.Context, ids []uuid.UUID) ([]Run, error) {
@@ -254,7 +241,6 @@ func (q *Queries) RunGetMany(ctx context.Context, ids []uuid.UUID) ([]Run, error
 			&i.RequestHash,
 			&i.ScheduleID,
 			&i.Deadline,
-			&i.HistoryCount,
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.StartedAt,
@@ -283,7 +269,7 @@ INSERT INTO runs (
     now() + $10::bigint * interval '1 millisecond'
 )
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, idempotency_key, request_hash, schedule_id, deadline, history_count, created_at, updated_at, started_at, finished_at
+RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at
 `
 
 type RunInsertParams struct {
@@ -331,7 +317,6 @@ func (q *Queries) RunInsert(ctx context.Context, arg RunInsertParams) (Run, erro
 		&i.RequestHash,
 		&i.ScheduleID,
 		&i.Deadline,
-		&i.HistoryCount,
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.StartedAt,

@@ -464,3 +464,110 @@ func (q *Queries) StepOutputsByRun(ctx context.Context, arg StepOutputsByRunPara
 	}
 	return items, nil
 }
+
+const stepSucceedAndContinue = `-- name: StepSucceedAndContinue :one
+WITH work AS (
+    UPDATE work_items
+    SET kind = 'invoke', step_execution_id = $1, attempt = 1, after_step = NULL,
+        visible_at = now() + $2::bigint * interval '1 millisecond'
+    WHERE work_items.id = $3 AND lease_token = $4
+    RETURNING work_items.id
+), finished_attempt AS (
+    UPDATE step_attempts
+    SET status = 'succeeded', http_status = $5, logs = $6, finished_at = now()
+    WHERE step_attempts.step_execution_id = $7 AND step_attempts.attempt = $8
+      AND step_attempts.status IN ('running', 'accepted')
+      AND EXISTS (SELECT 1 FROM work)
+    RETURNING step_attempts.run_id
+), finished_execution AS (
+    UPDATE step_executions
+    SET status = 'succeeded', output = $9, finished_at = now(), updated_at = now()
+    WHERE step_executions.id = $7 AND step_executions.attempt = $8
+      AND step_executions.status IN ('pending', 'running', 'waiting')
+      AND EXISTS (SELECT 1 FROM finished_attempt)
+    RETURNING step_executions.run_id
+), merged AS (
+    UPDATE runs SET context = context || $10::jsonb, updated_at = now()
+    WHERE runs.id = (SELECT run_id FROM finished_execution)
+      AND $10::jsonb IS NOT NULL
+    RETURNING runs.id
+), next_execution AS (
+    INSERT INTO step_executions (
+        id, run_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
+    )
+    SELECT $1, run_id, $11, $12, $13, 'running', 1, $14, $15,
+           now() + $16::bigint * interval '1 millisecond', now()
+    FROM finished_execution
+    RETURNING step_executions.id, step_executions.run_id
+), next_attempt AS (
+    INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
+    SELECT next_execution.id, 1, next_execution.run_id, 'running', $17, $18 FROM next_execution
+), history AS (
+    INSERT INTO history_events (run_id, type, step_key, attempt, data)
+    SELECT finished_execution.run_id, e.type, e.step_key, e.attempt, e.data
+    FROM finished_execution,
+         (VALUES (1, 'step_succeeded', $19::text, $8::integer, $20::jsonb),
+                 (2, 'step_started', $11::text, 1, NULL::jsonb)) AS e(ord, type, step_key, attempt, data)
+    ORDER BY e.ord
+)
+SELECT count(*)::integer FROM finished_execution
+`
+
+type StepSucceedAndContinueParams struct {
+	NextID        *uuid.UUID
+	LeaseMs       int64
+	WorkID        int64
+	LeaseToken    *uuid.UUID
+	HttpStatus    *int32
+	Logs          []byte
+	ID            uuid.UUID
+	Attempt       int32
+	Output        []byte
+	ContextPatch  []byte
+	NextKey       string
+	NextName      string
+	NextType      string
+	NextWebhookID string
+	NextInput     []byte
+	NextTimeoutMs int64
+	WorkerID      *string
+	CallbackHash  []byte
+	StepKey       string
+	SucceededData []byte
+}
+
+// The hot path of a run, as one statement and so one transaction: the
+// attempt and its step execution succeed, the step's context answer merges
+// into the run's context, the run's next step begins (execution and first
+// attempt), the work item moves on to it under the same lease, and the
+// history records both steps. Each part runs only when the one before it
+// matched, so a stale or fenced-off result changes nothing; it returns the
+// number of step executions that succeeded: 1, or 0 when the result was
+// refused.
+func (q *Queries) StepSucceedAndContinue(ctx context.Context, arg StepSucceedAndContinueParams) (int32, error) {
+	row := q.db.QueryRow(ctx, stepSucceedAndContinue,
+		arg.NextID,
+		arg.LeaseMs,
+		arg.WorkID,
+		arg.LeaseToken,
+		arg.HttpStatus,
+		arg.Logs,
+		arg.ID,
+		arg.Attempt,
+		arg.Output,
+		arg.ContextPatch,
+		arg.NextKey,
+		arg.NextName,
+		arg.NextType,
+		arg.NextWebhookID,
+		arg.NextInput,
+		arg.NextTimeoutMs,
+		arg.WorkerID,
+		arg.CallbackHash,
+		arg.StepKey,
+		arg.SucceededData,
+	)
+	var column_1 int32
+	err := row.Scan(&column_1)
+	return column_1, err
+}

@@ -38,8 +38,8 @@ type runState struct {
 	// merge keeps every value exactly as it was written (a decoded number
 	// might not survive encoding again).
 	ctxMembers map[string]json.RawMessage
-	steps   map[string]any // step name → {"output": …}
-	outputs map[string]json.RawMessage
+	steps      map[string]any // step name → {"output": …}
+	outputs    map[string]json.RawMessage
 }
 
 // loadRunState reads what expressions of a run may refer to: its input,

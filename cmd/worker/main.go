@@ -48,6 +48,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer db.Close()
+	// Claims and the notification listener get connections of their own
+	// (see orchestrator.WithClaimPool): one to listen, two to claim.
+	claims, err := postgres.Open(ctx, cfg.DatabaseURL, 3)
+	if err != nil {
+		return err
+	}
+	defer claims.Close()
 	secrets, err := orchestrator.LoadSecrets(ctx, db, cfg.SigningSecret, logger)
 	if err != nil {
 		return err
@@ -65,7 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	svc := orchestrator.New(db, cfg.Limits(), logger.With("worker_id", id),
-		orchestrator.WithSigning(secrets, cfg.PublicBaseURL()), orchestrator.WithWorkerID(id), orchestrator.WithLeaseMargin(cfg.LeaseMargin))
+		orchestrator.WithSigning(secrets, cfg.PublicBaseURL()), orchestrator.WithWorkerID(id), orchestrator.WithLeaseMargin(cfg.LeaseMargin), orchestrator.WithClaimPool(claims))
 	return orchestrator.NewWorker(svc, orchestrator.WorkerConfig{
 		Client: client, Concurrency: cfg.WorkerConcurrency, PollInterval: cfg.PollInterval, ShutdownGrace: cfg.ShutdownGrace,
 	}).Run(ctx)

@@ -167,3 +167,44 @@ WITH work AS (
     ORDER BY e.ord
 )
 SELECT count(*)::integer FROM finished_execution;
+
+-- name: StepStart :batchone
+-- Starts a run's next step, as one statement: the work item moves on to the
+-- new step execution under the caller's lease, the run is marked running
+-- (when mark_running), the execution and its first attempt are created, and
+-- the history records the step's start (and the run's, when run_started).
+-- It returns the number of executions created: 1, or 0 when the lease was
+-- lost and nothing changed.
+WITH work AS (
+    UPDATE work_items
+    SET kind = 'invoke', step_execution_id = @id, attempt = 1, after_step = NULL,
+        visible_at = now() + sqlc.arg('lease_ms')::bigint * interval '1 millisecond'
+    WHERE work_items.id = @work_id AND lease_token = @lease_token
+    RETURNING work_items.run_id
+), running AS (
+    UPDATE runs
+    SET status = 'running', started_at = COALESCE(started_at, now()), updated_at = now()
+    WHERE runs.id = (SELECT run_id FROM work) AND @mark_running::boolean
+      AND runs.status IN ('pending', 'running', 'waiting')
+    RETURNING runs.id
+), execution AS (
+    INSERT INTO step_executions (
+        id, run_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
+    )
+    SELECT @id, run_id, @step_key, @step_name, @step_type, 'running', 1, @webhook_id, @input,
+           now() + sqlc.arg('timeout_ms')::bigint * interval '1 millisecond', now()
+    FROM work
+    RETURNING step_executions.id, step_executions.run_id
+), first_attempt AS (
+    INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
+    SELECT execution.id, 1, execution.run_id, 'running', @worker_id, @callback_hash FROM execution
+), history AS (
+    INSERT INTO history_events (run_id, type, step_key, attempt)
+    SELECT execution.run_id, e.type, e.step_key, e.attempt
+    FROM execution,
+         (VALUES (1, 'run_started', NULL::text, NULL::integer), (2, 'step_started', @step_key::text, 1))
+             AS e(ord, type, step_key, attempt)
+    WHERE e.ord = 2 OR @run_started::boolean
+    ORDER BY e.ord
+)
+SELECT count(*)::integer FROM execution;

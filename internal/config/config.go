@@ -102,7 +102,11 @@ var settings = []setting{
 			c.AllowHosts = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
 			return nil
 		}},
-	{"DURABLE_WORKER_CONCURRENCY", "worker-concurrency", strconv.Itoa(min(32*runtime.NumCPU(), 256)), "steps a worker runs at once",
+	// Steps in flight mostly wait on their endpoints, and the database pool
+	// bounds the work they make for PostgreSQL, so a worker holds many: a
+	// burst of new runs gets its first steps at once rather than waiting
+	// for a slot.
+	{"DURABLE_WORKER_CONCURRENCY", "worker-concurrency", strconv.Itoa(min(512*runtime.NumCPU(), 4096)), "steps a worker runs at once",
 		positiveInt(func(c *Config) *int { return &c.WorkerConcurrency })},
 	{"DURABLE_POLL_INTERVAL", "poll-interval", "1s", "how often a worker looks for due work without a notification",
 		positiveDuration(func(c *Config) *time.Duration { return &c.PollInterval })},

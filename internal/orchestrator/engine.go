@@ -234,55 +234,53 @@ func (s *Service) newAttempt(item postgres.WorkItem, st *runState, step *workflo
 	return a, hash, err
 }
 
-// startStep starts the first attempt of step in tx, repointing the work item
-// at it under the caller's lease. It returns nil when the step's input
-// cannot be built, which fails the step and the run instead.
+// startStep starts the first attempt of step in tx, pointing the work item
+// at it under the caller's lease, with its input rendered from what the run
+// knows now. When the input cannot be built, the step and the run fail
+// instead, and startStep returns nil.
 func (s *Service) startStep(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, error) {
-	a, hash, err := s.newAttempt(item, st, step)
+	a, start, renderErr, err := s.prepareStart(ctx, item, st, step)
 	if err != nil {
 		return nil, err
 	}
-	if ok, err := tx.ContinueWork(ctx, item, postgres.WorkTarget{Kind: postgres.WorkInvoke, StepExecutionID: &a.execID, Attempt: 1}, s.leaseFor(step)); err != nil || !ok {
-		return nil, orLeaseLost(err, ok)
+	started, err := tx.StartSteps(ctx, []postgres.StepStart{start})
+	if err != nil || !started[0] {
+		return nil, orLeaseLost(err, err == nil && started[0])
 	}
-	return s.beginStep(ctx, tx, a, hash)
-}
-
-// beginStep creates the step execution of a prepared first attempt, whose
-// work item points at it already, with its input rendered from what the
-// run knows now. When the input cannot be built, the step and the run fail
-// and beginStep returns nil.
-func (s *Service) beginStep(ctx context.Context, tx *postgres.Tx, a *attempt, hash []byte) (*attempt, error) {
-	st := a.state
-	input, renderErr := renderInput(ctx, st, a.step)
-	if renderErr == nil && len(input) > s.limits.MaxOutputBytes {
-		renderErr = fmt.Errorf("the rendered input is %d bytes; the limit is %d", len(input), s.limits.MaxOutputBytes)
-	}
-	if st.run.Status != workflow.RunRunning {
-		if _, err := tx.MarkRunRunning(ctx, st.run.ID); err != nil {
-			return nil, err
-		}
-		if st.run.Status == workflow.RunPending {
-			appendHistory(tx, st.run.ID, workflow.EventRunStarted, "", nil, nil)
-		}
-		st.run.Status = workflow.RunRunning
-	}
-	if renderErr == nil {
-		a.input = input
-	}
-	if err := tx.InsertStepExecution(ctx, postgres.NewStepExecution{
-		ID: a.execID, RunID: st.run.ID, Key: a.step.Name, Name: a.step.Name, Type: string(a.step.Type),
-		WebhookID: a.webhook, Input: a.input, Timeout: time.Duration(a.step.Call.Timeout),
-		WorkerID: s.workerID, CallbackHash: hash,
-	}); err != nil {
-		return nil, err
-	}
-	appendHistory(tx, st.run.ID, workflow.EventStepStarted, a.step.Name, &a.number, nil)
+	st.run.Status = workflow.RunRunning
 	if renderErr != nil {
 		stepErr := errorJSON(fmt.Sprintf("the step's input could not be built: %v", renderErr), 0)
 		return nil, s.failStep(ctx, tx, a, stepErr, 0, "failed")
 	}
 	return a, nil
+}
+
+// prepareStart prepares the first attempt of step without touching the
+// database: its ids and callback token, its input rendered from what the
+// run knows now (renderErr when that fails; the input is then null), and
+// what [postgres.Tx.StartSteps] needs to start it.
+func (s *Service) prepareStart(ctx context.Context, item postgres.WorkItem, st *runState, step *workflow.Step) (a *attempt, start postgres.StepStart, renderErr error, err error) {
+	a, hash, err := s.newAttempt(item, st, step)
+	if err != nil {
+		return nil, start, nil, err
+	}
+	input, renderErr := renderInput(ctx, st, step)
+	if renderErr == nil && len(input) > s.limits.MaxOutputBytes {
+		renderErr = fmt.Errorf("the rendered input is %d bytes; the limit is %d", len(input), s.limits.MaxOutputBytes)
+	}
+	if renderErr == nil {
+		a.input = input
+	}
+	start = postgres.StepStart{
+		Work: item, Lease: s.leaseFor(step),
+		Exec: postgres.NewStepExecution{
+			ID: a.execID, Key: step.Name, Name: step.Name, Type: string(step.Type),
+			WebhookID: a.webhook, Input: a.input, Timeout: time.Duration(step.Call.Timeout),
+			WorkerID: s.workerID, CallbackHash: hash,
+		},
+		MarkRunning: st.run.Status != workflow.RunRunning, RunStarted: st.run.Status == workflow.RunPending,
+	}
+	return a, start, renderErr, nil
 }
 
 // restartStep starts the next attempt of a step execution that failed
@@ -566,9 +564,9 @@ func (s *Service) succeedStep(ctx context.Context, tx *postgres.Tx, a *attempt, 
 	}
 	// The work item goes first: it fences the transition to this worker's
 	// lease and takes the locks in the order every transition takes them.
+	// The caller locked the work item; startStep moves it on when the run
+	// goes on.
 	step := nextStep(st.def, a.step.Name)
-	var next *attempt
-	var nextHash []byte
 	switch {
 	case step == nil:
 		if ok, err := tx.CompleteWork(ctx, a.item); err != nil || !ok {
@@ -576,14 +574,6 @@ func (s *Service) succeedStep(ctx context.Context, tx *postgres.Tx, a *attempt, 
 		}
 	case draining:
 		if ok, err := tx.RescheduleWork(ctx, a.item, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: a.step.Name}, 0); err != nil || !ok {
-			return nil, orLeaseLost(err, ok)
-		}
-	default:
-		var err error
-		if next, nextHash, err = s.newAttempt(a.item, st, step); err != nil {
-			return nil, err
-		}
-		if ok, err := tx.ContinueWork(ctx, a.item, postgres.WorkTarget{Kind: postgres.WorkInvoke, StepExecutionID: &next.execID, Attempt: 1}, s.leaseFor(step)); err != nil || !ok {
 			return nil, orLeaseLost(err, ok)
 		}
 	}
@@ -615,7 +605,7 @@ func (s *Service) succeedStep(ctx context.Context, tx *postgres.Tx, a *attempt, 
 	case draining:
 		return nil, nil
 	}
-	return s.beginStep(ctx, tx, next, nextHash)
+	return s.startStep(ctx, tx, a.item, st, step)
 }
 
 // mergedSize is the size of ctx with patch merged in, as JSON.

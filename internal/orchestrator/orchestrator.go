@@ -43,6 +43,7 @@ type Service struct {
 	publicURL   string
 	workerID    string
 	leaseMargin time.Duration
+	claims      *postgres.DB
 }
 
 // Option configures a [Service].
@@ -67,6 +68,22 @@ func WithWorkerID(id string) Option {
 // the step's work before another worker may take it over.
 func WithLeaseMargin(d time.Duration) Option {
 	return func(s *Service) { s.leaseMargin = d }
+}
+
+// WithClaimPool gives the worker's claiming and listening connections of
+// their own. Claims start new runs' first steps; sharing a pool with many
+// steps in flight, they would queue behind those steps' transactions, and
+// runs started in a burst would wait seconds for their first step.
+func WithClaimPool(db *postgres.DB) Option {
+	return func(s *Service) { s.claims = db }
+}
+
+// claimDB is the pool claims and notifications use.
+func (s *Service) claimDB() *postgres.DB {
+	if s.claims != nil {
+		return s.claims
+	}
+	return s.db
 }
 
 // defaultLeaseMargin is how much longer than a step's timeout a worker holds

@@ -81,7 +81,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer cancelHard()
 	listenCtx, stopListening := context.WithCancel(ctx)
 	defer stopListening()
-	go w.svc.db.Listen(listenCtx, "durable_work", func() { signal(w.wake) }, w.svc.logger)
+	go w.svc.claimDB().Listen(listenCtx, "durable_work", func() { signal(w.wake) }, w.svc.logger)
 
 	slots := make(chan struct{}, w.cfg.Concurrency)
 	ticker := time.NewTicker(w.cfg.PollInterval)
@@ -221,13 +221,32 @@ func (w *Worker) release(a *attempt) {
 	}
 }
 
+// errBatchFailed ends a claim whose pipelined first-step starts failed.
+var errBatchFailed = errors.New("starting the claimed runs' first steps failed")
+
 // claim leases up to n due work items and, in the same transaction, starts
 // the step attempts they call for. Timer items are returned to be fired
 // each in a transaction of its own.
+//
+// The common case — a new run's first step — is prepared in memory and
+// started for all claimed runs in one round trip: under load, every round
+// trip waits for a busy database, and runs started in a burst would wait
+// for their first step. Other items go one by one, each in a savepoint, so
+// that one item's failure leaves the others' work in place. When the
+// pipelined starts fail, the claim is undone and made again the careful way.
 func (s *Service) claim(ctx context.Context, n int) ([]*attempt, []postgres.WorkItem, error) {
+	attempts, timers, err := s.claimTx(ctx, n, false)
+	if errors.Is(err, errBatchFailed) {
+		s.logger.WarnContext(ctx, "claiming again one item at a time", "error", err)
+		return s.claimTx(ctx, n, true)
+	}
+	return attempts, timers, err
+}
+
+func (s *Service) claimTx(ctx context.Context, n int, careful bool) ([]*attempt, []postgres.WorkItem, error) {
 	var attempts []*attempt
 	var timers []postgres.WorkItem
-	err := s.db.InTx(ctx, func(tx *postgres.Tx) error {
+	err := s.claimDB().InTx(ctx, func(tx *postgres.Tx) error {
 		attempts, timers = nil, nil
 		items, err := tx.ClaimWork(ctx, s.workerID, n, claimLease)
 		if err != nil || len(items) == 0 {
@@ -245,13 +264,19 @@ func (s *Service) claim(ctx context.Context, n int) ([]*attempt, []postgres.Work
 		for _, r := range runs {
 			byID[r.ID] = r
 		}
+		var batch []*attempt
+		var starts []postgres.StepStart
 		for _, item := range items {
 			if item.Kind == postgres.WorkRunTimeout || item.Kind == postgres.WorkStepTimeout {
 				timers = append(timers, item)
 				continue
 			}
-			// A savepoint per item: one item's failure leaves the others'
-			// work in place, and the item reappears when its claim lease ends.
+			if !careful {
+				if a, start, ok := s.prepareFirstStep(ctx, tx, item, byID[item.RunID]); ok {
+					batch, starts = append(batch, a), append(starts, start)
+					continue
+				}
+			}
 			err := tx.Savepoint(ctx, func(sp *postgres.Tx) error {
 				a, err := s.beginWork(ctx, sp, item, byID[item.RunID])
 				if a != nil {
@@ -263,12 +288,46 @@ func (s *Service) claim(ctx context.Context, n int) ([]*attempt, []postgres.Work
 				s.logger.ErrorContext(ctx, "begin work", "run_id", item.RunID, "kind", item.Kind, "error", err)
 			}
 		}
+		if len(starts) == 0 {
+			return nil
+		}
+		started, err := tx.StartSteps(ctx, starts)
+		if err != nil {
+			return fmt.Errorf("%w: %w", errBatchFailed, err)
+		}
+		for i, a := range batch {
+			if started[i] {
+				a.state.run.Status = workflow.RunRunning
+				attempts = append(attempts, a)
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	return attempts, timers, nil
+}
+
+// prepareFirstStep prepares, without touching the database, the first
+// attempt of a claimed new run's first step. It returns false for every
+// other item, and for a first step whose input cannot be built, which
+// [Service.beginWork] handles.
+func (s *Service) prepareFirstStep(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, run workflow.Run) (*attempt, postgres.StepStart, bool) {
+	if item.Kind != postgres.WorkAdvance || item.AfterStep != "" || run.Status != workflow.RunPending {
+		return nil, postgres.StepStart{}, false
+	}
+	// Any trouble here is left to beginWork, which reports it for this
+	// item alone.
+	st, err := s.loadRunState(ctx, tx, run)
+	if err != nil {
+		return nil, postgres.StepStart{}, false
+	}
+	a, start, renderErr, err := s.prepareStart(ctx, item, st, st.def.Steps[0])
+	if err != nil || renderErr != nil {
+		return nil, postgres.StepStart{}, false
+	}
+	return a, start, true
 }
 
 // beginWork starts the attempt a claimed advance or invoke item calls for,

@@ -525,3 +525,50 @@ func (db *DB) SucceedAndContinue(ctx context.Context, p SucceedAndContinue) (boo
 	}
 	return n == 1, nil
 }
+
+// StepStart is a step to start with [Tx.StartSteps].
+type StepStart struct {
+	Work  WorkItem // leased by the caller; it moves on to the new execution
+	Lease time.Duration
+	Exec  NewStepExecution
+	// MarkRunning marks the run running; RunStarted also records the run's
+	// start in its history.
+	MarkRunning, RunStarted bool
+}
+
+// StartSteps starts steps of runs, each in one statement (the work item
+// moves on to the new execution under its lease; the run is marked running
+// if asked; the execution and its first attempt are created; history records
+// the starts), all sent to the database in one round trip. History appended
+// before in the transaction is written first, to keep the order. It reports
+// for each step whether it started: false, having changed nothing, when the
+// work item's lease was lost. When one statement fails, the transaction is
+// unusable and the error is returned.
+func (tx *Tx) StartSteps(ctx context.Context, starts []StepStart) ([]bool, error) {
+	if err := tx.flushHistory(ctx); err != nil {
+		return nil, err
+	}
+	params := make([]dbsqlc.StepStartParams, len(starts))
+	for i, st := range starts {
+		n := st.Exec
+		params[i] = dbsqlc.StepStartParams{
+			ID: &n.ID, LeaseMs: st.Lease.Milliseconds(), WorkID: st.Work.ID, LeaseToken: &st.Work.LeaseToken,
+			MarkRunning: st.MarkRunning, StepKey: n.Key, StepName: n.Name, StepType: n.Type, WebhookID: n.WebhookID,
+			Input: n.Input, TimeoutMs: n.Timeout.Milliseconds(), WorkerID: &n.WorkerID, CallbackHash: n.CallbackHash,
+			RunStarted: st.RunStarted,
+		}
+	}
+	started := make([]bool, len(starts))
+	var firstErr error
+	results := tx.q.StepStart(ctx, params)
+	results.QueryRow(func(i int, created int32, err error) {
+		if err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("start step %s: %w", starts[i].Exec.Key, translate(err))
+		}
+		started[i] = err == nil && created == 1
+	})
+	if err := results.Close(); err != nil && firstErr == nil {
+		firstErr = fmt.Errorf("start steps: %w", translate(err))
+	}
+	return started, firstErr
+}

@@ -1,18 +1,3 @@
--- name: StepExecutionInsert :exec
--- Creates a running step execution together with its first attempt.
-WITH execution AS (
-    INSERT INTO step_executions (
-        id, run_id, parent_id, step_key, step_name, step_type, status, attempt,
-        webhook_id, input, deadline, started_at
-    ) VALUES (
-        @id, @run_id, sqlc.narg('parent_id'), @step_key, @step_name, @step_type, 'running', 1,
-        @webhook_id, @input, now() + sqlc.arg('timeout_ms')::bigint * interval '1 millisecond', now()
-    )
-    RETURNING id, run_id
-)
-INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
-SELECT id, 1, run_id, 'running', @worker_id, @callback_hash FROM execution;
-
 -- name: StepExecutionGet :one
 SELECT * FROM step_executions WHERE id = @id;
 

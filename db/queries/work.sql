@@ -75,9 +75,6 @@ SET kind = @kind,
     lease_token = NULL
 WHERE id = @id;
 
--- name: WorkItemCountLeased :one
-SELECT count(*) FROM work_items WHERE lease_owner IS NOT NULL AND visible_at > now();
-
 -- name: WorkItemLockLeased :one
 -- Locks a work item the caller leases. Every transition starts here, so
 -- work items are always locked before the rows of their run.

@@ -156,15 +156,6 @@ func (tx *Tx) Notify(ctx context.Context) error {
 	return nil
 }
 
-// CountLeasedWork counts work items currently leased by some worker.
-func (q queries) CountLeasedWork(ctx context.Context) (int, error) {
-	n, err := q.q.WorkItemCountLeased(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("count leased work: %w", translate(err))
-	}
-	return int(n), nil
-}
-
 // GetRuns returns the runs with the given ids that exist.
 func (q queries) GetRuns(ctx context.Context, ids []uuid.UUID) ([]workflow.Run, error) {
 	rows, err := q.q.RunGetMany(ctx, ids)
@@ -230,19 +221,6 @@ type NewStepExecution struct {
 	Timeout      time.Duration // the first attempt's deadline, from now
 	WorkerID     string
 	CallbackHash []byte
-}
-
-// InsertStepExecution creates a running step execution and its first
-// attempt, in one statement.
-func (tx *Tx) InsertStepExecution(ctx context.Context, n NewStepExecution) error {
-	if err := tx.q.StepExecutionInsert(ctx, dbsqlc.StepExecutionInsertParams{
-		ID: n.ID, RunID: n.RunID, ParentID: n.ParentID, StepKey: n.Key, StepName: n.Name, StepType: n.Type,
-		WebhookID: n.WebhookID, Input: n.Input, TimeoutMs: n.Timeout.Milliseconds(),
-		WorkerID: &n.WorkerID, CallbackHash: n.CallbackHash,
-	}); err != nil {
-		return fmt.Errorf("insert step execution %s: %w", n.Key, translate(err))
-	}
-	return nil
 }
 
 // InsertStepAttempt records the start of an attempt.

@@ -225,53 +225,6 @@ func (q *Queries) StepExecutionGet(ctx context.Context, id uuid.UUID) (StepExecu
 	return i, err
 }
 
-const stepExecutionInsert = `-- name: StepExecutionInsert :exec
-WITH execution AS (
-    INSERT INTO step_executions (
-        id, run_id, parent_id, step_key, step_name, step_type, status, attempt,
-        webhook_id, input, deadline, started_at
-    ) VALUES (
-        $3, $4, $5, $6, $7, $8, 'running', 1,
-        $9, $10, now() + $11::bigint * interval '1 millisecond', now()
-    )
-    RETURNING id, run_id
-)
-INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
-SELECT id, 1, run_id, 'running', $1, $2 FROM execution
-`
-
-type StepExecutionInsertParams struct {
-	WorkerID     *string
-	CallbackHash []byte
-	ID           uuid.UUID
-	RunID        uuid.UUID
-	ParentID     *uuid.UUID
-	StepKey      string
-	StepName     string
-	StepType     string
-	WebhookID    string
-	Input        []byte
-	TimeoutMs    int64
-}
-
-// Creates a running step execution together with its first attempt.
-func (q *Queries) StepExecutionInsert(ctx context.Context, arg StepExecutionInsertParams) error {
-	_, err := q.db.Exec(ctx, stepExecutionInsert,
-		arg.WorkerID,
-		arg.CallbackHash,
-		arg.ID,
-		arg.RunID,
-		arg.ParentID,
-		arg.StepKey,
-		arg.StepName,
-		arg.StepType,
-		arg.WebhookID,
-		arg.Input,
-		arg.TimeoutMs,
-	)
-	return err
-}
-
 const stepExecutionLock = `-- name: StepExecutionLock :one
 SELECT step_executions.id, step_executions.run_id, step_executions.parent_id, step_executions.step_key, step_executions.step_name, step_executions.step_type, step_executions.status, step_executions.attempt, step_executions.abandoned, step_executions.webhook_id, step_executions.input, step_executions.output, step_executions.error, step_executions.deadline, step_executions.created_at, step_executions.updated_at, step_executions.started_at, step_executions.finished_at, (deadline IS NOT NULL AND deadline <= now())::boolean AS expired
 FROM step_executions WHERE id = $1 FOR UPDATE

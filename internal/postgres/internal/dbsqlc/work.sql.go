@@ -107,17 +107,6 @@ func (q *Queries) WorkItemContinue(ctx context.Context, arg WorkItemContinuePara
 	return result.RowsAffected(), nil
 }
 
-const workItemCountLeased = `-- name: WorkItemCountLeased :one
-SELECT count(*) FROM work_items WHERE lease_owner IS NOT NULL AND visible_at > now()
-`
-
-func (q *Queries) WorkItemCountLeased(ctx context.Context) (int64, error) {
-	row := q.db.QueryRow(ctx, workItemCountLeased)
-	var count int64
-	err := row.Scan(&count)
-	return count, err
-}
-
 const workItemDeleteByRun = `-- name: WorkItemDeleteByRun :execrows
 DELETE FROM work_items WHERE run_id = $1
 `

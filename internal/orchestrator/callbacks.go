@@ -144,15 +144,10 @@ func (s *Service) CompleteCallback(ctx context.Context, token string, cb Callbac
 		if !ok {
 			return fmt.Errorf("run %s has no work item for step %s", run.ID, exec.Key)
 		}
-		def, err := s.definitionOf(ctx, tx, run.Workflow, run.Version)
+		a, err := s.currentAttempt(ctx, tx, item, run, exec)
 		if err != nil {
 			return err
 		}
-		step := def.Step(exec.Name)
-		if step == nil || step.Call == nil {
-			return fmt.Errorf("step %q of run %s is not a call step", exec.Name, run.ID)
-		}
-		a := &attempt{item: item, state: &runState{run: run, def: def}, step: step, execID: exec.ID, webhook: exec.WebhookID, number: exec.Attempt, abandoned: exec.Abandoned}
 		if cb.Status == CallbackHeartbeat {
 			deadline, err := s.heartbeat(ctx, tx, a, exec.Status)
 			out.Deadline = &deadline

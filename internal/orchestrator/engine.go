@@ -372,6 +372,24 @@ func orStale(err error, ok bool) error {
 	return nil
 }
 
+// currentAttempt describes the attempt a step execution is at, for the
+// transitions that act on it without a worker's state: callbacks and
+// timeouts.
+func (s *Service) currentAttempt(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, run workflow.Run, exec workflow.StepExecution) (*attempt, error) {
+	def, err := s.definitionOf(ctx, tx, run.Workflow, run.Version)
+	if err != nil {
+		return nil, err
+	}
+	step := def.Step(exec.Name)
+	if step == nil || step.Call == nil {
+		return nil, fmt.Errorf("step %q of run %s is not a call step", exec.Name, run.ID)
+	}
+	return &attempt{
+		item: item, state: &runState{run: run, def: def}, step: step, execID: exec.ID,
+		webhook: exec.WebhookID, number: exec.Attempt, abandoned: exec.Abandoned,
+	}, nil
+}
+
 // stepRequestBody is what a call step's endpoint receives.
 type stepRequestBody struct {
 	RunID       uuid.UUID       `json:"run_id"`

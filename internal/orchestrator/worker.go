@@ -420,22 +420,17 @@ func (s *Service) timeOutStep(ctx context.Context, item postgres.WorkItem) error
 		if err != nil {
 			return err
 		}
-		def, err := s.definitionOf(ctx, tx, run.Workflow, run.Version)
+		a, err := s.currentAttempt(ctx, tx, item, run, exec)
 		if err != nil {
 			return err
 		}
-		step := def.Step(exec.Name)
-		if step == nil || step.Call == nil {
-			return fmt.Errorf("step %q of run %s is not a call step", exec.Name, run.ID)
-		}
-		a := &attempt{item: item, state: &runState{run: run, def: def}, step: step, execID: exec.ID, webhook: exec.WebhookID, number: exec.Attempt, abandoned: exec.Abandoned}
 		appendHistory(tx, run.ID, workflow.EventStepTimedOut, exec.Key, &exec.Attempt, nil)
 		if _, err := tx.MarkRunRunning(ctx, run.ID); err != nil {
 			return err
 		}
-		stepErr := errorJSON(fmt.Sprintf("no callback arrived within the step's callback timeout (%s)", step.Call.CallbackTimeout), 0)
+		stepErr := errorJSON(fmt.Sprintf("no callback arrived within the step's callback timeout (%s)", a.step.Call.CallbackTimeout), 0)
 		if a.retriesLeft() {
-			return s.retryStep(ctx, tx, a, stepErr, 0, "timed_out", retryDelay(step.Call.Retry, a.number, 0))
+			return s.retryStep(ctx, tx, a, stepErr, 0, "timed_out", retryDelay(a.step.Call.Retry, a.number, 0))
 		}
 		return s.failStep(ctx, tx, a, stepErr, 0, "timed_out")
 	})

@@ -54,6 +54,30 @@ func (e HealthStatus) Valid() bool {
 	}
 }
 
+// Defines values for QuestionKind.
+const (
+	Approval QuestionKind = "approval"
+	Choice   QuestionKind = "choice"
+	Form     QuestionKind = "form"
+	Text     QuestionKind = "text"
+)
+
+// Valid indicates whether the value is a known member of the QuestionKind enum.
+func (e QuestionKind) Valid() bool {
+	switch e {
+	case Approval:
+		return true
+	case Choice:
+		return true
+	case Form:
+		return true
+	case Text:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for RunStatus.
 const (
 	RunStatusCancelled          RunStatus = "cancelled"
@@ -198,8 +222,13 @@ func (e StepLogLevel) Valid() bool {
 	}
 }
 
-// CallbackRequest defines model for CallbackRequest.
+// CallbackRequest For a call step: `status` with `output`/`context`/`logs`, `error`/`retry`,
+// or a heartbeat. For a wait_for_input step: `value`, `by`, `comment`, as in
+// the inputs endpoint.
 type CallbackRequest struct {
+	By      *string `json:"by,omitempty"`
+	Comment *string `json:"comment,omitempty"`
+
 	// Context With `succeeded`, merged into the run's context.
 	Context *map[string]interface{} `json:"context,omitempty"`
 
@@ -211,8 +240,11 @@ type CallbackRequest struct {
 	Output interface{} `json:"output,omitempty"`
 
 	// Retry With `failed`, retry the step by its policy instead of failing it.
-	Retry  *bool                 `json:"retry,omitempty"`
-	Status CallbackRequestStatus `json:"status"`
+	Retry  *bool                  `json:"retry,omitempty"`
+	Status *CallbackRequestStatus `json:"status,omitempty"`
+
+	// Value For a wait_for_input step, the person's answer.
+	Value interface{} `json:"value,omitempty"`
 }
 
 // CallbackRequestStatus defines model for CallbackRequest.Status.
@@ -220,8 +252,11 @@ type CallbackRequestStatus string
 
 // CallbackStep defines model for CallbackStep.
 type CallbackStep struct {
-	Attempt  int                `json:"attempt"`
-	Deadline *time.Time         `json:"deadline,omitempty"`
+	Attempt  int        `json:"attempt"`
+	Deadline *time.Time `json:"deadline,omitempty"`
+
+	// Question What a wait_for_input step asks.
+	Question *Question          `json:"question,omitempty"`
 	RunId    openapi_types.UUID `json:"run_id"`
 
 	// Status The step execution's status.
@@ -274,6 +309,16 @@ type HistoryEventList struct {
 	NextCursor *string        `json:"next_cursor,omitempty"`
 }
 
+// InputRequest defines model for InputRequest.
+type InputRequest struct {
+	// By Who answered.
+	By      *string `json:"by,omitempty"`
+	Comment *string `json:"comment,omitempty"`
+
+	// Value The answer.
+	Value interface{} `json:"value"`
+}
+
 // Problem An RFC 9457 problem document.
 type Problem struct {
 	Detail   *string          `json:"detail,omitempty"`
@@ -293,6 +338,44 @@ type ProblemDetail struct {
 	// Path A JSON Pointer into the request body, or `query:NAME`, `header:NAME`, `path:NAME`.
 	Path string `json:"path"`
 }
+
+// PublishEventRequest defines model for PublishEventRequest.
+type PublishEventRequest struct {
+	// Id Makes publishing idempotent.
+	Id *string `json:"id,omitempty"`
+
+	// Key The correlation key that waits match, such as an order id.
+	Key  string `json:"key"`
+	Name string `json:"name"`
+
+	// Payload Becomes the output of the steps it resumes.
+	Payload interface{} `json:"payload,omitempty"`
+}
+
+// PublishedEvent defines model for PublishedEvent.
+type PublishedEvent struct {
+	Duplicate  bool               `json:"duplicate"`
+	Id         openapi_types.UUID `json:"id"`
+	Key        string             `json:"key"`
+	Name       string             `json:"name"`
+	ReceivedAt time.Time          `json:"received_at"`
+
+	// Resumed How many waiting steps the event matched.
+	Resumed int `json:"resumed"`
+}
+
+// Question What a wait_for_input step asks.
+type Question struct {
+	Kind    QuestionKind `json:"kind"`
+	Options *[]string    `json:"options,omitempty"`
+	Prompt  *string      `json:"prompt,omitempty"`
+
+	// Schema The form's JSON Schema.
+	Schema *map[string]interface{} `json:"schema,omitempty"`
+}
+
+// QuestionKind defines model for Question.Kind.
+type QuestionKind string
 
 // Run defines model for Run.
 type Run struct {
@@ -319,7 +402,10 @@ type Run struct {
 	StartedAt   *time.Time          `json:"started_at,omitempty"`
 	Status      RunStatus           `json:"status"`
 	UpdatedAt   time.Time           `json:"updated_at"`
-	Workflow    WorkflowRef         `json:"workflow"`
+
+	// WaitingFor While the run waits, what it waits for.
+	WaitingFor *[]WaitingFor `json:"waiting_for,omitempty"`
+	Workflow   WorkflowRef   `json:"workflow"`
 }
 
 // RunError defines model for RunError.
@@ -468,6 +554,20 @@ type StepResult struct {
 
 	// Output Stored as the step's output.
 	Output interface{} `json:"output,omitempty"`
+}
+
+// WaitingFor defines model for WaitingFor.
+type WaitingFor struct {
+	Deadline *time.Time `json:"deadline,omitempty"`
+	Events   *[]struct {
+		Event string `json:"event"`
+		Key   string `json:"key"`
+	} `json:"events,omitempty"`
+
+	// Question What a wait_for_input step asks.
+	Question *Question `json:"question,omitempty"`
+	Step     string    `json:"step"`
+	Type     string    `json:"type"`
 }
 
 // WorkflowDefinition A workflow definition. The server validates it completely (see the
@@ -664,11 +764,17 @@ type InvokeStepParams struct {
 // CompleteCallbackJSONRequestBody defines body for CompleteCallback for application/json ContentType.
 type CompleteCallbackJSONRequestBody = CallbackRequest
 
+// PublishEventJSONRequestBody defines body for PublishEvent for application/json ContentType.
+type PublishEventJSONRequestBody = PublishEventRequest
+
 // StartRunJSONRequestBody defines body for StartRun for application/json ContentType.
 type StartRunJSONRequestBody = StartRunRequest
 
 // CancelRunJSONRequestBody defines body for CancelRun for application/json ContentType.
 type CancelRunJSONRequestBody = CancelRunRequest
+
+// GiveInputJSONRequestBody defines body for GiveInput for application/json ContentType.
+type GiveInputJSONRequestBody = InputRequest
 
 // CreateWorkflowJSONRequestBody defines body for CreateWorkflow for application/json ContentType.
 type CreateWorkflowJSONRequestBody = WorkflowDefinition
@@ -895,6 +1001,36 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/callbacks/{token} (the `CompleteCallback` operationId).
 	CompleteCallback(ctx context.Context, token string, body CompleteCallbackJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// PublishEventWithBody Publish an event.
+	//
+	// Resumes every run whose `wait_for_event` step waits for this `name` and
+	// `key`, each exactly once, in one transaction; `resumed` says how many
+	// waiting steps the event matched. The event is kept, so a wait that
+	// begins within its look-back window after it (5 minutes by default)
+	// still sees it. With an `id`, publishing the same id again publishes
+	// nothing and answers `200` with `duplicate: true`. The payload may be at
+	// most 256 KiB (configurable).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/events (the `PublishEvent` operationId).
+	PublishEventWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PublishEvent Publish an event.
+	//
+	// Resumes every run whose `wait_for_event` step waits for this `name` and
+	// `key`, each exactly once, in one transaction; `resumed` says how many
+	// waiting steps the event matched. The event is kept, so a wait that
+	// begins within its look-back window after it (5 minutes by default)
+	// still sees it. With an `id`, publishing the same id again publishes
+	// nothing and answers `200` with `duplicate: true`. The payload may be at
+	// most 256 KiB (configurable).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/events (the `PublishEvent` operationId).
+	PublishEvent(ctx context.Context, body PublishEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListRuns List runs, newest first.
 	//
 	// Corresponds with GET /v1/runs (the `ListRuns` operationId).
@@ -955,6 +1091,34 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/runs/{id}/history (the `ListRunHistory` operationId).
 	ListRunHistory(ctx context.Context, id RunID, params *ListRunHistoryParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GiveInputWithBody Answer a run's wait_for_input step.
+	//
+	// `value` is `true` or `false` for an approval, one of the step's `options`
+	// for a choice, a string for text, and an object valid against the step's
+	// JSON Schema for a form. Invalid input is a `422` listing the problems,
+	// and the run keeps waiting. A step that took its input already is a
+	// `409`; one whose timeout passed, a `410`. A rejected approval fails the
+	// step unless the step's `on_reject` is `continue`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/runs/{id}/inputs/{step} (the `GiveInput` operationId).
+	GiveInputWithBody(ctx context.Context, id RunID, step string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GiveInput Answer a run's wait_for_input step.
+	//
+	// `value` is `true` or `false` for an approval, one of the step's `options`
+	// for a choice, a string for text, and an object valid against the step's
+	// JSON Schema for a form. Invalid input is a `422` listing the problems,
+	// and the run keeps waiting. A step that took its input already is a
+	// `409`; one whose timeout passed, a `410`. A rejected approval fails the
+	// step unless the step's `on_reject` is `continue`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/runs/{id}/inputs/{step} (the `GiveInput` operationId).
+	GiveInput(ctx context.Context, id RunID, step string, body GiveInputJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListRunSteps List a run's step executions, in the order they began, each with every attempt.
 	//
@@ -1109,6 +1273,56 @@ func (c *Client) CompleteCallback(ctx context.Context, token string, body Comple
 	return c.Client.Do(req)
 }
 
+// PublishEventWithBody Publish an event.
+//
+// Resumes every run whose `wait_for_event` step waits for this `name` and
+// `key`, each exactly once, in one transaction; `resumed` says how many
+// waiting steps the event matched. The event is kept, so a wait that
+// begins within its look-back window after it (5 minutes by default)
+// still sees it. With an `id`, publishing the same id again publishes
+// nothing and answers `200` with `duplicate: true`. The payload may be at
+// most 256 KiB (configurable).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/events (the `PublishEvent` operationId).
+func (c *Client) PublishEventWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPublishEventRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PublishEvent Publish an event.
+//
+// Resumes every run whose `wait_for_event` step waits for this `name` and
+// `key`, each exactly once, in one transaction; `resumed` says how many
+// waiting steps the event matched. The event is kept, so a wait that
+// begins within its look-back window after it (5 minutes by default)
+// still sees it. With an `id`, publishing the same id again publishes
+// nothing and answers `200` with `duplicate: true`. The payload may be at
+// most 256 KiB (configurable).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/events (the `PublishEvent` operationId).
+func (c *Client) PublishEvent(ctx context.Context, body PublishEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPublishEventRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListRuns List runs, newest first.
 //
 // Corresponds with GET /v1/runs (the `ListRuns` operationId).
@@ -1230,6 +1444,54 @@ func (c *Client) CancelRun(ctx context.Context, id RunID, body CancelRunJSONRequ
 // Corresponds with GET /v1/runs/{id}/history (the `ListRunHistory` operationId).
 func (c *Client) ListRunHistory(ctx context.Context, id RunID, params *ListRunHistoryParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListRunHistoryRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GiveInputWithBody Answer a run's wait_for_input step.
+//
+// `value` is `true` or `false` for an approval, one of the step's `options`
+// for a choice, a string for text, and an object valid against the step's
+// JSON Schema for a form. Invalid input is a `422` listing the problems,
+// and the run keeps waiting. A step that took its input already is a
+// `409`; one whose timeout passed, a `410`. A rejected approval fails the
+// step unless the step's `on_reject` is `continue`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/runs/{id}/inputs/{step} (the `GiveInput` operationId).
+func (c *Client) GiveInputWithBody(ctx context.Context, id RunID, step string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGiveInputRequestWithBody(c.Server, id, step, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GiveInput Answer a run's wait_for_input step.
+//
+// `value` is `true` or `false` for an approval, one of the step's `options`
+// for a choice, a string for text, and an object valid against the step's
+// JSON Schema for a form. Invalid input is a `422` listing the problems,
+// and the run keeps waiting. A step that took its input already is a
+// `409`; one whose timeout passed, a `410`. A rejected approval fails the
+// step unless the step's `on_reject` is `continue`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/runs/{id}/inputs/{step} (the `GiveInput` operationId).
+func (c *Client) GiveInput(ctx context.Context, id RunID, step string, body GiveInputJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGiveInputRequest(c.Server, id, step, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1477,6 +1739,46 @@ func NewCompleteCallbackRequestWithBody(server string, token string, contentType
 	}
 
 	operationPath := fmt.Sprintf("/v1/callbacks/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPublishEventRequest calls the generic PublishEvent builder with application/json body
+func NewPublishEventRequest(server string, body PublishEventJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPublishEventRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPublishEventRequestWithBody constructs an http.Request for the PublishEvent method, with any body, and a specified content type
+func NewPublishEventRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/events")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -1827,6 +2129,60 @@ func NewListRunHistoryRequest(server string, id RunID, params *ListRunHistoryPar
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewGiveInputRequest calls the generic GiveInput builder with application/json body
+func NewGiveInputRequest(server string, id RunID, step string, body GiveInputJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewGiveInputRequestWithBody(server, id, step, "application/json", bodyReader)
+}
+
+// NewGiveInputRequestWithBody constructs an http.Request for the GiveInput method, with any body, and a specified content type
+func NewGiveInputRequestWithBody(server string, id RunID, step string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "step", step, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/runs/%s/inputs/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -2259,6 +2615,36 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/callbacks/{token} (the `CompleteCallback` operationId).
 	CompleteCallbackWithResponse(ctx context.Context, token string, body CompleteCallbackJSONRequestBody, reqEditors ...RequestEditorFn) (*CompleteCallbackResponse, error)
 
+	// PublishEventWithBodyWithResponse Publish an event.
+	//
+	// Resumes every run whose `wait_for_event` step waits for this `name` and
+	// `key`, each exactly once, in one transaction; `resumed` says how many
+	// waiting steps the event matched. The event is kept, so a wait that
+	// begins within its look-back window after it (5 minutes by default)
+	// still sees it. With an `id`, publishing the same id again publishes
+	// nothing and answers `200` with `duplicate: true`. The payload may be at
+	// most 256 KiB (configurable).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/events (the `PublishEvent` operationId).
+	PublishEventWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PublishEventResponse, error)
+
+	// PublishEventWithResponse Publish an event.
+	//
+	// Resumes every run whose `wait_for_event` step waits for this `name` and
+	// `key`, each exactly once, in one transaction; `resumed` says how many
+	// waiting steps the event matched. The event is kept, so a wait that
+	// begins within its look-back window after it (5 minutes by default)
+	// still sees it. With an `id`, publishing the same id again publishes
+	// nothing and answers `200` with `duplicate: true`. The payload may be at
+	// most 256 KiB (configurable).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/events (the `PublishEvent` operationId).
+	PublishEventWithResponse(ctx context.Context, body PublishEventJSONRequestBody, reqEditors ...RequestEditorFn) (*PublishEventResponse, error)
+
 	// ListRunsWithResponse List runs, newest first.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -2325,6 +2711,34 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/runs/{id}/history (the `ListRunHistory` operationId).
 	ListRunHistoryWithResponse(ctx context.Context, id RunID, params *ListRunHistoryParams, reqEditors ...RequestEditorFn) (*ListRunHistoryResponse, error)
+
+	// GiveInputWithBodyWithResponse Answer a run's wait_for_input step.
+	//
+	// `value` is `true` or `false` for an approval, one of the step's `options`
+	// for a choice, a string for text, and an object valid against the step's
+	// JSON Schema for a form. Invalid input is a `422` listing the problems,
+	// and the run keeps waiting. A step that took its input already is a
+	// `409`; one whose timeout passed, a `410`. A rejected approval fails the
+	// step unless the step's `on_reject` is `continue`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/runs/{id}/inputs/{step} (the `GiveInput` operationId).
+	GiveInputWithBodyWithResponse(ctx context.Context, id RunID, step string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*GiveInputResponse, error)
+
+	// GiveInputWithResponse Answer a run's wait_for_input step.
+	//
+	// `value` is `true` or `false` for an approval, one of the step's `options`
+	// for a choice, a string for text, and an object valid against the step's
+	// JSON Schema for a form. Invalid input is a `422` listing the problems,
+	// and the run keeps waiting. A step that took its input already is a
+	// `409`; one whose timeout passed, a `410`. A rejected approval fails the
+	// step unless the step's `on_reject` is `continue`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/runs/{id}/inputs/{step} (the `GiveInput` operationId).
+	GiveInputWithResponse(ctx context.Context, id RunID, step string, body GiveInputJSONRequestBody, reqEditors ...RequestEditorFn) (*GiveInputResponse, error)
 
 	// ListRunStepsWithResponse List a run's step executions, in the order they began, each with every attempt.
 	//
@@ -2630,6 +3044,89 @@ func (r CompleteCallbackResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CompleteCallbackResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PublishEventResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PublishedEvent
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *PublishedEvent
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Unprocessable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PublishEventResponse) GetJSON200() *PublishedEvent {
+	return r.JSON200
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PublishEventResponse) GetJSON201() *PublishedEvent {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PublishEventResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PublishEventResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PublishEventResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PublishEventResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PublishEventResponse) GetApplicationproblemJSON422() *Unprocessable {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r PublishEventResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PublishEventResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PublishEventResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PublishEventResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -2989,6 +3486,103 @@ func (r ListRunHistoryResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListRunHistoryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GiveInputResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CallbackStep
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *Gone
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Unprocessable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GiveInputResponse) GetJSON200() *CallbackStep {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GiveInputResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GiveInputResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GiveInputResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r GiveInputResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r GiveInputResponse) GetApplicationproblemJSON410() *Gone {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r GiveInputResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r GiveInputResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GiveInputResponse) GetApplicationproblemJSON422() *Unprocessable {
+	return r.ApplicationproblemJSON422
+}
+
+// GetBody returns the raw response body bytes
+func (r GiveInputResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GiveInputResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GiveInputResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GiveInputResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3468,6 +4062,48 @@ func (c *ClientWithResponses) CompleteCallbackWithResponse(ctx context.Context, 
 	return ParseCompleteCallbackResponse(rsp)
 }
 
+// PublishEventWithBodyWithResponse Publish an event.
+//
+// Resumes every run whose `wait_for_event` step waits for this `name` and
+// `key`, each exactly once, in one transaction; `resumed` says how many
+// waiting steps the event matched. The event is kept, so a wait that
+// begins within its look-back window after it (5 minutes by default)
+// still sees it. With an `id`, publishing the same id again publishes
+// nothing and answers `200` with `duplicate: true`. The payload may be at
+// most 256 KiB (configurable).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/events (the `PublishEvent` operationId).
+func (c *ClientWithResponses) PublishEventWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PublishEventResponse, error) {
+	rsp, err := c.PublishEventWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePublishEventResponse(rsp)
+}
+
+// PublishEventWithResponse Publish an event.
+//
+// Resumes every run whose `wait_for_event` step waits for this `name` and
+// `key`, each exactly once, in one transaction; `resumed` says how many
+// waiting steps the event matched. The event is kept, so a wait that
+// begins within its look-back window after it (5 minutes by default)
+// still sees it. With an `id`, publishing the same id again publishes
+// nothing and answers `200` with `duplicate: true`. The payload may be at
+// most 256 KiB (configurable).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/events (the `PublishEvent` operationId).
+func (c *ClientWithResponses) PublishEventWithResponse(ctx context.Context, body PublishEventJSONRequestBody, reqEditors ...RequestEditorFn) (*PublishEventResponse, error) {
+	rsp, err := c.PublishEvent(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePublishEventResponse(rsp)
+}
+
 // ListRunsWithResponse List runs, newest first.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -3575,6 +4211,46 @@ func (c *ClientWithResponses) ListRunHistoryWithResponse(ctx context.Context, id
 		return nil, err
 	}
 	return ParseListRunHistoryResponse(rsp)
+}
+
+// GiveInputWithBodyWithResponse Answer a run's wait_for_input step.
+//
+// `value` is `true` or `false` for an approval, one of the step's `options`
+// for a choice, a string for text, and an object valid against the step's
+// JSON Schema for a form. Invalid input is a `422` listing the problems,
+// and the run keeps waiting. A step that took its input already is a
+// `409`; one whose timeout passed, a `410`. A rejected approval fails the
+// step unless the step's `on_reject` is `continue`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/runs/{id}/inputs/{step} (the `GiveInput` operationId).
+func (c *ClientWithResponses) GiveInputWithBodyWithResponse(ctx context.Context, id RunID, step string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*GiveInputResponse, error) {
+	rsp, err := c.GiveInputWithBody(ctx, id, step, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGiveInputResponse(rsp)
+}
+
+// GiveInputWithResponse Answer a run's wait_for_input step.
+//
+// `value` is `true` or `false` for an approval, one of the step's `options`
+// for a choice, a string for text, and an object valid against the step's
+// JSON Schema for a form. Invalid input is a `422` listing the problems,
+// and the run keeps waiting. A step that took its input already is a
+// `409`; one whose timeout passed, a `410`. A rejected approval fails the
+// step unless the step's `on_reject` is `continue`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/runs/{id}/inputs/{step} (the `GiveInput` operationId).
+func (c *ClientWithResponses) GiveInputWithResponse(ctx context.Context, id RunID, step string, body GiveInputJSONRequestBody, reqEditors ...RequestEditorFn) (*GiveInputResponse, error) {
+	rsp, err := c.GiveInput(ctx, id, step, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGiveInputResponse(rsp)
 }
 
 // ListRunStepsWithResponse List a run's step executions, in the order they began, each with every attempt.
@@ -3841,6 +4517,74 @@ func ParseCompleteCallbackResponse(rsp *http.Response) (*CompleteCallbackRespons
 			return nil, err
 		}
 		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePublishEventResponse parses an HTTP response from a PublishEventWithResponse call
+func ParsePublishEventResponse(rsp *http.Response) (*PublishEventResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PublishEventResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PublishedEvent
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest PublishedEvent
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest TooLarge
@@ -4146,6 +4890,88 @@ func ParseListRunHistoryResponse(rsp *http.Response) (*ListRunHistoryResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGiveInputResponse parses an HTTP response from a GiveInputWithResponse call
+func ParseGiveInputResponse(rsp *http.Response) (*GiveInputResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GiveInputResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CallbackStep
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Gone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
 
 	}
 

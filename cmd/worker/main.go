@@ -72,7 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	svc := orchestrator.New(db, cfg.Limits(), logger.With("worker_id", id),
-		orchestrator.WithSigning(secrets, cfg.PublicBaseURL()), orchestrator.WithWorkerID(id), orchestrator.WithLeaseMargin(cfg.LeaseMargin), orchestrator.WithClaimPool(claims))
+		orchestrator.WithSigning(secrets, cfg.PublicBaseURL()), orchestrator.WithWorkerID(id), orchestrator.WithLeaseMargin(cfg.LeaseMargin), orchestrator.WithClaimPool(claims),
+		orchestrator.WithDefaultWaitTimeout(cfg.WaitTimeout))
 	return orchestrator.NewWorker(svc, orchestrator.WorkerConfig{
 		Client: client, Concurrency: cfg.WorkerConcurrency, PollInterval: cfg.PollInterval, ShutdownGrace: cfg.ShutdownGrace,
 	}).Run(ctx)

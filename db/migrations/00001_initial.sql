@@ -191,13 +191,14 @@ CREATE INDEX waits_step_idx ON waits (step_execution_id);
 -- before a run reaches its wait still resumes it.
 CREATE TABLE events (
     id          uuid PRIMARY KEY,
-    dedup_id    text UNIQUE,
+    dedup_id    text,
     name        text NOT NULL,
     key         text NOT NULL,
     payload     jsonb,
     received_at timestamptz NOT NULL DEFAULT now()
 );
 
+CREATE UNIQUE INDEX events_dedup_idx ON events (dedup_id) WHERE dedup_id IS NOT NULL;
 CREATE INDEX events_name_key_idx ON events (name, key, received_at DESC);
 CREATE INDEX events_received_idx ON events (received_at);
 

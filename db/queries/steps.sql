@@ -193,3 +193,42 @@ WITH work AS (
     ORDER BY e.ord
 )
 SELECT count(*)::integer FROM execution;
+
+-- name: StepStartWait :one
+-- Starts a waiting step (sleep, wait_for_event, wait_for_input), as one
+-- statement: the work item becomes the wait's timer, due after wait_ms, its
+-- lease dropped; the run is waiting; the execution is created waiting until
+-- then, with a first attempt whose callback hash lets a person answer
+-- through the callback URL. It returns the deadline, or no row when the
+-- lease was lost.
+WITH work AS (
+    UPDATE work_items
+    SET kind = @kind, step_execution_id = @id, attempt = 1, after_step = NULL,
+        visible_at = now() + sqlc.arg('wait_ms')::bigint * interval '1 millisecond',
+        lease_owner = NULL, lease_token = NULL
+    WHERE work_items.id = @work_id AND work_items.lease_token = @lease_token
+    RETURNING work_items.run_id
+), waiting AS (
+    UPDATE runs
+    SET status = 'waiting', started_at = COALESCE(started_at, now()), updated_at = now()
+    WHERE runs.id = (SELECT run_id FROM work) AND runs.status IN ('pending', 'running', 'waiting')
+    RETURNING runs.id
+), execution AS (
+    INSERT INTO step_executions (
+        id, run_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
+    )
+    SELECT @id, run_id, @step_key, @step_name, @step_type, 'waiting', 1, @webhook_id, @input,
+           now() + sqlc.arg('wait_ms')::bigint * interval '1 millisecond', now()
+    FROM work
+    RETURNING step_executions.id, step_executions.run_id, step_executions.deadline
+), first_attempt AS (
+    INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
+    SELECT execution.id, 1, execution.run_id, 'accepted', @worker_id, @callback_hash FROM execution
+)
+SELECT deadline::timestamptz FROM execution;
+
+-- name: StepExecutionGetByKey :one
+SELECT * FROM step_executions WHERE run_id = @run_id AND step_key = @step_key;
+
+-- name: StepExecutionListWaiting :many
+SELECT * FROM step_executions WHERE run_id = @run_id AND status = 'waiting' ORDER BY created_at, id;

@@ -79,3 +79,8 @@ WHERE id = @id;
 -- Locks a work item the caller leases. Every transition starts here, so
 -- work items are always locked before the rows of their run.
 SELECT id FROM work_items WHERE id = @id AND lease_token = @lease_token FOR UPDATE;
+
+-- name: WorkItemNextDue :one
+-- When the next work item comes due (a timer, a retry, a lease's end), so
+-- that an idle worker sleeps exactly until then (an hour away when none is queued).
+SELECT COALESCE(min(visible_at), now() + interval '1 hour')::timestamptz AS next_due FROM work_items;

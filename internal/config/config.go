@@ -47,6 +47,7 @@ type Config struct {
 	PollInterval      time.Duration
 	ShutdownGrace     time.Duration
 	LeaseMargin       time.Duration
+	WaitTimeout       time.Duration
 
 	MaxDefinitionBytes int
 	MaxDefinitionDepth int
@@ -114,6 +115,8 @@ var settings = []setting{
 		positiveDuration(func(c *Config) *time.Duration { return &c.ShutdownGrace })},
 	{"DURABLE_LEASE_MARGIN", "lease-margin", "30s", "how much longer than a step's timeout a worker holds its work; a dead worker's step is retried after timeout + margin",
 		positiveDuration(func(c *Config) *time.Duration { return &c.LeaseMargin })},
+	{"DURABLE_WAIT_TIMEOUT", "wait-timeout", "168h", "how long a wait for events or a person may last when its definition names no timeout",
+		positiveDuration(func(c *Config) *time.Duration { return &c.WaitTimeout })},
 	{"DURABLE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error",
 		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{"DURABLE_LOG_FORMAT", "log-format", "text", "text or json",

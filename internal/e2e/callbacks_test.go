@@ -121,7 +121,7 @@ func TestCallbackCompletesStep(t *testing.T) {
 
 	// A heartbeat extends the deadline.
 	time.Sleep(50 * time.Millisecond)
-	hb := stCallback(t, e, token, client.CallbackRequest{Status: "heartbeat"})
+	hb := stCallback(t, e, token, client.CallbackRequest{Status: status("heartbeat")})
 	require.Equal(t, http.StatusOK, hb.StatusCode(), string(hb.Body))
 	require.NotNil(t, hb.JSON200.Deadline)
 	require.True(t, hb.JSON200.Deadline.After(*d.Deadline), "heartbeat deadline %s is not after %s", hb.JSON200.Deadline, d.Deadline)
@@ -133,7 +133,7 @@ func TestCallbackCompletesStep(t *testing.T) {
 	// Forged or altered tokens are refused and change nothing.
 	before := stSnap(t, e, id)
 	for _, forged := range []string{stAlter(token, 10), stAlter(token, 30), stAlter(token, len(token)-1), "not-a-token"} {
-		res := stCallback(t, e, forged, client.CallbackRequest{Status: "succeeded", Output: "forged"})
+		res := stCallback(t, e, forged, client.CallbackRequest{Status: status("succeeded"), Output: "forged"})
 		require.Contains(t, []int{http.StatusUnauthorized, http.StatusNotFound}, res.StatusCode(), "forged %s: %s", forged, res.Body)
 		dres := stDescribe(t, e, forged)
 		require.Contains(t, []int{http.StatusUnauthorized, http.StatusNotFound}, dres.StatusCode(), "describe forged %s: %s", forged, dres.Body)
@@ -143,7 +143,7 @@ func TestCallbackCompletesStep(t *testing.T) {
 
 	// The success callback completes the step and the run goes on.
 	done := stCallback(t, e, token, client.CallbackRequest{
-		Status:  "succeeded",
+		Status:  status("succeeded"),
 		Output:  map[string]any{"approved": true, "level": 3},
 		Context: &map[string]any{"approver": "ann"},
 		Logs:    &[]client.StepLog{{Level: "info", Message: "approved by ann"}},
@@ -177,9 +177,9 @@ func TestCallbackCompletesStep(t *testing.T) {
 
 	// A second completion is a conflict and changes nothing.
 	before = stSnap(t, e, id)
-	dup := stCallback(t, e, token, client.CallbackRequest{Status: "succeeded", Output: "again", Context: &map[string]any{"approver": "bob"}})
+	dup := stCallback(t, e, token, client.CallbackRequest{Status: status("succeeded"), Output: "again", Context: &map[string]any{"approver": "bob"}})
 	require.Equal(t, http.StatusConflict, dup.StatusCode(), string(dup.Body))
-	fail := stCallback(t, e, token, client.CallbackRequest{Status: "failed", Error: map[string]any{"code": "late"}})
+	fail := stCallback(t, e, token, client.CallbackRequest{Status: status("failed"), Error: map[string]any{"code": "late"}})
 	require.Equal(t, http.StatusConflict, fail.StatusCode(), string(fail.Body))
 	time.Sleep(200 * time.Millisecond)
 	require.Equal(t, before, stSnap(t, e, id), "a duplicate callback must change nothing")
@@ -222,7 +222,7 @@ func TestCallbackExpired(t *testing.T) {
 	require.Equal(t, "run_failed", types[len(types)-1])
 
 	before := stSnap(t, e, id)
-	res := stCallback(t, e, token, client.CallbackRequest{Status: "succeeded", Output: "too late"})
+	res := stCallback(t, e, token, client.CallbackRequest{Status: status("succeeded"), Output: "too late"})
 	assert.Equal(t, http.StatusGone, res.StatusCode(), "a callback after the step's deadline has expired: %s", res.Body)
 	require.Equal(t, before, stSnap(t, e, id), "an expired callback must change nothing")
 	require.Len(t, rec.all(), 1)
@@ -235,7 +235,7 @@ func TestCallbackExpired(t *testing.T) {
 	e.waitRun(retriedID, 10*time.Second, "waiting")
 	before = stSnap(t, e, retriedID)
 	first := stToken(t, e, retriedCalls[0].Body.CallbackURL)
-	res = stCallback(t, e, first, client.CallbackRequest{Status: "succeeded", Output: "too late"})
+	res = stCallback(t, e, first, client.CallbackRequest{Status: status("succeeded"), Output: "too late"})
 	assert.Equal(t, http.StatusGone, res.StatusCode(), "attempt 1's callback after its deadline, attempt 2 waiting: %s", res.Body)
 	require.Equal(t, before, stSnap(t, e, retriedID), "an expired callback must change nothing")
 
@@ -244,7 +244,7 @@ func TestCallbackExpired(t *testing.T) {
 	require.Equal(t, []string{"timed_out", "timed_out"}, stAttemptStatuses(e.steps(retriedID)[0]))
 	before = stSnap(t, e, retriedID)
 	for i, c := range retriedCalls {
-		res := stCallback(t, e, stToken(t, e, c.Body.CallbackURL), client.CallbackRequest{Status: "succeeded", Output: "too late"})
+		res := stCallback(t, e, stToken(t, e, c.Body.CallbackURL), client.CallbackRequest{Status: status("succeeded"), Output: "too late"})
 		assert.Equal(t, http.StatusGone, res.StatusCode(), "attempt %d's callback after its deadline, run failed: %s", i+1, res.Body)
 	}
 	require.Equal(t, before, stSnap(t, e, retriedID), "expired callbacks must change nothing")
@@ -270,9 +270,9 @@ func TestCallbackExpiredBeforeTimer(t *testing.T) {
 
 	before := stSnap(t, e, id)
 	require.Equal(t, client.RunStatus("waiting"), before.Status)
-	res := stCallback(t, e, token, client.CallbackRequest{Status: "succeeded", Output: "too late"})
+	res := stCallback(t, e, token, client.CallbackRequest{Status: status("succeeded"), Output: "too late"})
 	require.Equal(t, http.StatusGone, res.StatusCode(), string(res.Body))
-	hb := stCallback(t, e, token, client.CallbackRequest{Status: "heartbeat"})
+	hb := stCallback(t, e, token, client.CallbackRequest{Status: status("heartbeat")})
 	require.Equal(t, http.StatusGone, hb.StatusCode(), "an expired step cannot be revived by a heartbeat: %s", hb.Body)
 	require.Equal(t, before, stSnap(t, e, id), "an expired callback must change nothing")
 
@@ -296,7 +296,7 @@ func TestCallbackBeforeAccepted(t *testing.T) {
 		}
 		token := strings.TrimPrefix(c.Body.CallbackURL, e.apiURL+"/v1/callbacks/")
 		res, err := e.client.CompleteCallbackWithResponse(r.Context(), token, client.CallbackRequest{
-			Status: "succeeded", Output: map[string]any{"early": true}, Context: &map[string]any{"fast": "yes"},
+			Status: status("succeeded"), Output: map[string]any{"early": true}, Context: &map[string]any{"fast": "yes"},
 		})
 		if err != nil {
 			early <- -1
@@ -354,13 +354,13 @@ func TestCallbackHeartbeatKeepsStepAlive(t *testing.T) {
 	for time.Since(start) < 2*time.Second {
 		time.Sleep(250 * time.Millisecond)
 		sent := time.Now()
-		hb := stCallback(t, e, token, client.CallbackRequest{Status: "heartbeat"})
+		hb := stCallback(t, e, token, client.CallbackRequest{Status: status("heartbeat")})
 		require.Equal(t, http.StatusOK, hb.StatusCode(), "heartbeat after %s: %s", time.Since(start), hb.Body)
 		require.NotNil(t, hb.JSON200.Deadline)
 		require.WithinDuration(t, sent.Add(800*time.Millisecond), *hb.JSON200.Deadline, 500*time.Millisecond, "a heartbeat moves the deadline to the callback timeout from now")
 		require.Equal(t, client.RunStatus("waiting"), e.run(id).Status)
 	}
-	res := stCallback(t, e, token, client.CallbackRequest{Status: "succeeded", Output: "finally"})
+	res := stCallback(t, e, token, client.CallbackRequest{Status: status("succeeded"), Output: "finally"})
 	require.Equal(t, http.StatusOK, res.StatusCode(), string(res.Body))
 	run := e.waitRun(id, 10*time.Second)
 	require.Equal(t, client.RunStatus("succeeded"), run.Status, "run error: %v", run.Error)
@@ -388,9 +388,9 @@ func TestCallbackAfterCancel(t *testing.T) {
 	require.Equal(t, client.RunStatus("cancelled"), res.JSON200.Status)
 
 	before := stSnap(t, e, id)
-	cb := stCallback(t, e, token, client.CallbackRequest{Status: "succeeded", Output: "after cancel"})
+	cb := stCallback(t, e, token, client.CallbackRequest{Status: status("succeeded"), Output: "after cancel"})
 	require.Equal(t, http.StatusConflict, cb.StatusCode(), string(cb.Body))
-	hb := stCallback(t, e, token, client.CallbackRequest{Status: "heartbeat"})
+	hb := stCallback(t, e, token, client.CallbackRequest{Status: status("heartbeat")})
 	require.Equal(t, http.StatusConflict, hb.StatusCode(), string(hb.Body))
 	time.Sleep(300 * time.Millisecond)
 	require.Equal(t, before, stSnap(t, e, id), "a callback for a cancelled run must change nothing")
@@ -432,7 +432,7 @@ func TestCallbackFailure(t *testing.T) {
 	calls := stWaitCalls(t, failRec, 1, 15*time.Second)
 	e.waitRun(failID, 10*time.Second, "waiting")
 	token := stToken(t, e, calls[0].Body.CallbackURL)
-	res := stCallback(t, e, token, client.CallbackRequest{Status: "failed", Error: map[string]any{"code": "declined", "reason": "no funds"}})
+	res := stCallback(t, e, token, client.CallbackRequest{Status: status("failed"), Error: map[string]any{"code": "declined", "reason": "no funds"}})
 	require.Equal(t, http.StatusOK, res.StatusCode(), string(res.Body))
 	require.Equal(t, "failed", res.JSON200.Status)
 	run := e.waitRun(failID, 10*time.Second)
@@ -451,7 +451,7 @@ func TestCallbackFailure(t *testing.T) {
 	calls = stWaitCalls(t, retryRec, 1, 15*time.Second)
 	e.waitRun(retryID, 10*time.Second, "waiting")
 	first := stToken(t, e, calls[0].Body.CallbackURL)
-	res = stCallback(t, e, first, client.CallbackRequest{Status: "failed", Error: map[string]any{"code": "try_again"}, Retry: stPtr(true)})
+	res = stCallback(t, e, first, client.CallbackRequest{Status: status("failed"), Error: map[string]any{"code": "try_again"}, Retry: stPtr(true)})
 	require.Equal(t, http.StatusOK, res.StatusCode(), string(res.Body))
 	run = e.waitRun(retryID, 15*time.Second)
 	require.Equal(t, client.RunStatus("succeeded"), run.Status, "run error: %v", run.Error)
@@ -468,8 +468,14 @@ func TestCallbackFailure(t *testing.T) {
 
 	// The first attempt's token is spent.
 	before := stSnap(t, e, retryID)
-	res = stCallback(t, e, first, client.CallbackRequest{Status: "succeeded", Output: "stale"})
+	res = stCallback(t, e, first, client.CallbackRequest{Status: status("succeeded"), Output: "stale"})
 	require.Equal(t, http.StatusConflict, res.StatusCode(), string(res.Body))
 	require.Equal(t, before, stSnap(t, e, retryID))
 	require.Len(t, failRec.all(), 1, "the step after a failed one is never called")
+}
+
+// status is a callback status, as the generated client takes it.
+func status(s string) *client.CallbackRequestStatus {
+	v := client.CallbackRequestStatus(s)
+	return &v
 }

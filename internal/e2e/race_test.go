@@ -329,8 +329,8 @@ func raceCallbackCancel(ctx context.Context, c *client.ClientWithResponses, hub 
 		if lead < 0 {
 			time.Sleep(-lead)
 		}
-		status := client.CallbackRequestStatus("succeeded")
-		o.callback, cbErr = postCallback(ctx, c, token, client.CallbackRequest{Status: status, Output: map[string]any{"i": i}})
+		succeeded := client.CallbackRequestStatus("succeeded")
+		o.callback, cbErr = postCallback(ctx, c, token, client.CallbackRequest{Status: &succeeded, Output: map[string]any{"i": i}})
 	}()
 	go func() {
 		defer wg.Done()
@@ -502,7 +502,7 @@ func raceCallbackTimeout(ctx context.Context, c *client.ClientWithResponses, hub
 		time.Sleep(5 * time.Millisecond)
 	}
 	time.Sleep(time.Until(deadline.Add(offset)))
-	o.callback, o.err = postCallback(ctx, c, token, client.CallbackRequest{Status: "succeeded", Output: map[string]any{"i": i}})
+	o.callback, o.err = postCallback(ctx, c, token, client.CallbackRequest{Status: status("succeeded"), Output: map[string]any{"i": i}})
 	if o.err != nil {
 		return o
 	}

@@ -128,7 +128,7 @@ func TestCreateWorkflowRefused(t *testing.T) {
 		{name: "unknown field", body: def(`, "bogus": 1`), status: 422, paths: []string{"/bogus"}},
 		{name: "unknown step field", body: `{"name": "wf", "steps": [{"name": "a", "type": "call", "url": "http://127.0.0.1:9000/a", "bogus": 1}]}`, status: 422, paths: []string{"/steps/0/bogus"}},
 		{name: "duplicate key", body: `{"name": "wf", "name": "wf2", "steps": [` + step + `]}`, status: 422, paths: []string{"/name"}},
-		{name: "step type not executable", body: `{"name": "wf", "steps": [{"name": "nap", "type": "sleep", "duration": "1s"}]}`, status: 422, paths: []string{"/steps/0/type"}},
+		{name: "step type not executable", body: `{"name": "wf", "steps": [{"name": "fan", "type": "parallel", "branches": [{"name": "a", "steps": [{"name": "nap", "type": "sleep", "duration": "1s"}]}]}]}`, status: 422, paths: []string{"/steps/0/type"}},
 		{name: "no steps", body: `{"name": "wf", "steps": []}`, status: 422, paths: []string{"/steps"}},
 
 		// Hostile strings.

@@ -19,12 +19,13 @@ type callbackStepJSON struct {
 	Attempt  int             `json:"attempt"`
 	Status   string          `json:"status"`
 	Deadline *time.Time      `json:"deadline,omitempty"`
+	Question *questionJSON   `json:"question,omitempty"`
 }
 
 func callbackStepFrom(c orchestrator.CallbackStep) callbackStepJSON {
 	return callbackStepJSON{
 		RunID: c.RunID, Workflow: workflowRefJSON{c.Workflow, c.Version}, Step: c.Step, Type: c.Type,
-		Attempt: c.Attempt, Status: c.Status, Deadline: utc(c.Deadline),
+		Attempt: c.Attempt, Status: c.Status, Deadline: utc(c.Deadline), Question: questionFrom(c.Question),
 	}
 }
 
@@ -45,6 +46,9 @@ func (s *Server) completeCallback(w http.ResponseWriter, r *http.Request) {
 		Logs    json.RawMessage `json:"logs"`
 		Error   json.RawMessage `json:"error"`
 		Retry   bool            `json:"retry"`
+		Value   json.RawMessage `json:"value"`
+		By      string          `json:"by"`
+		Comment string          `json:"comment"`
 	}
 	if err := decodeBody(r, &req); err != nil {
 		s.writeError(w, r, err)
@@ -52,7 +56,31 @@ func (s *Server) completeCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	step, err := s.svc.CompleteCallback(r.Context(), chi.URLParam(r, "token"), orchestrator.Callback{
 		Status: req.Status, Output: req.Output, Context: req.Context, Logs: req.Logs, Error: req.Error, Retry: req.Retry,
+		Input: orchestrator.Input{Value: req.Value, By: req.By, Comment: req.Comment},
 	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, callbackStepFrom(step))
+}
+
+func (s *Server) giveInput(w http.ResponseWriter, r *http.Request) {
+	id, err := runID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req struct {
+		Value   json.RawMessage `json:"value"`
+		By      string          `json:"by"`
+		Comment string          `json:"comment"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	step, err := s.svc.GiveInput(r.Context(), id, chi.URLParam(r, "step"), orchestrator.Input{Value: req.Value, By: req.By, Comment: req.Comment})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

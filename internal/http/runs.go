@@ -38,6 +38,47 @@ type runJSON struct {
 	UpdatedAt      time.Time       `json:"updated_at"`
 	StartedAt      *time.Time      `json:"started_at,omitempty"`
 	FinishedAt     *time.Time      `json:"finished_at,omitempty"`
+	WaitingFor     []waitingJSON   `json:"waiting_for,omitempty"`
+}
+
+// waitingJSON is what a waiting run waits for.
+type waitingJSON struct {
+	Step     string          `json:"step"`
+	Type     string          `json:"type"`
+	Deadline *time.Time      `json:"deadline,omitempty"`
+	Events   []eventWaitJSON `json:"events,omitempty"`
+	Question *questionJSON   `json:"question,omitempty"`
+}
+
+type eventWaitJSON struct {
+	Event string `json:"event"`
+	Key   string `json:"key"`
+}
+
+type questionJSON struct {
+	Kind    string          `json:"kind"`
+	Prompt  string          `json:"prompt,omitempty"`
+	Options []string        `json:"options,omitempty"`
+	Schema  json.RawMessage `json:"schema,omitempty"`
+}
+
+func questionFrom(q *orchestrator.Question) *questionJSON {
+	if q == nil {
+		return nil
+	}
+	return &questionJSON{Kind: q.Kind, Prompt: q.Prompt, Options: q.Options, Schema: q.Schema}
+}
+
+func runDetailFrom(d orchestrator.RunDetail) runJSON {
+	out := runFrom(d.Run)
+	for _, w := range d.Waiting {
+		wj := waitingJSON{Step: w.Step, Type: w.Type, Deadline: utc(w.Deadline), Question: questionFrom(w.Question)}
+		for _, e := range w.Events {
+			wj.Events = append(wj.Events, eventWaitJSON{Event: e.EventName, Key: e.EventKey})
+		}
+		out.WaitingFor = append(out.WaitingFor, wj)
+	}
+	return out
 }
 
 func runFrom(r workflow.Run) runJSON {
@@ -145,7 +186,7 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, runFrom(run))
+	writeJSON(w, http.StatusOK, runDetailFrom(run))
 }
 
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {

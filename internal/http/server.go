@@ -87,6 +87,8 @@ func NewServer(cfg Config) *Server {
 		api(http.MethodPost, "/runs/{id}/cancel", bodyLimitDefault, s.cancelRun)
 		api(http.MethodGet, "/runs/{id}/steps", 0, s.listRunSteps)
 		api(http.MethodGet, "/runs/{id}/history", 0, s.listRunHistory)
+		api(http.MethodPost, "/runs/{id}/inputs/{step}", limits.MaxOutputBytes, s.giveInput)
+		api(http.MethodPost, "/events", limits.MaxOutputBytes+bodyLimitDefault, s.publishEvent)
 	})
 	s.handler = r
 	return s

@@ -34,6 +34,8 @@ type Callback struct {
 	// Retry asks for a failed callback to be retried by the step's policy;
 	// without it a failure is final.
 	Retry bool
+	// Input answers a wait_for_input step through its callback URL.
+	Input Input
 }
 
 // CallbackStep describes the step a callback token belongs to.
@@ -46,6 +48,25 @@ type CallbackStep struct {
 	Attempt  int
 	Status   string
 	Deadline *time.Time
+	// Question is what a wait_for_input step asks, so that a user interface
+	// can be built from the callback URL alone.
+	Question *Question
+}
+
+// Question is what a wait_for_input step asks a person.
+type Question struct {
+	Kind    string
+	Prompt  string
+	Options []string
+	Schema  json.RawMessage
+}
+
+func questionOf(step *workflow.Step) *Question {
+	if step == nil || step.WaitForInput == nil {
+		return nil
+	}
+	w := step.WaitForInput
+	return &Question{Kind: string(w.Kind), Prompt: w.Prompt, Options: w.Options, Schema: w.Schema}
 }
 
 // verifyToken checks a callback token: its MAC (forged → Unauthorized),
@@ -87,10 +108,13 @@ func (s *Service) DescribeCallback(ctx context.Context, token string) (CallbackS
 	if err != nil {
 		return CallbackStep{}, err
 	}
-	return CallbackStep{
-		RunID: run.ID, Workflow: run.Workflow, Version: run.Version, Step: exec.Key, Type: exec.Type,
-		Attempt: ref.Attempt, Status: exec.Status, Deadline: exec.Deadline,
-	}, nil
+	def, err := s.definitionOf(ctx, s.db, run.Workflow, run.Version)
+	if err != nil {
+		return CallbackStep{}, err
+	}
+	out := callbackStepOf(run, exec)
+	out.Attempt, out.Question = ref.Attempt, questionOf(def.Step(exec.Name))
+	return out, nil
 }
 
 // CompleteCallback applies a callback to the attempt its token belongs to,
@@ -102,6 +126,16 @@ func (s *Service) CompleteCallback(ctx context.Context, token string, cb Callbac
 	ref, err := s.verifyToken(ctx, token)
 	if err != nil {
 		return CallbackStep{}, err
+	}
+	if exec, err := s.db.GetStepExecution(ctx, ref.StepExecutionID); err != nil {
+		return CallbackStep{}, err
+	} else if exec.Type == string(workflow.StepWaitForInput) {
+		return s.giveInput(ctx, ref.StepExecutionID, ref.Attempt, cb.Input)
+	}
+	switch cb.Status {
+	case CallbackSucceeded, CallbackFailed, CallbackHeartbeat:
+	default:
+		return CallbackStep{}, fault.WithProblems(fault.Invalid, "the callback has no status", []fault.Problem{{Path: "/status", Message: "must be succeeded, failed or heartbeat for a call step"}})
 	}
 	var out CallbackStep
 	err = s.db.InTx(ctx, func(tx *postgres.Tx) error {
@@ -121,7 +155,8 @@ func (s *Service) CompleteCallback(ctx context.Context, token string, cb Callbac
 		if err != nil {
 			return err
 		}
-		out = CallbackStep{RunID: run.ID, Workflow: run.Workflow, Version: run.Version, Step: exec.Key, Type: exec.Type, Attempt: ref.Attempt, Status: exec.Status, Deadline: exec.Deadline}
+		out = callbackStepOf(run, exec)
+		out.Attempt = ref.Attempt
 		tokenAttempt, _, err := tx.GetStepAttempt(ctx, ref.StepExecutionID, ref.Attempt)
 		if err != nil {
 			return err
@@ -147,6 +182,9 @@ func (s *Service) CompleteCallback(ctx context.Context, token string, cb Callbac
 		a, err := s.currentAttempt(ctx, tx, item, run, exec)
 		if err != nil {
 			return err
+		}
+		if a.step.Call == nil {
+			return fault.New(fault.Conflict, "step %s is a %s step and takes no callback", exec.Key, exec.Type)
 		}
 		if cb.Status == CallbackHeartbeat {
 			deadline, err := s.heartbeat(ctx, tx, a, exec.Status)

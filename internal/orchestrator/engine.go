@@ -239,6 +239,9 @@ func (s *Service) newAttempt(item postgres.WorkItem, st *runState, step *workflo
 // knows now. When the input cannot be built, the step and the run fail
 // instead, and startStep returns nil.
 func (s *Service) startStep(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, error) {
+	if isWait(step.Type) {
+		return nil, s.startWait(ctx, tx, item, st, step)
+	}
 	a, start, renderErr, err := s.prepareStart(ctx, item, st, step)
 	if err != nil {
 		return nil, err
@@ -381,8 +384,8 @@ func (s *Service) currentAttempt(ctx context.Context, tx *postgres.Tx, item post
 		return nil, err
 	}
 	step := def.Step(exec.Name)
-	if step == nil || step.Call == nil {
-		return nil, fmt.Errorf("step %q of run %s is not a call step", exec.Name, run.ID)
+	if step == nil {
+		return nil, fmt.Errorf("run %s has no step %q in %s v%d", run.ID, exec.Name, run.Workflow, run.Version)
 	}
 	return &attempt{
 		item: item, state: &runState{run: run, def: def}, step: step, execID: exec.ID,
@@ -517,7 +520,7 @@ func retryDelay(p workflow.RetryPolicy, n int, retryAfter time.Duration) time.Du
 func (s *Service) succeedAndContinue(ctx context.Context, a *attempt, res httpstep.Result, draining bool) (*attempt, bool, error) {
 	st := a.state
 	step := nextStep(st.def, a.step.Name)
-	if res.Outcome != httpstep.Succeeded || step == nil || draining || st.run.Status != workflow.RunRunning ||
+	if res.Outcome != httpstep.Succeeded || step == nil || step.Call == nil || draining || st.run.Status != workflow.RunRunning ||
 		len(res.Output) > s.limits.MaxOutputBytes {
 		return nil, false, nil
 	}

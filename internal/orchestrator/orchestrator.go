@@ -44,6 +44,8 @@ type Service struct {
 	workerID    string
 	leaseMargin time.Duration
 	claims      *postgres.DB
+
+	defaultWaitTimeout time.Duration
 }
 
 // Option configures a [Service].
@@ -70,6 +72,12 @@ func WithLeaseMargin(d time.Duration) Option {
 	return func(s *Service) { s.leaseMargin = d }
 }
 
+// WithDefaultWaitTimeout sets how long a wait for events or a person may
+// last when its definition names no timeout.
+func WithDefaultWaitTimeout(d time.Duration) Option {
+	return func(s *Service) { s.defaultWaitTimeout = d }
+}
+
 // WithClaimPool gives the worker's claiming and listening connections of
 // their own. Claims start new runs' first steps; sharing a pool with many
 // steps in flight, they would queue behind those steps' transactions, and
@@ -92,7 +100,7 @@ const defaultLeaseMargin = 30 * time.Second
 
 // New returns a Service.
 func New(db *postgres.DB, limits Limits, logger *slog.Logger, opts ...Option) *Service {
-	s := &Service{db: db, limits: limits, logger: logger, leaseMargin: defaultLeaseMargin}
+	s := &Service{db: db, limits: limits, logger: logger, leaseMargin: defaultLeaseMargin, defaultWaitTimeout: DefaultWaitTimeout}
 	for _, o := range opts {
 		o(s)
 	}

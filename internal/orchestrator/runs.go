@@ -168,9 +168,51 @@ func canonicalJSON(b []byte) ([]byte, error) {
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
 
-// GetRun returns a run.
-func (s *Service) GetRun(ctx context.Context, id uuid.UUID) (workflow.Run, error) {
-	return s.db.GetRun(ctx, id)
+// RunDetail is a run with what it waits for.
+type RunDetail struct {
+	workflow.Run
+	Waiting []WaitingStep
+}
+
+// WaitingStep is a step of a run that waits: a sleep, a wait for events (with
+// their names and keys) or for a person (with the question).
+type WaitingStep struct {
+	Step     string
+	Type     string
+	Deadline *time.Time
+	Events   []workflow.Wait
+	Question *Question
+}
+
+// GetRun returns a run and, while it waits, what it waits for.
+func (s *Service) GetRun(ctx context.Context, id uuid.UUID) (RunDetail, error) {
+	run, err := s.db.GetRun(ctx, id)
+	if err != nil || run.Status != workflow.RunWaiting {
+		return RunDetail{Run: run}, err
+	}
+	steps, err := s.db.WaitingSteps(ctx, id)
+	if err != nil {
+		return RunDetail{}, err
+	}
+	waits, err := s.db.OpenWaitsOfRuns(ctx, []uuid.UUID{id})
+	if err != nil {
+		return RunDetail{}, err
+	}
+	def, err := s.definitionOf(ctx, s.db, run.Workflow, run.Version)
+	if err != nil {
+		return RunDetail{}, err
+	}
+	detail := RunDetail{Run: run}
+	for _, st := range steps {
+		w := WaitingStep{Step: st.Key, Type: st.Type, Deadline: st.Deadline, Question: questionOf(def.Step(st.Name))}
+		for _, wt := range waits {
+			if wt.StepExecutionID == st.ID {
+				w.Events = append(w.Events, wt)
+			}
+		}
+		detail.Waiting = append(detail.Waiting, w)
+	}
+	return detail, nil
 }
 
 // ListRuns returns up to limit runs matching f, newest first, after cursor.
@@ -226,6 +268,9 @@ func (s *Service) CancelRun(ctx context.Context, id uuid.UUID, reason string) (w
 			return fault.New(fault.Conflict, "run %s is %s and cannot be cancelled", id, current.Status)
 		}
 		if err := tx.EndRunSteps(ctx, id, "cancelled"); err != nil {
+			return err
+		}
+		if err := tx.CloseRunWaits(ctx, id, "cancelled"); err != nil {
 			return err
 		}
 		appendHistory(tx, id, workflow.EventRunCancelled, "", nil, map[string]any{"reason": reason})

@@ -84,34 +84,39 @@ func (w *Worker) Run(ctx context.Context) error {
 	go w.svc.claimDB().Listen(listenCtx, "durable_work", func() { signal(w.wake) }, w.svc.logger)
 
 	slots := make(chan struct{}, w.cfg.Concurrency)
-	ticker := time.NewTicker(w.cfg.PollInterval)
-	defer ticker.Stop()
+	sleep := time.NewTimer(w.cfg.PollInterval)
+	defer sleep.Stop()
 	w.svc.logger.InfoContext(ctx, "worker started", "concurrency", w.cfg.Concurrency)
 	for ctx.Err() == nil {
 		free := cap(slots) - len(slots)
-		full := false
+		wait := w.cfg.PollInterval
 		if free > 0 {
 			n := min(free, w.cfg.ClaimBatch)
-			attempts, timers, err := w.svc.claim(ctx, n)
+			c, err := w.svc.claim(ctx, n)
 			if err != nil && ctx.Err() == nil {
 				w.svc.logger.ErrorContext(ctx, "claim work", "error", err)
 			}
-			for _, a := range attempts {
+			for _, a := range c.attempts {
 				w.start(slots, func() { w.execute(ctx, hard, a) })
 			}
-			for _, item := range timers {
+			for _, item := range c.timers {
 				w.start(slots, func() { w.fireTimer(hard, item) })
 			}
-			full = len(attempts)+len(timers) == n
+			if len(c.attempts)+len(c.timers) == n {
+				continue // there may be more due work
+			}
+			if !c.nextDue.IsZero() {
+				// Sleep until the next timer, retry or lease end, so that a
+				// sleeping run wakes on time without anyone polling for it.
+				wait = min(wait, max(time.Until(c.nextDue), time.Millisecond))
+			}
 		}
-		if full {
-			continue // there may be more due work
-		}
+		sleep.Reset(wait)
 		select {
 		case <-ctx.Done():
 		case <-w.wake:
 		case <-w.freed:
-		case <-ticker.C:
+		case <-sleep.C:
 		}
 	}
 
@@ -234,23 +239,41 @@ var errBatchFailed = errors.New("starting the claimed runs' first steps failed")
 // for their first step. Other items go one by one, each in a savepoint, so
 // that one item's failure leaves the others' work in place. When the
 // pipelined starts fail, the claim is undone and made again the careful way.
-func (s *Service) claim(ctx context.Context, n int) ([]*attempt, []postgres.WorkItem, error) {
-	attempts, timers, err := s.claimTx(ctx, n, false)
+func (s *Service) claim(ctx context.Context, n int) (claimed, error) {
+	c, err := s.claimTx(ctx, n, false)
 	if errors.Is(err, errBatchFailed) {
 		s.logger.WarnContext(ctx, "claiming again one item at a time", "error", err)
 		return s.claimTx(ctx, n, true)
 	}
-	return attempts, timers, err
+	return c, err
 }
 
-func (s *Service) claimTx(ctx context.Context, n int, careful bool) ([]*attempt, []postgres.WorkItem, error) {
-	var attempts []*attempt
-	var timers []postgres.WorkItem
+// claimed is what one claim found.
+type claimed struct {
+	attempts []*attempt
+	timers   []postgres.WorkItem
+	// nextDue is when the next work item comes due, read when the claim
+	// found less than it could take: the worker sleeps until then.
+	nextDue time.Time
+}
+
+func (s *Service) claimTx(ctx context.Context, n int, careful bool) (claimed, error) {
+	var c claimed
 	err := s.claimDB().InTx(ctx, func(tx *postgres.Tx) error {
-		attempts, timers = nil, nil
+		c = claimed{}
 		items, err := tx.ClaimWork(ctx, s.workerID, n, claimLease)
-		if err != nil || len(items) == 0 {
+		if err != nil {
 			return err
+		}
+		if len(items) < n {
+			// In the same transaction: an idle worker's look at the clock
+			// of the queue costs no commit of its own.
+			if c.nextDue, err = tx.NextDue(ctx); err != nil {
+				return err
+			}
+		}
+		if len(items) == 0 {
+			return nil
 		}
 		ids := make([]uuid.UUID, len(items))
 		for i, it := range items {
@@ -267,8 +290,8 @@ func (s *Service) claimTx(ctx context.Context, n int, careful bool) ([]*attempt,
 		var batch []*attempt
 		var starts []postgres.StepStart
 		for _, item := range items {
-			if item.Kind == postgres.WorkRunTimeout || item.Kind == postgres.WorkStepTimeout {
-				timers = append(timers, item)
+			if isTimer(item.Kind) {
+				c.timers = append(c.timers, item)
 				continue
 			}
 			if !careful {
@@ -280,7 +303,7 @@ func (s *Service) claimTx(ctx context.Context, n int, careful bool) ([]*attempt,
 			err := tx.Savepoint(ctx, func(sp *postgres.Tx) error {
 				a, err := s.beginWork(ctx, sp, item, byID[item.RunID])
 				if a != nil {
-					attempts = append(attempts, a)
+					c.attempts = append(c.attempts, a)
 				}
 				return err
 			})
@@ -298,15 +321,15 @@ func (s *Service) claimTx(ctx context.Context, n int, careful bool) ([]*attempt,
 		for i, a := range batch {
 			if started[i] {
 				a.state.run.Status = workflow.RunRunning
-				attempts = append(attempts, a)
+				c.attempts = append(c.attempts, a)
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return claimed{}, err
 	}
-	return attempts, timers, nil
+	return c, nil
 }
 
 // prepareFirstStep prepares, without touching the database, the first
@@ -321,6 +344,9 @@ func (s *Service) prepareFirstStep(ctx context.Context, tx *postgres.Tx, item po
 	// item alone.
 	st, err := s.loadRunState(ctx, tx, run)
 	if err != nil {
+		return nil, postgres.StepStart{}, false
+	}
+	if st.def.Steps[0].Call == nil {
 		return nil, postgres.StepStart{}, false
 	}
 	a, start, renderErr, err := s.prepareStart(ctx, item, st, st.def.Steps[0])
@@ -354,6 +380,16 @@ func (s *Service) beginWork(ctx context.Context, tx *postgres.Tx, item postgres.
 	return s.startStep(ctx, tx, item, st, next)
 }
 
+// isTimer reports whether a work item kind is a timer: handled in a
+// transaction of its own, with no step request.
+func isTimer(kind string) bool {
+	switch kind {
+	case postgres.WorkRunTimeout, postgres.WorkStepTimeout, postgres.WorkTimer, postgres.WorkWaitTimeout:
+		return true
+	}
+	return false
+}
+
 // fireTimer handles a due timer item in its own transaction.
 func (w *Worker) fireTimer(ctx context.Context, item postgres.WorkItem) {
 	var err error
@@ -362,6 +398,10 @@ func (w *Worker) fireTimer(ctx context.Context, item postgres.WorkItem) {
 		err = w.svc.timeOutRun(ctx, item)
 	case postgres.WorkStepTimeout:
 		err = w.svc.timeOutStep(ctx, item)
+	case postgres.WorkTimer:
+		err = w.svc.fireSleep(ctx, item)
+	case postgres.WorkWaitTimeout:
+		err = w.svc.timeOutWait(ctx, item)
 	default:
 		err = fmt.Errorf("unknown timer kind %q", item.Kind)
 	}
@@ -385,6 +425,9 @@ func (s *Service) timeOutRun(ctx context.Context, item postgres.WorkItem) error 
 			return err
 		}
 		if err := tx.EndRunSteps(ctx, item.RunID, "timed_out"); err != nil {
+			return err
+		}
+		if err := tx.CloseRunWaits(ctx, item.RunID, "cancelled"); err != nil {
 			return err
 		}
 		if err := tx.DeleteRunWork(ctx, item.RunID); err != nil {

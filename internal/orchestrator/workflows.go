@@ -14,7 +14,10 @@ import (
 // Posting a definition that uses any other type is refused, so no run can
 // start that would get stuck on a step nobody executes.
 var executableTypes = map[workflow.StepType]bool{
-	workflow.StepCall: true,
+	workflow.StepCall:         true,
+	workflow.StepSleep:        true,
+	workflow.StepWaitForEvent: true,
+	workflow.StepWaitForInput: true,
 }
 
 // errVersionExists ends a transaction that found the identical definition

@@ -436,7 +436,7 @@ type WaitForEventStep struct {
 	Timeout   Duration
 	OnTimeout Action
 	// Lookback is how old an event published before the wait began may be
-	// and still match; zero means only events published after.
+	// and still match (default 5m); zero means only events published after.
 	Lookback Duration
 }
 

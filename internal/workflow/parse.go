@@ -28,6 +28,7 @@ const (
 	maxCallTimeout         = 15 * time.Minute
 	defaultCallbackTimeout = 24 * time.Hour
 	maxLookback            = 168 * time.Hour
+	defaultLookback        = 5 * time.Minute
 	defaultConcurrency     = 10
 	maxConcurrency         = 1000
 	maxEvents              = 100
@@ -678,6 +679,7 @@ func (p *parser) waitForEventStep(o *object, inForeach bool) *WaitForEventStep {
 	}
 	w.Timeout = o.optDuration("timeout", 0)
 	w.OnTimeout = o.optAction("on_timeout")
+	w.Lookback = Duration(defaultLookback)
 	if n, path := o.get("lookback"); n != nil {
 		if d, ok := p.duration(n, path, true); ok {
 			if d > Duration(maxLookback) {

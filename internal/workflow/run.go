@@ -152,6 +152,7 @@ const (
 	EventRunStarted         = "run_started"
 	EventStepStarted        = "step_started"         // an attempt began
 	EventStepAccepted       = "step_accepted"        // the endpoint answered 202
+	EventStepWaiting        = "step_waiting"         // a sleep or wait began
 	EventStepHeartbeat      = "step_heartbeat"       // a callback extended the deadline
 	EventStepAbandoned      = "step_abandoned"       // the attempt's worker was lost
 	EventStepTimedOut       = "step_timed_out"       // a parked step's deadline passed
@@ -163,3 +164,28 @@ const (
 	EventRunCancelled       = "run_cancelled"
 	EventRunTimedOut        = "run_timed_out"
 )
+
+// Wait is one condition a waiting step waits for: an event by name and key.
+type Wait struct {
+	ID              uuid.UUID
+	RunID           uuid.UUID
+	StepExecutionID uuid.UUID
+	Index           int // the condition's position in the step's any/all list
+	EventName       string
+	EventKey        string
+	LookbackFrom    time.Time // events received since then count
+	Status          string    // open, resolved, timed_out, cancelled
+	Resolution      json.RawMessage
+	Deadline        *time.Time
+}
+
+// Event is something that happened elsewhere, published to resume the runs
+// waiting for it.
+type Event struct {
+	ID         uuid.UUID
+	DedupID    string
+	Name       string
+	Key        string
+	Payload    json.RawMessage
+	ReceivedAt time.Time
+}

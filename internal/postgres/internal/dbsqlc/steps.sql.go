@@ -225,6 +225,84 @@ func (q *Queries) StepExecutionGet(ctx context.Context, id uuid.UUID) (StepExecu
 	return i, err
 }
 
+const stepExecutionGetByKey = `-- name: StepExecutionGetByKey :one
+SELECT id, run_id, parent_id, step_key, step_name, step_type, status, attempt, abandoned, webhook_id, input, output, error, deadline, created_at, updated_at, started_at, finished_at FROM step_executions WHERE run_id = $1 AND step_key = $2
+`
+
+type StepExecutionGetByKeyParams struct {
+	RunID   uuid.UUID
+	StepKey string
+}
+
+func (q *Queries) StepExecutionGetByKey(ctx context.Context, arg StepExecutionGetByKeyParams) (StepExecution, error) {
+	row := q.db.QueryRow(ctx, stepExecutionGetByKey, arg.RunID, arg.StepKey)
+	var i StepExecution
+	err := row.Scan(
+		&i.ID,
+		&i.RunID,
+		&i.ParentID,
+		&i.StepKey,
+		&i.StepName,
+		&i.StepType,
+		&i.Status,
+		&i.Attempt,
+		&i.Abandoned,
+		&i.WebhookID,
+		&i.Input,
+		&i.Output,
+		&i.Error,
+		&i.Deadline,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+	)
+	return i, err
+}
+
+const stepExecutionListWaiting = `-- name: StepExecutionListWaiting :many
+SELECT id, run_id, parent_id, step_key, step_name, step_type, status, attempt, abandoned, webhook_id, input, output, error, deadline, created_at, updated_at, started_at, finished_at FROM step_executions WHERE run_id = $1 AND status = 'waiting' ORDER BY created_at, id
+`
+
+func (q *Queries) StepExecutionListWaiting(ctx context.Context, runID uuid.UUID) ([]StepExecution, error) {
+	rows, err := q.db.Query(ctx, stepExecutionListWaiting, runID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []StepExecution{}
+	for rows.Next() {
+		var i StepExecution
+		if err := rows.Scan(
+			&i.ID,
+			&i.RunID,
+			&i.ParentID,
+			&i.StepKey,
+			&i.StepName,
+			&i.StepType,
+			&i.Status,
+			&i.Attempt,
+			&i.Abandoned,
+			&i.WebhookID,
+			&i.Input,
+			&i.Output,
+			&i.Error,
+			&i.Deadline,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.StartedAt,
+			&i.FinishedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const stepExecutionLock = `-- name: StepExecutionLock :one
 SELECT step_executions.id, step_executions.run_id, step_executions.parent_id, step_executions.step_key, step_executions.step_name, step_executions.step_type, step_executions.status, step_executions.attempt, step_executions.abandoned, step_executions.webhook_id, step_executions.input, step_executions.output, step_executions.error, step_executions.deadline, step_executions.created_at, step_executions.updated_at, step_executions.started_at, step_executions.finished_at, (deadline IS NOT NULL AND deadline <= now())::boolean AS expired
 FROM step_executions WHERE id = $1 FOR UPDATE
@@ -416,6 +494,75 @@ func (q *Queries) StepOutputsByRun(ctx context.Context, arg StepOutputsByRunPara
 		return nil, err
 	}
 	return items, nil
+}
+
+const stepStartWait = `-- name: StepStartWait :one
+WITH work AS (
+    UPDATE work_items
+    SET kind = $1, step_execution_id = $2, attempt = 1, after_step = NULL,
+        visible_at = now() + $3::bigint * interval '1 millisecond',
+        lease_owner = NULL, lease_token = NULL
+    WHERE work_items.id = $4 AND work_items.lease_token = $5
+    RETURNING work_items.run_id
+), waiting AS (
+    UPDATE runs
+    SET status = 'waiting', started_at = COALESCE(started_at, now()), updated_at = now()
+    WHERE runs.id = (SELECT run_id FROM work) AND runs.status IN ('pending', 'running', 'waiting')
+    RETURNING runs.id
+), execution AS (
+    INSERT INTO step_executions (
+        id, run_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
+    )
+    SELECT $2, run_id, $6, $7, $8, 'waiting', 1, $9, $10,
+           now() + $3::bigint * interval '1 millisecond', now()
+    FROM work
+    RETURNING step_executions.id, step_executions.run_id, step_executions.deadline
+), first_attempt AS (
+    INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
+    SELECT execution.id, 1, execution.run_id, 'accepted', $11, $12 FROM execution
+)
+SELECT deadline::timestamptz FROM execution
+`
+
+type StepStartWaitParams struct {
+	Kind         string
+	ID           *uuid.UUID
+	WaitMs       int64
+	WorkID       int64
+	LeaseToken   *uuid.UUID
+	StepKey      string
+	StepName     string
+	StepType     string
+	WebhookID    string
+	Input        []byte
+	WorkerID     *string
+	CallbackHash []byte
+}
+
+// Starts a waiting step (sleep, wait_for_event, wait_for_input), as one
+// statement: the work item becomes the wait's timer, due after wait_ms, its
+// lease dropped; the run is waiting; the execution is created waiting until
+// then, with a first attempt whose callback hash lets a person answer
+// through the callback URL. It returns the deadline, or no row when the
+// lease was lost.
+func (q *Queries) StepStartWait(ctx context.Context, arg StepStartWaitParams) (time.Time, error) {
+	row := q.db.QueryRow(ctx, stepStartWait,
+		arg.Kind,
+		arg.ID,
+		arg.WaitMs,
+		arg.WorkID,
+		arg.LeaseToken,
+		arg.StepKey,
+		arg.StepName,
+		arg.StepType,
+		arg.WebhookID,
+		arg.Input,
+		arg.WorkerID,
+		arg.CallbackHash,
+	)
+	var deadline time.Time
+	err := row.Scan(&deadline)
+	return deadline, err
 }
 
 const stepSucceedAndContinue = `-- name: StepSucceedAndContinue :one

@@ -7,6 +7,7 @@ package dbsqlc
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -218,6 +219,19 @@ func (q *Queries) WorkItemLockLeased(ctx context.Context, arg WorkItemLockLeased
 	var id int64
 	err := row.Scan(&id)
 	return id, err
+}
+
+const workItemNextDue = `-- name: WorkItemNextDue :one
+SELECT COALESCE(min(visible_at), now() + interval '1 hour')::timestamptz AS next_due FROM work_items
+`
+
+// When the next work item comes due (a timer, a retry, a lease's end), so
+// that an idle worker sleeps exactly until then (an hour away when none is queued).
+func (q *Queries) WorkItemNextDue(ctx context.Context) (time.Time, error) {
+	row := q.db.QueryRow(ctx, workItemNextDue)
+	var next_due time.Time
+	err := row.Scan(&next_due)
+	return next_due, err
 }
 
 const workItemReschedule = `-- name: WorkItemReschedule :execrows

@@ -1,0 +1,22 @@
+-- name: EventLockKey :exec
+-- Serialises, per (name, key), the transactions that publish events and the
+-- ones that begin waits: whichever comes second sees the other's row, so an
+-- event published just before its wait begins is never missed.
+SELECT pg_advisory_xact_lock(hashtextextended(length(@name::text)::text || ':' || @name::text || @key::text, 7));
+
+-- name: EventInsert :one
+-- Stores an event; an id given already returns no row.
+INSERT INTO events (id, dedup_id, name, key, payload)
+VALUES (@id, sqlc.narg('dedup_id'), @name, @key, @payload)
+ON CONFLICT (dedup_id) WHERE dedup_id IS NOT NULL DO NOTHING
+RETURNING *;
+
+-- name: EventGetByDedupID :one
+SELECT * FROM events WHERE dedup_id = @dedup_id;
+
+-- name: EventFindSince :one
+-- The earliest event with this name and key received at or after since.
+SELECT * FROM events
+WHERE name = @name AND key = @key AND received_at >= @since
+ORDER BY received_at, id
+LIMIT 1;

@@ -558,8 +558,10 @@ type StepResult struct {
 
 // WaitingFor defines model for WaitingFor.
 type WaitingFor struct {
-	Deadline *time.Time `json:"deadline,omitempty"`
-	Events   *[]struct {
+	// CallbackUrl For a wait for a person, a URL that answers it (POST `value`, `by`, `comment`) or describes it (GET) without an API key.
+	CallbackUrl *string    `json:"callback_url,omitempty"`
+	Deadline    *time.Time `json:"deadline,omitempty"`
+	Events      *[]struct {
 		Event string `json:"event"`
 		Key   string `json:"key"`
 	} `json:"events,omitempty"`

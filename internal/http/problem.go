@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/durablehq/durable/internal/fault"
 )
@@ -22,6 +23,15 @@ type problem struct {
 // tell them apart without parsing messages.
 func problemType(slug string) string { return "urn:durable:problem:" + slug }
 
+// loggablePath is the request's path fit for logs and problem documents: a
+// callback URL's token is a credential, so its path is shown as its route.
+func loggablePath(r *http.Request) string {
+	if strings.HasPrefix(r.URL.Path, "/v1/callbacks/") {
+		return "/v1/callbacks/{token}"
+	}
+	return r.URL.Path
+}
+
 // writeProblem answers with a problem document.
 func writeProblem(w http.ResponseWriter, r *http.Request, status int, slug, detail string, problems []fault.Problem) {
 	p := problem{
@@ -29,7 +39,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, slug, deta
 		Title:    http.StatusText(status),
 		Status:   status,
 		Detail:   detail,
-		Instance: r.URL.Path,
+		Instance: loggablePath(r),
 		Errors:   problems,
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
@@ -69,7 +79,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, http.StatusServiceUnavailable, "cancelled", "the request was cancelled", nil)
 		return
 	}
-	s.logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	s.logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", loggablePath(r), "error", err)
 	writeProblem(w, r, http.StatusInternalServerError, "internal", "an internal error occurred; it has been logged", nil)
 }
 

@@ -43,11 +43,12 @@ type runJSON struct {
 
 // waitingJSON is what a waiting run waits for.
 type waitingJSON struct {
-	Step     string          `json:"step"`
-	Type     string          `json:"type"`
-	Deadline *time.Time      `json:"deadline,omitempty"`
-	Events   []eventWaitJSON `json:"events,omitempty"`
-	Question *questionJSON   `json:"question,omitempty"`
+	Step        string          `json:"step"`
+	Type        string          `json:"type"`
+	Deadline    *time.Time      `json:"deadline,omitempty"`
+	Events      []eventWaitJSON `json:"events,omitempty"`
+	Question    *questionJSON   `json:"question,omitempty"`
+	CallbackURL string          `json:"callback_url,omitempty"`
 }
 
 type eventWaitJSON struct {
@@ -72,7 +73,7 @@ func questionFrom(q *orchestrator.Question) *questionJSON {
 func runDetailFrom(d orchestrator.RunDetail) runJSON {
 	out := runFrom(d.Run)
 	for _, w := range d.Waiting {
-		wj := waitingJSON{Step: w.Step, Type: w.Type, Deadline: utc(w.Deadline), Question: questionFrom(w.Question)}
+		wj := waitingJSON{Step: w.Step, Type: w.Type, Deadline: utc(w.Deadline), Question: questionFrom(w.Question), CallbackURL: w.CallbackURL}
 		for _, e := range w.Events {
 			wj.Events = append(wj.Events, eventWaitJSON{Event: e.EventName, Key: e.EventKey})
 		}

@@ -159,7 +159,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.logger.ErrorContext(r.Context(), "handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v)
+				s.logger.ErrorContext(r.Context(), "handler panicked", "method", r.Method, "path", loggablePath(r), "panic", v)
 				writeProblem(w, r, http.StatusInternalServerError, "internal", "an internal error occurred; it has been logged", nil)
 			}
 		}()
@@ -176,7 +176,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		if ww.Status() >= 500 {
 			level = slog.LevelWarn
 		}
-		s.logger.Log(r.Context(), level, "http request", "method", r.Method, "path", r.URL.Path,
+		s.logger.Log(r.Context(), level, "http request", "method", r.Method, "path", loggablePath(r),
 			"status", ww.Status(), "bytes", ww.BytesWritten(), "request_id", middleware.GetReqID(r.Context()))
 	})
 }

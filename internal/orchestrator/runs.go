@@ -13,6 +13,7 @@ import (
 
 	"github.com/durablehq/durable/internal/fault"
 	"github.com/durablehq/durable/internal/postgres"
+	"github.com/durablehq/durable/internal/signing"
 	"github.com/durablehq/durable/internal/workflow"
 )
 
@@ -182,6 +183,8 @@ type WaitingStep struct {
 	Deadline *time.Time
 	Events   []workflow.Wait
 	Question *Question
+	// CallbackURL answers a wait for a person, without an API key.
+	CallbackURL string
 }
 
 // GetRun returns a run and, while it waits, what it waits for.
@@ -205,6 +208,13 @@ func (s *Service) GetRun(ctx context.Context, id uuid.UUID) (RunDetail, error) {
 	detail := RunDetail{Run: run}
 	for _, st := range steps {
 		w := WaitingStep{Step: st.Key, Type: st.Type, Deadline: st.Deadline, Question: questionOf(def.Step(st.Name))}
+		if w.Question != nil && s.secrets != nil {
+			token, _, err := s.secrets.StableCallbackToken(signing.CallbackRef{StepExecutionID: st.ID, Attempt: st.Attempt})
+			if err != nil {
+				return RunDetail{}, err
+			}
+			w.CallbackURL = s.publicURL + "/v1/callbacks/" + token
+		}
 		for _, wt := range waits {
 			if wt.StepExecutionID == st.ID {
 				w.Events = append(w.Events, wt)

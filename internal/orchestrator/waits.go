@@ -67,7 +67,9 @@ func (s *Service) startWait(ctx context.Context, tx *postgres.Tx, item postgres.
 	}
 	var hash []byte
 	if step.WaitForInput != nil {
-		token, h, err := s.secrets.NewCallbackToken(signing.CallbackRef{StepExecutionID: a.execID, Attempt: 1})
+		// A stable token: GET /v1/runs/{id} shows its URL to whoever reads
+		// the run, and only its hash is stored.
+		token, h, err := s.secrets.StableCallbackToken(signing.CallbackRef{StepExecutionID: a.execID, Attempt: 1})
 		if err != nil {
 			return fmt.Errorf("new callback token: %w", err)
 		}

@@ -56,6 +56,26 @@ var tokenEncoding = base64.RawURLEncoding.Strict()
 // MAC is never a webhook signature), encoded as base64url without padding.
 // ref.Attempt must be between 0 and math.MaxInt32.
 func (s *Secrets) NewCallbackToken(ref CallbackRef) (token string, hash []byte, err error) {
+	var random [offMAC - offRandom]byte
+	if _, err := rand.Read(random[:]); err != nil {
+		return "", nil, fmt.Errorf("new callback token: %w", err)
+	}
+	return s.token(ref, random[:])
+}
+
+// StableCallbackToken is like [Secrets.NewCallbackToken], but its "random"
+// part is derived from ref with the first secret, so that the engine can
+// make the same token again from ref alone, without storing it: the token
+// of a step that waits for a person must be shown to whoever reads the run
+// later. It is as unguessable as a random one to anyone without the secret.
+func (s *Secrets) StableCallbackToken(ref CallbackRef) (token string, hash []byte, err error) {
+	msg := append([]byte("stable callback token v1\x00"), ref.StepExecutionID[:]...)
+	msg = binary.BigEndian.AppendUint32(msg, uint32(ref.Attempt))
+	return s.token(ref, mac(s.keys[0].tokenKey, msg)[:offMAC-offRandom])
+}
+
+// token encodes a token of ref with the given random part.
+func (s *Secrets) token(ref CallbackRef, random []byte) (string, []byte, error) {
 	if ref.Attempt < 0 || ref.Attempt > math.MaxInt32 {
 		return "", nil, fmt.Errorf("new callback token: attempt %d out of range", ref.Attempt)
 	}
@@ -63,9 +83,7 @@ func (s *Secrets) NewCallbackToken(ref CallbackRef) (token string, hash []byte, 
 	b[0] = tokenVersion
 	copy(b[offID:offAttempt], ref.StepExecutionID[:])
 	binary.BigEndian.PutUint32(b[offAttempt:offRandom], uint32(ref.Attempt))
-	if _, err := rand.Read(b[offRandom:offMAC]); err != nil {
-		return "", nil, fmt.Errorf("new callback token: %w", err)
-	}
+	copy(b[offRandom:offMAC], random)
 	copy(b[offMAC:], mac(s.keys[0].tokenKey, b[:offMAC]))
 	sum := sha256.Sum256(b[offRandom:offMAC])
 	return tokenEncoding.EncodeToString(b[:]), sum[:], nil

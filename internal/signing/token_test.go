@@ -199,3 +199,29 @@ func FuzzParseCallbackToken(f *testing.F) {
 		}
 	})
 }
+
+func TestStableCallbackToken(t *testing.T) {
+	t.Parallel()
+	s, err := signing.ParseSecrets(newSecret(t))
+	require.NoError(t, err)
+	ref := signing.CallbackRef{StepExecutionID: uuid.New(), Attempt: 1}
+	a, hashA, err := s.StableCallbackToken(ref)
+	require.NoError(t, err)
+	b, hashB, err := s.StableCallbackToken(ref)
+	require.NoError(t, err)
+	require.Equal(t, a, b, "the same ref gives the same token")
+	require.Equal(t, hashA, hashB)
+	got, hash, err := s.ParseCallbackToken(a)
+	require.NoError(t, err)
+	require.Equal(t, ref, got)
+	require.Equal(t, hashA, hash)
+
+	other, _, err := s.StableCallbackToken(signing.CallbackRef{StepExecutionID: ref.StepExecutionID, Attempt: 2})
+	require.NoError(t, err)
+	require.NotEqual(t, a, other)
+	s2, err := signing.ParseSecrets(newSecret(t))
+	require.NoError(t, err)
+	c, _, err := s2.StableCallbackToken(ref)
+	require.NoError(t, err)
+	require.NotEqual(t, a, c, "another secret gives another token")
+}

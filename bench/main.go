@@ -52,6 +52,7 @@ type options struct {
 	clients     int
 	profile     string
 	apiProfile  string
+	waits       int
 }
 
 func run() error {
@@ -62,6 +63,7 @@ func run() error {
 	flag.IntVar(&o.serial, "serial", 100, "runs made one after another, for the latency of one run alone")
 	flag.IntVar(&o.concurrency, "worker-concurrency", 0, "DURABLE_WORKER_CONCURRENCY of the worker (0: its default)")
 	flag.IntVar(&o.clients, "clients", 50, "concurrent clients starting the runs")
+	flag.IntVar(&o.waits, "waits", 200, "runs measured for event and timer latency")
 	flag.StringVar(&o.profile, "pprof", "", "serve the worker's Go profiles on this address (the binaries are built with -tags pprof)")
 	flag.StringVar(&o.apiProfile, "api-pprof", "", "serve the api's Go profiles on this address")
 	flag.Parse()
@@ -129,7 +131,156 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	stepBase := "http://" + ln.Addr().String()
+	events, err := measureEvents(base, stepBase, steps, o.waits)
+	if err != nil {
+		return err
+	}
+	timers, err := measureTimers(base, stepBase, steps, o.waits)
+	if err != nil {
+		return err
+	}
 	printReport(ctx, dbURL, o, serial, together)
+	fmt.Printf("\n| wait (%d runs; events published one at a time) | p50 | p99 |\n|---|---|---|\n", o.waits)
+	fmt.Printf("| event published → waiting run's next step request | %s | %s |\n", ms(percentile(events, .5)), ms(percentile(events, .99)))
+	fmt.Printf("| timer due → sleeping run's next step request | %s | %s |\n", ms(percentile(timers, .5)), ms(percentile(timers, .99)))
+	return nil
+}
+
+// measureEvents starts n runs that wait for an event each, waits until they
+// all wait, then publishes their events one at a time and measures from
+// each publish to the run's next step request.
+func measureEvents(base, stepBase string, steps *stepServer, n int) ([]time.Duration, error) {
+	def := fmt.Sprintf(`{"name": "bench_event", "steps": [
+		{"name": "paid", "type": "wait_for_event", "event": "bench.paid", "key": "${ input.key }", "timeout": "1h"},
+		{"name": "next", "type": "call", "url": "%s/step/0"}]}`, stepBase)
+	if err := post(base+"/v1/workflows", def, nil); err != nil {
+		return nil, err
+	}
+	steps.expect(n)
+	ids := make([]string, n)
+	for i := range n {
+		var run struct {
+			ID string `json:"id"`
+		}
+		if err := post(base+"/v1/runs", fmt.Sprintf(`{"workflow": "bench_event", "input": {"key": "k-%d"}}`, i), &run); err != nil {
+			return nil, err
+		}
+		ids[i] = run.ID
+	}
+	if err := waitFor(func() (bool, error) { return countRuns(base, "bench_event", "waiting", n) }); err != nil {
+		return nil, err
+	}
+	out := make([]time.Duration, n)
+	for i, id := range ids {
+		t0 := time.Now()
+		if err := post(base+"/v1/events", fmt.Sprintf(`{"name": "bench.paid", "key": "k-%d", "payload": {"i": %d}}`, i, i), nil); err != nil {
+			return nil, err
+		}
+		at, err := firstRequest(steps, id)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = at.Sub(t0)
+	}
+	return out, nil
+}
+
+// measureTimers starts n runs that sleep until a moment between 2 and 3
+// seconds away, and measures from each moment to the run's next step
+// request.
+func measureTimers(base, stepBase string, steps *stepServer, n int) ([]time.Duration, error) {
+	def := fmt.Sprintf(`{"name": "bench_timer", "steps": [
+		{"name": "nap", "type": "sleep", "until": "${ timestamp(input.at) }"},
+		{"name": "next", "type": "call", "url": "%s/step/0"}]}`, stepBase)
+	if err := post(base+"/v1/workflows", def, nil); err != nil {
+		return nil, err
+	}
+	steps.expect(n)
+	start := time.Now().Add(2 * time.Second)
+	due := make(map[string]time.Time, n)
+	for i := range n {
+		at := start.Add(time.Duration(i) * time.Second / time.Duration(n))
+		var run struct {
+			ID string `json:"id"`
+		}
+		if err := post(base+"/v1/runs", fmt.Sprintf(`{"workflow": "bench_timer", "input": {"at": %q}}`, at.UTC().Format(time.RFC3339Nano)), &run); err != nil {
+			return nil, err
+		}
+		due[run.ID] = at
+	}
+	out := make([]time.Duration, 0, n)
+	for id, at := range due {
+		req, err := firstRequest(steps, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, req.Sub(at))
+	}
+	return out, nil
+}
+
+// firstRequest waits for run id's first step request and returns its time.
+func firstRequest(steps *stepServer, id string) (time.Time, error) {
+	var at time.Time
+	err := waitFor(func() (bool, error) {
+		steps.mu.Lock()
+		defer steps.mu.Unlock()
+		if rt := steps.runs[id]; rt != nil && len(rt.requested) > 0 && !rt.requested[0].IsZero() {
+			at = rt.requested[0]
+			return true, nil
+		}
+		return false, nil
+	})
+	return at, err
+}
+
+// waitFor polls cond for up to a minute.
+func waitFor(cond func() (bool, error)) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ok, err := cond()
+		if err != nil || ok {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return errors.New("timed out waiting")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// countRuns reports whether at least n runs of workflow are in status.
+func countRuns(base, workflow, status string, n int) (bool, error) {
+	var list struct {
+		Items []json.RawMessage `json:"items"`
+	}
+	res, err := http.Get(fmt.Sprintf("%s/v1/runs?workflow=%s&status=%s&limit=1000", base, workflow, status))
+	if err != nil {
+		return false, err
+	}
+	defer res.Body.Close()
+	if err := json.NewDecoder(res.Body).Decode(&list); err != nil {
+		return false, err
+	}
+	time.Sleep(10 * time.Millisecond)
+	return len(list.Items) >= n, nil
+}
+
+// post sends body to url and decodes the answer into out (if not nil).
+func post(url, body string, out any) error {
+	res, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode >= 300 {
+		b, _ := io.ReadAll(res.Body)
+		return fmt.Errorf("POST %s: %s: %s", url, res.Status, b)
+	}
+	if out != nil {
+		return json.NewDecoder(res.Body).Decode(out)
+	}
 	return nil
 }
 

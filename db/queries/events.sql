@@ -14,9 +14,11 @@ RETURNING *;
 -- name: EventGetByDedupID :one
 SELECT * FROM events WHERE dedup_id = @dedup_id;
 
--- name: EventFindSince :one
--- The earliest event with this name and key received at or after since.
+-- name: EventFindRecent :one
+-- The earliest event with this name and key received within the last
+-- lookback_ms, by the database's clock.
 SELECT * FROM events
-WHERE name = @name AND key = @key AND received_at >= @since
+WHERE name = @name AND key = @key
+  AND received_at >= now() - sqlc.arg('lookback_ms')::bigint * interval '1 millisecond'
 ORDER BY received_at, id
 LIMIT 1;

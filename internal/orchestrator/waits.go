@@ -123,7 +123,7 @@ func (s *Service) startWait(ctx context.Context, tx *postgres.Tx, item postgres.
 		if err != nil {
 			return err
 		}
-		e, found, err := tx.FindEventSince(ctx, c.Name, c.Key, time.Now().Add(-c.Lookback))
+		e, found, err := tx.FindRecentEvent(ctx, c.Name, c.Key, c.Lookback)
 		if err != nil {
 			return err
 		}

@@ -191,10 +191,10 @@ func (tx *Tx) InsertEvent(ctx context.Context, e workflow.Event) (workflow.Event
 	return eventFromRow(r), true, nil
 }
 
-// FindEventSince returns the earliest event with name and key received at
-// or after since, and false when there is none.
-func (tx *Tx) FindEventSince(ctx context.Context, name, key string, since time.Time) (workflow.Event, bool, error) {
-	r, err := tx.q.EventFindSince(ctx, dbsqlc.EventFindSinceParams{Name: name, Key: key, Since: since})
+// FindRecentEvent returns the earliest event with name and key received
+// within lookback (by the database's clock), and false when there is none.
+func (tx *Tx) FindRecentEvent(ctx context.Context, name, key string, lookback time.Duration) (workflow.Event, bool, error) {
+	r, err := tx.q.EventFindRecent(ctx, dbsqlc.EventFindRecentParams{Name: name, Key: key, LookbackMs: lookback.Milliseconds()})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return workflow.Event{}, false, nil
 	}

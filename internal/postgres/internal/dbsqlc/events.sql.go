@@ -7,27 +7,28 @@ package dbsqlc
 
 import (
 	"context"
-	"time"
 
 	"github.com/google/uuid"
 )
 
-const eventFindSince = `-- name: EventFindSince :one
+const eventFindRecent = `-- name: EventFindRecent :one
 SELECT id, dedup_id, name, key, payload, received_at FROM events
-WHERE name = $1 AND key = $2 AND received_at >= $3
+WHERE name = $1 AND key = $2
+  AND received_at >= now() - $3::bigint * interval '1 millisecond'
 ORDER BY received_at, id
 LIMIT 1
 `
 
-type EventFindSinceParams struct {
-	Name  string
-	Key   string
-	Since time.Time
+type EventFindRecentParams struct {
+	Name       string
+	Key        string
+	LookbackMs int64
 }
 
-// The earliest event with this name and key received at or after since.
-func (q *Queries) EventFindSince(ctx context.Context, arg EventFindSinceParams) (Event, error) {
-	row := q.db.QueryRow(ctx, eventFindSince, arg.Name, arg.Key, arg.Since)
+// The earliest event with this name and key received within the last
+// lookback_ms, by the database's clock.
+func (q *Queries) EventFindRecent(ctx context.Context, arg EventFindRecentParams) (Event, error) {
+	row := q.db.QueryRow(ctx, eventFindRecent, arg.Name, arg.Key, arg.LookbackMs)
 	var i Event
 	err := row.Scan(
 		&i.ID,

@@ -214,6 +214,9 @@ CREATE TABLE schedules (
     catchup_window_ms bigint NOT NULL DEFAULT 0 CHECK (catchup_window_ms >= 0),
     paused           boolean NOT NULL DEFAULT false,
     next_fire_at     timestamptz,
+    -- buffered_fire_time is a firing held back by the buffer_one policy
+    -- until the schedule's active run ends.
+    buffered_fire_time timestamptz,
     -- source is 'api' or 'definition' (declared in a workflow definition).
     source           text NOT NULL DEFAULT 'api' CHECK (source IN ('api', 'definition')),
     created_at       timestamptz NOT NULL DEFAULT now(),
@@ -221,6 +224,7 @@ CREATE TABLE schedules (
 );
 
 CREATE INDEX schedules_due_idx ON schedules (next_fire_at) WHERE NOT paused;
+CREATE INDEX schedules_buffered_idx ON schedules (id) WHERE buffered_fire_time IS NOT NULL AND NOT paused;
 
 -- schedule_fires records every firing under its (schedule, fire time) key in
 -- the transaction that starts its run: the primary key makes firing exactly once.
@@ -228,7 +232,12 @@ CREATE TABLE schedule_fires (
     schedule_id uuid NOT NULL REFERENCES schedules (id) ON DELETE CASCADE,
     fire_time   timestamptz NOT NULL,
     run_id      uuid REFERENCES runs (id) ON DELETE SET NULL,
+    -- started; skipped (overlap policy skip); buffered (buffer_one, started
+    -- later: run_id is set then); cancelled_other (started after cancelling
+    -- the schedule's active runs).
     outcome     text NOT NULL CHECK (outcome IN ('started', 'skipped', 'buffered', 'cancelled_other')),
+    -- manual marks a firing asked for through the API ("trigger now").
+    manual      boolean NOT NULL DEFAULT false,
     fired_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (schedule_id, fire_time)
 );

@@ -81,6 +81,10 @@ WHERE id = @id;
 SELECT id FROM work_items WHERE id = @id AND lease_token = @lease_token FOR UPDATE;
 
 -- name: WorkItemNextDue :one
--- When the next work item comes due (a timer, a retry, a lease's end), so
--- that an idle worker sleeps exactly until then (an hour away when none is queued).
-SELECT COALESCE(min(visible_at), now() + interval '1 hour')::timestamptz AS next_due FROM work_items;
+-- When the next work item (a timer, a retry, a lease's end) or schedule
+-- firing comes due, so that an idle worker sleeps exactly until then (an
+-- hour away when nothing is queued).
+SELECT LEAST(
+    COALESCE((SELECT min(visible_at) FROM work_items), now() + interval '1 hour'),
+    COALESCE((SELECT min(next_fire_at) FROM schedules WHERE NOT paused), now() + interval '1 hour')
+)::timestamptz AS next_due;

@@ -51,39 +51,13 @@ func (s *Service) StartRun(ctx context.Context, req StartRun) (workflow.Run, boo
 		}
 	}
 
-	id, err := uuid.NewV7()
-	if err != nil {
-		return workflow.Run{}, false, fmt.Errorf("new run id: %w", err)
-	}
 	// Everything, reads included, happens in one transaction: a run start
 	// costs the database one commit.
 	var run workflow.Run
 	var inserted bool
 	err = s.db.InTx(ctx, func(tx *postgres.Tx) error {
-		version, err := resolveVersion(ctx, tx, req.Workflow, req.Version)
-		if err != nil {
-			return err
-		}
-		def, err := s.definition(version)
-		if err != nil {
-			return err
-		}
-		run, inserted, err = tx.InsertRun(ctx, postgres.NewRun{
-			ID: id, Workflow: version.Name, Version: version.Version, Input: input,
-			IdempotencyKey: req.IdempotencyKey, RequestHash: requestHash,
-			Timeout: time.Duration(def.Timeout),
-		})
-		if err != nil || !inserted {
-			return err
-		}
-		appendHistory(tx, run.ID, workflow.EventRunCreated, "", nil, map[string]any{"workflow": run.Workflow, "version": run.Version, "idempotency_key": req.IdempotencyKey})
-		if err := tx.EnqueueWork(ctx, run.ID, postgres.WorkTarget{Kind: postgres.WorkAdvance}, 0); err != nil {
-			return err
-		}
-		if def.Timeout > 0 {
-			return tx.EnqueueWork(ctx, run.ID, postgres.WorkTarget{Kind: postgres.WorkRunTimeout}, time.Duration(def.Timeout))
-		}
-		return nil
+		run, inserted, err = s.startRunTx(ctx, tx, req.Workflow, req.Version, newRunInput{input: input, idempotencyKey: req.IdempotencyKey, requestHash: requestHash})
+		return err
 	})
 	if err != nil {
 		return workflow.Run{}, false, fmt.Errorf("start run of %s: %w", req.Workflow, err)
@@ -97,6 +71,53 @@ func (s *Service) StartRun(ctx context.Context, req StartRun) (workflow.Run, boo
 		return run, false, err
 	}
 	s.logger.InfoContext(ctx, "run started", "run_id", run.ID, "workflow", run.Workflow, "version", run.Version)
+	return run, true, nil
+}
+
+// newRunInput is what starting a run takes beyond its workflow.
+type newRunInput struct {
+	input          json.RawMessage // canonical JSON
+	idempotencyKey string
+	requestHash    []byte
+	scheduleID     *uuid.UUID
+}
+
+// startRunTx creates a run of a workflow version (0: the latest) and its
+// first piece of work in tx. It returns false, creating nothing, when the
+// run's idempotency key is taken.
+func (s *Service) startRunTx(ctx context.Context, tx *postgres.Tx, name string, version int, in newRunInput) (workflow.Run, bool, error) {
+	v, err := resolveVersion(ctx, tx, name, version)
+	if err != nil {
+		return workflow.Run{}, false, err
+	}
+	def, err := s.definition(v)
+	if err != nil {
+		return workflow.Run{}, false, err
+	}
+	run, inserted, err := tx.InsertRun(ctx, postgres.NewRun{
+		ID: uuid.Must(uuid.NewV7()), Workflow: v.Name, Version: v.Version, Input: in.input,
+		IdempotencyKey: in.idempotencyKey, RequestHash: in.requestHash, ScheduleID: in.scheduleID,
+		Timeout: time.Duration(def.Timeout),
+	})
+	if err != nil || !inserted {
+		return run, inserted, err
+	}
+	data := map[string]any{"workflow": run.Workflow, "version": run.Version}
+	if in.idempotencyKey != "" {
+		data["idempotency_key"] = in.idempotencyKey
+	}
+	if in.scheduleID != nil {
+		data["schedule_id"] = in.scheduleID.String()
+	}
+	appendHistory(tx, run.ID, workflow.EventRunCreated, "", nil, data)
+	if err := tx.EnqueueWork(ctx, run.ID, postgres.WorkTarget{Kind: postgres.WorkAdvance}, 0); err != nil {
+		return run, true, err
+	}
+	if def.Timeout > 0 {
+		if err := tx.EnqueueWork(ctx, run.ID, postgres.WorkTarget{Kind: postgres.WorkRunTimeout}, time.Duration(def.Timeout)); err != nil {
+			return run, true, err
+		}
+	}
 	return run, true, nil
 }
 
@@ -260,35 +281,40 @@ func (s *Service) CancelRun(ctx context.Context, id uuid.UUID, reason string) (w
 	}
 	var run workflow.Run
 	err = s.db.InTx(ctx, func(tx *postgres.Tx) error {
-		// Work items first, then the run: the order every transition
-		// takes its locks in.
-		if _, err := tx.LockRunWork(ctx, id); err != nil {
-			return err
-		}
-		var ok bool
-		run, ok, err = tx.CancelRun(ctx, id, runErr)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			current, err := tx.GetRun(ctx, id)
-			if err != nil {
-				return err
-			}
-			return fault.New(fault.Conflict, "run %s is %s and cannot be cancelled", id, current.Status)
-		}
-		if err := tx.EndRunSteps(ctx, id, "cancelled"); err != nil {
-			return err
-		}
-		if err := tx.CloseRunWaits(ctx, id, "cancelled"); err != nil {
-			return err
-		}
-		appendHistory(tx, id, workflow.EventRunCancelled, "", nil, map[string]any{"reason": reason})
-		return tx.DeleteRunWork(ctx, id)
+		run, err = s.cancelRunTx(ctx, tx, id, reason, runErr)
+		return err
 	})
 	if err != nil {
 		return workflow.Run{}, fmt.Errorf("cancel run %s: %w", id, err)
 	}
 	s.logger.InfoContext(ctx, "run cancelled", "run_id", id)
 	return run, nil
+}
+
+// cancelRunTx cancels an unfinished run in tx: its work items first, then
+// the run, then its steps and waits — the order every transition takes its
+// locks in.
+func (s *Service) cancelRunTx(ctx context.Context, tx *postgres.Tx, id uuid.UUID, reason string, runErr json.RawMessage) (workflow.Run, error) {
+	if _, err := tx.LockRunWork(ctx, id); err != nil {
+		return workflow.Run{}, err
+	}
+	run, ok, err := tx.CancelRun(ctx, id, runErr)
+	if err != nil {
+		return workflow.Run{}, err
+	}
+	if !ok {
+		current, err := tx.GetRun(ctx, id)
+		if err != nil {
+			return workflow.Run{}, err
+		}
+		return workflow.Run{}, fault.New(fault.Conflict, "run %s is %s and cannot be cancelled", id, current.Status)
+	}
+	if err := tx.EndRunSteps(ctx, id, "cancelled"); err != nil {
+		return workflow.Run{}, err
+	}
+	if err := tx.CloseRunWaits(ctx, id, "cancelled"); err != nil {
+		return workflow.Run{}, err
+	}
+	appendHistory(tx, id, workflow.EventRunCancelled, "", nil, map[string]any{"reason": reason})
+	return run, tx.DeleteRunWork(ctx, id)
 }

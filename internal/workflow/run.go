@@ -189,3 +189,40 @@ type Event struct {
 	Payload    json.RawMessage
 	ReceivedAt time.Time
 }
+
+// Overlap policies: what a schedule's firing does while an earlier run it
+// started is still active.
+const (
+	OverlapAllow       = "allow"        // start another run
+	OverlapSkip        = "skip"         // skip the firing
+	OverlapBufferOne   = "buffer_one"   // start it when the active run ends; at most one held back
+	OverlapCancelOther = "cancel_other" // cancel the active runs, then start
+)
+
+// Schedule starts runs of a workflow on a calendar.
+type Schedule struct {
+	ID               uuid.UUID
+	Name             string
+	Workflow         string
+	Version          int // 0: the latest version at each firing
+	Cron             string
+	Timezone         string
+	Input            json.RawMessage
+	OverlapPolicy    string
+	CatchupWindow    time.Duration
+	Paused           bool
+	NextFireAt       *time.Time
+	BufferedFireTime *time.Time
+	Source           string // "api" or "definition"
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
+// ScheduleFire is one firing of a schedule.
+type ScheduleFire struct {
+	FireTime time.Time
+	RunID    *uuid.UUID
+	Outcome  string
+	Manual   bool
+	FiredAt  time.Time
+}

@@ -52,20 +52,21 @@ type Run struct {
 }
 
 type Schedule struct {
-	ID              uuid.UUID
-	Name            string
-	WorkflowName    string
-	WorkflowVersion *int32
-	Cron            string
-	Timezone        string
-	Input           []byte
-	OverlapPolicy   string
-	CatchupWindowMs int64
-	Paused          bool
-	NextFireAt      *time.Time
-	Source          string
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	ID               uuid.UUID
+	Name             string
+	WorkflowName     string
+	WorkflowVersion  *int32
+	Cron             string
+	Timezone         string
+	Input            []byte
+	OverlapPolicy    string
+	CatchupWindowMs  int64
+	Paused           bool
+	NextFireAt       *time.Time
+	BufferedFireTime *time.Time
+	Source           string
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
 
 type ScheduleFire struct {
@@ -73,6 +74,7 @@ type ScheduleFire struct {
 	FireTime   time.Time
 	RunID      *uuid.UUID
 	Outcome    string
+	Manual     bool
 	FiredAt    time.Time
 }
 

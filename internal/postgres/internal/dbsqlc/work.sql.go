@@ -222,11 +222,15 @@ func (q *Queries) WorkItemLockLeased(ctx context.Context, arg WorkItemLockLeased
 }
 
 const workItemNextDue = `-- name: WorkItemNextDue :one
-SELECT COALESCE(min(visible_at), now() + interval '1 hour')::timestamptz AS next_due FROM work_items
+SELECT LEAST(
+    COALESCE((SELECT min(visible_at) FROM work_items), now() + interval '1 hour'),
+    COALESCE((SELECT min(next_fire_at) FROM schedules WHERE NOT paused), now() + interval '1 hour')
+)::timestamptz AS next_due
 `
 
-// When the next work item comes due (a timer, a retry, a lease's end), so
-// that an idle worker sleeps exactly until then (an hour away when none is queued).
+// When the next work item (a timer, a retry, a lease's end) or schedule
+// firing comes due, so that an idle worker sleeps exactly until then (an
+// hour away when nothing is queued).
 func (q *Queries) WorkItemNextDue(ctx context.Context) (time.Time, error) {
 	row := q.db.QueryRow(ctx, workItemNextDue)
 	var next_due time.Time

@@ -431,8 +431,10 @@ func TestEventLookback(t *testing.T) {
 	withDefault := e.startRun("lb", map[string]any{"key": "k-default"})
 	zero := e.startRun("lb0", map[string]any{"key": "k-zero"})
 	short := e.startRun("lb1", map[string]any{"key": "k-short"})
-	// Not a race of this test: the runs are still asleep.
-	require.Equal(t, client.RunStatus("waiting"), e.run(withDefault).Status)
+	// The events were published before the runs reached their waits.
+	for _, id := range []uuid.UUID{withDefault, zero, short} {
+		wtAwaitWaiting(t, e, id, "nap")
+	}
 
 	r := e.waitRun(withDefault, 10*time.Second)
 	require.Equal(t, client.RunStatus("succeeded"), r.Status, runErrorText(r))

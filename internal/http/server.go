@@ -89,6 +89,16 @@ func NewServer(cfg Config) *Server {
 		api(http.MethodGet, "/runs/{id}/history", 0, s.listRunHistory)
 		api(http.MethodPost, "/runs/{id}/inputs/{step}", limits.MaxOutputBytes, s.giveInput)
 		api(http.MethodPost, "/events", limits.MaxOutputBytes+bodyLimitDefault, s.publishEvent)
+
+		api(http.MethodPost, "/schedules", limits.MaxInputBytes+bodyLimitDefault, s.createSchedule)
+		api(http.MethodGet, "/schedules", 0, s.listSchedules)
+		api(http.MethodGet, "/schedules/preview", 0, s.previewSchedule)
+		api(http.MethodGet, "/schedules/{id}", 0, s.getSchedule)
+		api(http.MethodPatch, "/schedules/{id}", limits.MaxInputBytes+bodyLimitDefault, s.updateSchedule)
+		api(http.MethodDelete, "/schedules/{id}", 0, s.deleteSchedule)
+		api(http.MethodPost, "/schedules/{id}/pause", 0, s.pauseSchedule)
+		api(http.MethodPost, "/schedules/{id}/resume", 0, s.resumeSchedule)
+		api(http.MethodPost, "/schedules/{id}/trigger", 0, s.triggerSchedule)
 	})
 	s.handler = r
 	return s

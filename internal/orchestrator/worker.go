@@ -86,6 +86,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	slots := make(chan struct{}, w.cfg.Concurrency)
 	sleep := time.NewTimer(w.cfg.PollInterval)
 	defer sleep.Stop()
+	// Schedules are looked at when the clock wakes the worker (it sleeps
+	// until the next firing too) and at least every poll interval.
+	var lastSchedules time.Time
 	w.svc.logger.InfoContext(ctx, "worker started", "concurrency", w.cfg.Concurrency)
 	for ctx.Err() == nil {
 		free := cap(slots) - len(slots)
@@ -117,6 +120,14 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-w.wake:
 		case <-w.freed:
 		case <-sleep.C:
+			// Woken by the clock: a schedule may be due.
+			lastSchedules = time.Time{}
+		}
+		if time.Since(lastSchedules) >= w.cfg.PollInterval {
+			if _, err := w.svc.fireDueSchedules(ctx); err != nil && ctx.Err() == nil {
+				w.svc.logger.ErrorContext(ctx, "fire schedules", "error", err)
+			}
+			lastSchedules = time.Now()
 		}
 	}
 

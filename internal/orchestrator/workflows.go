@@ -53,7 +53,10 @@ func (s *Service) CreateWorkflow(ctx context.Context, doc []byte) (workflow.Work
 		created, err = tx.InsertWorkflowVersion(ctx, workflow.WorkflowVersion{
 			Name: def.Name, Version: version, Definition: def.Canonical(), Hash: hash[:],
 		})
-		return err
+		if err != nil || def.Schedule == nil {
+			return err
+		}
+		return s.upsertDefinitionSchedule(ctx, tx, def)
 	})
 	if errors.Is(err, errVersionExists) {
 		return created, false, nil

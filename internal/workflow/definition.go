@@ -88,6 +88,9 @@ type Definition struct {
 	Output *Template
 	// Timeout bounds the whole run; zero means no run-level timeout.
 	Timeout Duration
+	// Schedule, when set, starts runs of the workflow on a calendar; it is
+	// created or updated when the version is posted.
+	Schedule *DefinitionSchedule
 
 	canonical []byte
 	hash      [32]byte
@@ -125,6 +128,15 @@ func walkSteps(steps []*Step, fn func(string, *Step) bool) {
 			walkSteps(nested, fn)
 		}
 	}
+}
+
+// DefinitionSchedule is the schedule a definition declares.
+type DefinitionSchedule struct {
+	Cron          string
+	Timezone      string // an IANA zone; default UTC
+	Input         []byte // canonical JSON; nil for none
+	OverlapPolicy string // see the Overlap constants; default allow
+	CatchupWindow Duration
 }
 
 // StepType discriminates the kinds of [Step].

@@ -3,6 +3,7 @@ package workflow
 import (
 	"errors"
 	"fmt"
+	"github.com/durablehq/durable/internal/cron"
 	"math"
 	"net/url"
 	"regexp"
@@ -209,7 +210,49 @@ func (p *parser) definition(root *node) {
 		p.def.Output = p.template(n, path, false)
 	}
 	p.def.Timeout = o.optDuration("timeout", 0)
+	if n, path := o.get("schedule"); n != nil {
+		p.def.Schedule = p.schedule(n, path)
+	}
 	o.finish()
+}
+
+// schedule parses the schedule a definition declares.
+func (p *parser) schedule(n *node, path string) *DefinitionSchedule {
+	o := p.object(n, path)
+	if o == nil {
+		return nil
+	}
+	s := &DefinitionSchedule{Timezone: "UTC", OverlapPolicy: OverlapAllow}
+	if n, path := o.require("cron"); n != nil {
+		if v, ok := p.str(n, path); ok {
+			s.Cron = v
+		}
+	}
+	if n, path := o.get("timezone"); n != nil {
+		if v, ok := p.str(n, path); ok {
+			s.Timezone = v
+		}
+	}
+	if n, _ := o.get("input"); n != nil {
+		s.Input = n.appendCanonical(nil)
+	}
+	if n, path := o.get("overlap_policy"); n != nil {
+		if v, ok := p.enum(n, path, OverlapAllow, OverlapSkip, OverlapBufferOne, OverlapCancelOther); ok {
+			s.OverlapPolicy = v
+		}
+	}
+	if n, path := o.get("catchup_window"); n != nil {
+		if d, ok := p.duration(n, path, true); ok {
+			s.CatchupWindow = d
+		}
+	}
+	if s.Cron != "" {
+		if _, err := cron.Parse(s.Cron, s.Timezone); err != nil {
+			p.ps.add(path, "%s", err)
+		}
+	}
+	o.finish()
+	return s
 }
 
 // steps parses a non-empty array of steps. Each level of step nesting costs

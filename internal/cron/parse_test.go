@@ -29,11 +29,11 @@ func TestParse(t *testing.T) {
 		{expr: "@every 90s", want: "@every 1m30s", zone: "UTC"},
 		{expr: "@every 1s", want: "@every 1s", zone: "UTC"},
 		{expr: "@every 24h", tz: "Asia/Tokyo", want: "@every 24h0m0s", zone: "Asia/Tokyo"},
-		{expr: "0 0 29 2 *", want: "0 0 29 2 *", zone: "UTC"},       // leap days
-		{expr: "0 0 30 2 MON", want: "0 0 30 2 MON", zone: "UTC"},   // either day field: Mondays in February
-		{expr: "0 0 31 */2 *", want: "0 0 31 */2 *", zone: "UTC"},   // January, March, …
-		{expr: "0 0 29 2 */7", want: "0 0 29 2 */7", zone: "UTC"},   // both: February 29 on a Sunday
-		{expr: "0 0 * * 0-7", want: "0 0 * * 0-7", zone: "UTC"},     // 0 and 7 are Sunday
+		{expr: "0 0 29 2 *", want: "0 0 29 2 *", zone: "UTC"},     // leap days
+		{expr: "0 0 30 2 MON", want: "0 0 30 2 MON", zone: "UTC"}, // either day field: Mondays in February
+		{expr: "0 0 31 */2 *", want: "0 0 31 */2 *", zone: "UTC"}, // January, March, …
+		{expr: "0 0 29 2 */7", want: "0 0 29 2 */7", zone: "UTC"}, // both: February 29 on a Sunday
+		{expr: "0 0 * * 0-7", want: "0 0 * * 0-7", zone: "UTC"},   // 0 and 7 are Sunday
 		{expr: "59 23 31 DEC SAT", want: "59 23 31 DEC SAT", zone: "UTC"},
 	} {
 		t.Run(tc.expr, func(t *testing.T) {

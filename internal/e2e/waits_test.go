@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/durablehq/durable/client"
+	"github.com/durablehq/durable/internal/signing"
 )
 
 // This file tests the wait step types end to end: sleep, wait_for_event
@@ -826,14 +827,18 @@ func TestWaitingForVisibility(t *testing.T) {
 	w := check(sleeping, "nap", "sleep", time.Minute)
 	require.Nil(t, w.Events)
 	require.Nil(t, w.Question)
+	require.Nil(t, w.CallbackUrl, "only a wait for a person has a callback URL")
 	w = check(event, "w", "wait_for_event", 10*time.Minute)
 	require.NotNil(t, w.Events)
 	require.JSONEq(t, `[{"event": "x.a", "key": "42"}, {"event": "x.b", "key": "k-42"}]`, stJSON(t, *w.Events))
 	require.Nil(t, w.Question)
+	require.Nil(t, w.CallbackUrl, "only a wait for a person has a callback URL")
 	w = check(choice, "pick", "wait_for_input", time.Hour)
 	require.Nil(t, w.Events)
 	require.NotNil(t, w.Question)
 	require.JSONEq(t, `{"kind": "choice", "prompt": "Pick one", "options": ["a", "b"]}`, stJSON(t, w.Question))
+	require.NotNil(t, w.CallbackUrl, "a wait for a person shows its callback URL")
+	require.True(t, strings.HasPrefix(*w.CallbackUrl, e.apiURL+"/v1/callbacks/"), *w.CallbackUrl)
 	w = check(form, "fill", "wait_for_input", orchestratorDefaultWaitTimeout)
 	require.NotNil(t, w.Question)
 	require.JSONEq(t, stJSON(t, map[string]any{"kind": "form", "prompt": "Shipping details", "schema": schema}), stJSON(t, w.Question))
@@ -1149,4 +1154,288 @@ func TestInputRacesTimeout(t *testing.T) {
 			}
 			return false, res.StatusCode(), fmt.Errorf("iteration %d: input answered %d: %s", i, res.StatusCode(), res.Body)
 		})
+}
+
+// wtCallbackToken returns the token of the callback URL a waiting run
+// shows for its input step.
+func wtCallbackToken(t *testing.T, e *env, r client.Run, step string) string {
+	t.Helper()
+	w, ok := wtWaitingFor(r, step)
+	require.True(t, ok, "run %s does not wait on %s", r.Id, step)
+	require.NotNil(t, w.CallbackUrl, "a wait for a person shows its callback URL: %s", stJSON(t, w))
+	return stToken(t, e, *w.CallbackUrl)
+}
+
+// TestInputThroughCallbackURL answers wait_for_input steps through the
+// callback URL a waiting run shows: GET describes the question (kind,
+// prompt, options or schema, deadline); POST validates the input like the
+// inputs endpoint (422 under /value, the run still waiting), takes a valid
+// one with by and comment, and refuses a second one (409) by either way.
+// After a timeout, the URL is gone (410).
+func TestInputThroughCallbackURL(t *testing.T) {
+	t.Parallel()
+	e, _ := stDeploy(t)
+	srv, rec := wtEcho(t)
+	schema := map[string]any{"type": "object", "required": []any{"address"}, "properties": map[string]any{"address": map[string]any{"type": "string"}}}
+	e.createWorkflow(stDef(t, map[string]any{"name": "cb-choice", "steps": []any{
+		map[string]any{"name": "pick", "type": "wait_for_input", "kind": "choice", "prompt": "Pick one", "options": []any{"a", "b"}, "timeout": "1h"},
+		map[string]any{"name": "next", "type": "call", "url": srv.URL + "/next", "input": map[string]any{"answer": "${ steps.pick.output }"}},
+	}}))
+	e.createWorkflow(stDef(t, map[string]any{"name": "cb-form", "steps": []any{
+		map[string]any{"name": "fill", "type": "wait_for_input", "kind": "form", "prompt": "Shipping details", "schema": schema},
+	}}))
+	e.createWorkflow(stDef(t, map[string]any{"name": "cb-late", "steps": []any{
+		map[string]any{"name": "ok", "type": "wait_for_input", "kind": "approval", "timeout": "500ms"},
+	}}))
+	choice := e.startRun("cb-choice", nil)
+	form := e.startRun("cb-form", nil)
+	late := e.startRun("cb-late", nil)
+
+	// GET describes the question.
+	r := wtAwaitWaiting(t, e, choice, "pick")
+	token := wtCallbackToken(t, e, r, "pick")
+	w, _ := wtWaitingFor(r, "pick")
+	d := stDescribe(t, e, token)
+	require.Equal(t, http.StatusOK, d.StatusCode(), string(d.Body))
+	require.Equal(t, choice, d.JSON200.RunId)
+	require.Equal(t, "pick", d.JSON200.Step)
+	require.Equal(t, "wait_for_input", d.JSON200.Type)
+	require.Equal(t, "waiting", d.JSON200.Status)
+	require.Equal(t, "cb-choice", d.JSON200.Workflow.Name)
+	require.NotNil(t, d.JSON200.Deadline)
+	require.True(t, w.Deadline.Equal(*d.JSON200.Deadline), "the deadline: %s and %s", w.Deadline, d.JSON200.Deadline)
+	require.NotNil(t, d.JSON200.Question)
+	require.JSONEq(t, `{"kind": "choice", "prompt": "Pick one", "options": ["a", "b"]}`, stJSON(t, d.JSON200.Question))
+	require.Equal(t, token, wtCallbackToken(t, e, e.run(choice), "pick"), "the URL stays the same")
+
+	rf := wtAwaitWaiting(t, e, form, "fill")
+	formToken := wtCallbackToken(t, e, rf, "fill")
+	require.NotEqual(t, token, formToken)
+	d = stDescribe(t, e, formToken)
+	require.Equal(t, http.StatusOK, d.StatusCode(), string(d.Body))
+	require.JSONEq(t, stJSON(t, map[string]any{"kind": "form", "prompt": "Shipping details", "schema": schema}), stJSON(t, d.JSON200.Question))
+
+	// POST validates like the inputs endpoint.
+	for _, v := range []any{"c", 1, nil} {
+		res := stCallback(t, e, token, client.CallbackRequest{Value: v, By: stPtr("mallory")})
+		require.Equal(t, http.StatusUnprocessableEntity, res.StatusCode(), "value %v: %s", v, res.Body)
+		require.Equal(t, []string{"/value"}, wtProblemPaths(t, res.Body))
+	}
+	res := stCallback(t, e, formToken, client.CallbackRequest{Value: map[string]any{"address": 7}})
+	require.Equal(t, http.StatusUnprocessableEntity, res.StatusCode(), string(res.Body))
+	require.Contains(t, wtProblemPaths(t, res.Body), "/value/address")
+	// A call step's callback body is not an input.
+	res = stCallback(t, e, token, client.CallbackRequest{Status: status("succeeded"), Output: "b"})
+	require.Equal(t, http.StatusUnprocessableEntity, res.StatusCode(), string(res.Body))
+	wtAssertStillWaiting(t, e, choice, "pick", 0)
+	wtAssertStillWaiting(t, e, form, "fill", 0)
+	// A token altered or made up changes nothing.
+	for _, bad := range []string{stAlter(token, len(token)-3), stAlter(token, 30), "x"} {
+		res := stCallback(t, e, bad, client.CallbackRequest{Value: "a"})
+		require.Contains(t, []int{http.StatusUnauthorized, http.StatusNotFound}, res.StatusCode(), string(res.Body))
+	}
+	wtAssertStillWaiting(t, e, choice, "pick", 0)
+
+	// A valid input: 200; the answer reaches the next step.
+	res = stCallback(t, e, token, client.CallbackRequest{Value: "b", By: stPtr("dora"), Comment: stPtr("b is better")})
+	require.Equal(t, http.StatusOK, res.StatusCode(), string(res.Body))
+	require.Equal(t, "succeeded", res.JSON200.Status)
+	run := e.waitRun(choice, 10*time.Second)
+	require.Equal(t, client.RunStatus("succeeded"), run.Status, runErrorText(run))
+	want := `{"value": "b", "by": "dora", "comment": "b is better"}`
+	require.JSONEq(t, want, stJSON(t, stStepNamed(t, e.steps(choice), "pick").Output))
+	require.Len(t, wtCallsOf(rec, choice), 1)
+	require.JSONEq(t, `{"answer": `+want+`}`, string(wtCallsOf(rec, choice)[0].Body.Input))
+
+	// Once only, by either way in.
+	res = stCallback(t, e, token, client.CallbackRequest{Value: "a"})
+	require.Equal(t, http.StatusConflict, res.StatusCode(), string(res.Body))
+	in := wtInput(t, e, choice, "pick", "a", "", "")
+	require.Equal(t, http.StatusConflict, in.StatusCode(), string(in.Body))
+	in = wtInput(t, e, form, "fill", map[string]any{"address": "Main St 1"}, "erin", "")
+	require.Equal(t, http.StatusOK, in.StatusCode(), string(in.Body))
+	res = stCallback(t, e, formToken, client.CallbackRequest{Value: map[string]any{"address": "Elm St 2"}})
+	require.Equal(t, http.StatusConflict, res.StatusCode(), string(res.Body))
+	require.JSONEq(t, `{"value": {"address": "Main St 1"}, "by": "erin"}`, stJSON(t, stStepNamed(t, e.steps(form), "fill").Output))
+
+	// After the timeout, the callback URL is gone.
+	lateToken := wtCallbackToken(t, e, wtAwaitWaiting(t, e, late, "ok"), "ok")
+	require.Equal(t, client.RunStatus("timed_out"), e.waitRun(late, 10*time.Second).Status)
+	res = stCallback(t, e, lateToken, client.CallbackRequest{Value: true})
+	require.Equal(t, http.StatusGone, res.StatusCode(), string(res.Body))
+}
+
+// TestInputCallbackURLSurvivesSecretRotation rotates the signing secret
+// (a new one first, the old one still accepted) while a run waits for a
+// person: the callback URL the API shows then must still answer the step,
+// as must the URL shown before the rotation.
+func TestInputCallbackURLSurvivesSecretRotation(t *testing.T) {
+	t.Parallel()
+	e, _ := stDeploy(t)
+	e.createWorkflow(stDef(t, map[string]any{"name": "rotate", "steps": []any{
+		map[string]any{"name": "ok", "type": "wait_for_input", "kind": "approval", "prompt": "Ship it?"},
+	}}))
+	id := e.startRun("rotate", nil)
+	before := wtCallbackToken(t, e, wtAwaitWaiting(t, e, id, "ok"), "ok")
+
+	newSecret, err := signing.GenerateSecret()
+	require.NoError(t, err)
+	rotated := e.start(bins.api, "DURABLE_ADDR=127.0.0.1:0", "DURABLE_SIGNING_SECRET="+newSecret+" "+e.secret)
+	c, err := client.NewClientWithResponses("http://" + rotated.waitLog(t, "api listening", "addr"))
+	require.NoError(t, err)
+
+	res, err := c.DescribeCallbackWithResponse(context.Background(), before)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode(), "the URL shown before the rotation: %s", res.Body)
+
+	got, err := c.GetRunWithResponse(context.Background(), id)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, got.StatusCode(), string(got.Body))
+	w, ok := wtWaitingFor(*got.JSON200, "ok")
+	require.True(t, ok)
+	require.NotNil(t, w.CallbackUrl)
+	after := stToken(t, e, *w.CallbackUrl)
+	res, err = c.DescribeCallbackWithResponse(context.Background(), after)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode(), "the URL the API shows after the rotation: %s", res.Body)
+	cb, err := c.CompleteCallbackWithResponse(context.Background(), after, client.CallbackRequest{Value: true, By: stPtr("ops")})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, cb.StatusCode(), "the URL the API shows after the rotation: %s", cb.Body)
+	require.Equal(t, client.RunStatus("succeeded"), e.waitRun(id, 10*time.Second).Status)
+}
+
+// TestSleepWakesOnTimeWithoutPolling gives the worker a long poll interval
+// (3s): a 1s sleep and a 1s wait timeout must still end on time — timers
+// are due rows that wake the worker, not something it finds by polling.
+func TestSleepWakesOnTimeWithoutPolling(t *testing.T) {
+	t.Parallel()
+	const tolerance = 300 * time.Millisecond
+	e := newEnv(t, "DURABLE_POLL_INTERVAL=3s")
+	srv, rec := wtEcho(t)
+	e.createWorkflow(stDef(t, map[string]any{"name": "ontime-sleep", "steps": []any{
+		map[string]any{"name": "nap", "type": "sleep", "duration": "1s"},
+		map[string]any{"name": "next", "type": "call", "url": srv.URL + "/next"},
+	}}))
+	e.createWorkflow(stDef(t, map[string]any{"name": "ontime-timeout", "steps": []any{
+		map[string]any{"name": "w", "type": "wait_for_event", "event": "never", "key": "${ 'k' }", "timeout": "1s", "on_timeout": "continue"},
+		map[string]any{"name": "next", "type": "call", "url": srv.URL + "/next"},
+	}}))
+	e.startWorker()
+	sleep := e.startRun("ontime-sleep", nil)
+	timeout := e.startRun("ontime-timeout", nil)
+	for id, step := range map[uuid.UUID]string{sleep: "nap", timeout: "w"} {
+		r := e.waitRun(id, 15*time.Second)
+		require.Equal(t, client.RunStatus("succeeded"), r.Status, runErrorText(r))
+		s := stStepNamed(t, e.steps(id), step)
+		require.NotNil(t, s.FinishedAt)
+		require.NotNil(t, s.Deadline)
+		late := s.FinishedAt.Sub(*s.Deadline)
+		calls := wtCallsOf(rec, id)
+		require.Len(t, calls, 1)
+		require.Less(t, late, tolerance, "%s: the %s step ended %s after its deadline (the poll interval is 3s); history %v", id, step, late, historyKeys(e.history(id)))
+		require.Less(t, calls[0].At.Sub(*s.Deadline), tolerance, "%s: the next step was called %s after the deadline", id, calls[0].At.Sub(*s.Deadline))
+	}
+}
+
+// TestEventWaitsOnSharedKeys starts 300 runs that wait on three shared
+// keys with two workers: every run must begin its wait promptly (no claim
+// stalls on the keys' locks), and one event per key resumes its 100 runs,
+// each once.
+func TestEventWaitsOnSharedKeys(t *testing.T) {
+	t.Parallel()
+	const runs, keys = 300, 3
+	srv, rec := wtEcho(t)
+	e := newEnv(t, leanPool)
+	db := assertDB(t, e)
+	e.createWorkflow(stDef(t, map[string]any{"name": "shared", "steps": []any{
+		map[string]any{"name": "w", "type": "wait_for_event", "event": "shared.go", "key": "${ input.key }", "lookback": "0s"},
+		map[string]any{"name": "next", "type": "call", "url": srv.URL + "/next", "input": map[string]any{"p": "${ steps.w.output }"}},
+	}}))
+	workers := []*proc{e.startWorker(), e.startWorker()}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ids := make([]uuid.UUID, runs)
+	errs := make([]error, runs)
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				ids[i], errs[i] = startRunErr(ctx, e.client, "shared", map[string]any{"key": fmt.Sprintf("K%d", i%keys)})
+			}
+		}()
+	}
+	begin := time.Now()
+	for i := range runs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	for {
+		n := dbCount(t, db, `SELECT count(*) FROM waits WHERE status = 'open'`)
+		if n == runs {
+			break
+		}
+		if time.Since(begin) > 15*time.Second {
+			var deadlocks []string
+			for _, w := range workers {
+				for _, line := range strings.Split(w.output(), "\n") {
+					if strings.Contains(line, "deadlock") {
+						deadlocks = append(deadlocks, line)
+					}
+				}
+			}
+			t.Fatalf("%d of %d runs wait after %s; worker log lines about deadlocks:\n%s", n, runs, time.Since(begin).Round(time.Millisecond), strings.Join(deadlocks, "\n"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("%d runs waiting after %s", runs, time.Since(begin).Round(time.Millisecond))
+
+	for k := range keys {
+		status, pub := wtPublish(t, e, "shared.go", fmt.Sprintf("K%d", k), map[string]any{"k": k}, "")
+		require.Equal(t, http.StatusCreated, status)
+		require.Equal(t, runs/keys, pub.Resumed, "key K%d", k)
+	}
+	for dbCount(t, db, `SELECT count(*) FROM runs WHERE status = 'succeeded'`) < runs {
+		require.NoError(t, ctx.Err(), "the runs did not all succeed")
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.Equal(t, runs, dbCount(t, db, `SELECT count(*) FROM history_events WHERE type = 'step_succeeded' AND step_key = 'w'`))
+	require.Equal(t, runs, dbCount(t, db, `SELECT count(DISTINCT run_id) FROM history_events WHERE type = 'step_succeeded' AND step_key = 'w'`))
+	for i, id := range ids {
+		calls := wtCallsOf(rec, id)
+		require.Len(t, calls, 1)
+		require.JSONEq(t, fmt.Sprintf(`{"p": {"k": %d}}`, i%keys), string(calls[0].Body.Input))
+	}
+}
+
+// TestEventLookbackDoesNotReuseConsumedEvent runs two waits for the same
+// event name and key one after the other: the event that resumed the first
+// must not resume the second from the look-back window — one event resumes
+// a run once — so the second waits for an event of its own.
+func TestEventLookbackDoesNotReuseConsumedEvent(t *testing.T) {
+	t.Parallel()
+	e, _ := stDeploy(t)
+	e.createWorkflow(stDef(t, map[string]any{"name": "twice", "steps": []any{
+		map[string]any{"name": "first", "type": "wait_for_event", "event": "signed", "key": "${ input.doc }"},
+		map[string]any{"name": "second", "type": "wait_for_event", "event": "signed", "key": "${ input.doc }"},
+	}}))
+	id := e.startRun("twice", map[string]any{"doc": "d-1"})
+	wtAwaitWaiting(t, e, id, "first")
+	_, pub := wtPublish(t, e, "signed", "d-1", map[string]any{"by": "alice"}, "")
+	require.Equal(t, 1, pub.Resumed)
+	wtAwaitWaiting(t, e, id, "second")
+	wtAssertStillWaiting(t, e, id, "second", 300*time.Millisecond)
+	_, pub = wtPublish(t, e, "signed", "d-1", map[string]any{"by": "bob"}, "")
+	require.Equal(t, 1, pub.Resumed)
+	r := e.waitRun(id, 10*time.Second)
+	require.Equal(t, client.RunStatus("succeeded"), r.Status)
+	require.JSONEq(t, `{"by": "alice"}`, stJSON(t, stStepNamed(t, e.steps(id), "first").Output))
+	require.JSONEq(t, `{"by": "bob"}`, stJSON(t, r.Output))
 }

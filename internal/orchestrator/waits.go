@@ -195,6 +195,12 @@ func payloadOrNull(p json.RawMessage) json.RawMessage {
 // item (workID, locked by the caller) hands the run to the queue to start
 // its next step.
 func (s *Service) completeWait(ctx context.Context, tx *postgres.Tx, workID int64, a *attempt, output json.RawMessage, data map[string]any) error {
+	return s.endWait(ctx, tx, workID, a, "succeeded", output, data)
+}
+
+// endWait is completeWait with the attempt's own status: "timed_out" for a
+// wait whose timeout continues the run.
+func (s *Service) endWait(ctx context.Context, tx *postgres.Tx, workID int64, a *attempt, attemptStatus string, output json.RawMessage, data map[string]any) error {
 	runID := a.state.run.ID
 	if err := tx.RetargetWork(ctx, workID, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: a.step.Name}, 0); err != nil {
 		return err
@@ -202,7 +208,7 @@ func (s *Service) completeWait(ctx context.Context, tx *postgres.Tx, workID int6
 	if _, err := tx.MarkRunRunning(ctx, runID); err != nil {
 		return err
 	}
-	if ok, err := tx.FinishStep(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, Status: "succeeded"}, "succeeded", output); err != nil || !ok {
+	if ok, err := tx.FinishStep(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, Status: attemptStatus}, "succeeded", output); err != nil || !ok {
 		return orStale(err, ok)
 	}
 	if err := tx.CloseStepWaits(ctx, a.execID, "cancelled"); err != nil {
@@ -253,7 +259,7 @@ func (s *Service) timeOutWait(ctx context.Context, item postgres.WorkItem) error
 			onTimeout = a.step.WaitForInput.OnTimeout
 		}
 		if onTimeout == workflow.ActionContinue {
-			return s.completeWait(ctx, tx, item.ID, a, json.RawMessage(`{"timed_out": true}`), map[string]any{"timed_out": true})
+			return s.endWait(ctx, tx, item.ID, a, "timed_out", json.RawMessage(`{"timed_out": true}`), map[string]any{"timed_out": true})
 		}
 		stepErr := errorJSON(fmt.Sprintf("the wait timed out after %s", s.waitTimeout(a.step)), 0)
 		if ok, err := tx.CompleteWork(ctx, item); err != nil || !ok {
@@ -439,8 +445,12 @@ func (s *Service) giveInput(ctx context.Context, execID uuid.UUID, attempt int, 
 		if exec.Type != string(workflow.StepWaitForInput) {
 			return fault.New(fault.Conflict, "step %s is a %s step and takes no input", exec.Key, exec.Type)
 		}
+		current, _, err := tx.GetStepAttempt(ctx, exec.ID, exec.Attempt)
+		if err != nil {
+			return err
+		}
 		switch {
-		case exec.Status == "timed_out" || (expired && exec.Status == "waiting"):
+		case exec.Status == "timed_out" || current.Status == "timed_out" || (expired && exec.Status == "waiting"):
 			return fault.New(fault.Gone, "step %s timed out; it takes no input any more", exec.Key)
 		case run.Status.Terminal():
 			return fault.New(fault.Conflict, "run %s is %s; the input changes nothing", run.ID, run.Status)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -75,12 +76,21 @@ func loadLocation(tz string) (*time.Location, error) {
 		// The machine's zone differs between workers.
 		return nil, fmt.Errorf("unknown time zone %q: name an IANA time zone such as \"Europe/Paris\"", tz)
 	}
+	if loc, ok := zones.Load(tz); ok {
+		return loc.(*time.Location), nil
+	}
 	loc, err := time.LoadLocation(tz)
 	if err != nil {
 		return nil, fmt.Errorf("unknown time zone %q", tz)
 	}
+	zones.Store(tz, loc)
 	return loc, nil
 }
+
+// zones caches loaded time zones by name: loading one reads and decodes a
+// file, and schedules are parsed again and again. Only names that loaded are
+// kept, so the cache is bounded by the time zone database.
+var zones sync.Map // string → *time.Location
 
 func parseDescriptor(fields []string, loc *time.Location) (*Schedule, error) {
 	name := strings.ToLower(fields[0])

@@ -180,6 +180,9 @@ CREATE TABLE waits (
     deadline          timestamptz,
     status            text NOT NULL CHECK (status IN ('open', 'resolved', 'timed_out', 'cancelled')),
     resolution        jsonb,
+    -- event_id is the event that resolved the wait: an event resumes each
+    -- run once, so a later wait of the run does not see it again.
+    event_id          uuid,
     created_at        timestamptz NOT NULL DEFAULT now(),
     resolved_at       timestamptz
 );

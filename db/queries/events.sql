@@ -16,9 +16,19 @@ SELECT * FROM events WHERE dedup_id = @dedup_id;
 
 -- name: EventFindRecent :one
 -- The earliest event with this name and key received within the last
--- lookback_ms, by the database's clock.
+-- lookback_ms, by the database's clock, that has not resumed the run yet.
 SELECT * FROM events
 WHERE name = @name AND key = @key
   AND received_at >= now() - sqlc.arg('lookback_ms')::bigint * interval '1 millisecond'
+  AND NOT EXISTS (SELECT 1 FROM waits WHERE waits.run_id = @run_id AND waits.event_id = events.id)
 ORDER BY received_at, id
 LIMIT 1;
+
+-- name: EventDeleteOld :execrows
+-- Deletes up to max events older than any look-back window.
+DELETE FROM events WHERE id IN (
+    SELECT id FROM events
+    WHERE received_at < now() - sqlc.arg('keep_ms')::bigint * interval '1 millisecond'
+    ORDER BY received_at
+    LIMIT @max
+);

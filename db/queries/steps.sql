@@ -196,7 +196,8 @@ SELECT count(*)::integer FROM execution;
 
 -- name: StepStartWait :one
 -- Starts a waiting step (sleep, wait_for_event, wait_for_input), as one
--- statement: the work item becomes the wait's timer, due after wait_ms, its
+-- statement: the work item becomes the wait's timer, due at wake_at (a
+-- sleep's wake time) or after wait_ms, its
 -- lease dropped; the run is waiting; the execution is created waiting until
 -- then, with a first attempt whose callback hash lets a person answer
 -- through the callback URL. It returns the deadline, or no row when the
@@ -204,7 +205,7 @@ SELECT count(*)::integer FROM execution;
 WITH work AS (
     UPDATE work_items
     SET kind = @kind, step_execution_id = @id, attempt = 1, after_step = NULL,
-        visible_at = now() + sqlc.arg('wait_ms')::bigint * interval '1 millisecond',
+        visible_at = COALESCE(sqlc.narg('wake_at')::timestamptz, now() + sqlc.arg('wait_ms')::bigint * interval '1 millisecond'),
         lease_owner = NULL, lease_token = NULL
     WHERE work_items.id = @work_id AND work_items.lease_token = @lease_token
     RETURNING work_items.run_id
@@ -218,7 +219,7 @@ WITH work AS (
         id, run_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
     )
     SELECT @id, run_id, @step_key, @step_name, @step_type, 'waiting', 1, @webhook_id, @input,
-           now() + sqlc.arg('wait_ms')::bigint * interval '1 millisecond', now()
+           COALESCE(sqlc.narg('wake_at')::timestamptz, now() + sqlc.arg('wait_ms')::bigint * interval '1 millisecond'), now()
     FROM work
     RETURNING step_executions.id, step_executions.run_id, step_executions.deadline
 ), first_attempt AS (

@@ -19,7 +19,7 @@ ORDER BY run_id, id
 LIMIT @max;
 
 -- name: WaitResolve :execrows
-UPDATE waits SET status = 'resolved', resolution = @resolution, resolved_at = now()
+UPDATE waits SET status = 'resolved', resolution = @resolution, event_id = @event_id, resolved_at = now()
 WHERE id = @id AND status = 'open';
 
 -- name: WaitCloseByStep :exec

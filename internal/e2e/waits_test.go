@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/durablehq/durable/client"
@@ -287,7 +288,7 @@ func TestWaitKindsResumeWithData(t *testing.T) {
 		s := stStepNamed(t, e.steps(c.id), "alarm")
 		require.Equal(t, client.StepExecutionStatus("succeeded"), s.Status)
 		require.NotNil(t, s.Deadline)
-		require.WithinDuration(t, c.wake, *s.Deadline, 100*time.Millisecond, "the sleep must last until %s", c.wake)
+		require.WithinDuration(t, c.wake, *s.Deadline, 250*time.Millisecond, "the sleep must last until %s", c.wake)
 		call := wtCallsOf(rec, c.id)[0]
 		require.False(t, call.At.Before(c.wake.Add(-5*time.Millisecond)), "the step after a sleep until %s was called at %s", c.wake, call.At)
 		require.JSONEq(t, stJSON(t, map[string]any{"woke_at": s.Output.(map[string]any)["woke_at"]}), string(call.Body.Input))
@@ -1305,8 +1306,9 @@ func TestInputCallbackURLSurvivesSecretRotation(t *testing.T) {
 }
 
 // TestSleepWakesOnTimeWithoutPolling gives the worker a long poll interval
-// (3s): a 1s sleep and a 1s wait timeout must still end on time — timers
-// are due rows that wake the worker, not something it finds by polling.
+// (3s): a 1s sleep and a 1s wait timeout, each alone in the queue, must
+// still end on time — timers are due rows that wake the worker, not
+// something it finds by polling.
 func TestSleepWakesOnTimeWithoutPolling(t *testing.T) {
 	t.Parallel()
 	const tolerance = 300 * time.Millisecond
@@ -1321,9 +1323,12 @@ func TestSleepWakesOnTimeWithoutPolling(t *testing.T) {
 		map[string]any{"name": "next", "type": "call", "url": srv.URL + "/next"},
 	}}))
 	e.startWorker()
-	sleep := e.startRun("ontime-sleep", nil)
-	timeout := e.startRun("ontime-timeout", nil)
-	for id, step := range map[uuid.UUID]string{sleep: "nap", timeout: "w"} {
+	// Past the worker's start-up (its listener wakes it once on connecting).
+	time.Sleep(500 * time.Millisecond)
+	// One at a time, so that no other due item wakes the worker.
+	for _, c := range [][2]string{{"ontime-sleep", "nap"}, {"ontime-timeout", "w"}} {
+		step := c[1]
+		id := e.startRun(c[0], nil)
 		r := e.waitRun(id, 15*time.Second)
 		require.Equal(t, client.RunStatus("succeeded"), r.Status, runErrorText(r))
 		s := stStepNamed(t, e.steps(id), step)
@@ -1332,8 +1337,8 @@ func TestSleepWakesOnTimeWithoutPolling(t *testing.T) {
 		late := s.FinishedAt.Sub(*s.Deadline)
 		calls := wtCallsOf(rec, id)
 		require.Len(t, calls, 1)
-		require.Less(t, late, tolerance, "%s: the %s step ended %s after its deadline (the poll interval is 3s); history %v", id, step, late, historyKeys(e.history(id)))
-		require.Less(t, calls[0].At.Sub(*s.Deadline), tolerance, "%s: the next step was called %s after the deadline", id, calls[0].At.Sub(*s.Deadline))
+		assert.Less(t, late, tolerance, "%s: the %s step ended %s after its deadline (the poll interval is 3s); history %v", id, step, late, historyKeys(e.history(id)))
+		assert.Less(t, calls[0].At.Sub(*s.Deadline), tolerance, "%s: the next step was called %s after the deadline", id, calls[0].At.Sub(*s.Deadline))
 	}
 }
 

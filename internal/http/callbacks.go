@@ -3,11 +3,14 @@ package http
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
+	"github.com/durablehq/durable/internal/fault"
 	"github.com/durablehq/durable/internal/orchestrator"
 )
 
@@ -80,7 +83,12 @@ func (s *Server) giveInput(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	step, err := s.svc.GiveInput(r.Context(), id, chi.URLParam(r, "step"), orchestrator.Input{Value: req.Value, By: req.By, Comment: req.Comment})
+	stepKey := chi.URLParam(r, "step")
+	if !utf8.ValidString(stepKey) || strings.ContainsRune(stepKey, 0) {
+		s.writeError(w, r, fault.WithProblems(fault.Malformed, "the step is not valid", []fault.Problem{{Path: "path:step", Message: "must be valid UTF-8 text"}}))
+		return
+	}
+	step, err := s.svc.GiveInput(r.Context(), id, stepKey, orchestrator.Input{Value: req.Value, By: req.By, Comment: req.Comment})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

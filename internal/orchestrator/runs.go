@@ -230,11 +230,14 @@ func (s *Service) GetRun(ctx context.Context, id uuid.UUID) (RunDetail, error) {
 	for _, st := range steps {
 		w := WaitingStep{Step: st.Key, Type: st.Type, Deadline: st.Deadline, Question: questionOf(def.Step(st.Name))}
 		if w.Question != nil && s.secrets != nil {
-			token, _, err := s.secrets.StableCallbackToken(signing.CallbackRef{StepExecutionID: st.ID, Attempt: st.Attempt})
+			_, hash, err := s.db.GetStepAttempt(ctx, st.ID, st.Attempt)
 			if err != nil {
 				return RunDetail{}, err
 			}
-			w.CallbackURL = s.publicURL + "/v1/callbacks/" + token
+			ref := signing.CallbackRef{StepExecutionID: st.ID, Attempt: st.Attempt}
+			if token, ok := s.secrets.StableCallbackTokenFor(ref, hash); ok {
+				w.CallbackURL = s.publicURL + "/v1/callbacks/" + token
+			}
 		}
 		for _, wt := range waits {
 			if wt.StepExecutionID == st.ID {

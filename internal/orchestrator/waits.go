@@ -54,6 +54,7 @@ func (s *Service) startWait(ctx context.Context, tx *postgres.Tx, item postgres.
 	a := &attempt{item: item, state: st, step: step, execID: uuid.Must(uuid.NewV7()), number: 1}
 	a.webhook = "msg_" + a.execID.String()
 	kind, wait := postgres.WorkWaitTimeout, s.waitTimeout(step)
+	var wakeAt *time.Time
 	var conditions []postgres.EventCondition
 	var prepErr error
 	switch {
@@ -61,6 +62,9 @@ func (s *Service) startWait(ctx context.Context, tx *postgres.Tx, item postgres.
 		var wake time.Time
 		if wake, prepErr = step.Sleep.WakeAt(ctx, time.Now(), st.activation()); prepErr == nil {
 			kind, wait = postgres.WorkTimer, time.Until(wake)
+			if step.Sleep.Duration == 0 {
+				wakeAt = &wake // an absolute time: by the database's clock too
+			}
 		}
 	case step.WaitForEvent != nil:
 		conditions, prepErr = eventConditions(ctx, st, step.WaitForEvent, wait)
@@ -93,7 +97,7 @@ func (s *Service) startWait(ctx context.Context, tx *postgres.Tx, item postgres.
 		appendHistory(tx, st.run.ID, workflow.EventRunStarted, "", nil, nil)
 	}
 	appendHistory(tx, st.run.ID, workflow.EventStepStarted, step.Name, &a.number, nil)
-	deadline, ok, err := tx.StartWait(ctx, postgres.WaitStart{Work: item, Kind: kind, Wait: wait, Exec: exec})
+	deadline, ok, err := tx.StartWait(ctx, postgres.WaitStart{Work: item, Kind: kind, Wait: wait, WakeAt: wakeAt, Exec: exec})
 	if err != nil || !ok {
 		return orLeaseLost(err, ok)
 	}
@@ -123,12 +127,12 @@ func (s *Service) startWait(ctx context.Context, tx *postgres.Tx, item postgres.
 		if err != nil {
 			return err
 		}
-		e, found, err := tx.FindRecentEvent(ctx, c.Name, c.Key, c.Lookback)
+		e, found, err := tx.FindRecentEvent(ctx, st.run.ID, c.Name, c.Key, c.Lookback)
 		if err != nil {
 			return err
 		}
 		if found {
-			if _, err := tx.ResolveWait(ctx, waitID, e.Payload); err != nil {
+			if _, err := tx.ResolveWait(ctx, waitID, e); err != nil {
 				return err
 			}
 			resolved = true
@@ -369,7 +373,7 @@ func (s *Service) resumeRun(ctx context.Context, tx *postgres.Tx, waits []workfl
 		if exec.Status != "waiting" || expired {
 			continue
 		}
-		if ok, err := tx.ResolveWait(ctx, w.ID, e.Payload); err != nil || !ok {
+		if ok, err := tx.ResolveWait(ctx, w.ID, e); err != nil || !ok {
 			if err != nil {
 				return matched, err
 			}

@@ -33,11 +33,18 @@ type WorkerConfig struct {
 	ShutdownGrace time.Duration
 }
 
+// Events are kept a little longer than the longest look-back window, then
+// deleted by whichever worker gets to them.
+const (
+	eventRetention       = 169 * time.Hour
+	eventCleanupInterval = 5 * time.Minute
+)
+
 // claimLease is how long a claimed work item stays invisible to other
 // workers before the claiming transaction gives it its real lease (a step's
 // timeout plus a margin). An item whose processing fails keeps it, so it is
 // retried after this long rather than at once.
-const claimLease = time.Minute
+const claimLease = 15 * time.Second
 
 // Worker claims due work from the database and advances runs: it makes
 // step attempts, records their results, and fires timeouts. Any number of
@@ -89,6 +96,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Schedules are looked at when the clock wakes the worker (it sleeps
 	// until the next firing too) and at least every poll interval.
 	var lastSchedules time.Time
+	lastCleanup := time.Now()
 	w.svc.logger.InfoContext(ctx, "worker started", "concurrency", w.cfg.Concurrency)
 	for ctx.Err() == nil {
 		free := cap(slots) - len(slots)
@@ -105,7 +113,14 @@ func (w *Worker) Run(ctx context.Context) error {
 			for _, item := range c.timers {
 				w.start(slots, func() { w.fireTimer(hard, item) })
 			}
-			if len(c.attempts)+len(c.timers) == n {
+			for _, item := range c.waits {
+				w.start(slots, func() {
+					if err := w.svc.beginAlone(hard, item); err != nil && !errors.Is(err, errLeaseLost) {
+						w.svc.logger.ErrorContext(hard, "begin wait", "run_id", item.RunID, "error", err)
+					}
+				})
+			}
+			if len(c.attempts)+len(c.timers)+len(c.waits) == n {
 				continue // there may be more due work
 			}
 			if !c.nextDue.IsZero() {
@@ -122,6 +137,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-sleep.C:
 			// Woken by the clock: a schedule may be due.
 			lastSchedules = time.Time{}
+		}
+		if time.Since(lastCleanup) >= eventCleanupInterval {
+			if _, err := w.svc.db.DeleteOldEvents(ctx, eventRetention, 1000); err != nil && ctx.Err() == nil {
+				w.svc.logger.WarnContext(ctx, "delete old events", "error", err)
+			}
+			lastCleanup = time.Now()
 		}
 		if time.Since(lastSchedules) >= w.cfg.PollInterval {
 			if _, err := w.svc.fireDueSchedules(ctx); err != nil && ctx.Err() == nil {
@@ -263,6 +284,10 @@ func (s *Service) claim(ctx context.Context, n int) (claimed, error) {
 type claimed struct {
 	attempts []*attempt
 	timers   []postgres.WorkItem
+	// waits are items whose next step waits for events: each begins in a
+	// transaction of its own, because beginning one takes advisory locks on
+	// its event keys, which a claim of many items must not hold together.
+	waits []postgres.WorkItem
 	// nextDue is when the next work item comes due, read when the claim
 	// found less than it could take: the worker sleeps until then.
 	nextDue time.Time
@@ -270,18 +295,21 @@ type claimed struct {
 
 func (s *Service) claimTx(ctx context.Context, n int, careful bool) (claimed, error) {
 	var c claimed
-	err := s.claimDB().InTx(ctx, func(tx *postgres.Tx) error {
+	err := s.claimDB().InTx(ctx, func(tx *postgres.Tx) (err error) {
 		c = claimed{}
 		items, err := tx.ClaimWork(ctx, s.workerID, n, claimLease)
 		if err != nil {
 			return err
 		}
 		if len(items) < n {
-			// In the same transaction: an idle worker's look at the clock
-			// of the queue costs no commit of its own.
-			if c.nextDue, err = tx.NextDue(ctx); err != nil {
-				return err
-			}
+			// At the end of the transaction, once the claimed items are
+			// repointed, and in it: an idle worker's look at the clock of
+			// the queue costs no commit of its own.
+			defer func() {
+				if err == nil {
+					c.nextDue, err = tx.NextDue(ctx)
+				}
+			}()
 		}
 		if len(items) == 0 {
 			return nil
@@ -303,6 +331,10 @@ func (s *Service) claimTx(ctx context.Context, n int, careful bool) (claimed, er
 		for _, item := range items {
 			if isTimer(item.Kind) {
 				c.timers = append(c.timers, item)
+				continue
+			}
+			if s.waitsForEvents(ctx, tx, item, byID[item.RunID]) {
+				c.waits = append(c.waits, item)
 				continue
 			}
 			if !careful {
@@ -341,6 +373,34 @@ func (s *Service) claimTx(ctx context.Context, n int, careful bool) (claimed, er
 		return claimed{}, err
 	}
 	return c, nil
+}
+
+// waitsForEvents reports whether a claimed item starts a wait for events.
+func (s *Service) waitsForEvents(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, run workflow.Run) bool {
+	if item.Kind != postgres.WorkAdvance || run.ID == uuid.Nil {
+		return false
+	}
+	def, err := s.definitionOf(ctx, tx, run.Workflow, run.Version)
+	if err != nil {
+		return false
+	}
+	step := nextStep(def, item.AfterStep)
+	return step != nil && step.WaitForEvent != nil
+}
+
+// beginAlone begins a claimed item's work in a transaction of its own.
+func (s *Service) beginAlone(ctx context.Context, item postgres.WorkItem) error {
+	return s.db.InTx(ctx, func(tx *postgres.Tx) error {
+		if ok, err := tx.LockLeasedWork(ctx, item); err != nil || !ok {
+			return orLeaseLost(err, ok)
+		}
+		run, err := tx.GetRun(ctx, item.RunID)
+		if err != nil {
+			return err
+		}
+		_, err = s.beginWork(ctx, tx, item, run)
+		return err
+	})
 }
 
 // prepareFirstStep prepares, without touching the database, the first

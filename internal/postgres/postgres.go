@@ -117,9 +117,11 @@ func translate(err error) error {
 		return err
 	}
 	switch pgErr.Code {
-	case codeUntranslatableCharacter, codeCharacterNotInRepertoire:
-		// jsonb cannot hold \u0000, and text cannot hold NUL bytes.
+	case codeUntranslatableCharacter:
+		// jsonb cannot hold \u0000.
 		return &fault.Error{Kind: fault.Invalid, Message: "the data contains a NUL character (\\u0000), which Durable cannot store"}
+	case codeCharacterNotInRepertoire:
+		return &fault.Error{Kind: fault.Invalid, Message: "the data holds a NUL byte or text that is not valid UTF-8"}
 	case codeNumericOutOfRange:
 		return &fault.Error{Kind: fault.Invalid, Message: "the data holds a number outside the range PostgreSQL can store"}
 	case codeProgramLimitExceeded:

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -25,7 +24,10 @@ type WaitStart struct {
 	Work WorkItem // leased by the caller; it becomes the wait's timer
 	Kind string   // WorkTimer or WorkWaitTimeout
 	Wait time.Duration
-	Exec NewStepExecution
+	// WakeAt, when set, is the deadline instead of Wait from now: a sleep's
+	// wake time, so that it never fires early by the database's clock.
+	WakeAt *time.Time
+	Exec   NewStepExecution
 }
 
 // StartWait starts a waiting step in one statement: the work item becomes
@@ -39,7 +41,7 @@ func (tx *Tx) StartWait(ctx context.Context, w WaitStart) (time.Time, bool, erro
 	}
 	n := w.Exec
 	deadline, err := tx.q.StepStartWait(ctx, dbsqlc.StepStartWaitParams{
-		Kind: w.Kind, ID: &n.ID, WaitMs: max(w.Wait.Milliseconds(), 0), WorkID: w.Work.ID, LeaseToken: &w.Work.LeaseToken,
+		Kind: w.Kind, ID: &n.ID, WaitMs: max(w.Wait.Milliseconds(), 0), WakeAt: w.WakeAt, WorkID: w.Work.ID, LeaseToken: &w.Work.LeaseToken,
 		StepKey: n.Key, StepName: n.Name, StepType: n.Type, WebhookID: n.WebhookID, Input: n.Input,
 		WorkerID: &n.WorkerID, CallbackHash: n.CallbackHash,
 	})
@@ -126,10 +128,10 @@ func (tx *Tx) OpenWaitsForEvent(ctx context.Context, name, key string, max int) 
 	return waitsFromRows(rows), nil
 }
 
-// ResolveWait marks an open wait resolved with resolution; false when it
-// was not open.
-func (tx *Tx) ResolveWait(ctx context.Context, id uuid.UUID, resolution json.RawMessage) (bool, error) {
-	n, err := tx.q.WaitResolve(ctx, dbsqlc.WaitResolveParams{ID: id, Resolution: resolution})
+// ResolveWait marks an open wait resolved by event e (its payload is the
+// resolution); false when it was not open.
+func (tx *Tx) ResolveWait(ctx context.Context, id uuid.UUID, e workflow.Event) (bool, error) {
+	n, err := tx.q.WaitResolve(ctx, dbsqlc.WaitResolveParams{ID: id, Resolution: e.Payload, EventID: &e.ID})
 	if err != nil {
 		return false, fmt.Errorf("resolve wait: %w", translate(err))
 	}
@@ -192,9 +194,10 @@ func (tx *Tx) InsertEvent(ctx context.Context, e workflow.Event) (workflow.Event
 }
 
 // FindRecentEvent returns the earliest event with name and key received
-// within lookback (by the database's clock), and false when there is none.
-func (tx *Tx) FindRecentEvent(ctx context.Context, name, key string, lookback time.Duration) (workflow.Event, bool, error) {
-	r, err := tx.q.EventFindRecent(ctx, dbsqlc.EventFindRecentParams{Name: name, Key: key, LookbackMs: lookback.Milliseconds()})
+// within lookback (by the database's clock) that has not resumed the run
+// yet, and false when there is none.
+func (tx *Tx) FindRecentEvent(ctx context.Context, runID uuid.UUID, name, key string, lookback time.Duration) (workflow.Event, bool, error) {
+	r, err := tx.q.EventFindRecent(ctx, dbsqlc.EventFindRecentParams{Name: name, Key: key, LookbackMs: lookback.Milliseconds(), RunID: runID})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return workflow.Event{}, false, nil
 	}
@@ -234,4 +237,13 @@ func (q queries) WaitingSteps(ctx context.Context, runID uuid.UUID) ([]workflow.
 		out[i] = stepExecutionFromRow(r)
 	}
 	return out, nil
+}
+
+// DeleteOldEvents deletes up to max events received more than keep ago.
+func (db *DB) DeleteOldEvents(ctx context.Context, keep time.Duration, max int) (int, error) {
+	n, err := db.q.EventDeleteOld(ctx, dbsqlc.EventDeleteOldParams{KeepMs: keep.Milliseconds(), Max: int32(max)})
+	if err != nil {
+		return 0, fmt.Errorf("delete old events: %w", translate(err))
+	}
+	return int(n), nil
 }

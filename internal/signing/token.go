@@ -60,7 +60,7 @@ func (s *Secrets) NewCallbackToken(ref CallbackRef) (token string, hash []byte, 
 	if _, err := rand.Read(random[:]); err != nil {
 		return "", nil, fmt.Errorf("new callback token: %w", err)
 	}
-	return s.token(ref, random[:])
+	return s.token(0, ref, random[:])
 }
 
 // StableCallbackToken is like [Secrets.NewCallbackToken], but its "random"
@@ -69,13 +69,32 @@ func (s *Secrets) NewCallbackToken(ref CallbackRef) (token string, hash []byte, 
 // of a step that waits for a person must be shown to whoever reads the run
 // later. It is as unguessable as a random one to anyone without the secret.
 func (s *Secrets) StableCallbackToken(ref CallbackRef) (token string, hash []byte, err error) {
-	msg := append([]byte("stable callback token v1\x00"), ref.StepExecutionID[:]...)
-	msg = binary.BigEndian.AppendUint32(msg, uint32(ref.Attempt))
-	return s.token(ref, mac(s.keys[0].tokenKey, msg)[:offMAC-offRandom])
+	return s.stableToken(0, ref)
 }
 
-// token encodes a token of ref with the given random part.
-func (s *Secrets) token(ref CallbackRef, random []byte) (string, []byte, error) {
+// StableCallbackTokenFor makes again the stable token of ref whose hash is
+// hash, with whichever active secret made it (the first one then may not be
+// first any more, after a rotation). It returns false when no active secret
+// makes it.
+func (s *Secrets) StableCallbackTokenFor(ref CallbackRef, hash []byte) (string, bool) {
+	for i := range s.keys {
+		token, h, err := s.stableToken(i, ref)
+		if err == nil && hmac.Equal(h, hash) {
+			return token, true
+		}
+	}
+	return "", false
+}
+
+func (s *Secrets) stableToken(key int, ref CallbackRef) (string, []byte, error) {
+	msg := append([]byte("stable callback token v1\x00"), ref.StepExecutionID[:]...)
+	msg = binary.BigEndian.AppendUint32(msg, uint32(ref.Attempt))
+	return s.token(key, ref, mac(s.keys[key].tokenKey, msg)[:offMAC-offRandom])
+}
+
+// token encodes a token of ref with the given random part, its MAC made
+// with secret number key.
+func (s *Secrets) token(key int, ref CallbackRef, random []byte) (string, []byte, error) {
 	if ref.Attempt < 0 || ref.Attempt > math.MaxInt32 {
 		return "", nil, fmt.Errorf("new callback token: attempt %d out of range", ref.Attempt)
 	}
@@ -84,7 +103,7 @@ func (s *Secrets) token(ref CallbackRef, random []byte) (string, []byte, error) 
 	copy(b[offID:offAttempt], ref.StepExecutionID[:])
 	binary.BigEndian.PutUint32(b[offAttempt:offRandom], uint32(ref.Attempt))
 	copy(b[offRandom:offMAC], random)
-	copy(b[offMAC:], mac(s.keys[0].tokenKey, b[:offMAC]))
+	copy(b[offMAC:], mac(s.keys[key].tokenKey, b[:offMAC]))
 	sum := sha256.Sum256(b[offRandom:offMAC])
 	return tokenEncoding.EncodeToString(b[:]), sum[:], nil
 }

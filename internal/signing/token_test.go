@@ -225,3 +225,26 @@ func TestStableCallbackToken(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEqual(t, a, c, "another secret gives another token")
 }
+
+func TestStableCallbackTokenAfterRotation(t *testing.T) {
+	t.Parallel()
+	oldSecret, newSecret := newSecret(t), newSecret(t)
+	before, err := signing.ParseSecrets(oldSecret)
+	require.NoError(t, err)
+	ref := signing.CallbackRef{StepExecutionID: uuid.New(), Attempt: 1}
+	token, hash, err := before.StableCallbackToken(ref)
+	require.NoError(t, err)
+
+	after, err := signing.ParseSecrets(newSecret + " " + oldSecret)
+	require.NoError(t, err)
+	again, ok := after.StableCallbackTokenFor(ref, hash)
+	require.True(t, ok, "the retired-first secret still makes the token")
+	require.Equal(t, token, again)
+	_, _, err = after.ParseCallbackToken(again)
+	require.NoError(t, err)
+
+	onlyNew, err := signing.ParseSecrets(newSecret)
+	require.NoError(t, err)
+	_, ok = onlyNew.StableCallbackTokenFor(ref, hash)
+	require.False(t, ok, "a removed secret's tokens cannot be made again")
+}

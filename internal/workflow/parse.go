@@ -713,9 +713,16 @@ func (p *parser) waitForEventStep(o *object, inForeach bool) *WaitForEventStep {
 		if ok && (len(elems) == 0 || len(elems) > maxEvents) {
 			p.ps.add(path, "must contain 1 to %d events", maxEvents)
 		}
+		seen := map[string]bool{}
 		for i, e := range elems {
 			if eo := p.object(e, pointerAt(path, i)); eo != nil {
-				w.Events = append(w.Events, p.eventMatch(eo, inForeach))
+				m := p.eventMatch(eo, inForeach)
+				if mode == EventAll && m.Event != "" && seen[m.Event] {
+					// An all wait's output maps each payload by event name.
+					p.ps.add(pointerAt(path, i)+"/event", "event %q is listed twice: the events of an all wait must have distinct names", m.Event)
+				}
+				seen[m.Event] = true
+				w.Events = append(w.Events, m)
 				eo.finish()
 			}
 		}

@@ -589,6 +589,8 @@ func TestParseProblems(t *testing.T) {
 			{"/steps/0/all/1/event", "control characters"},
 			{"/steps/0/all/2/event", "at most 256 characters"},
 			{"/steps/0/all/3/key", "must be an expression"},
+			{"/steps/0/all/4/event", "listed twice"},
+			{"/steps/0/all/5/event", "listed twice"},
 			{"/steps/0/all/5/payload", `unknown field "payload"`},
 			{"/steps/0/timeout", "greater than zero"},
 			{"/steps/0/on_timeout", `"retry" is not one of "fail", "continue"`},
@@ -597,7 +599,7 @@ func TestParseProblems(t *testing.T) {
 		}},
 		{"wait_for_event sizes", doc(
 			`{"name": "a", "type": "wait_for_event", "any": []}`,
-			`{"name": "b", "type": "wait_for_event", "all": [`+strings.TrimSuffix(strings.Repeat(`{"event": "e", "key": "${ ctx.id }"},`, 101), ",")+`]}`,
+			`{"name": "b", "type": "wait_for_event", "all": [`+distinctEvents(101)+`]}`,
 			`{"name": "c", "type": "wait_for_event", "event": "e", "key": "${ ctx.id }", "lookback": "-1s"}`,
 		), Limits{}, []want{
 			{"/steps/0/any", "1 to 100 events"},
@@ -789,4 +791,13 @@ func TestDurationText(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "1h30m0s", string(b))
 	require.Error(t, d.UnmarshalText([]byte("5 minutes")))
+}
+
+// distinctEvents lists n events of distinct names for an any or all wait.
+func distinctEvents(n int) string {
+	events := make([]string, n)
+	for i := range events {
+		events[i] = fmt.Sprintf(`{"event": "e%d", "key": "${ ctx.id }"}`, i)
+	}
+	return strings.Join(events, ",")
 }

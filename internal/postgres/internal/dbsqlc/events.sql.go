@@ -11,10 +11,34 @@ import (
 	"github.com/google/uuid"
 )
 
+const eventDeleteOld = `-- name: EventDeleteOld :execrows
+DELETE FROM events WHERE id IN (
+    SELECT id FROM events
+    WHERE received_at < now() - $1::bigint * interval '1 millisecond'
+    ORDER BY received_at
+    LIMIT $2
+)
+`
+
+type EventDeleteOldParams struct {
+	KeepMs int64
+	Max    int32
+}
+
+// Deletes up to max events older than any look-back window.
+func (q *Queries) EventDeleteOld(ctx context.Context, arg EventDeleteOldParams) (int64, error) {
+	result, err := q.db.Exec(ctx, eventDeleteOld, arg.KeepMs, arg.Max)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const eventFindRecent = `-- name: EventFindRecent :one
 SELECT id, dedup_id, name, key, payload, received_at FROM events
 WHERE name = $1 AND key = $2
   AND received_at >= now() - $3::bigint * interval '1 millisecond'
+  AND NOT EXISTS (SELECT 1 FROM waits WHERE waits.run_id = $4 AND waits.event_id = events.id)
 ORDER BY received_at, id
 LIMIT 1
 `
@@ -23,12 +47,18 @@ type EventFindRecentParams struct {
 	Name       string
 	Key        string
 	LookbackMs int64
+	RunID      uuid.UUID
 }
 
 // The earliest event with this name and key received within the last
-// lookback_ms, by the database's clock.
+// lookback_ms, by the database's clock, that has not resumed the run yet.
 func (q *Queries) EventFindRecent(ctx context.Context, arg EventFindRecentParams) (Event, error) {
-	row := q.db.QueryRow(ctx, eventFindRecent, arg.Name, arg.Key, arg.LookbackMs)
+	row := q.db.QueryRow(ctx, eventFindRecent,
+		arg.Name,
+		arg.Key,
+		arg.LookbackMs,
+		arg.RunID,
+	)
 	var i Event
 	err := row.Scan(
 		&i.ID,

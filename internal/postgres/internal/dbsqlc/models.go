@@ -131,6 +131,7 @@ type Wait struct {
 	Deadline        *time.Time
 	Status          string
 	Resolution      []byte
+	EventID         *uuid.UUID
 	CreatedAt       time.Time
 	ResolvedAt      *time.Time
 }

@@ -500,9 +500,9 @@ const stepStartWait = `-- name: StepStartWait :one
 WITH work AS (
     UPDATE work_items
     SET kind = $1, step_execution_id = $2, attempt = 1, after_step = NULL,
-        visible_at = now() + $3::bigint * interval '1 millisecond',
+        visible_at = COALESCE($3::timestamptz, now() + $4::bigint * interval '1 millisecond'),
         lease_owner = NULL, lease_token = NULL
-    WHERE work_items.id = $4 AND work_items.lease_token = $5
+    WHERE work_items.id = $5 AND work_items.lease_token = $6
     RETURNING work_items.run_id
 ), waiting AS (
     UPDATE runs
@@ -513,13 +513,13 @@ WITH work AS (
     INSERT INTO step_executions (
         id, run_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
     )
-    SELECT $2, run_id, $6, $7, $8, 'waiting', 1, $9, $10,
-           now() + $3::bigint * interval '1 millisecond', now()
+    SELECT $2, run_id, $7, $8, $9, 'waiting', 1, $10, $11,
+           COALESCE($3::timestamptz, now() + $4::bigint * interval '1 millisecond'), now()
     FROM work
     RETURNING step_executions.id, step_executions.run_id, step_executions.deadline
 ), first_attempt AS (
     INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
-    SELECT execution.id, 1, execution.run_id, 'accepted', $11, $12 FROM execution
+    SELECT execution.id, 1, execution.run_id, 'accepted', $12, $13 FROM execution
 )
 SELECT deadline::timestamptz FROM execution
 `
@@ -527,6 +527,7 @@ SELECT deadline::timestamptz FROM execution
 type StepStartWaitParams struct {
 	Kind         string
 	ID           *uuid.UUID
+	WakeAt       *time.Time
 	WaitMs       int64
 	WorkID       int64
 	LeaseToken   *uuid.UUID
@@ -540,7 +541,8 @@ type StepStartWaitParams struct {
 }
 
 // Starts a waiting step (sleep, wait_for_event, wait_for_input), as one
-// statement: the work item becomes the wait's timer, due after wait_ms, its
+// statement: the work item becomes the wait's timer, due at wake_at (a
+// sleep's wake time) or after wait_ms, its
 // lease dropped; the run is waiting; the execution is created waiting until
 // then, with a first attempt whose callback hash lets a person answer
 // through the callback URL. It returns the deadline, or no row when the
@@ -549,6 +551,7 @@ func (q *Queries) StepStartWait(ctx context.Context, arg StepStartWaitParams) (t
 	row := q.db.QueryRow(ctx, stepStartWait,
 		arg.Kind,
 		arg.ID,
+		arg.WakeAt,
 		arg.WaitMs,
 		arg.WorkID,
 		arg.LeaseToken,

@@ -74,7 +74,7 @@ func (q *Queries) WaitInsert(ctx context.Context, arg WaitInsertParams) error {
 }
 
 const waitListByRuns = `-- name: WaitListByRuns :many
-SELECT id, run_id, step_execution_id, kind, event_name, event_key, condition_index, lookback_from, deadline, status, resolution, created_at, resolved_at FROM waits WHERE run_id = ANY ($1::uuid[]) AND status = 'open' ORDER BY run_id, condition_index
+SELECT id, run_id, step_execution_id, kind, event_name, event_key, condition_index, lookback_from, deadline, status, resolution, event_id, created_at, resolved_at FROM waits WHERE run_id = ANY ($1::uuid[]) AND status = 'open' ORDER BY run_id, condition_index
 `
 
 func (q *Queries) WaitListByRuns(ctx context.Context, runIds []uuid.UUID) ([]Wait, error) {
@@ -98,6 +98,7 @@ func (q *Queries) WaitListByRuns(ctx context.Context, runIds []uuid.UUID) ([]Wai
 			&i.Deadline,
 			&i.Status,
 			&i.Resolution,
+			&i.EventID,
 			&i.CreatedAt,
 			&i.ResolvedAt,
 		); err != nil {
@@ -112,7 +113,7 @@ func (q *Queries) WaitListByRuns(ctx context.Context, runIds []uuid.UUID) ([]Wai
 }
 
 const waitListByStep = `-- name: WaitListByStep :many
-SELECT id, run_id, step_execution_id, kind, event_name, event_key, condition_index, lookback_from, deadline, status, resolution, created_at, resolved_at FROM waits WHERE step_execution_id = $1 ORDER BY condition_index
+SELECT id, run_id, step_execution_id, kind, event_name, event_key, condition_index, lookback_from, deadline, status, resolution, event_id, created_at, resolved_at FROM waits WHERE step_execution_id = $1 ORDER BY condition_index
 `
 
 func (q *Queries) WaitListByStep(ctx context.Context, stepExecutionID uuid.UUID) ([]Wait, error) {
@@ -136,6 +137,7 @@ func (q *Queries) WaitListByStep(ctx context.Context, stepExecutionID uuid.UUID)
 			&i.Deadline,
 			&i.Status,
 			&i.Resolution,
+			&i.EventID,
 			&i.CreatedAt,
 			&i.ResolvedAt,
 		); err != nil {
@@ -150,7 +152,7 @@ func (q *Queries) WaitListByStep(ctx context.Context, stepExecutionID uuid.UUID)
 }
 
 const waitListOpenForEvent = `-- name: WaitListOpenForEvent :many
-SELECT id, run_id, step_execution_id, kind, event_name, event_key, condition_index, lookback_from, deadline, status, resolution, created_at, resolved_at FROM waits
+SELECT id, run_id, step_execution_id, kind, event_name, event_key, condition_index, lookback_from, deadline, status, resolution, event_id, created_at, resolved_at FROM waits
 WHERE kind = 'event' AND status = 'open' AND event_name = $1 AND event_key = $2
 ORDER BY run_id, id
 LIMIT $3
@@ -185,6 +187,7 @@ func (q *Queries) WaitListOpenForEvent(ctx context.Context, arg WaitListOpenForE
 			&i.Deadline,
 			&i.Status,
 			&i.Resolution,
+			&i.EventID,
 			&i.CreatedAt,
 			&i.ResolvedAt,
 		); err != nil {
@@ -199,17 +202,18 @@ func (q *Queries) WaitListOpenForEvent(ctx context.Context, arg WaitListOpenForE
 }
 
 const waitResolve = `-- name: WaitResolve :execrows
-UPDATE waits SET status = 'resolved', resolution = $1, resolved_at = now()
-WHERE id = $2 AND status = 'open'
+UPDATE waits SET status = 'resolved', resolution = $1, event_id = $2, resolved_at = now()
+WHERE id = $3 AND status = 'open'
 `
 
 type WaitResolveParams struct {
 	Resolution []byte
+	EventID    *uuid.UUID
 	ID         uuid.UUID
 }
 
 func (q *Queries) WaitResolve(ctx context.Context, arg WaitResolveParams) (int64, error) {
-	result, err := q.db.Exec(ctx, waitResolve, arg.Resolution, arg.ID)
+	result, err := q.db.Exec(ctx, waitResolve, arg.Resolution, arg.EventID, arg.ID)
 	if err != nil {
 		return 0, err
 	}

@@ -84,3 +84,8 @@ SELECT * FROM schedule_fires WHERE schedule_id = @schedule_id ORDER BY fire_time
 SELECT id FROM runs
 WHERE schedule_id = @schedule_id AND status IN ('pending', 'running', 'waiting', 'compensating')
 ORDER BY created_at;
+
+-- name: ScheduleDeleteFromDefinition :exec
+-- Deletes the schedule a workflow's definition declared, when a version
+-- without one is posted.
+DELETE FROM schedules WHERE name = @name AND source = 'definition';

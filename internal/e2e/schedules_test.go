@@ -375,6 +375,57 @@ func TestScheduleEverySecondThreeWorkers(t *testing.T) {
 	}
 }
 
+// TestScheduleManySchedulesThreeWorkers: more due schedules than one worker
+// takes in a transaction (16), shared by three workers, each firing every
+// tick exactly once.
+func TestScheduleManySchedulesThreeWorkers(t *testing.T) {
+	t.Parallel()
+	const schedules = 40
+	srv, rec := scEcho(t)
+	e := newEnv(t)
+	db := assertDB(t, e)
+	e.createWorkflow(scCallDef("sc-many", srv.URL+"/work"))
+	workers := []*proc{e.startWorker(), e.startWorker(), e.startWorker()}
+	var ids []uuid.UUID
+	for i := range schedules {
+		ids = append(ids, scCreate(t, e, client.ScheduleRequest{Name: fmt.Sprintf("many-%02d", i), Workflow: "sc-many", Cron: "@every 1s"}).Id)
+	}
+	// Three ticks of the last schedule created.
+	scWaitFires(t, db, ids[len(ids)-1], 15*time.Second, "three firings", func(f []scFire) bool { return len(f) >= 3 })
+	for _, id := range ids {
+		scPause(t, e, id)
+	}
+	total := 0
+	var worst time.Duration
+	for i, id := range ids {
+		fires := scFires(t, db, id)
+		require.GreaterOrEqual(t, len(fires), 3, "schedule %d:\n%s", i, scDump(fires))
+		scContiguous(t, fires, fires[0].FireTime, time.Second)
+		seen := map[uuid.UUID]bool{}
+		for _, f := range fires {
+			require.Equal(t, "started", f.Outcome)
+			require.NotNil(t, f.RunID)
+			require.False(t, seen[*f.RunID])
+			seen[*f.RunID] = true
+			worst = max(worst, f.FiredAt.Sub(f.FireTime))
+		}
+		require.Len(t, scRunIDs(t, db, id), len(fires), "schedule %d", i)
+		total += len(fires)
+	}
+	require.Equal(t, total, dbCount(t, db, `SELECT count(*) FROM runs WHERE schedule_id IS NOT NULL`))
+	scEventually(t, 20*time.Second, "every run called its step", func() bool { return len(rec.all()) >= total })
+	called := map[uuid.UUID]bool{}
+	for _, c := range rec.all() {
+		require.False(t, called[c.Body.RunID], "run %s called its step twice", c.Body.RunID)
+		called[c.Body.RunID] = true
+	}
+	require.Len(t, called, total)
+	for i, w := range workers {
+		require.Empty(t, scErrorLogs(w), "worker %d logged errors", i+1)
+	}
+	t.Logf("%d schedules, %d firings, the latest made %s after its time", schedules, total, worst)
+}
+
 // TestScheduleOverlapPolicies fires `@every 1s` schedules whose runs block
 // in a step until released, one schedule per overlap policy.
 func TestScheduleOverlapPolicies(t *testing.T) {
@@ -682,6 +733,40 @@ func TestScheduleCatchUpSkipsOldFirings(t *testing.T) {
 	require.Empty(t, scErrorLogs(w))
 	t.Logf("moved on in %s; made %d of the every-minute and %d of the every-second firings; skipped %v",
 		caughtUp.Round(time.Millisecond), len(fm), len(fs), missed)
+}
+
+// TestScheduleDueAtAFiredTimeMovesOn: a schedule whose next firing is one
+// that was made already must move on, not retry it. The state is made with
+// a write to the database, standing for how it arises in a deployment: the
+// API computes next_fire_at with its own clock (on create, PATCH, resume
+// and when a definition is posted), so an API host whose clock lags a
+// worker's by δ can set it to a tick the worker fired within δ; a manual
+// firing that lands on a tick to the microsecond takes its key too.
+func TestScheduleDueAtAFiredTimeMovesOn(t *testing.T) {
+	t.Parallel()
+	srv, _ := scEcho(t)
+	e := newEnv(t)
+	db := assertDB(t, e)
+	e.createWorkflow(scCallDef("sc-refire", srv.URL+"/work"))
+	w := e.startWorker()
+	sch := scCreate(t, e, client.ScheduleRequest{Name: "refire", Workflow: "sc-refire", Cron: "@every 1s"})
+	scWaitFires(t, db, sch.Id, 10*time.Second, "a firing", func(f []scFire) bool { return len(f) >= 1 })
+
+	var back time.Time
+	require.NoError(t, db.QueryRow(context.Background(), `
+		UPDATE schedules SET next_fire_at = (SELECT max(fire_time) FROM schedule_fires WHERE schedule_id = $1)
+		WHERE id = $1 RETURNING next_fire_at`, sch.Id).Scan(&back))
+	fired := len(scFires(t, db, sch.Id))
+
+	time.Sleep(2 * time.Second)
+	d := scGet(t, e, sch.Id)
+	errs := scErrorLogs(w)
+	scPause(t, e, sch.Id)
+	require.NotNil(t, d.NextFireAt)
+	require.True(t, d.NextFireAt.After(back), "the schedule is stuck at %s, a firing made already; the worker logged %d errors in 2 s, the last: %v",
+		back.UTC().Format(time.RFC3339), len(errs), errs[max(len(errs)-1, 0):])
+	require.Greater(t, len(scFires(t, db, sch.Id)), fired, "firing goes on")
+	require.Less(t, len(errs), 5, "the worker does not retry the firing in a loop")
 }
 
 // TestSchedulePauseResume: no firing while paused; after resuming, firings

@@ -42,18 +42,22 @@ type ScheduleSpec struct {
 func parseSchedule(expr, tz string) (*cron.Schedule, error) {
 	sched, err := cron.Parse(expr, tz)
 	if err != nil {
-		path := "/cron"
-		if _, zerr := time.LoadLocation(tz); tz != "" && zerr != nil {
-			path = "/timezone"
-		}
-		return nil, fault.WithProblems(fault.Invalid, "the schedule is invalid", []fault.Problem{{Path: path, Message: err.Error()}})
+		return nil, fault.WithProblems(fault.Invalid, "the schedule is invalid", []fault.Problem{{Path: cronErrorPath(err), Message: err.Error()}})
 	}
 	return sched, nil
 }
 
-// validate checks a schedule spec, filling in defaults, and returns its
-// parsed calendar.
-func (s *Service) validateSchedule(ctx context.Context, q versionReader, spec *ScheduleSpec) (*cron.Schedule, error) {
+// cronErrorPath names the field a cron.Parse error is about.
+func cronErrorPath(err error) string {
+	if strings.Contains(err.Error(), "time zone") {
+		return "/timezone"
+	}
+	return "/cron"
+}
+
+// validateSchedule checks a schedule spec, filling in defaults, and
+// returns its parsed calendar; every problem is reported at once.
+func (s *Service) validateSchedule(ctx context.Context, tx *postgres.Tx, spec *ScheduleSpec) (*cron.Schedule, error) {
 	if spec.Timezone == "" {
 		spec.Timezone = "UTC"
 	}
@@ -66,17 +70,30 @@ func (s *Service) validateSchedule(ctx context.Context, q versionReader, spec *S
 	if len(spec.Input) > s.limits.MaxInputBytes {
 		return nil, fault.WithProblems(fault.TooLarge, "the schedule's input is too large", []fault.Problem{{Path: "/input", Message: fmt.Sprintf("the limit is %d bytes", s.limits.MaxInputBytes)}})
 	}
-	sched, err := parseSchedule(spec.Cron, spec.Timezone)
+	var problems []fault.Problem
+	sched, err := cron.Parse(spec.Cron, spec.Timezone)
 	if err != nil {
-		return nil, err
-	}
-	if spec.Version != 0 {
-		if _, err := q.GetWorkflowVersion(ctx, spec.Workflow, spec.Version); err != nil {
-			if fault.Is(err, fault.NotFound) {
-				return nil, fault.WithProblems(fault.Invalid, err.Error(), []fault.Problem{{Path: "/version", Message: err.Error()}})
+		problems = append(problems, fault.Problem{Path: cronErrorPath(err), Message: err.Error()})
+		if cronErrorPath(err) == "/timezone" {
+			// The zone is checked first: check the expression too.
+			if _, cerr := cron.Parse(spec.Cron, "UTC"); cerr != nil {
+				problems = append(problems, fault.Problem{Path: "/cron", Message: cerr.Error()})
 			}
+		}
+	}
+	if _, err := tx.GetWorkflow(ctx, spec.Workflow); fault.Is(err, fault.NotFound) {
+		problems = append(problems, fault.Problem{Path: "/workflow", Message: err.Error()})
+	} else if err != nil {
+		return nil, err
+	} else if spec.Version != 0 {
+		if _, err := tx.GetWorkflowVersion(ctx, spec.Workflow, spec.Version); fault.Is(err, fault.NotFound) {
+			problems = append(problems, fault.Problem{Path: "/version", Message: err.Error()})
+		} else if err != nil {
 			return nil, err
 		}
+	}
+	if len(problems) > 0 {
+		return nil, fault.WithProblems(fault.Invalid, "the schedule is invalid", problems)
 	}
 	return sched, nil
 }
@@ -88,12 +105,6 @@ func (s *Service) CreateSchedule(ctx context.Context, spec ScheduleSpec) (workfl
 	err := s.db.InTx(ctx, func(tx *postgres.Tx) error {
 		sched, err := s.validateSchedule(ctx, tx, &spec)
 		if err != nil {
-			return err
-		}
-		if _, err := tx.GetWorkflow(ctx, spec.Workflow); err != nil {
-			if fault.Is(err, fault.NotFound) {
-				return fault.WithProblems(fault.Invalid, err.Error(), []fault.Problem{{Path: "/workflow", Message: err.Error()}})
-			}
 			return err
 		}
 		next := sched.Next(time.Now())
@@ -181,12 +192,6 @@ func (s *Service) UpdateSchedule(ctx context.Context, id uuid.UUID, p SchedulePa
 		}
 		sched, err := s.validateSchedule(ctx, tx, &spec)
 		if err != nil {
-			return err
-		}
-		if _, err := tx.GetWorkflow(ctx, spec.Workflow); err != nil {
-			if fault.Is(err, fault.NotFound) {
-				return fault.WithProblems(fault.Invalid, err.Error(), []fault.Problem{{Path: "/workflow", Message: err.Error()}})
-			}
 			return err
 		}
 		next := cur.NextFireAt
@@ -296,7 +301,8 @@ func (s *Service) TriggerSchedule(ctx context.Context, id uuid.UUID) (workflow.S
 		if err != nil {
 			return err
 		}
-		now := time.Now().UTC()
+		// PostgreSQL keeps microseconds: the answer shows the key as stored.
+		now := time.Now().UTC().Truncate(time.Microsecond)
 		fire, err = s.fire(ctx, tx, sch, now, true)
 		return err
 	})
@@ -365,10 +371,12 @@ func (s *Service) fireSchedule(ctx context.Context, tx *postgres.Tx, sch workflo
 	if next != nil && !next.After(now) {
 		times := append([]time.Time{*next}, sched.Between(*next, now, maxCatchUp)...)
 		missed := 0
-		for _, t := range times {
-			if now.Sub(t) > max(sch.CatchupWindow, time.Minute) {
-				// Missed while no worker ran, and older than the catch-up
-				// window (at least a minute, for a worker's ordinary lag).
+		for i, t := range times {
+			// Firings missed while no worker ran are made within the
+			// catch-up window; without one, only the latest due firing is,
+			// if at most a minute late (a worker's ordinary lag).
+			late := now.Sub(t)
+			if (sch.CatchupWindow == 0 && (i < len(times)-1 || late > time.Minute)) || (sch.CatchupWindow > 0 && late > sch.CatchupWindow) {
 				missed++
 				continue
 			}
@@ -418,13 +426,20 @@ func (s *Service) fire(ctx context.Context, tx *postgres.Tx, sch workflow.Schedu
 			fire.Outcome = "cancelled_other"
 		}
 	}
-	ok, err := tx.InsertScheduleFire(ctx, sch.ID, fireTime, fire.Outcome, manual)
-	if err != nil || !ok {
-		if err == nil {
-			err = fault.New(fault.Conflict, "schedule %s fired at %s already", sch.Name, fireTime.Format(time.RFC3339Nano))
-		}
+	stored, ok, err := tx.InsertScheduleFire(ctx, sch.ID, fireTime, fire.Outcome, manual)
+	if err != nil {
 		return fire, err
 	}
+	if !ok {
+		if manual {
+			return fire, fault.New(fault.Conflict, "schedule %s fired at %s already", sch.Name, fireTime.Format(time.RFC3339Nano))
+		}
+		// Made already (under the key): nothing to do, and the schedule
+		// moves on.
+		fire.Outcome = ""
+		return fire, nil
+	}
+	fire.FiredAt = stored.FiredAt
 	if fire.Outcome == "skipped" || fire.Outcome == "buffered" {
 		return fire, nil
 	}

@@ -53,8 +53,13 @@ func (s *Service) CreateWorkflow(ctx context.Context, doc []byte) (workflow.Work
 		created, err = tx.InsertWorkflowVersion(ctx, workflow.WorkflowVersion{
 			Name: def.Name, Version: version, Definition: def.Canonical(), Hash: hash[:],
 		})
-		if err != nil || def.Schedule == nil {
+		switch {
+		case err != nil:
 			return err
+		case def.Schedule == nil:
+			// The definition is the source of its schedule: a version
+			// without one ends it.
+			return tx.DeleteDefinitionSchedule(ctx, def.Name)
 		}
 		return s.upsertDefinitionSchedule(ctx, tx, def)
 	})

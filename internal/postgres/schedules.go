@@ -151,16 +151,16 @@ func (tx *Tx) AdvanceSchedule(ctx context.Context, id uuid.UUID, next *time.Time
 }
 
 // InsertScheduleFire claims a firing's (schedule, fire time) key with its
-// outcome; false when that firing happened already.
-func (tx *Tx) InsertScheduleFire(ctx context.Context, scheduleID uuid.UUID, fireTime time.Time, outcome string, manual bool) (bool, error) {
-	_, err := tx.q.ScheduleFireInsert(ctx, dbsqlc.ScheduleFireInsertParams{ScheduleID: scheduleID, FireTime: fireTime, Outcome: outcome, Manual: manual})
+// outcome and returns it as stored; false when that firing happened already.
+func (tx *Tx) InsertScheduleFire(ctx context.Context, scheduleID uuid.UUID, fireTime time.Time, outcome string, manual bool) (workflow.ScheduleFire, bool, error) {
+	r, err := tx.q.ScheduleFireInsert(ctx, dbsqlc.ScheduleFireInsertParams{ScheduleID: scheduleID, FireTime: fireTime, Outcome: outcome, Manual: manual})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
+		return workflow.ScheduleFire{}, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("record firing: %w", translate(err))
+		return workflow.ScheduleFire{}, false, fmt.Errorf("record firing: %w", translate(err))
 	}
-	return true, nil
+	return workflow.ScheduleFire{FireTime: r.FireTime, RunID: r.RunID, Outcome: r.Outcome, Manual: r.Manual, FiredAt: r.FiredAt}, true, nil
 }
 
 // SetScheduleFireRun records the run a firing started.
@@ -192,4 +192,13 @@ func (tx *Tx) ActiveScheduleRuns(ctx context.Context, scheduleID uuid.UUID) ([]u
 		return nil, fmt.Errorf("list active schedule runs: %w", translate(err))
 	}
 	return ids, nil
+}
+
+// DeleteDefinitionSchedule deletes the schedule a workflow's definition
+// declared, if any.
+func (tx *Tx) DeleteDefinitionSchedule(ctx context.Context, name string) error {
+	if err := tx.q.ScheduleDeleteFromDefinition(ctx, name); err != nil {
+		return fmt.Errorf("delete definition schedule: %w", translate(err))
+	}
+	return nil
 }

@@ -248,7 +248,11 @@ func (p *parser) schedule(n *node, path string) *DefinitionSchedule {
 	}
 	if s.Cron != "" {
 		if _, err := cron.Parse(s.Cron, s.Timezone); err != nil {
-			p.ps.add(path, "%s", err)
+			field := "/cron"
+			if strings.Contains(err.Error(), "time zone") {
+				field = "/timezone"
+			}
+			p.ps.add(path+field, "%s", err)
 		}
 	}
 	o.finish()

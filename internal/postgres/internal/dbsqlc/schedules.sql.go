@@ -113,6 +113,17 @@ func (q *Queries) ScheduleDelete(ctx context.Context, id uuid.UUID) (int64, erro
 	return result.RowsAffected(), nil
 }
 
+const scheduleDeleteFromDefinition = `-- name: ScheduleDeleteFromDefinition :exec
+DELETE FROM schedules WHERE name = $1 AND source = 'definition'
+`
+
+// Deletes the schedule a workflow's definition declared, when a version
+// without one is posted.
+func (q *Queries) ScheduleDeleteFromDefinition(ctx context.Context, name string) error {
+	_, err := q.db.Exec(ctx, scheduleDeleteFromDefinition, name)
+	return err
+}
+
 const scheduleFireInsert = `-- name: ScheduleFireInsert :one
 INSERT INTO schedule_fires (schedule_id, fire_time, outcome, manual)
 VALUES ($1, $2, $3, $4)

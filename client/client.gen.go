@@ -684,7 +684,7 @@ type SchedulePatchOverlapPolicy string
 
 // ScheduleRequest defines model for ScheduleRequest.
 type ScheduleRequest struct {
-	// CatchupWindow How late a firing missed while no worker ran may still be made (a Go duration; at least a minute applies).
+	// CatchupWindow How late a firing missed while no worker ran may still be made (a Go duration). Without one, only the latest missed firing is made, if at most a minute late.
 	CatchupWindow *string `json:"catchup_window,omitempty"`
 	Cron          string  `json:"cron"`
 

@@ -622,11 +622,11 @@ func TestScheduleCatchUpAfterAllWorkersWereDown(t *testing.T) {
 
 	up := time.Now()
 	w3 := e.startWorker()
-	fires := scWaitFires(t, db, sch.Id, 10*time.Second, "firing after the restart", func(f []scFire) bool {
+	scWaitFires(t, db, sch.Id, 10*time.Second, "firing after the restart", func(f []scFire) bool {
 		return len(f) > 0 && f[len(f)-1].FireTime.After(up.Add(time.Second))
 	})
 	scPause(t, e, sch.Id)
-	fires = scFires(t, db, sch.Id)
+	fires := scFires(t, db, sch.Id)
 	scContiguous(t, fires, before[0].FireTime, time.Second)
 
 	last := before[len(before)-1].FireTime

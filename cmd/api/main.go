@@ -24,9 +24,11 @@ import (
 	durablehttp "github.com/durablehq/durable/internal/http"
 	"github.com/durablehq/durable/internal/orchestrator"
 	"github.com/durablehq/durable/internal/postgres"
+	"github.com/durablehq/durable/internal/profiling"
 )
 
 func main() {
+	profiling.Serve()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m := NewMain()

@@ -23,12 +23,14 @@ import (
 	"github.com/durablehq/durable/internal/httpstep"
 	"github.com/durablehq/durable/internal/orchestrator"
 	"github.com/durablehq/durable/internal/postgres"
+	"github.com/durablehq/durable/internal/profiling"
 )
 
 // version is reported in the User-Agent of step requests.
 const version = "0.1.0"
 
 func main() {
+	profiling.Serve()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil && !errors.Is(err, config.ErrHelp) {

@@ -157,20 +157,6 @@ func (st *runState) activation() workflow.Activation {
 	}
 }
 
-// nextStep returns the step that follows the step named after, or the
-// first step when after is empty; nil when the run has no more steps.
-func nextStep(def *workflow.Definition, after string) *workflow.Step {
-	if after == "" {
-		return def.Steps[0]
-	}
-	for i, s := range def.Steps {
-		if s.Name == after && i+1 < len(def.Steps) {
-			return def.Steps[i+1]
-		}
-	}
-	return nil
-}
-
 // attempt is one attempt at a call step, ready to be made: the worker
 // holds the lease of item while it makes it.
 type attempt struct {
@@ -241,6 +227,9 @@ func (s *Service) newAttempt(item postgres.WorkItem, st *runState, step *workflo
 func (s *Service) startStep(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, error) {
 	if isWait(step.Type) {
 		return nil, s.startWait(ctx, tx, item, st, step)
+	}
+	if step.Branch != nil {
+		return s.startBranch(ctx, tx, item, st, step)
 	}
 	a, start, renderErr, err := s.prepareStart(ctx, item, st, step)
 	if err != nil {
@@ -519,9 +508,9 @@ func retryDelay(p workflow.RetryPolicy, n int, retryAfter time.Duration) time.Du
 // and the general path must record the result.
 func (s *Service) succeedAndContinue(ctx context.Context, a *attempt, res httpstep.Result, draining bool) (*attempt, bool, error) {
 	st := a.state
-	step := nextStep(st.def, a.step.Name)
-	if res.Outcome != httpstep.Succeeded || step == nil || step.Call == nil || draining || st.run.Status != workflow.RunRunning ||
-		len(res.Output) > s.limits.MaxOutputBytes {
+	step, ended := st.def.Successor(a.step.Name)
+	if res.Outcome != httpstep.Succeeded || step == nil || step.Call == nil || len(ended) > 0 || draining ||
+		st.run.Status != workflow.RunRunning || len(res.Output) > s.limits.MaxOutputBytes {
 		return nil, false, nil
 	}
 	patch := res.Context
@@ -587,7 +576,7 @@ func (s *Service) succeedStep(ctx context.Context, tx *postgres.Tx, a *attempt, 
 	// lease and takes the locks in the order every transition takes them.
 	// The caller locked the work item; startStep moves it on when the run
 	// goes on.
-	step := nextStep(st.def, a.step.Name)
+	step, ended := st.def.Successor(a.step.Name)
 	switch {
 	case step == nil:
 		if ok, err := tx.CompleteWork(ctx, a.item); err != nil || !ok {
@@ -620,13 +609,72 @@ func (s *Service) succeedStep(ctx context.Context, tx *postgres.Tx, a *attempt, 
 		return nil, err
 	}
 	appendHistory(tx, st.run.ID, workflow.EventStepSucceeded, a.step.Name, &a.number, map[string]any{"http_status": res.HTTPStatus, "duration_ms": res.Duration.Milliseconds()})
-	switch {
-	case step == nil:
-		return nil, s.finishRun(ctx, tx, st, output)
-	case draining:
+	if draining {
+		// The advance item the worker leaves behind ends the enclosing
+		// steps and starts the next one.
 		return nil, nil
 	}
+	if err := s.endEnclosing(ctx, tx, st, ended, output); err != nil {
+		return nil, err
+	}
+	if step == nil {
+		return nil, s.finishRun(ctx, tx, st, output)
+	}
 	return s.startStep(ctx, tx, a.item, st, step)
+}
+
+// endEnclosing finishes the steps whose nested steps just ended (a branch
+// whose case ran its last step), innermost first: each succeeds with the
+// output of its last nested step.
+func (s *Service) endEnclosing(ctx context.Context, tx *postgres.Tx, st *runState, ended []*workflow.Step, output json.RawMessage) error {
+	for _, e := range ended {
+		exec, err := tx.GetStepExecutionByKey(ctx, st.run.ID, e.Name)
+		if err != nil {
+			return err
+		}
+		if ok, err := tx.FinishStep(ctx, postgres.AttemptResult{StepExecutionID: exec.ID, Attempt: exec.Attempt, Status: "succeeded"}, "succeeded", output); err != nil || !ok {
+			return orStale(err, ok)
+		}
+		if err := st.setOutput(e.Name, output); err != nil {
+			return err
+		}
+		appendHistory(tx, st.run.ID, workflow.EventStepSucceeded, e.Name, &exec.Attempt, nil)
+	}
+	return nil
+}
+
+// startBranch starts a branch step: it records the branch's execution with
+// the case it chose, and starts that case's first step. A branch whose
+// selection fails, or where no case matches and there is no default, fails
+// the step and the run.
+func (s *Service) startBranch(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, error) {
+	index, steps, selErr := step.Branch.Select(ctx, st.activation())
+	chosen := any(index)
+	if index < 0 {
+		chosen = "default"
+	}
+	input, _ := json.Marshal(map[string]any{"case": chosen}) // an int or a string always encodes
+	a := &attempt{item: item, state: st, step: step, execID: uuid.Must(uuid.NewV7()), number: 1}
+	a.webhook = "msg_" + a.execID.String()
+	started, err := tx.StartSteps(ctx, []postgres.StepStart{{
+		Work: item, Lease: s.leaseMargin,
+		Exec: postgres.NewStepExecution{
+			ID: a.execID, Key: step.Name, Name: step.Name, Type: string(step.Type), WebhookID: a.webhook,
+			Input: input, WorkerID: s.workerID,
+		},
+		MarkRunning: st.run.Status != workflow.RunRunning, RunStarted: st.run.Status == workflow.RunPending,
+	}})
+	if err != nil || !started[0] {
+		return nil, orLeaseLost(err, err == nil && started[0])
+	}
+	st.run.Status = workflow.RunRunning
+	switch {
+	case selErr != nil:
+		return nil, s.failStep(ctx, tx, a, errorJSON(fmt.Sprintf("the branch could not choose a case: %v", selErr), 0), 0, "failed")
+	case len(steps) == 0:
+		return nil, s.failStep(ctx, tx, a, errorJSON("no case of the branch matched, and it has no default", 0), 0, "failed")
+	}
+	return s.startStep(ctx, tx, item, st, steps[0])
 }
 
 // mergedSize is the size of ctx with patch merged in, as JSON.

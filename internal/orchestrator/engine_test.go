@@ -25,17 +25,6 @@ func TestRetryDelay(t *testing.T) {
 	require.Equal(t, 10*time.Second, retryDelay(p, 1, time.Hour), "but never beyond the maximum interval")
 }
 
-func TestNextStep(t *testing.T) {
-	t.Parallel()
-	def, err := workflow.Parse([]byte(`{"name": "w", "steps": [
-		{"name": "a", "type": "call", "url": "http://127.0.0.1/a"},
-		{"name": "b", "type": "call", "url": "http://127.0.0.1/b"}]}`), workflow.DefaultLimits())
-	require.NoError(t, err)
-	require.Equal(t, "a", nextStep(def, "").Name)
-	require.Equal(t, "b", nextStep(def, "a").Name)
-	require.Nil(t, nextStep(def, "b"))
-}
-
 // TestMergeContextKeepsValues checks that merging a context answer keeps
 // every value exactly as written, as jsonb's || does, and replaces
 // top-level members only.

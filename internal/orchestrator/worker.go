@@ -113,14 +113,18 @@ func (w *Worker) Run(ctx context.Context) error {
 			for _, item := range c.timers {
 				w.start(slots, func() { w.fireTimer(hard, item) })
 			}
-			for _, item := range c.waits {
+			for _, item := range c.alone {
 				w.start(slots, func() {
-					if err := w.svc.beginAlone(hard, item); err != nil && !errors.Is(err, errLeaseLost) {
-						w.svc.logger.ErrorContext(hard, "begin wait", "run_id", item.RunID, "error", err)
+					a, err := w.svc.beginAlone(hard, item)
+					if err != nil && !errors.Is(err, errLeaseLost) {
+						w.svc.logger.ErrorContext(hard, "begin work", "run_id", item.RunID, "error", err)
+					}
+					if a != nil {
+						w.execute(ctx, hard, a)
 					}
 				})
 			}
-			if len(c.attempts)+len(c.timers)+len(c.waits) == n {
+			if len(c.attempts)+len(c.timers)+len(c.alone) == n {
 				continue // there may be more due work
 			}
 			if !c.nextDue.IsZero() {
@@ -284,10 +288,11 @@ func (s *Service) claim(ctx context.Context, n int) (claimed, error) {
 type claimed struct {
 	attempts []*attempt
 	timers   []postgres.WorkItem
-	// waits are items whose next step waits for events: each begins in a
-	// transaction of its own, because beginning one takes advisory locks on
-	// its event keys, which a claim of many items must not hold together.
-	waits []postgres.WorkItem
+	// alone are items whose next step may wait for events (a wait, or a
+	// branch whose case may begin with one): each begins in a transaction
+	// of its own, because beginning a wait takes advisory locks on its event
+	// keys, which a claim of many items must not hold together.
+	alone []postgres.WorkItem
 	// nextDue is when the next work item comes due, read when the claim
 	// found less than it could take: the worker sleeps until then.
 	nextDue time.Time
@@ -333,8 +338,8 @@ func (s *Service) claimTx(ctx context.Context, n int, careful bool) (claimed, er
 				c.timers = append(c.timers, item)
 				continue
 			}
-			if s.waitsForEvents(ctx, tx, item, byID[item.RunID]) {
-				c.waits = append(c.waits, item)
+			if s.mayWaitForEvents(ctx, tx, item, byID[item.RunID]) {
+				c.alone = append(c.alone, item)
 				continue
 			}
 			if !careful {
@@ -375,8 +380,9 @@ func (s *Service) claimTx(ctx context.Context, n int, careful bool) (claimed, er
 	return c, nil
 }
 
-// waitsForEvents reports whether a claimed item starts a wait for events.
-func (s *Service) waitsForEvents(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, run workflow.Run) bool {
+// mayWaitForEvents reports whether a claimed item may start a wait for
+// events.
+func (s *Service) mayWaitForEvents(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, run workflow.Run) bool {
 	if item.Kind != postgres.WorkAdvance || run.ID == uuid.Nil {
 		return false
 	}
@@ -384,13 +390,16 @@ func (s *Service) waitsForEvents(ctx context.Context, tx *postgres.Tx, item post
 	if err != nil {
 		return false
 	}
-	step := nextStep(def, item.AfterStep)
-	return step != nil && step.WaitForEvent != nil
+	// A branch may begin with a wait for events.
+	step, _ := def.Successor(item.AfterStep)
+	return step != nil && (step.WaitForEvent != nil || step.Branch != nil)
 }
 
-// beginAlone begins a claimed item's work in a transaction of its own.
-func (s *Service) beginAlone(ctx context.Context, item postgres.WorkItem) error {
-	return s.db.InTx(ctx, func(tx *postgres.Tx) error {
+// beginAlone begins a claimed item's work in a transaction of its own and
+// returns the attempt it started, if any.
+func (s *Service) beginAlone(ctx context.Context, item postgres.WorkItem) (*attempt, error) {
+	var a *attempt
+	err := s.db.InTx(ctx, func(tx *postgres.Tx) error {
 		if ok, err := tx.LockLeasedWork(ctx, item); err != nil || !ok {
 			return orLeaseLost(err, ok)
 		}
@@ -398,9 +407,13 @@ func (s *Service) beginAlone(ctx context.Context, item postgres.WorkItem) error 
 		if err != nil {
 			return err
 		}
-		_, err = s.beginWork(ctx, tx, item, run)
+		a, err = s.beginWork(ctx, tx, item, run)
 		return err
 	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 // prepareFirstStep prepares, without touching the database, the first
@@ -441,7 +454,10 @@ func (s *Service) beginWork(ctx context.Context, tx *postgres.Tx, item postgres.
 	if item.Kind == postgres.WorkInvoke {
 		return s.restartStep(ctx, tx, item, st)
 	}
-	next := nextStep(st.def, item.AfterStep)
+	next, ended := st.def.Successor(item.AfterStep)
+	if err := s.endEnclosing(ctx, tx, st, ended, st.outputs[item.AfterStep]); err != nil {
+		return nil, err
+	}
 	if next == nil {
 		if ok, err := tx.CompleteWork(ctx, item); err != nil || !ok {
 			return nil, orLeaseLost(err, ok)

@@ -18,6 +18,7 @@ var executableTypes = map[workflow.StepType]bool{
 	workflow.StepSleep:        true,
 	workflow.StepWaitForEvent: true,
 	workflow.StepWaitForInput: true,
+	workflow.StepBranch:       true,
 }
 
 // errVersionExists ends a transaction that found the identical definition

@@ -95,6 +95,7 @@ type Definition struct {
 	canonical []byte
 	hash      [32]byte
 	byName    map[string]*Step
+	places    map[string]place
 }
 
 // Canonical returns the canonical JSON form of the document the definition
@@ -544,4 +545,6 @@ func newDefinition() *Definition {
 func (d *Definition) seal(canonical []byte) {
 	d.canonical = canonical
 	d.hash = sha256.Sum256(canonical)
+	d.places = map[string]place{}
+	buildPlaces(d.Steps, nil, d.places)
 }

@@ -48,6 +48,9 @@ CREATE TABLE runs (
     attempt                  integer NOT NULL DEFAULT 1,
     parent_run_id            uuid REFERENCES runs (id),
     parent_step_execution_id uuid,
+    -- depth counts the call_workflow steps above the run: a limit stops
+    -- runaway recursion.
+    depth                    integer NOT NULL DEFAULT 0,
     idempotency_key          text,
     -- request_hash fingerprints the start request so a reused Idempotency-Key
     -- with a different body is recognised and refused.
@@ -149,9 +152,11 @@ CREATE TABLE work_items (
     step_execution_id uuid REFERENCES step_executions (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
     -- advance: start the run's next step (after after_step, or its first);
     -- invoke: make attempt number attempt of a step execution;
-    -- step_timeout: a parked step's deadline; run_timeout: the run's deadline.
+    -- step_timeout: a parked step's deadline; run_timeout: the run's deadline;
+    -- timer: a sleep's wake-up; wait_timeout: a wait's deadline; child_done: a
+    -- child run that its parent's call_workflow step waits for has ended.
     kind              text NOT NULL CHECK (kind IN (
-        'advance', 'invoke', 'step_timeout', 'run_timeout', 'timer', 'wait_timeout', 'compensate')),
+        'advance', 'invoke', 'step_timeout', 'run_timeout', 'timer', 'wait_timeout', 'child_done', 'compensate')),
     -- attempt fences the work to one attempt of its step execution.
     attempt           integer,
     after_step        text,

@@ -3,11 +3,11 @@
 -- returns no row, and the caller reads the existing run instead.
 INSERT INTO runs (
     id, workflow_name, workflow_version, status, input, context,
-    parent_run_id, parent_step_execution_id, idempotency_key, request_hash,
+    parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash,
     schedule_id, deadline
 ) VALUES (
     @id, @workflow_name, @workflow_version, 'pending', @input, '{}',
-    @parent_run_id, @parent_step_execution_id, @idempotency_key, @request_hash,
+    @parent_run_id, @parent_step_execution_id, @depth, @idempotency_key, @request_hash,
     @schedule_id,
     -- The run-level timeout counts from the database's clock, like leases.
     now() + sqlc.narg('timeout_ms')::bigint * interval '1 millisecond'
@@ -92,14 +92,21 @@ UPDATE runs SET context = context || @patch::jsonb, updated_at = now()
 WHERE id = @id AND status IN ('running', 'waiting')
 RETURNING context;
 
--- name: RunFinish :execrows
--- Ends an unfinished run; a run finished already is left alone.
+-- name: RunFinish :one
+-- Ends an unfinished run and returns it; a run finished already is left
+-- alone, and no row is returned.
 UPDATE runs
 SET status = @status, output = @output, error = @error, finished_at = now(), updated_at = now()
-WHERE id = @id AND status IN ('pending', 'running', 'waiting', 'compensating');
+WHERE id = @id AND status IN ('pending', 'running', 'waiting', 'compensating')
+RETURNING *;
 
 -- name: SettingGet :one
 SELECT value FROM settings WHERE key = @key;
 
 -- name: SettingInsertIfAbsent :exec
 INSERT INTO settings (key, value) VALUES (@key, @value) ON CONFLICT (key) DO NOTHING;
+
+-- name: RunListActiveChildren :many
+SELECT id FROM runs
+WHERE parent_run_id = @parent_run_id AND status IN ('pending', 'running', 'waiting', 'compensating')
+ORDER BY created_at, id;

@@ -231,6 +231,9 @@ func (s *Service) startStep(ctx context.Context, tx *postgres.Tx, item postgres.
 	if step.Branch != nil {
 		return s.startBranch(ctx, tx, item, st, step)
 	}
+	if step.CallWorkflow != nil {
+		return nil, s.startChild(ctx, tx, item, st, step)
+	}
 	a, start, renderErr, err := s.prepareStart(ctx, item, st, step)
 	if err != nil {
 		return nil, err
@@ -711,11 +714,14 @@ func (s *Service) finishRun(ctx context.Context, tx *postgres.Tx, st *runState, 
 // endRun moves a run to a final status and drops its remaining work. The
 // caller has dealt with its own work item already.
 func (s *Service) endRun(ctx context.Context, tx *postgres.Tx, runID uuid.UUID, status workflow.RunStatus, output, runErr json.RawMessage, event string) error {
-	ok, err := tx.FinishRun(ctx, runID, status, output, runErr)
+	run, ok, err := tx.FinishRun(ctx, runID, status, output, runErr)
 	if err != nil || !ok {
 		return orStale(err, ok)
 	}
 	if err := tx.DeleteRunWork(ctx, runID); err != nil {
+		return err
+	}
+	if err := tellParent(ctx, tx, run); err != nil {
 		return err
 	}
 	var data map[string]any

@@ -76,10 +76,14 @@ func (s *Service) StartRun(ctx context.Context, req StartRun) (workflow.Run, boo
 
 // newRunInput is what starting a run takes beyond its workflow.
 type newRunInput struct {
+	id             uuid.UUID       // uuid.Nil: a new one
 	input          json.RawMessage // canonical JSON
 	idempotencyKey string
 	requestHash    []byte
 	scheduleID     *uuid.UUID
+	parentRunID    *uuid.UUID // a child run's parent run
+	parentStepID   *uuid.UUID // and the parent's call_workflow step execution
+	depth          int
 }
 
 // startRunTx creates a run of a workflow version (0: the latest) and its
@@ -94,9 +98,13 @@ func (s *Service) startRunTx(ctx context.Context, tx *postgres.Tx, name string, 
 	if err != nil {
 		return workflow.Run{}, false, err
 	}
+	if in.id == uuid.Nil {
+		in.id = uuid.Must(uuid.NewV7())
+	}
 	run, inserted, err := tx.InsertRun(ctx, postgres.NewRun{
-		ID: uuid.Must(uuid.NewV7()), Workflow: v.Name, Version: v.Version, Input: in.input,
+		ID: in.id, Workflow: v.Name, Version: v.Version, Input: in.input,
 		IdempotencyKey: in.idempotencyKey, RequestHash: in.requestHash, ScheduleID: in.scheduleID,
+		ParentRunID: in.parentRunID, ParentStepExecutionID: in.parentStepID, Depth: in.depth,
 		Timeout: time.Duration(def.Timeout),
 	})
 	if err != nil || !inserted {
@@ -108,6 +116,9 @@ func (s *Service) startRunTx(ctx context.Context, tx *postgres.Tx, name string, 
 	}
 	if in.scheduleID != nil {
 		data["schedule_id"] = in.scheduleID.String()
+	}
+	if in.parentRunID != nil {
+		data["parent_run_id"] = in.parentRunID.String()
 	}
 	appendHistory(tx, run.ID, workflow.EventRunCreated, "", nil, data)
 	if err := tx.EnqueueWork(ctx, run.ID, postgres.WorkTarget{Kind: postgres.WorkAdvance}, 0); err != nil {
@@ -319,5 +330,11 @@ func (s *Service) cancelRunTx(ctx context.Context, tx *postgres.Tx, id uuid.UUID
 		return workflow.Run{}, err
 	}
 	appendHistory(tx, id, workflow.EventRunCancelled, "", nil, map[string]any{"reason": reason})
-	return run, tx.DeleteRunWork(ctx, id)
+	if err := tx.DeleteRunWork(ctx, id); err != nil {
+		return workflow.Run{}, err
+	}
+	if err := tellParent(ctx, tx, run); err != nil {
+		return workflow.Run{}, err
+	}
+	return run, s.cancelChildren(ctx, tx, id)
 }

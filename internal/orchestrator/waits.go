@@ -254,6 +254,12 @@ func (s *Service) timeOutWait(ctx context.Context, item postgres.WorkItem) error
 		if err := tx.CloseStepWaits(ctx, a.execID, "timed_out"); err != nil {
 			return err
 		}
+		if a.step.CallWorkflow != nil {
+			// Nobody waits for the child any more.
+			if err := s.cancelChildren(ctx, tx, a.state.run.ID); err != nil {
+				return err
+			}
+		}
 		appendHistory(tx, a.state.run.ID, workflow.EventStepTimedOut, a.step.Name, &a.number, nil)
 		onTimeout := workflow.ActionFail
 		switch {

@@ -390,7 +390,8 @@ func (s *Service) mayWaitForEvents(ctx context.Context, tx *postgres.Tx, item po
 	if err != nil {
 		return false
 	}
-	// A branch may begin with a wait for events.
+	// A branch may begin with a wait for events, and a child run's first
+	// steps are claimed like any run's.
 	step, _ := def.Successor(item.AfterStep)
 	return step != nil && (step.WaitForEvent != nil || step.Branch != nil)
 }
@@ -471,7 +472,7 @@ func (s *Service) beginWork(ctx context.Context, tx *postgres.Tx, item postgres.
 // transaction of its own, with no step request.
 func isTimer(kind string) bool {
 	switch kind {
-	case postgres.WorkRunTimeout, postgres.WorkStepTimeout, postgres.WorkTimer, postgres.WorkWaitTimeout:
+	case postgres.WorkRunTimeout, postgres.WorkStepTimeout, postgres.WorkTimer, postgres.WorkWaitTimeout, postgres.WorkChildDone:
 		return true
 	}
 	return false
@@ -489,6 +490,8 @@ func (w *Worker) fireTimer(ctx context.Context, item postgres.WorkItem) {
 		err = w.svc.fireSleep(ctx, item)
 	case postgres.WorkWaitTimeout:
 		err = w.svc.timeOutWait(ctx, item)
+	case postgres.WorkChildDone:
+		err = w.svc.childDone(ctx, item)
 	default:
 		err = fmt.Errorf("unknown timer kind %q", item.Kind)
 	}
@@ -503,12 +506,18 @@ func (s *Service) timeOutRun(ctx context.Context, item postgres.WorkItem) error 
 		if _, err := tx.LockRunWork(ctx, item.RunID); err != nil {
 			return err
 		}
-		ok, err := tx.FinishRun(ctx, item.RunID, workflow.RunTimedOut, nil, runError("the run's timeout passed", "run_timed_out", "", nil))
+		run, ok, err := tx.FinishRun(ctx, item.RunID, workflow.RunTimedOut, nil, runError("the run's timeout passed", "run_timed_out", "", nil))
 		if err != nil {
 			return err
 		}
 		if !ok {
 			_, err := tx.CompleteWork(ctx, item)
+			return err
+		}
+		if err := tellParent(ctx, tx, run); err != nil {
+			return err
+		}
+		if err := s.cancelChildren(ctx, tx, run.ID); err != nil {
 			return err
 		}
 		if err := tx.EndRunSteps(ctx, item.RunID, "timed_out"); err != nil {

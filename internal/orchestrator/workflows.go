@@ -19,6 +19,7 @@ var executableTypes = map[workflow.StepType]bool{
 	workflow.StepWaitForEvent: true,
 	workflow.StepWaitForInput: true,
 	workflow.StepBranch:       true,
+	workflow.StepCallWorkflow: true,
 }
 
 // errVersionExists ends a transaction that found the identical definition

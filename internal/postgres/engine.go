@@ -21,6 +21,7 @@ const (
 	WorkInvoke      = "invoke"       // make an attempt at a step execution
 	WorkStepTimeout = "step_timeout" // a parked step's deadline
 	WorkRunTimeout  = "run_timeout"  // the run's deadline
+	WorkChildDone   = "child_done"   // a child run the run waits for ended
 )
 
 // WorkItem is a unit of queued work for one run.
@@ -198,14 +199,17 @@ func (tx *Tx) MergeRunContext(ctx context.Context, id uuid.UUID, patch json.RawM
 	return merged, nil
 }
 
-// FinishRun ends an unfinished run with status, output and error. It
-// returns false when the run had finished already.
-func (tx *Tx) FinishRun(ctx context.Context, id uuid.UUID, status workflow.RunStatus, output, runErr json.RawMessage) (bool, error) {
-	n, err := tx.q.RunFinish(ctx, dbsqlc.RunFinishParams{ID: id, Status: string(status), Output: output, Error: runErr})
-	if err != nil {
-		return false, fmt.Errorf("finish run: %w", translate(err))
+// FinishRun ends an unfinished run with status, output and error, and
+// returns it. It returns false when the run had finished already.
+func (tx *Tx) FinishRun(ctx context.Context, id uuid.UUID, status workflow.RunStatus, output, runErr json.RawMessage) (workflow.Run, bool, error) {
+	r, err := tx.q.RunFinish(ctx, dbsqlc.RunFinishParams{ID: id, Status: string(status), Output: output, Error: runErr})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return workflow.Run{}, false, nil
 	}
-	return n == 1, nil
+	if err != nil {
+		return workflow.Run{}, false, fmt.Errorf("finish run: %w", translate(err))
+	}
+	return runFromRow(r), true, nil
 }
 
 // NewStepExecution is a step execution to start, with its first attempt.

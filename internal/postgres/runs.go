@@ -27,6 +27,7 @@ func runFromRow(r dbsqlc.Run) workflow.Run {
 		Attempt:               int(r.Attempt),
 		ParentRunID:           r.ParentRunID,
 		ParentStepExecutionID: r.ParentStepExecutionID,
+		Depth:                 int(r.Depth),
 		ScheduleID:            r.ScheduleID,
 		RequestHash:           r.RequestHash,
 		Deadline:              r.Deadline,
@@ -49,6 +50,7 @@ type NewRun struct {
 	Input                 json.RawMessage
 	ParentRunID           *uuid.UUID
 	ParentStepExecutionID *uuid.UUID
+	Depth                 int // call_workflow steps above the run
 	ScheduleID            *uuid.UUID
 	IdempotencyKey        string
 	RequestHash           []byte
@@ -65,6 +67,7 @@ func (tx *Tx) InsertRun(ctx context.Context, n NewRun) (workflow.Run, bool, erro
 		Input:                 n.Input,
 		ParentRunID:           n.ParentRunID,
 		ParentStepExecutionID: n.ParentStepExecutionID,
+		Depth:                 int32(n.Depth),
 		RequestHash:           n.RequestHash,
 		ScheduleID:            n.ScheduleID,
 	}
@@ -316,4 +319,14 @@ func (tx *Tx) DeleteRunWork(ctx context.Context, runID uuid.UUID) error {
 		return fmt.Errorf("delete run work: %w", translate(err))
 	}
 	return nil
+}
+
+// ActiveChildren returns the ids of a run's child runs that have not
+// finished.
+func (tx *Tx) ActiveChildren(ctx context.Context, runID uuid.UUID) ([]uuid.UUID, error) {
+	ids, err := tx.q.RunListActiveChildren(ctx, &runID)
+	if err != nil {
+		return nil, fmt.Errorf("list active child runs: %w", translate(err))
+	}
+	return ids, nil
 }

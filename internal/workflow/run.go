@@ -79,6 +79,7 @@ type Run struct {
 	Error                 json.RawMessage
 	Attempt               int
 	ParentRunID           *uuid.UUID
+	Depth                 int // call_workflow steps above the run
 	ScheduleID            *uuid.UUID
 	IdempotencyKey        string
 	Deadline              *time.Time

@@ -41,6 +41,7 @@ type Run struct {
 	Attempt               int32
 	ParentRunID           *uuid.UUID
 	ParentStepExecutionID *uuid.UUID
+	Depth                 int32
 	IdempotencyKey        *string
 	RequestHash           []byte
 	ScheduleID            *uuid.UUID

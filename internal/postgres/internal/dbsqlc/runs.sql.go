@@ -86,7 +86,7 @@ const runCancel = `-- name: RunCancel :one
 UPDATE runs
 SET status = 'cancelled', error = $1, finished_at = now(), updated_at = now()
 WHERE id = $2 AND status IN ('pending', 'running', 'waiting')
-RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at
+RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at
 `
 
 type RunCancelParams struct {
@@ -111,6 +111,7 @@ func (q *Queries) RunCancel(ctx context.Context, arg RunCancelParams) (Run, erro
 		&i.Attempt,
 		&i.ParentRunID,
 		&i.ParentStepExecutionID,
+		&i.Depth,
 		&i.IdempotencyKey,
 		&i.RequestHash,
 		&i.ScheduleID,
@@ -123,10 +124,11 @@ func (q *Queries) RunCancel(ctx context.Context, arg RunCancelParams) (Run, erro
 	return i, err
 }
 
-const runFinish = `-- name: RunFinish :execrows
+const runFinish = `-- name: RunFinish :one
 UPDATE runs
 SET status = $1, output = $2, error = $3, finished_at = now(), updated_at = now()
 WHERE id = $4 AND status IN ('pending', 'running', 'waiting', 'compensating')
+RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at
 `
 
 type RunFinishParams struct {
@@ -136,22 +138,43 @@ type RunFinishParams struct {
 	ID     uuid.UUID
 }
 
-// Ends an unfinished run; a run finished already is left alone.
-func (q *Queries) RunFinish(ctx context.Context, arg RunFinishParams) (int64, error) {
-	result, err := q.db.Exec(ctx, runFinish,
+// Ends an unfinished run and returns it; a run finished already is left
+// alone, and no row is returned.
+func (q *Queries) RunFinish(ctx context.Context, arg RunFinishParams) (Run, error) {
+	row := q.db.QueryRow(ctx, runFinish,
 		arg.Status,
 		arg.Output,
 		arg.Error,
 		arg.ID,
 	)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+	var i Run
+	err := row.Scan(
+		&i.ID,
+		&i.WorkflowName,
+		&i.WorkflowVersion,
+		&i.Status,
+		&i.Input,
+		&i.Context,
+		&i.Output,
+		&i.Error,
+		&i.Attempt,
+		&i.ParentRunID,
+		&i.ParentStepExecutionID,
+		&i.Depth,
+		&i.IdempotencyKey,
+		&i.RequestHash,
+		&i.ScheduleID,
+		&i.Deadline,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+	)
+	return i, err
 }
 
 const runGetByID = `-- name: RunGetByID :one
-SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at FROM runs WHERE id = $1
+SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at FROM runs WHERE id = $1
 `
 
 func (q *Queries) RunGetByID(ctx context.Context, id uuid.UUID) (Run, error) {
@@ -169,6 +192,7 @@ func (q *Queries) RunGetByID(ctx context.Context, id uuid.UUID) (Run, error) {
 		&i.Attempt,
 		&i.ParentRunID,
 		&i.ParentStepExecutionID,
+		&i.Depth,
 		&i.IdempotencyKey,
 		&i.RequestHash,
 		&i.ScheduleID,
@@ -182,7 +206,7 @@ func (q *Queries) RunGetByID(ctx context.Context, id uuid.UUID) (Run, error) {
 }
 
 const runGetByIdempotencyKey = `-- name: RunGetByIdempotencyKey :one
-SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at FROM runs WHERE idempotency_key = $1
+SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at FROM runs WHERE idempotency_key = $1
 `
 
 func (q *Queries) RunGetByIdempotencyKey(ctx context.Context, idempotencyKey *string) (Run, error) {
@@ -200,6 +224,7 @@ func (q *Queries) RunGetByIdempotencyKey(ctx context.Context, idempotencyKey *st
 		&i.Attempt,
 		&i.ParentRunID,
 		&i.ParentStepExecutionID,
+		&i.Depth,
 		&i.IdempotencyKey,
 		&i.RequestHash,
 		&i.ScheduleID,
@@ -213,7 +238,7 @@ func (q *Queries) RunGetByIdempotencyKey(ctx context.Context, idempotencyKey *st
 }
 
 const runGetMany = `-- name: RunGetMany :many
-SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at FROM runs WHERE id = ANY ($1::uuid[])
+SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at FROM runs WHERE id = ANY ($1::uuid[])
 `
 
 func (q *Queries) RunGetMany(ctx context.Context, ids []uuid.UUID) ([]Run, error) {
@@ -237,6 +262,7 @@ func (q *Queries) RunGetMany(ctx context.Context, ids []uuid.UUID) ([]Run, error
 			&i.Attempt,
 			&i.ParentRunID,
 			&i.ParentStepExecutionID,
+			&i.Depth,
 			&i.IdempotencyKey,
 			&i.RequestHash,
 			&i.ScheduleID,
@@ -259,17 +285,17 @@ func (q *Queries) RunGetMany(ctx context.Context, ids []uuid.UUID) ([]Run, error
 const runInsert = `-- name: RunInsert :one
 INSERT INTO runs (
     id, workflow_name, workflow_version, status, input, context,
-    parent_run_id, parent_step_execution_id, idempotency_key, request_hash,
+    parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash,
     schedule_id, deadline
 ) VALUES (
     $1, $2, $3, 'pending', $4, '{}',
-    $5, $6, $7, $8,
-    $9,
+    $5, $6, $7, $8, $9,
+    $10,
     -- The run-level timeout counts from the database's clock, like leases.
-    now() + $10::bigint * interval '1 millisecond'
+    now() + $11::bigint * interval '1 millisecond'
 )
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at
+RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at
 `
 
 type RunInsertParams struct {
@@ -279,6 +305,7 @@ type RunInsertParams struct {
 	Input                 []byte
 	ParentRunID           *uuid.UUID
 	ParentStepExecutionID *uuid.UUID
+	Depth                 int32
 	IdempotencyKey        *string
 	RequestHash           []byte
 	ScheduleID            *uuid.UUID
@@ -295,6 +322,7 @@ func (q *Queries) RunInsert(ctx context.Context, arg RunInsertParams) (Run, erro
 		arg.Input,
 		arg.ParentRunID,
 		arg.ParentStepExecutionID,
+		arg.Depth,
 		arg.IdempotencyKey,
 		arg.RequestHash,
 		arg.ScheduleID,
@@ -313,6 +341,7 @@ func (q *Queries) RunInsert(ctx context.Context, arg RunInsertParams) (Run, erro
 		&i.Attempt,
 		&i.ParentRunID,
 		&i.ParentStepExecutionID,
+		&i.Depth,
 		&i.IdempotencyKey,
 		&i.RequestHash,
 		&i.ScheduleID,
@@ -402,6 +431,32 @@ func (q *Queries) RunList(ctx context.Context, arg RunListParams) ([]RunListRow,
 			return nil, err
 		}
 		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const runListActiveChildren = `-- name: RunListActiveChildren :many
+SELECT id FROM runs
+WHERE parent_run_id = $1 AND status IN ('pending', 'running', 'waiting', 'compensating')
+ORDER BY created_at, id
+`
+
+func (q *Queries) RunListActiveChildren(ctx context.Context, parentRunID *uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, runListActiveChildren, parentRunID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

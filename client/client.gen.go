@@ -39,6 +39,132 @@ func (e CallbackRequestStatus) Valid() bool {
 	}
 }
 
+// Defines values for CytoscapeEdgeDataKind.
+const (
+	CytoscapeEdgeDataKindCompensation CytoscapeEdgeDataKind = "compensation"
+	CytoscapeEdgeDataKindFlow         CytoscapeEdgeDataKind = "flow"
+	CytoscapeEdgeDataKindLoop         CytoscapeEdgeDataKind = "loop"
+)
+
+// Valid indicates whether the value is a known member of the CytoscapeEdgeDataKind enum.
+func (e CytoscapeEdgeDataKind) Valid() bool {
+	switch e {
+	case CytoscapeEdgeDataKindCompensation:
+		return true
+	case CytoscapeEdgeDataKindFlow:
+		return true
+	case CytoscapeEdgeDataKindLoop:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CytoscapeNodeDataKind.
+const (
+	CytoscapeNodeDataKindBranch       CytoscapeNodeDataKind = "branch"
+	CytoscapeNodeDataKindCall         CytoscapeNodeDataKind = "call"
+	CytoscapeNodeDataKindCallWorkflow CytoscapeNodeDataKind = "call_workflow"
+	CytoscapeNodeDataKindCompensation CytoscapeNodeDataKind = "compensation"
+	CytoscapeNodeDataKindEnd          CytoscapeNodeDataKind = "end"
+	CytoscapeNodeDataKindForeach      CytoscapeNodeDataKind = "foreach"
+	CytoscapeNodeDataKindJoin         CytoscapeNodeDataKind = "join"
+	CytoscapeNodeDataKindLane         CytoscapeNodeDataKind = "lane"
+	CytoscapeNodeDataKindLoop         CytoscapeNodeDataKind = "loop"
+	CytoscapeNodeDataKindMerge        CytoscapeNodeDataKind = "merge"
+	CytoscapeNodeDataKindParallel     CytoscapeNodeDataKind = "parallel"
+	CytoscapeNodeDataKindSleep        CytoscapeNodeDataKind = "sleep"
+	CytoscapeNodeDataKindStart        CytoscapeNodeDataKind = "start"
+	CytoscapeNodeDataKindWaitForEvent CytoscapeNodeDataKind = "wait_for_event"
+	CytoscapeNodeDataKindWaitForInput CytoscapeNodeDataKind = "wait_for_input"
+)
+
+// Valid indicates whether the value is a known member of the CytoscapeNodeDataKind enum.
+func (e CytoscapeNodeDataKind) Valid() bool {
+	switch e {
+	case CytoscapeNodeDataKindBranch:
+		return true
+	case CytoscapeNodeDataKindCall:
+		return true
+	case CytoscapeNodeDataKindCallWorkflow:
+		return true
+	case CytoscapeNodeDataKindCompensation:
+		return true
+	case CytoscapeNodeDataKindEnd:
+		return true
+	case CytoscapeNodeDataKindForeach:
+		return true
+	case CytoscapeNodeDataKindJoin:
+		return true
+	case CytoscapeNodeDataKindLane:
+		return true
+	case CytoscapeNodeDataKindLoop:
+		return true
+	case CytoscapeNodeDataKindMerge:
+		return true
+	case CytoscapeNodeDataKindParallel:
+		return true
+	case CytoscapeNodeDataKindSleep:
+		return true
+	case CytoscapeNodeDataKindStart:
+		return true
+	case CytoscapeNodeDataKindWaitForEvent:
+		return true
+	case CytoscapeNodeDataKindWaitForInput:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CytoscapeNodeDataStatus.
+const (
+	CytoscapeNodeDataStatusCancelled          CytoscapeNodeDataStatus = "cancelled"
+	CytoscapeNodeDataStatusCompensated        CytoscapeNodeDataStatus = "compensated"
+	CytoscapeNodeDataStatusCompensating       CytoscapeNodeDataStatus = "compensating"
+	CytoscapeNodeDataStatusCompensationFailed CytoscapeNodeDataStatus = "compensation_failed"
+	CytoscapeNodeDataStatusFailed             CytoscapeNodeDataStatus = "failed"
+	CytoscapeNodeDataStatusPending            CytoscapeNodeDataStatus = "pending"
+	CytoscapeNodeDataStatusRunning            CytoscapeNodeDataStatus = "running"
+	CytoscapeNodeDataStatusSkipped            CytoscapeNodeDataStatus = "skipped"
+	CytoscapeNodeDataStatusSucceeded          CytoscapeNodeDataStatus = "succeeded"
+	CytoscapeNodeDataStatusTimedOut           CytoscapeNodeDataStatus = "timed_out"
+	CytoscapeNodeDataStatusUnknown            CytoscapeNodeDataStatus = "unknown"
+	CytoscapeNodeDataStatusWaiting            CytoscapeNodeDataStatus = "waiting"
+)
+
+// Valid indicates whether the value is a known member of the CytoscapeNodeDataStatus enum.
+func (e CytoscapeNodeDataStatus) Valid() bool {
+	switch e {
+	case CytoscapeNodeDataStatusCancelled:
+		return true
+	case CytoscapeNodeDataStatusCompensated:
+		return true
+	case CytoscapeNodeDataStatusCompensating:
+		return true
+	case CytoscapeNodeDataStatusCompensationFailed:
+		return true
+	case CytoscapeNodeDataStatusFailed:
+		return true
+	case CytoscapeNodeDataStatusPending:
+		return true
+	case CytoscapeNodeDataStatusRunning:
+		return true
+	case CytoscapeNodeDataStatusSkipped:
+		return true
+	case CytoscapeNodeDataStatusSucceeded:
+		return true
+	case CytoscapeNodeDataStatusTimedOut:
+		return true
+	case CytoscapeNodeDataStatusUnknown:
+		return true
+	case CytoscapeNodeDataStatusWaiting:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HealthStatus.
 const (
 	Ok HealthStatus = "ok"
@@ -378,6 +504,69 @@ func (e StepLogLevel) Valid() bool {
 	}
 }
 
+// Defines values for GraphFormat.
+const (
+	GraphFormatCytoscape GraphFormat = "cytoscape"
+	GraphFormatDot       GraphFormat = "dot"
+	GraphFormatMermaid   GraphFormat = "mermaid"
+)
+
+// Valid indicates whether the value is a known member of the GraphFormat enum.
+func (e GraphFormat) Valid() bool {
+	switch e {
+	case GraphFormatCytoscape:
+		return true
+	case GraphFormatDot:
+		return true
+	case GraphFormatMermaid:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetRunGraphParamsFormat.
+const (
+	GetRunGraphParamsFormatCytoscape GetRunGraphParamsFormat = "cytoscape"
+	GetRunGraphParamsFormatDot       GetRunGraphParamsFormat = "dot"
+	GetRunGraphParamsFormatMermaid   GetRunGraphParamsFormat = "mermaid"
+)
+
+// Valid indicates whether the value is a known member of the GetRunGraphParamsFormat enum.
+func (e GetRunGraphParamsFormat) Valid() bool {
+	switch e {
+	case GetRunGraphParamsFormatCytoscape:
+		return true
+	case GetRunGraphParamsFormatDot:
+		return true
+	case GetRunGraphParamsFormatMermaid:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetWorkflowGraphParamsFormat.
+const (
+	GetWorkflowGraphParamsFormatCytoscape GetWorkflowGraphParamsFormat = "cytoscape"
+	GetWorkflowGraphParamsFormatDot       GetWorkflowGraphParamsFormat = "dot"
+	GetWorkflowGraphParamsFormatMermaid   GetWorkflowGraphParamsFormat = "mermaid"
+)
+
+// Valid indicates whether the value is a known member of the GetWorkflowGraphParamsFormat enum.
+func (e GetWorkflowGraphParamsFormat) Valid() bool {
+	switch e {
+	case GetWorkflowGraphParamsFormatCytoscape:
+		return true
+	case GetWorkflowGraphParamsFormatDot:
+		return true
+	case GetWorkflowGraphParamsFormatMermaid:
+		return true
+	default:
+		return false
+	}
+}
+
 // CallbackRequest For a call step: `status` with `output`/`context`/`logs`, `error`/`retry`,
 // or a heartbeat. For a wait_for_input step: `value`, `by`, `comment`, as in
 // the inputs endpoint.
@@ -428,6 +617,88 @@ type CallbackStep struct {
 type CancelRunRequest struct {
 	Reason *string `json:"reason,omitempty"`
 }
+
+// CytoscapeEdge defines model for CytoscapeEdge.
+type CytoscapeEdge struct {
+	// Classes The edge's kind.
+	Classes string `json:"classes"`
+	Data    struct {
+		Id string `json:"id"`
+
+		// Kind `flow`; `loop` for a foreach's back edge; `compensation` (drawn dashed).
+		Kind   CytoscapeEdgeDataKind `json:"kind"`
+		Label  *string               `json:"label,omitempty"`
+		Source string                `json:"source"`
+		Target string                `json:"target"`
+	} `json:"data"`
+}
+
+// CytoscapeEdgeDataKind `flow`; `loop` for a foreach's back edge; `compensation` (drawn dashed).
+type CytoscapeEdgeDataKind string
+
+// CytoscapeGraph A graph as Cytoscape.js JSON (`format=cytoscape`): `elements` can be
+// passed to `cytoscape({elements})` as is. Lanes of parallel steps and
+// bodies of foreach steps are compound nodes that their nodes name as
+// `parent`; they come before their children.
+type CytoscapeGraph struct {
+	Data struct {
+		Version  *int   `json:"version,omitempty"`
+		Workflow string `json:"workflow"`
+	} `json:"data"`
+	Elements struct {
+		Edges []CytoscapeEdge `json:"edges"`
+		Nodes []CytoscapeNode `json:"nodes"`
+	} `json:"elements"`
+}
+
+// CytoscapeNode defines model for CytoscapeNode.
+type CytoscapeNode struct {
+	// Classes Space-separated: the kind, then, in a run's graph, the status (`group` and the kind for groups).
+	Classes string `json:"classes"`
+	Data    struct {
+		// Attempts In a run's graph, the attempts of all of the step's executions.
+		Attempts *int `json:"attempts,omitempty"`
+
+		// Color In a run's graph, the fill colour of the status.
+		Color *string `json:"color,omitempty"`
+
+		// Counts In a run's graph, the step's executions by status.
+		Counts *map[string]int `json:"counts,omitempty"`
+
+		// Executions In a run's graph, how many times the step was executed (more than once inside a foreach).
+		Executions *int `json:"executions,omitempty"`
+
+		// Id Stable for a definition; ASCII letters, digits and `_`. Step nodes are `s_` and the step's name.
+		Id string `json:"id"`
+
+		// Kind A step type, a structural node (`start`, `end`, `merge`, `join`, `compensation`) or a group (`lane`, `loop`).
+		Kind CytoscapeNodeDataKind `json:"kind"`
+
+		// Label The node's text, lines separated by `\n`.
+		Label string `json:"label"`
+
+		// Parent The id of the group the node is in.
+		Parent *string `json:"parent,omitempty"`
+
+		// Path The JSON Pointer of the step in the definition.
+		Path *string `json:"path,omitempty"`
+
+		// Shape A suggested Cytoscape node shape, for a style of `shape: data(shape)`.
+		Shape *string `json:"shape,omitempty"`
+
+		// Status In a run's graph, the step's status; `pending` for a step that has not run.
+		Status *CytoscapeNodeDataStatus `json:"status,omitempty"`
+
+		// Step The name of the step the node or group belongs to.
+		Step *string `json:"step,omitempty"`
+	} `json:"data"`
+}
+
+// CytoscapeNodeDataKind A step type, a structural node (`start`, `end`, `merge`, `join`, `compensation`) or a group (`lane`, `loop`).
+type CytoscapeNodeDataKind string
+
+// CytoscapeNodeDataStatus In a run's graph, the step's status; `pending` for a step that has not run.
+type CytoscapeNodeDataStatus string
 
 // Duration A Go duration string, such as `30s`, `5m` or `24h`.
 type Duration = string
@@ -909,6 +1180,9 @@ type WorkflowVersionSummary struct {
 // Cursor defines model for Cursor.
 type Cursor = string
 
+// GraphFormat defines model for GraphFormat.
+type GraphFormat string
+
 // Limit defines model for Limit.
 type Limit = int
 
@@ -929,6 +1203,12 @@ type Conflict = Problem
 
 // Gone An RFC 9457 problem document.
 type Gone = Problem
+
+// Graph A graph as Cytoscape.js JSON (`format=cytoscape`): `elements` can be
+// passed to `cytoscape({elements})` as is. Lanes of parallel steps and
+// bodies of foreach steps are compound nodes that their nodes name as
+// `parent`; they come before their children.
+type Graph = CytoscapeGraph
 
 // NotFound An RFC 9457 problem document.
 type NotFound = Problem
@@ -978,6 +1258,15 @@ type StartRunParams struct {
 	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
 
+// GetRunGraphParams defines parameters for GetRunGraph.
+type GetRunGraphParams struct {
+	// Format How to render the graph.
+	Format *GetRunGraphParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+}
+
+// GetRunGraphParamsFormat defines parameters for GetRunGraph.
+type GetRunGraphParamsFormat string
+
 // ListRunHistoryParams defines parameters for ListRunHistory.
 type ListRunHistoryParams struct {
 	// Limit The most items to return.
@@ -1025,6 +1314,18 @@ type ListWorkflowsParams struct {
 	// Cursor The `next_cursor` of the previous page.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
+
+// GetWorkflowGraphParams defines parameters for GetWorkflowGraph.
+type GetWorkflowGraphParams struct {
+	// Format How to render the graph.
+	Format *GetWorkflowGraphParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+
+	// Version The version to draw; the latest when absent.
+	Version *int32 `form:"version,omitempty" json:"version,omitempty"`
+}
+
+// GetWorkflowGraphParamsFormat defines parameters for GetWorkflowGraph.
+type GetWorkflowGraphParamsFormat string
 
 // ListWorkflowVersionsParams defines parameters for ListWorkflowVersions.
 type ListWorkflowVersionsParams struct {
@@ -1385,6 +1686,23 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/runs/{id}/cancel (the `CancelRun` operationId).
 	CancelRun(ctx context.Context, id RunID, body CancelRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetRunGraph Draw a run as a graph, with the state of each step.
+	//
+	// The graph of the workflow version the run is pinned to (see
+	// `GET /v1/workflows/{name}/graph`), with each step node coloured by
+	// its state: succeeded green, failed red, running blue, waiting amber,
+	// not run (yet) grey, cancelled and timed out dark. A step executed
+	// several times (inside a `foreach`) shows the most pressing status of
+	// its executions — running, waiting or pending first, then failed —
+	// and its label counts them by status. Labels end with the step's
+	// attempts; once the run has ended, the end node takes its status.
+	// In Mermaid each status is a `classDef`; in DOT a `fillcolor`; in
+	// Cytoscape a class, with `status`, `attempts`, `executions` and
+	// `counts` in the node's data.
+	//
+	// Corresponds with GET /v1/runs/{id}/graph (the `GetRunGraph` operationId).
+	GetRunGraph(ctx context.Context, id RunID, params *GetRunGraphParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListRunHistory List a run's append-only history, oldest first.
 	//
 	// Corresponds with GET /v1/runs/{id}/history (the `ListRunHistory` operationId).
@@ -1533,6 +1851,27 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/workflows/{name} (the `GetWorkflow` operationId).
 	GetWorkflow(ctx context.Context, name WorkflowName, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetWorkflowGraph Draw a version of a workflow as a graph.
+	//
+	// Draws every step as a reader would: a start and an end node; steps in
+	// order; a `branch` as a decision with one edge per case, labelled with
+	// the case's value as JSON, its `if` expression or `default`, joining
+	// again after the branch; a `parallel` step as a fork and a join with
+	// one lane per branch, labelled with the branch's name; a `foreach` as a
+	// loop node labelled with its `items` expression, an edge `each item`
+	// into its body, a back edge `next item` and an edge `done` out; each
+	// step type with a shape of its own; a `call` step's compensation as a
+	// dashed edge to a compensation node. Node ids are stable: step nodes
+	// are `s_` and the step's name.
+	//
+	// `format` chooses the rendering: `mermaid` (the default), a Mermaid
+	// flowchart served as `text/plain` since Mermaid has no registered
+	// media type; `dot`, Graphviz DOT as `text/vnd.graphviz`; `cytoscape`,
+	// Cytoscape.js elements as JSON.
+	//
+	// Corresponds with GET /v1/workflows/{name}/graph (the `GetWorkflowGraph` operationId).
+	GetWorkflowGraph(ctx context.Context, name WorkflowName, params *GetWorkflowGraphParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListWorkflowVersions List the versions of a workflow, newest first, without their definitions.
 	//
@@ -1802,6 +2141,33 @@ func (c *Client) CancelRunWithBody(ctx context.Context, id RunID, contentType st
 // Corresponds with POST /v1/runs/{id}/cancel (the `CancelRun` operationId).
 func (c *Client) CancelRun(ctx context.Context, id RunID, body CancelRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCancelRunRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetRunGraph Draw a run as a graph, with the state of each step.
+//
+// The graph of the workflow version the run is pinned to (see
+// `GET /v1/workflows/{name}/graph`), with each step node coloured by
+// its state: succeeded green, failed red, running blue, waiting amber,
+// not run (yet) grey, cancelled and timed out dark. A step executed
+// several times (inside a `foreach`) shows the most pressing status of
+// its executions — running, waiting or pending first, then failed —
+// and its label counts them by status. Labels end with the step's
+// attempts; once the run has ended, the end node takes its status.
+// In Mermaid each status is a `classDef`; in DOT a `fillcolor`; in
+// Cytoscape a class, with `status`, `attempts`, `executions` and
+// `counts` in the node's data.
+//
+// Corresponds with GET /v1/runs/{id}/graph (the `GetRunGraph` operationId).
+func (c *Client) GetRunGraph(ctx context.Context, id RunID, params *GetRunGraphParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetRunGraphRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2141,6 +2507,37 @@ func (c *Client) CreateWorkflow(ctx context.Context, body CreateWorkflowJSONRequ
 // Corresponds with GET /v1/workflows/{name} (the `GetWorkflow` operationId).
 func (c *Client) GetWorkflow(ctx context.Context, name WorkflowName, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetWorkflowRequest(c.Server, name)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetWorkflowGraph Draw a version of a workflow as a graph.
+//
+// Draws every step as a reader would: a start and an end node; steps in
+// order; a `branch` as a decision with one edge per case, labelled with
+// the case's value as JSON, its `if` expression or `default`, joining
+// again after the branch; a `parallel` step as a fork and a join with
+// one lane per branch, labelled with the branch's name; a `foreach` as a
+// loop node labelled with its `items` expression, an edge `each item`
+// into its body, a back edge `next item` and an edge `done` out; each
+// step type with a shape of its own; a `call` step's compensation as a
+// dashed edge to a compensation node. Node ids are stable: step nodes
+// are `s_` and the step's name.
+//
+// `format` chooses the rendering: `mermaid` (the default), a Mermaid
+// flowchart served as `text/plain` since Mermaid has no registered
+// media type; `dot`, Graphviz DOT as `text/vnd.graphviz`; `cytoscape`,
+// Cytoscape.js elements as JSON.
+//
+// Corresponds with GET /v1/workflows/{name}/graph (the `GetWorkflowGraph` operationId).
+func (c *Client) GetWorkflowGraph(ctx context.Context, name WorkflowName, params *GetWorkflowGraphParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetWorkflowGraphRequest(c.Server, name, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2614,6 +3011,67 @@ func NewCancelRunRequestWithBody(server string, id RunID, contentType string, bo
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetRunGraphRequest constructs an http.Request for the GetRunGraph method
+func NewGetRunGraphRequest(server string, id RunID, params *GetRunGraphParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/runs/%s/graph", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Format != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -3367,6 +3825,79 @@ func NewGetWorkflowRequest(server string, name WorkflowName) (*http.Request, err
 	return req, nil
 }
 
+// NewGetWorkflowGraphRequest constructs an http.Request for the GetWorkflowGraph method
+func NewGetWorkflowGraphRequest(server string, name WorkflowName, params *GetWorkflowGraphParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/workflows/%s/graph", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Format != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Version != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "version", *params.Version, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListWorkflowVersionsRequest constructs an http.Request for the ListWorkflowVersions method
 func NewListWorkflowVersionsRequest(server string, name WorkflowName, params *ListWorkflowVersionsParams) (*http.Request, error) {
 	var err error
@@ -3672,6 +4203,25 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/runs/{id}/cancel (the `CancelRun` operationId).
 	CancelRunWithResponse(ctx context.Context, id RunID, body CancelRunJSONRequestBody, reqEditors ...RequestEditorFn) (*CancelRunResponse, error)
 
+	// GetRunGraphWithResponse Draw a run as a graph, with the state of each step.
+	//
+	// The graph of the workflow version the run is pinned to (see
+	// `GET /v1/workflows/{name}/graph`), with each step node coloured by
+	// its state: succeeded green, failed red, running blue, waiting amber,
+	// not run (yet) grey, cancelled and timed out dark. A step executed
+	// several times (inside a `foreach`) shows the most pressing status of
+	// its executions — running, waiting or pending first, then failed —
+	// and its label counts them by status. Labels end with the step's
+	// attempts; once the run has ended, the end node takes its status.
+	// In Mermaid each status is a `classDef`; in DOT a `fillcolor`; in
+	// Cytoscape a class, with `status`, `attempts`, `executions` and
+	// `counts` in the node's data.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/runs/{id}/graph (the `GetRunGraph` operationId).
+	GetRunGraphWithResponse(ctx context.Context, id RunID, params *GetRunGraphParams, reqEditors ...RequestEditorFn) (*GetRunGraphResponse, error)
+
 	// ListRunHistoryWithResponse List a run's append-only history, oldest first.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -3842,6 +4392,29 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/workflows/{name} (the `GetWorkflow` operationId).
 	GetWorkflowWithResponse(ctx context.Context, name WorkflowName, reqEditors ...RequestEditorFn) (*GetWorkflowResponse, error)
+
+	// GetWorkflowGraphWithResponse Draw a version of a workflow as a graph.
+	//
+	// Draws every step as a reader would: a start and an end node; steps in
+	// order; a `branch` as a decision with one edge per case, labelled with
+	// the case's value as JSON, its `if` expression or `default`, joining
+	// again after the branch; a `parallel` step as a fork and a join with
+	// one lane per branch, labelled with the branch's name; a `foreach` as a
+	// loop node labelled with its `items` expression, an edge `each item`
+	// into its body, a back edge `next item` and an edge `done` out; each
+	// step type with a shape of its own; a `call` step's compensation as a
+	// dashed edge to a compensation node. Node ids are stable: step nodes
+	// are `s_` and the step's name.
+	//
+	// `format` chooses the rendering: `mermaid` (the default), a Mermaid
+	// flowchart served as `text/plain` since Mermaid has no registered
+	// media type; `dot`, Graphviz DOT as `text/vnd.graphviz`; `cytoscape`,
+	// Cytoscape.js elements as JSON.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/workflows/{name}/graph (the `GetWorkflowGraph` operationId).
+	GetWorkflowGraphWithResponse(ctx context.Context, name WorkflowName, params *GetWorkflowGraphParams, reqEditors ...RequestEditorFn) (*GetWorkflowGraphResponse, error)
 
 	// ListWorkflowVersionsWithResponse List the versions of a workflow, newest first, without their definitions.
 	//
@@ -4480,6 +5053,68 @@ func (r CancelRunResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CancelRunResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetRunGraphResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Graph
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetRunGraphResponse) GetJSON200() *Graph {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetRunGraphResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetRunGraphResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetRunGraphResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r GetRunGraphResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetRunGraphResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetRunGraphResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetRunGraphResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5500,6 +6135,68 @@ func (r GetWorkflowResponse) ContentType() string {
 	return ""
 }
 
+type GetWorkflowGraphResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Graph
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetWorkflowGraphResponse) GetJSON200() *Graph {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetWorkflowGraphResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetWorkflowGraphResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetWorkflowGraphResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r GetWorkflowGraphResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetWorkflowGraphResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetWorkflowGraphResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetWorkflowGraphResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListWorkflowVersionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5849,6 +6546,31 @@ func (c *ClientWithResponses) CancelRunWithResponse(ctx context.Context, id RunI
 	return ParseCancelRunResponse(rsp)
 }
 
+// GetRunGraphWithResponse Draw a run as a graph, with the state of each step.
+//
+// The graph of the workflow version the run is pinned to (see
+// `GET /v1/workflows/{name}/graph`), with each step node coloured by
+// its state: succeeded green, failed red, running blue, waiting amber,
+// not run (yet) grey, cancelled and timed out dark. A step executed
+// several times (inside a `foreach`) shows the most pressing status of
+// its executions — running, waiting or pending first, then failed —
+// and its label counts them by status. Labels end with the step's
+// attempts; once the run has ended, the end node takes its status.
+// In Mermaid each status is a `classDef`; in DOT a `fillcolor`; in
+// Cytoscape a class, with `status`, `attempts`, `executions` and
+// `counts` in the node's data.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/runs/{id}/graph (the `GetRunGraph` operationId).
+func (c *ClientWithResponses) GetRunGraphWithResponse(ctx context.Context, id RunID, params *GetRunGraphParams, reqEditors ...RequestEditorFn) (*GetRunGraphResponse, error) {
+	rsp, err := c.GetRunGraph(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetRunGraphResponse(rsp)
+}
+
 // ListRunHistoryWithResponse List a run's append-only history, oldest first.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -6132,6 +6854,35 @@ func (c *ClientWithResponses) GetWorkflowWithResponse(ctx context.Context, name 
 		return nil, err
 	}
 	return ParseGetWorkflowResponse(rsp)
+}
+
+// GetWorkflowGraphWithResponse Draw a version of a workflow as a graph.
+//
+// Draws every step as a reader would: a start and an end node; steps in
+// order; a `branch` as a decision with one edge per case, labelled with
+// the case's value as JSON, its `if` expression or `default`, joining
+// again after the branch; a `parallel` step as a fork and a join with
+// one lane per branch, labelled with the branch's name; a `foreach` as a
+// loop node labelled with its `items` expression, an edge `each item`
+// into its body, a back edge `next item` and an edge `done` out; each
+// step type with a shape of its own; a `call` step's compensation as a
+// dashed edge to a compensation node. Node ids are stable: step nodes
+// are `s_` and the step's name.
+//
+// `format` chooses the rendering: `mermaid` (the default), a Mermaid
+// flowchart served as `text/plain` since Mermaid has no registered
+// media type; `dot`, Graphviz DOT as `text/vnd.graphviz`; `cytoscape`,
+// Cytoscape.js elements as JSON.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/workflows/{name}/graph (the `GetWorkflowGraph` operationId).
+func (c *ClientWithResponses) GetWorkflowGraphWithResponse(ctx context.Context, name WorkflowName, params *GetWorkflowGraphParams, reqEditors ...RequestEditorFn) (*GetWorkflowGraphResponse, error) {
+	rsp, err := c.GetWorkflowGraph(ctx, name, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetWorkflowGraphResponse(rsp)
 }
 
 // ListWorkflowVersionsWithResponse List the versions of a workflow, newest first, without their definitions.
@@ -6647,6 +7398,56 @@ func ParseCancelRunResponse(rsp *http.Response) (*CancelRunResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetRunGraphResponse parses an HTTP response from a GetRunGraphWithResponse call
+func ParseGetRunGraphResponse(rsp *http.Response) (*GetRunGraphResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetRunGraphResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Graph
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/vnd.graphviz) unsupported
 
 	}
 
@@ -7439,6 +8240,56 @@ func ParseGetWorkflowResponse(rsp *http.Response) (*GetWorkflowResponse, error) 
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetWorkflowGraphResponse parses an HTTP response from a GetWorkflowGraphWithResponse call
+func ParseGetWorkflowGraphResponse(rsp *http.Response) (*GetWorkflowGraphResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetWorkflowGraphResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Graph
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/vnd.graphviz) unsupported
 
 	}
 

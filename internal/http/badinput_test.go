@@ -444,7 +444,7 @@ func TestUnknownPaths(t *testing.T) {
 	r := b.startRun(t, `{"workflow": "greet"}`)
 	for _, path := range []string{
 		"/", "/v1", "/v1/", "/v2/runs", "/nothing", "/v1/nothing", "/v1/runs/" + r.ID + "/bogus",
-		"/v1/workflows/greet/versions/1/extra", "/v1/workflows/greet/graph", "/healthz/x", "/metrics.php", "/.env",
+		"/v1/workflows/greet/versions/1/extra", "/v1/workflows/greet/graph/extra", "/healthz/x", "/metrics.php", "/.env",
 	} {
 		for _, method := range []string{http.MethodGet, http.MethodPost} {
 			t.Run(method+" "+path, func(t *testing.T) {

@@ -78,6 +78,7 @@ func NewServer(cfg Config) *Server {
 		api(http.MethodGet, "/workflows/{name}", 0, s.getWorkflow)
 		api(http.MethodGet, "/workflows/{name}/versions", 0, s.listWorkflowVersions)
 		api(http.MethodGet, "/workflows/{name}/versions/{version}", 0, s.getWorkflowVersion)
+		api(http.MethodGet, "/workflows/{name}/graph", 0, s.getWorkflowGraph)
 
 		// A start request is its input plus a little: the input's own limit
 		// is checked separately, so that exceeding it names the field.
@@ -87,6 +88,7 @@ func NewServer(cfg Config) *Server {
 		api(http.MethodPost, "/runs/{id}/cancel", bodyLimitDefault, s.cancelRun)
 		api(http.MethodGet, "/runs/{id}/steps", 0, s.listRunSteps)
 		api(http.MethodGet, "/runs/{id}/history", 0, s.listRunHistory)
+		api(http.MethodGet, "/runs/{id}/graph", 0, s.getRunGraph)
 		api(http.MethodPost, "/runs/{id}/inputs/{step}", limits.MaxOutputBytes, s.giveInput)
 		api(http.MethodPost, "/events", limits.MaxOutputBytes+bodyLimitDefault, s.publishEvent)
 

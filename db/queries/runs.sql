@@ -41,7 +41,7 @@ LIMIT @max;
 -- no row is returned.
 UPDATE runs
 SET status = 'cancelled', error = @error, finished_at = now(), updated_at = now()
-WHERE id = @id AND status IN ('pending', 'running', 'waiting')
+WHERE id = @id AND status IN ('pending', 'running', 'waiting', 'compensating')
 RETURNING *;
 
 -- name: HistoryEventAppendMany :exec
@@ -110,3 +110,8 @@ INSERT INTO settings (key, value) VALUES (@key, @value) ON CONFLICT (key) DO NOT
 SELECT id FROM runs
 WHERE parent_run_id = @parent_run_id AND status IN ('pending', 'running', 'waiting', 'compensating')
 ORDER BY created_at, id;
+
+-- name: RunStartCompensating :execrows
+-- Moves a failing run to compensating, keeping the failure as its error.
+UPDATE runs SET status = 'compensating', error = @error, updated_at = now()
+WHERE id = @id AND status IN ('pending', 'running', 'waiting');

@@ -233,3 +233,18 @@ SELECT * FROM step_executions WHERE run_id = @run_id AND step_key = @step_key;
 
 -- name: StepExecutionListWaiting :many
 SELECT * FROM step_executions WHERE run_id = @run_id AND status = 'waiting' ORDER BY created_at, id;
+
+-- name: StepExecutionNextToCompensate :one
+-- The run's most recently finished step execution that succeeded and has a
+-- compensation (names lists the steps that have one): compensations run in
+-- reverse order of completion.
+SELECT id, step_name FROM step_executions
+WHERE run_id = @run_id AND status = 'succeeded' AND step_name = ANY (@names::text[])
+ORDER BY finished_at DESC, id DESC
+LIMIT 1;
+
+-- name: StepExecutionSetCompensation :execrows
+-- Records the outcome of a succeeded step's compensation.
+UPDATE step_executions
+SET status = @status, error = sqlc.narg('error'), updated_at = now()
+WHERE id = @id AND status = 'succeeded';

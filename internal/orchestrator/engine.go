@@ -712,8 +712,15 @@ func (s *Service) finishRun(ctx context.Context, tx *postgres.Tx, st *runState, 
 }
 
 // endRun moves a run to a final status and drops its remaining work. The
-// caller has dealt with its own work item already.
+// caller has dealt with its own work item already. A run that fails
+// compensates first when it has steps to compensate: it ends later, when
+// its compensations have run.
 func (s *Service) endRun(ctx context.Context, tx *postgres.Tx, runID uuid.UUID, status workflow.RunStatus, output, runErr json.RawMessage, event string) error {
+	if status == workflow.RunFailed {
+		if compensating, err := s.startCompensation(ctx, tx, runID, runErr); err != nil || compensating {
+			return err
+		}
+	}
 	run, ok, err := tx.FinishRun(ctx, runID, status, output, runErr)
 	if err != nil || !ok {
 		return orStale(err, ok)

@@ -124,7 +124,10 @@ func (w *Worker) Run(ctx context.Context) error {
 					}
 				})
 			}
-			if len(c.attempts)+len(c.timers)+len(c.alone) == n {
+			for _, item := range c.compensations {
+				w.start(slots, func() { w.compensate(hard, item) })
+			}
+			if len(c.attempts)+len(c.timers)+len(c.alone)+len(c.compensations) == n {
 				continue // there may be more due work
 			}
 			if !c.nextDue.IsZero() {
@@ -293,6 +296,9 @@ type claimed struct {
 	// of its own, because beginning a wait takes advisory locks on its event
 	// keys, which a claim of many items must not hold together.
 	alone []postgres.WorkItem
+	// compensations are attempts at steps' compensations, each prepared
+	// and recorded in transactions of its own.
+	compensations []postgres.WorkItem
 	// nextDue is when the next work item comes due, read when the claim
 	// found less than it could take: the worker sleeps until then.
 	nextDue time.Time
@@ -336,6 +342,10 @@ func (s *Service) claimTx(ctx context.Context, n int, careful bool) (claimed, er
 		for _, item := range items {
 			if isTimer(item.Kind) {
 				c.timers = append(c.timers, item)
+				continue
+			}
+			if item.Kind == postgres.WorkCompensate {
+				c.compensations = append(c.compensations, item)
 				continue
 			}
 			if s.mayWaitForEvents(ctx, tx, item, byID[item.RunID]) {

@@ -164,6 +164,13 @@ const (
 	EventRunFailed          = "run_failed"
 	EventRunCancelled       = "run_cancelled"
 	EventRunTimedOut        = "run_timed_out"
+
+	EventRunCompensating            = "run_compensating"             // the run failed; compensations begin
+	EventStepCompensated            = "step_compensated"             // a step's compensation succeeded
+	EventCompensationRetryScheduled = "compensation_retry_scheduled" // a compensation attempt failed; another follows
+	EventStepCompensationFailed     = "step_compensation_failed"     // a step's compensation failed for good
+	EventRunCompensated             = "run_compensated"
+	EventRunCompensationFailed      = "run_compensation_failed"
 )
 
 // Wait is one condition a waiting step waits for: an event by name and key.

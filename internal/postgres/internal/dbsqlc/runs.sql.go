@@ -85,7 +85,7 @@ func (q *Queries) HistoryEventList(ctx context.Context, arg HistoryEventListPara
 const runCancel = `-- name: RunCancel :one
 UPDATE runs
 SET status = 'cancelled', error = $1, finished_at = now(), updated_at = now()
-WHERE id = $2 AND status IN ('pending', 'running', 'waiting')
+WHERE id = $2 AND status IN ('pending', 'running', 'waiting', 'compensating')
 RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at
 `
 
@@ -506,6 +506,25 @@ WHERE id = $1 AND status IN ('pending', 'running', 'waiting')
 // Marks a run running as its first step starts, or again after a wait.
 func (q *Queries) RunStart(ctx context.Context, id uuid.UUID) (int64, error) {
 	result, err := q.db.Exec(ctx, runStart, id)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const runStartCompensating = `-- name: RunStartCompensating :execrows
+UPDATE runs SET status = 'compensating', error = $1, updated_at = now()
+WHERE id = $2 AND status IN ('pending', 'running', 'waiting')
+`
+
+type RunStartCompensatingParams struct {
+	Error []byte
+	ID    uuid.UUID
+}
+
+// Moves a failing run to compensating, keeping the failure as its error.
+func (q *Queries) RunStartCompensating(ctx context.Context, arg RunStartCompensatingParams) (int64, error) {
+	result, err := q.db.Exec(ctx, runStartCompensating, arg.Error, arg.ID)
 	if err != nil {
 		return 0, err
 	}

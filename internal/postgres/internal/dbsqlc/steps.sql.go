@@ -342,6 +342,33 @@ func (q *Queries) StepExecutionLock(ctx context.Context, id uuid.UUID) (StepExec
 	return i, err
 }
 
+const stepExecutionNextToCompensate = `-- name: StepExecutionNextToCompensate :one
+SELECT id, step_name FROM step_executions
+WHERE run_id = $1 AND status = 'succeeded' AND step_name = ANY ($2::text[])
+ORDER BY finished_at DESC, id DESC
+LIMIT 1
+`
+
+type StepExecutionNextToCompensateParams struct {
+	RunID uuid.UUID
+	Names []string
+}
+
+type StepExecutionNextToCompensateRow struct {
+	ID       uuid.UUID
+	StepName string
+}
+
+// The run's most recently finished step execution that succeeded and has a
+// compensation (names lists the steps that have one): compensations run in
+// reverse order of completion.
+func (q *Queries) StepExecutionNextToCompensate(ctx context.Context, arg StepExecutionNextToCompensateParams) (StepExecutionNextToCompensateRow, error) {
+	row := q.db.QueryRow(ctx, stepExecutionNextToCompensate, arg.RunID, arg.Names)
+	var i StepExecutionNextToCompensateRow
+	err := row.Scan(&i.ID, &i.StepName)
+	return i, err
+}
+
 const stepExecutionPark = `-- name: StepExecutionPark :one
 UPDATE step_executions
 SET status = 'waiting', updated_at = now(),
@@ -378,6 +405,27 @@ type StepExecutionRetryLaterParams struct {
 
 func (q *Queries) StepExecutionRetryLater(ctx context.Context, arg StepExecutionRetryLaterParams) (int64, error) {
 	result, err := q.db.Exec(ctx, stepExecutionRetryLater, arg.Error, arg.ID, arg.Attempt)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const stepExecutionSetCompensation = `-- name: StepExecutionSetCompensation :execrows
+UPDATE step_executions
+SET status = $1, error = $2, updated_at = now()
+WHERE id = $3 AND status = 'succeeded'
+`
+
+type StepExecutionSetCompensationParams struct {
+	Status string
+	Error  []byte
+	ID     uuid.UUID
+}
+
+// Records the outcome of a succeeded step's compensation.
+func (q *Queries) StepExecutionSetCompensation(ctx context.Context, arg StepExecutionSetCompensationParams) (int64, error) {
+	result, err := q.db.Exec(ctx, stepExecutionSetCompensation, arg.Status, arg.Error, arg.ID)
 	if err != nil {
 		return 0, err
 	}

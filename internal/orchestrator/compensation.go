@@ -1,0 +1,246 @@
+package orchestrator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/durablehq/durable/internal/httpstep"
+	"github.com/durablehq/durable/internal/postgres"
+	"github.com/durablehq/durable/internal/workflow"
+)
+
+// compensableSteps names a definition's call steps that have a compensation.
+func compensableSteps(def *workflow.Definition) []string {
+	var names []string
+	def.Walk(func(_ string, step *workflow.Step) bool {
+		if step.Call != nil && step.Call.Compensate != nil {
+			names = append(names, step.Name)
+		}
+		return true
+	})
+	return names
+}
+
+// startCompensation turns a failing run into a compensating one when steps
+// with a compensation have succeeded: the run keeps its failure as its
+// error, its other work is dropped, and the compensation of the step that
+// finished last is queued. It returns false when there is nothing to
+// compensate, and the run should simply fail.
+func (s *Service) startCompensation(ctx context.Context, tx *postgres.Tx, runID uuid.UUID, runErr json.RawMessage) (bool, error) {
+	run, err := tx.GetRun(ctx, runID)
+	if err != nil {
+		return false, err
+	}
+	def, err := s.definitionOf(ctx, tx, run.Workflow, run.Version)
+	if err != nil {
+		return false, err
+	}
+	names := compensableSteps(def)
+	if len(names) == 0 {
+		return false, nil
+	}
+	next, ok, err := tx.NextToCompensate(ctx, runID, names)
+	if err != nil || !ok {
+		return false, err
+	}
+	if ok, err := tx.StartCompensating(ctx, runID, runErr); err != nil || !ok {
+		return false, err
+	}
+	if err := tx.DeleteRunWork(ctx, runID); err != nil {
+		return false, err
+	}
+	if err := tx.EnqueueWork(ctx, runID, postgres.WorkTarget{Kind: postgres.WorkCompensate, StepExecutionID: &next.ID, Attempt: 1}, 0); err != nil {
+		return false, err
+	}
+	appendHistory(tx, runID, workflow.EventRunCompensating, "", nil, map[string]any{"error": runErr})
+	return true, nil
+}
+
+// compensation is one attempt at a step's compensation, ready to be made:
+// the worker holds the lease of item while it makes it.
+type compensation struct {
+	item    postgres.WorkItem
+	run     workflow.Run
+	step    *workflow.Step
+	execID  uuid.UUID
+	number  int
+	request httpstep.Request
+}
+
+// compensationRequestBody is what a compensation endpoint receives: the
+// step request's shape, with the original step's output and
+// "compensation": true. There is no callback URL: a compensation finishes
+// with its answer.
+type compensationRequestBody struct {
+	RunID        uuid.UUID       `json:"run_id"`
+	Workflow     workflowRef     `json:"workflow"`
+	Step         string          `json:"step"`
+	Attempt      int             `json:"attempt"`
+	Compensation bool            `json:"compensation"`
+	Input        json.RawMessage `json:"input"`
+	Output       json.RawMessage `json:"output"`
+	Context      json.RawMessage `json:"context"`
+	Deadline     time.Time       `json:"deadline"`
+}
+
+// compensate makes one attempt at a compensation and records its outcome.
+// A worker lost in the middle loses its lease, and another makes the same
+// attempt again; the endpoint recognises it by its webhook-id.
+func (w *Worker) compensate(ctx context.Context, item postgres.WorkItem) {
+	c, err := w.svc.prepareCompensation(ctx, item)
+	if err == nil && c != nil {
+		res := w.cfg.Client.Invoke(ctx, c.request)
+		if ctx.Err() != nil {
+			return // the lease runs out and the attempt is made again
+		}
+		err = w.svc.recordCompensation(context.WithoutCancel(ctx), c, res)
+	}
+	if err != nil && !errors.Is(err, errLeaseLost) && !errors.Is(err, errStale) {
+		w.svc.logger.ErrorContext(ctx, "compensate", "run_id", item.RunID, "error", err)
+	}
+}
+
+// prepareCompensation builds the request of a compensation attempt and
+// extends the lease to cover it. It returns nil when the run is no longer
+// compensating (it was cancelled) or the step is compensated already.
+func (s *Service) prepareCompensation(ctx context.Context, item postgres.WorkItem) (*compensation, error) {
+	var c *compensation
+	err := s.db.InTx(ctx, func(tx *postgres.Tx) error {
+		if ok, err := tx.LockLeasedWork(ctx, item); err != nil || !ok {
+			return orLeaseLost(err, ok)
+		}
+		run, err := tx.GetRun(ctx, item.RunID)
+		if err != nil {
+			return err
+		}
+		exec, err := tx.GetStepExecution(ctx, *item.StepExecutionID)
+		if err != nil {
+			return err
+		}
+		if run.Status != workflow.RunCompensating || exec.Status != "succeeded" {
+			_, err := tx.CompleteWork(ctx, item)
+			return err
+		}
+		st, err := s.loadRunState(ctx, tx, run)
+		if err != nil {
+			return err
+		}
+		step := st.def.Step(exec.Name)
+		if step == nil || step.Call == nil || step.Call.Compensate == nil {
+			return fmt.Errorf("step %s of run %s has no compensation", exec.Name, run.ID)
+		}
+		comp := step.Call.Compensate
+		c = &compensation{item: item, run: run, step: step, execID: exec.ID, number: item.Attempt}
+		input := exec.Input
+		var problem error
+		if comp.Input != nil {
+			if input, problem = comp.Input.RenderJSON(ctx, st.activation()); problem != nil {
+				problem = fmt.Errorf("the compensation's input could not be built: %w", problem)
+			}
+		}
+		headers, err := comp.RenderHeaders(ctx, st.activation())
+		if err != nil && problem == nil {
+			problem = fmt.Errorf("the compensation's headers could not be built: %w", err)
+		}
+		if problem != nil {
+			// Rendering fails the same way every time: the compensation
+			// fails for good without a request.
+			return s.endCompensation(ctx, tx, c, errorJSON(problem.Error(), 0))
+		}
+		deadline := time.Now().Add(time.Duration(comp.Timeout))
+		body, err := json.Marshal(compensationRequestBody{
+			RunID: run.ID, Workflow: workflowRef{run.Workflow, run.Version}, Step: step.Name, Attempt: c.number,
+			Compensation: true, Input: payloadOrNull(input), Output: payloadOrNull(exec.Output), Context: st.ctxRaw,
+			Deadline: deadline.UTC().Truncate(time.Second),
+		})
+		if err != nil {
+			return fmt.Errorf("encode compensation request: %w", err)
+		}
+		c.request = httpstep.Request{
+			URL: comp.URL, Method: comp.Method, Headers: headers, Body: body,
+			WebhookID: "cmp_" + exec.ID.String(), Timeout: time.Duration(comp.Timeout),
+		}
+		target := postgres.WorkTarget{Kind: postgres.WorkCompensate, StepExecutionID: &exec.ID, Attempt: c.number}
+		if ok, err := tx.ContinueWork(ctx, item, target, time.Duration(comp.Timeout)+s.leaseMargin); err != nil || !ok {
+			return orLeaseLost(err, ok)
+		}
+		return nil
+	})
+	if err != nil || c == nil || c.request.URL == "" {
+		return nil, err
+	}
+	return c, nil
+}
+
+// recordCompensation records how a compensation attempt ended: the next
+// compensation is queued, or the attempt is retried later, or the run ends.
+// Any 2xx answer, 202 included, counts as done.
+func (s *Service) recordCompensation(ctx context.Context, c *compensation, res httpstep.Result) error {
+	return s.db.InTx(ctx, func(tx *postgres.Tx) error {
+		if ok, err := tx.LockLeasedWork(ctx, c.item); err != nil || !ok {
+			return orLeaseLost(err, ok)
+		}
+		policy := c.step.Call.Compensate.Retry
+		switch {
+		case res.Outcome == httpstep.Succeeded || res.Outcome == httpstep.Accepted:
+			return s.endCompensation(ctx, tx, c, nil)
+		case res.Outcome == httpstep.Retryable && c.number < policy.MaxAttempts && !nonRetryable(policy, res.HTTPStatus):
+			delay := retryDelay(policy, c.number, res.RetryAfter)
+			target := postgres.WorkTarget{Kind: postgres.WorkCompensate, StepExecutionID: &c.execID, Attempt: c.number + 1}
+			if ok, err := tx.RescheduleWork(ctx, c.item, target, delay); err != nil || !ok {
+				return orLeaseLost(err, ok)
+			}
+			appendHistory(tx, c.run.ID, workflow.EventCompensationRetryScheduled, c.step.Name, &c.number,
+				map[string]any{"http_status": res.HTTPStatus, "error": res.Error, "retry_in_ms": delay.Milliseconds()})
+			return nil
+		default:
+			return s.endCompensation(ctx, tx, c, res.Error)
+		}
+	})
+}
+
+// endCompensation records a step's compensation as done (stepErr nil) or
+// failed for good. After a success the next compensation is queued, or the
+// run ends compensated when none is left; after a failure the run ends
+// compensation_failed at once, leaving the earlier steps uncompensated,
+// since their compensations may rely on this one.
+func (s *Service) endCompensation(ctx context.Context, tx *postgres.Tx, c *compensation, stepErr json.RawMessage) error {
+	status, event := "compensated", workflow.EventStepCompensated
+	if stepErr != nil {
+		status, event = "compensation_failed", workflow.EventStepCompensationFailed
+	}
+	if ok, err := tx.SetCompensation(ctx, c.execID, status, stepErr); err != nil || !ok {
+		return orStale(err, ok)
+	}
+	var data map[string]any
+	if stepErr != nil {
+		data = map[string]any{"error": stepErr}
+	}
+	appendHistory(tx, c.run.ID, event, c.step.Name, &c.number, data)
+	if stepErr != nil {
+		runErr := runError(fmt.Sprintf("the compensation of step %s failed", c.step.Name), "compensation_failed", c.step.Name,
+			json.RawMessage(fmt.Sprintf(`{"run_error": %s, "compensation_error": %s}`, payloadOrNull(c.run.Error), stepErr)))
+		return s.endRun(ctx, tx, c.run.ID, workflow.RunCompensationFailed, nil, runErr, workflow.EventRunCompensationFailed)
+	}
+	def, err := s.definitionOf(ctx, tx, c.run.Workflow, c.run.Version)
+	if err != nil {
+		return err
+	}
+	next, ok, err := tx.NextToCompensate(ctx, c.run.ID, compensableSteps(def))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return s.endRun(ctx, tx, c.run.ID, workflow.RunCompensated, nil, c.run.Error, workflow.EventRunCompensated)
+	}
+	target := postgres.WorkTarget{Kind: postgres.WorkCompensate, StepExecutionID: &next.ID, Attempt: 1}
+	if ok, err := tx.RescheduleWork(ctx, c.item, target, 0); err != nil || !ok {
+		return orLeaseLost(err, ok)
+	}
+	return tx.Notify(ctx)
+}

@@ -61,6 +61,9 @@ func TestCallWorkflow(t *testing.T) {
 	  {"name": "sub", "type": "call_workflow", "workflow": "slow-child", "wait": false},
 	  {"name": "nap", "type": "sleep", "duration": "1ms"}]}`)
 	e.createWorkflow(`{"name": "holder", "steps": [{"name": "sub", "type": "call_workflow", "workflow": "slow-child"}]}`)
+	e.createWorkflow(`{"name": "impatient", "steps": [
+	  {"name": "bg", "type": "call_workflow", "workflow": "slow-child", "wait": false},
+	  {"name": "sub", "type": "call_workflow", "workflow": "slow-child", "timeout": "300ms"}]}`)
 	e.createWorkflow(`{"name": "forever", "steps": [{"name": "again", "type": "call_workflow", "workflow": "forever"}]}`)
 	ctx := context.Background()
 	children := func(parent uuid.UUID) []client.RunSummary {
@@ -104,6 +107,21 @@ func TestCallWorkflow(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, res.StatusCode(), string(res.Body))
 	require.Equal(t, client.RunStatus("cancelled"), e.run(children(id)[0].Id).Status)
+
+	// A step that stops waiting cancels its own child, and only that one.
+	id = e.startRun("impatient", nil)
+	run = e.waitRun(id, 20*time.Second)
+	require.Equal(t, client.RunStatus("timed_out"), run.Status)
+	childOf := map[string]uuid.UUID{}
+	for _, st := range e.steps(id) {
+		var in struct {
+			RunID uuid.UUID `json:"run_id"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(mustJSON(t, st.Input)), &in))
+		childOf[st.Name] = in.RunID
+	}
+	require.Equal(t, client.RunStatus("cancelled"), e.run(childOf["sub"]).Status)
+	require.Contains(t, []client.RunStatus{"pending", "running"}, e.run(childOf["bg"]).Status)
 	release()
 
 	// A workflow that calls itself stops at the depth limit.

@@ -130,10 +130,29 @@ func (s *Service) cancelChildren(ctx context.Context, tx *postgres.Tx, runID uui
 		return err
 	}
 	for _, id := range children {
-		runErr := runError("its parent run ended", "cancelled", "", nil)
-		if _, err := s.cancelRunTx(ctx, tx, id, "its parent run "+runID.String()+" ended", runErr); err != nil && !fault.Is(err, fault.Conflict) {
+		if err := s.cancelChild(ctx, tx, id, "its parent run ended", "its parent run "+runID.String()+" ended"); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// cancelStepChild cancels the child run a call_workflow step execution
+// waits for, unless it has ended.
+func (s *Service) cancelStepChild(ctx context.Context, tx *postgres.Tx, exec workflow.StepExecution) error {
+	var in childInput
+	if err := json.Unmarshal(exec.Input, &in); err != nil {
+		return fmt.Errorf("read child of step %s: %w", exec.Key, err)
+	}
+	return s.cancelChild(ctx, tx, in.RunID, "its parent's step timed out", "step "+exec.Key+" of its parent run "+exec.RunID.String()+" timed out")
+}
+
+// cancelChild cancels a child run with an error message and a reason for
+// its history; a child that has ended already is left alone.
+func (s *Service) cancelChild(ctx context.Context, tx *postgres.Tx, child uuid.UUID, message, reason string) error {
+	runErr := runError(message, "cancelled", "", nil)
+	if _, err := s.cancelRunTx(ctx, tx, child, reason, runErr); err != nil && !fault.Is(err, fault.Conflict) {
+		return err
 	}
 	return nil
 }

@@ -247,7 +247,7 @@ func (s *Service) timeOutWait(ctx context.Context, item postgres.WorkItem) error
 		if ok, err := tx.LockLeasedWork(ctx, item); err != nil || !ok {
 			return orLeaseLost(err, ok)
 		}
-		a, _, err := s.lockWaitingStep(ctx, tx, item)
+		a, exec, err := s.lockWaitingStep(ctx, tx, item)
 		if err != nil || a == nil {
 			return err
 		}
@@ -255,8 +255,9 @@ func (s *Service) timeOutWait(ctx context.Context, item postgres.WorkItem) error
 			return err
 		}
 		if a.step.CallWorkflow != nil {
-			// Nobody waits for the child any more.
-			if err := s.cancelChildren(ctx, tx, a.state.run.ID); err != nil {
+			// Nobody waits for the step's child any more; children started
+			// without waiting are left to run.
+			if err := s.cancelStepChild(ctx, tx, exec); err != nil {
 				return err
 			}
 		}

@@ -323,18 +323,26 @@ func (s *Service) cancelRunTx(ctx context.Context, tx *postgres.Tx, id uuid.UUID
 		}
 		return workflow.Run{}, fault.New(fault.Conflict, "run %s is %s and cannot be cancelled", id, current.Status)
 	}
-	if err := tx.EndRunSteps(ctx, id, "cancelled"); err != nil {
-		return workflow.Run{}, err
-	}
-	if err := tx.CloseRunWaits(ctx, id, "cancelled"); err != nil {
-		return workflow.Run{}, err
-	}
 	appendHistory(tx, id, workflow.EventRunCancelled, "", nil, map[string]any{"reason": reason})
-	if err := tx.DeleteRunWork(ctx, id); err != nil {
-		return workflow.Run{}, err
+	return run, s.releaseInterruptedRun(ctx, tx, run, "cancelled")
+}
+
+// releaseInterruptedRun lets go of what a run ended from outside its steps
+// (cancelled, or its timeout passed) still holds: its steps in flight end
+// with stepStatus, its waits close, its queued work goes, its parent hears
+// of its end and its children are cancelled.
+func (s *Service) releaseInterruptedRun(ctx context.Context, tx *postgres.Tx, run workflow.Run, stepStatus string) error {
+	if err := tx.EndRunSteps(ctx, run.ID, stepStatus); err != nil {
+		return err
+	}
+	if err := tx.CloseRunWaits(ctx, run.ID, "cancelled"); err != nil {
+		return err
+	}
+	if err := tx.DeleteRunWork(ctx, run.ID); err != nil {
+		return err
 	}
 	if err := tellParent(ctx, tx, run); err != nil {
-		return workflow.Run{}, err
+		return err
 	}
-	return run, s.cancelChildren(ctx, tx, id)
+	return s.cancelChildren(ctx, tx, run.ID)
 }

@@ -524,23 +524,8 @@ func (s *Service) timeOutRun(ctx context.Context, item postgres.WorkItem) error 
 			_, err := tx.CompleteWork(ctx, item)
 			return err
 		}
-		if err := tellParent(ctx, tx, run); err != nil {
-			return err
-		}
-		if err := s.cancelChildren(ctx, tx, run.ID); err != nil {
-			return err
-		}
-		if err := tx.EndRunSteps(ctx, item.RunID, "timed_out"); err != nil {
-			return err
-		}
-		if err := tx.CloseRunWaits(ctx, item.RunID, "cancelled"); err != nil {
-			return err
-		}
-		if err := tx.DeleteRunWork(ctx, item.RunID); err != nil {
-			return err
-		}
 		appendHistory(tx, item.RunID, workflow.EventRunTimedOut, "", nil, nil)
-		return nil
+		return s.releaseInterruptedRun(ctx, tx, run, "timed_out")
 	})
 }
 

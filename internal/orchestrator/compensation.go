@@ -72,22 +72,6 @@ type compensation struct {
 	request httpstep.Request
 }
 
-// compensationRequestBody is what a compensation endpoint receives: the
-// step request's shape, with the original step's output and
-// "compensation": true. There is no callback URL: a compensation finishes
-// with its answer.
-type compensationRequestBody struct {
-	RunID        uuid.UUID       `json:"run_id"`
-	Workflow     workflowRef     `json:"workflow"`
-	Step         string          `json:"step"`
-	Attempt      int             `json:"attempt"`
-	Compensation bool            `json:"compensation"`
-	Input        json.RawMessage `json:"input"`
-	Output       json.RawMessage `json:"output"`
-	Context      json.RawMessage `json:"context"`
-	Deadline     time.Time       `json:"deadline"`
-}
-
 // compensate makes one attempt at a compensation and records its outcome.
 // A worker lost in the middle loses its lease, and another makes the same
 // attempt again; the endpoint recognises it by its webhook-id.
@@ -135,7 +119,7 @@ func (s *Service) prepareCompensation(ctx context.Context, item postgres.WorkIte
 			return fmt.Errorf("step %s of run %s has no compensation", exec.Name, run.ID)
 		}
 		comp := step.Call.Compensate
-		c = &compensation{item: item, run: run, step: step, execID: exec.ID, number: item.Attempt}
+		job := &compensation{item: item, run: run, step: step, execID: exec.ID, number: item.Attempt}
 		input := exec.Input
 		var problem error
 		if comp.Input != nil {
@@ -150,28 +134,29 @@ func (s *Service) prepareCompensation(ctx context.Context, item postgres.WorkIte
 		if problem != nil {
 			// Rendering fails the same way every time: the compensation
 			// fails for good without a request.
-			return s.endCompensation(ctx, tx, c, errorJSON(problem.Error(), 0))
+			return s.endCompensation(ctx, tx, job, errorJSON(problem.Error(), 0))
 		}
 		deadline := time.Now().Add(time.Duration(comp.Timeout))
-		body, err := json.Marshal(compensationRequestBody{
-			RunID: run.ID, Workflow: workflowRef{run.Workflow, run.Version}, Step: step.Name, Attempt: c.number,
+		body, err := json.Marshal(stepRequestBody{
+			RunID: run.ID, Workflow: workflowRef{run.Workflow, run.Version}, Step: step.Name, Attempt: job.number,
 			Compensation: true, Input: payloadOrNull(input), Output: payloadOrNull(exec.Output), Context: st.ctxRaw,
 			Deadline: deadline.UTC().Truncate(time.Second),
 		})
 		if err != nil {
 			return fmt.Errorf("encode compensation request: %w", err)
 		}
-		c.request = httpstep.Request{
+		job.request = httpstep.Request{
 			URL: comp.URL, Method: comp.Method, Headers: headers, Body: body,
 			WebhookID: "cmp_" + exec.ID.String(), Timeout: time.Duration(comp.Timeout),
 		}
-		target := postgres.WorkTarget{Kind: postgres.WorkCompensate, StepExecutionID: &exec.ID, Attempt: c.number}
+		target := postgres.WorkTarget{Kind: postgres.WorkCompensate, StepExecutionID: &exec.ID, Attempt: job.number}
 		if ok, err := tx.ContinueWork(ctx, item, target, time.Duration(comp.Timeout)+s.leaseMargin); err != nil || !ok {
 			return orLeaseLost(err, ok)
 		}
+		c = job
 		return nil
 	})
-	if err != nil || c == nil || c.request.URL == "" {
+	if err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -223,8 +208,11 @@ func (s *Service) endCompensation(ctx context.Context, tx *postgres.Tx, c *compe
 	}
 	appendHistory(tx, c.run.ID, event, c.step.Name, &c.number, data)
 	if stepErr != nil {
-		runErr := runError(fmt.Sprintf("the compensation of step %s failed", c.step.Name), "compensation_failed", c.step.Name,
-			json.RawMessage(fmt.Sprintf(`{"run_error": %s, "compensation_error": %s}`, payloadOrNull(c.run.Error), stepErr)))
+		details, err := json.Marshal(map[string]json.RawMessage{"run_error": payloadOrNull(c.run.Error), "compensation_error": stepErr})
+		if err != nil {
+			return fmt.Errorf("encode the compensation's failure: %w", err)
+		}
+		runErr := runError(fmt.Sprintf("the compensation of step %s failed", c.step.Name), "compensation_failed", c.step.Name, details)
 		return s.endRun(ctx, tx, c.run.ID, workflow.RunCompensationFailed, nil, runErr, workflow.EventRunCompensationFailed)
 	}
 	def, err := s.definitionOf(ctx, tx, c.run.Workflow, c.run.Version)

@@ -387,14 +387,20 @@ func (s *Service) currentAttempt(ctx context.Context, tx *postgres.Tx, item post
 
 // stepRequestBody is what a call step's endpoint receives.
 type stepRequestBody struct {
-	RunID       uuid.UUID       `json:"run_id"`
-	Workflow    workflowRef     `json:"workflow"`
-	Step        string          `json:"step"`
-	Attempt     int             `json:"attempt"`
-	Input       json.RawMessage `json:"input"`
-	Context     json.RawMessage `json:"context"`
-	CallbackURL string          `json:"callback_url"`
-	Deadline    time.Time       `json:"deadline"`
+	RunID    uuid.UUID   `json:"run_id"`
+	Workflow workflowRef `json:"workflow"`
+	Step     string      `json:"step"`
+	Attempt  int         `json:"attempt"`
+	// Compensation and Output are set for a compensation request only: it
+	// carries the original step's output.
+	Compensation bool            `json:"compensation,omitempty"`
+	Input        json.RawMessage `json:"input"`
+	Output       json.RawMessage `json:"output,omitempty"`
+	Context      json.RawMessage `json:"context"`
+	// CallbackURL is absent from a compensation request: a compensation
+	// finishes with its answer.
+	CallbackURL string    `json:"callback_url,omitempty"`
+	Deadline    time.Time `json:"deadline"`
 }
 
 type workflowRef struct {

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -54,4 +55,33 @@ func pageLimit(r *http.Request) int {
 		return defaultLimit
 	}
 	return n
+}
+
+// listByName answers a page of a list sorted by name (workflows,
+// schedules): fetch reads up to limit items after a name, convert shapes
+// each for the answer, and name gives the sort key of an answer's item.
+func listByName[T, J any](s *Server, w http.ResponseWriter, r *http.Request, list string,
+	fetch func(ctx context.Context, after string, limit int) ([]T, error), convert func(T) J, name func(J) string) {
+	c, err := decodeCursor(r, list)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	after := ""
+	if c != nil {
+		after = c.Name
+	}
+	limit := pageLimit(r)
+	items, err := fetch(r.Context(), after, limit+1)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]J, len(items))
+	for i, it := range items {
+		out[i] = convert(it)
+	}
+	writeJSON(w, http.StatusOK, page(out, limit, func(item J) cursor {
+		return cursor{List: list, Name: name(item)}
+	}))
 }

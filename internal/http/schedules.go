@@ -119,28 +119,7 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request) {
-	c, err := decodeCursor(r, "schedules")
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	after := ""
-	if c != nil {
-		after = c.Name
-	}
-	limit := pageLimit(r)
-	items, err := s.svc.ListSchedules(r.Context(), after, limit+1)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	out := make([]scheduleJSON, len(items))
-	for i, sch := range items {
-		out[i] = scheduleFrom(sch)
-	}
-	writeJSON(w, http.StatusOK, page(out, limit, func(sch scheduleJSON) cursor {
-		return cursor{List: "schedules", Name: sch.Name}
-	}))
+	listByName(s, w, r, "schedules", s.svc.ListSchedules, scheduleFrom, func(sch scheduleJSON) string { return sch.Name })
 }
 
 // scheduleID reads the {id} path parameter.

@@ -66,28 +66,9 @@ func (s *Server) createWorkflow(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listWorkflows(w http.ResponseWriter, r *http.Request) {
-	c, err := decodeCursor(r, "workflows")
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	after := ""
-	if c != nil {
-		after = c.Name
-	}
-	limit := pageLimit(r)
-	items, err := s.svc.ListWorkflows(r.Context(), after, limit+1)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	out := make([]workflowSummaryJSON, len(items))
-	for i, wf := range items {
-		out[i] = workflowSummaryJSON{Name: wf.Name, LatestVersion: wf.LatestVersion, CreatedAt: wf.CreatedAt.UTC(), UpdatedAt: wf.UpdatedAt.UTC()}
-	}
-	writeJSON(w, http.StatusOK, page(out, limit, func(wf workflowSummaryJSON) cursor {
-		return cursor{List: "workflows", Name: wf.Name}
-	}))
+	listByName(s, w, r, "workflows", s.svc.ListWorkflows, func(wf workflow.WorkflowSummary) workflowSummaryJSON {
+		return workflowSummaryJSON{Name: wf.Name, LatestVersion: wf.LatestVersion, CreatedAt: wf.CreatedAt.UTC(), UpdatedAt: wf.UpdatedAt.UTC()}
+	}, func(wf workflowSummaryJSON) string { return wf.Name })
 }
 
 func (s *Server) getWorkflow(w http.ResponseWriter, r *http.Request) {

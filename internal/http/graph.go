@@ -2,7 +2,6 @@ package http
 
 import (
 	"net/http"
-	"strconv"
 
 	"github.com/go-chi/chi/v5"
 
@@ -61,9 +60,8 @@ func (s *Server) getWorkflowGraph(w http.ResponseWriter, r *http.Request) {
 	}
 	version := 0
 	if v := r.URL.Query().Get("version"); v != "" {
-		version, err = strconv.Atoi(v)
-		if err != nil || version < 1 {
-			s.writeError(w, r, fault.WithProblems(fault.Malformed, "the version is not valid", []fault.Problem{{Path: "query:version", Message: "must be a positive integer"}}))
+		if version, err = parseVersion(v, "query:version"); err != nil {
+			s.writeError(w, r, err)
 			return
 		}
 	}

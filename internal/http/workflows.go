@@ -106,10 +106,20 @@ func (s *Server) listWorkflowVersions(w http.ResponseWriter, r *http.Request) {
 	}))
 }
 
-func (s *Server) getWorkflowVersion(w http.ResponseWriter, r *http.Request) {
-	version, err := strconv.Atoi(chi.URLParam(r, "version"))
+// parseVersion reads a workflow version number; at names the parameter it
+// came from (path:version, query:version) for the problem.
+func parseVersion(raw, at string) (int, error) {
+	version, err := strconv.Atoi(raw)
 	if err != nil || version < 1 {
-		s.writeError(w, r, fault.WithProblems(fault.Malformed, "the version is not valid", []fault.Problem{{Path: "path:version", Message: "must be a positive integer"}}))
+		return 0, fault.WithProblems(fault.Malformed, "the version is not valid", []fault.Problem{{Path: at, Message: "must be a positive integer"}})
+	}
+	return version, nil
+}
+
+func (s *Server) getWorkflowVersion(w http.ResponseWriter, r *http.Request) {
+	version, err := parseVersion(chi.URLParam(r, "version"), "path:version")
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	v, err := s.svc.GetWorkflowVersion(r.Context(), chi.URLParam(r, "name"), version)

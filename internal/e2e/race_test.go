@@ -179,6 +179,23 @@ func findStep(steps []client.StepExecution, key string) (client.StepExecution, b
 // of milliseconds, which the races' timing assumes.
 const raceConcurrency = 10
 
+// raceEach runs fn for each iteration, at most raceConcurrency at once,
+// and returns when all have ended.
+func raceEach(iterations int, fn func(i int)) {
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, raceConcurrency)
+	for i := range iterations {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}
+
 // raceOutcome is what one iteration of a race observed.
 type raceOutcome struct {
 	i        int
@@ -228,18 +245,9 @@ func TestCallbackRacesCancel(t *testing.T) {
 	defer cancel()
 	begin := time.Now()
 	out := make([]raceOutcome, iterations)
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, raceConcurrency)
-	for i := range iterations {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			slots <- struct{}{}
-			defer func() { <-slots }()
-			out[i] = raceCallbackCancel(ctx, e.client, hub, i)
-		}()
-	}
-	wg.Wait()
+	raceEach(iterations, func(i int) {
+		out[i] = raceCallbackCancel(ctx, e.client, hub, i)
+	})
 
 	var callbackWon, cancelAfter, early int
 	cancelWon := map[int]int{}
@@ -408,19 +416,10 @@ func TestCallbackRacesTimeout(t *testing.T) {
 	defer cancel()
 	begin := time.Now()
 	out := make([]raceOutcome, iterations)
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, raceConcurrency)
-	for i := range iterations {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			slots <- struct{}{}
-			defer func() { <-slots }()
-			offset := earliest + time.Duration(i)*(latest-earliest)/(iterations-1)
-			out[i] = raceCallbackTimeout(ctx, e.client, hub, i, offset)
-		}()
-	}
-	wg.Wait()
+	raceEach(iterations, func(i int) {
+		offset := earliest + time.Duration(i)*(latest-earliest)/(iterations-1)
+		out[i] = raceCallbackTimeout(ctx, e.client, hub, i, offset)
+	})
 
 	var won int
 	lost := map[int]int{}

@@ -1044,38 +1044,29 @@ func wtRaceTimeout(t *testing.T, workflow string, def string, fire func(ctx cont
 	defer cancel()
 	begin := time.Now()
 	out := make([]wtRace, iterations)
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, raceConcurrency)
-	for i := range iterations {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			slots <- struct{}{}
-			defer func() { <-slots }()
-			o := wtRace{i: i, offset: earliest + time.Duration(i)*(latest-earliest)/(iterations-1)}
-			defer func() { out[i] = o }()
-			id, err := startRunErr(ctx, e.client, workflow, map[string]any{"k": fmt.Sprintf("race-%d", i)})
-			if o.err = err; err != nil {
-				return
-			}
-			deadline, err := wtStepDeadline(ctx, e.client, id, "w")
-			if o.err = err; err != nil {
-				return
-			}
-			time.Sleep(time.Until(deadline.Add(o.offset)))
-			if o.won, o.answer, o.err = fire(ctx, e.client, i, id); o.err != nil {
-				return
-			}
-			if o.run, o.err = pollRun(ctx, e.client, id, 15*time.Second, terminalRun); o.err != nil {
-				return
-			}
-			if o.steps, o.err = fetchSteps(ctx, e.client, id); o.err != nil {
-				return
-			}
-			o.history, o.err = fetchHistory(ctx, e.client, id)
-		}()
-	}
-	wg.Wait()
+	raceEach(iterations, func(i int) {
+		o := wtRace{i: i, offset: earliest + time.Duration(i)*(latest-earliest)/(iterations-1)}
+		defer func() { out[i] = o }()
+		id, err := startRunErr(ctx, e.client, workflow, map[string]any{"k": fmt.Sprintf("race-%d", i)})
+		if o.err = err; err != nil {
+			return
+		}
+		deadline, err := wtStepDeadline(ctx, e.client, id, "w")
+		if o.err = err; err != nil {
+			return
+		}
+		time.Sleep(time.Until(deadline.Add(o.offset)))
+		if o.won, o.answer, o.err = fire(ctx, e.client, i, id); o.err != nil {
+			return
+		}
+		if o.run, o.err = pollRun(ctx, e.client, id, 15*time.Second, terminalRun); o.err != nil {
+			return
+		}
+		if o.steps, o.err = fetchSteps(ctx, e.client, id); o.err != nil {
+			return
+		}
+		o.history, o.err = fetchHistory(ctx, e.client, id)
+	})
 
 	var won, lost int
 	var lateWins []string

@@ -36,14 +36,6 @@ WHERE (sqlc.narg('workflow')::text IS NULL OR workflow_name = sqlc.narg('workflo
 ORDER BY created_at DESC, id DESC
 LIMIT @max;
 
--- name: RunCancel :one
--- Cancels a run that has not finished; a finished run is left as it is and
--- no row is returned.
-UPDATE runs
-SET status = 'cancelled', error = @error, finished_at = now(), updated_at = now()
-WHERE id = @id AND status IN ('pending', 'running', 'waiting', 'compensating')
-RETURNING *;
-
 -- name: HistoryEventAppendMany :exec
 -- Appends events to the histories of their runs, in the order given. Empty
 -- step keys and zero attempts are stored as NULL.

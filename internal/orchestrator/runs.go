@@ -312,7 +312,7 @@ func (s *Service) cancelRunTx(ctx context.Context, tx *postgres.Tx, id uuid.UUID
 	if _, err := tx.LockRunWork(ctx, id); err != nil {
 		return workflow.Run{}, err
 	}
-	run, ok, err := tx.CancelRun(ctx, id, runErr)
+	run, ok, err := tx.FinishRun(ctx, id, workflow.RunCancelled, nil, runErr)
 	if err != nil {
 		return workflow.Run{}, err
 	}

@@ -166,19 +166,6 @@ func (q queries) ListRuns(ctx context.Context, f RunFilter, cursor *RunCursor, l
 	return out, nil
 }
 
-// CancelRun moves an unfinished run to cancelled with the given error and
-// returns it; for a finished run it changes nothing and returns false.
-func (tx *Tx) CancelRun(ctx context.Context, id uuid.UUID, runErr json.RawMessage) (workflow.Run, bool, error) {
-	r, err := tx.q.RunCancel(ctx, dbsqlc.RunCancelParams{ID: id, Error: runErr})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return workflow.Run{}, false, nil
-	}
-	if err != nil {
-		return workflow.Run{}, false, fmt.Errorf("cancel run: %w", translate(err))
-	}
-	return runFromRow(r), true, nil
-}
-
 // NewHistoryEvent is an event for [Tx.AppendHistory].
 type NewHistoryEvent struct {
 	RunID   uuid.UUID

@@ -82,48 +82,6 @@ func (q *Queries) HistoryEventList(ctx context.Context, arg HistoryEventListPara
 	return items, nil
 }
 
-const runCancel = `-- name: RunCancel :one
-UPDATE runs
-SET status = 'cancelled', error = $1, finished_at = now(), updated_at = now()
-WHERE id = $2 AND status IN ('pending', 'running', 'waiting', 'compensating')
-RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at
-`
-
-type RunCancelParams struct {
-	Error []byte
-	ID    uuid.UUID
-}
-
-// Cancels a run that has not finished; a finished run is left as it is and
-// no row is returned.
-func (q *Queries) RunCancel(ctx context.Context, arg RunCancelParams) (Run, error) {
-	row := q.db.QueryRow(ctx, runCancel, arg.Error, arg.ID)
-	var i Run
-	err := row.Scan(
-		&i.ID,
-		&i.WorkflowName,
-		&i.WorkflowVersion,
-		&i.Status,
-		&i.Input,
-		&i.Context,
-		&i.Output,
-		&i.Error,
-		&i.Attempt,
-		&i.ParentRunID,
-		&i.ParentStepExecutionID,
-		&i.Depth,
-		&i.IdempotencyKey,
-		&i.RequestHash,
-		&i.ScheduleID,
-		&i.Deadline,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-		&i.StartedAt,
-		&i.FinishedAt,
-	)
-	return i, err
-}
-
 const runFinish = `-- name: RunFinish :one
 UPDATE runs
 SET status = $1, output = $2, error = $3, finished_at = now(), updated_at = now()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io/fs"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/durablehq/durable/client"
+	"github.com/durablehq/durable/db/migrations"
 	"github.com/durablehq/durable/internal/postgres/pgtest"
 )
 
@@ -139,8 +141,8 @@ func TestFirstSession(t *testing.T) {
 }
 
 // TestConcurrentStartsMigrateOnce starts several programs at once on one
-// empty database: the migration lock lets exactly one apply the schema and
-// all of them come up.
+// empty database: the migration lock lets exactly one apply each migration
+// and all of them come up.
 func TestConcurrentStartsMigrateOnce(t *testing.T) {
 	t.Parallel()
 	url := pgtest.EmptyURL(t)
@@ -159,7 +161,9 @@ func TestConcurrentStartsMigrateOnce(t *testing.T) {
 	for _, l := range logs {
 		applied += strings.Count(l.String(), "migration applied")
 	}
-	require.Equal(t, 1, applied, "the initial migration is applied exactly once")
+	files, err := fs.Glob(migrations.FS, "*.sql")
+	require.NoError(t, err)
+	require.Equal(t, len(files), applied, "each migration is applied exactly once")
 }
 
 // TestAPIKeys checks that configured keys are required and that help lists

@@ -74,8 +74,11 @@ SET status = 'running', started_at = COALESCE(started_at, now()), updated_at = n
 WHERE id = @id AND status IN ('pending', 'running', 'waiting');
 
 -- name: RunSetWaiting :execrows
+-- Marks a run waiting unless one of its lanes still has a step to start or
+-- make (an advance or invoke work item).
 UPDATE runs SET status = 'waiting', updated_at = now()
-WHERE id = @id AND status IN ('running', 'waiting');
+WHERE runs.id = @id AND status IN ('running', 'waiting')
+  AND NOT EXISTS (SELECT 1 FROM work_items o WHERE o.run_id = runs.id AND o.kind IN ('advance', 'invoke'));
 
 -- name: RunMergeContext :one
 -- Merges a step's context answer into the run's context (top-level keys

@@ -67,10 +67,10 @@ SET status = @status, finished_at = now(), updated_at = now()
 WHERE run_id = @run_id AND status IN ('pending', 'running', 'waiting');
 
 -- name: StepOutputsByRun :many
--- The outputs of a run's succeeded steps with the given names, for
+-- The outputs of a run's succeeded steps with the given keys, for
 -- expressions that refer to steps.NAME.
-SELECT step_name, output FROM step_executions
-WHERE run_id = @run_id AND status = 'succeeded' AND step_name = ANY (@names::text[]);
+SELECT step_key, output FROM step_executions
+WHERE run_id = @run_id AND status = 'succeeded' AND step_key = ANY (@keys::text[]);
 
 -- name: StepAttemptInsert :exec
 INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
@@ -134,9 +134,11 @@ WITH work AS (
     RETURNING runs.id
 ), next_execution AS (
     INSERT INTO step_executions (
-        id, run_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
+        id, run_id, parent_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
     )
-    SELECT @next_id, run_id, @next_key, @next_name, @next_type, 'running', 1, @next_webhook_id, @next_input,
+    SELECT @next_id, run_id,
+           (SELECT p.id FROM step_executions p WHERE p.run_id = finished_execution.run_id AND p.step_key = sqlc.narg('next_parent_key')),
+           @next_key, @next_name, @next_type, 'running', 1, @next_webhook_id, @next_input,
            now() + sqlc.arg('next_timeout_ms')::bigint * interval '1 millisecond', now()
     FROM finished_execution
     RETURNING step_executions.id, step_executions.run_id
@@ -174,9 +176,11 @@ WITH work AS (
     RETURNING runs.id
 ), execution AS (
     INSERT INTO step_executions (
-        id, run_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
+        id, run_id, parent_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
     )
-    SELECT @id, run_id, @step_key, @step_name, @step_type, 'running', 1, @webhook_id, @input,
+    SELECT @id, run_id,
+           (SELECT p.id FROM step_executions p WHERE p.run_id = work.run_id AND p.step_key = sqlc.narg('parent_key')),
+           @step_key, @step_name, @step_type, 'running', 1, @webhook_id, @input,
            now() + sqlc.arg('timeout_ms')::bigint * interval '1 millisecond', now()
     FROM work
     RETURNING step_executions.id, step_executions.run_id
@@ -198,7 +202,8 @@ SELECT count(*)::integer FROM execution;
 -- Starts a waiting step (sleep, wait_for_event, wait_for_input), as one
 -- statement: the work item becomes the wait's timer, due at wake_at (a
 -- sleep's wake time) or after wait_ms, its
--- lease dropped; the run is waiting; the execution is created waiting until
+-- lease dropped; the run is waiting unless another of its lanes has work to
+-- do; the execution is created waiting until
 -- then, with a first attempt whose callback hash lets a person answer
 -- through the callback URL. It returns the deadline, or no row when the
 -- lease was lost.
@@ -213,12 +218,16 @@ WITH work AS (
     UPDATE runs
     SET status = 'waiting', started_at = COALESCE(started_at, now()), updated_at = now()
     WHERE runs.id = (SELECT run_id FROM work) AND runs.status IN ('pending', 'running', 'waiting')
+      AND NOT EXISTS (SELECT 1 FROM work_items o
+                      WHERE o.run_id = runs.id AND o.id <> @work_id AND o.kind IN ('advance', 'invoke'))
     RETURNING runs.id
 ), execution AS (
     INSERT INTO step_executions (
-        id, run_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
+        id, run_id, parent_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
     )
-    SELECT @id, run_id, @step_key, @step_name, @step_type, 'waiting', 1, @webhook_id, @input,
+    SELECT @id, run_id,
+           (SELECT p.id FROM step_executions p WHERE p.run_id = work.run_id AND p.step_key = sqlc.narg('parent_key')),
+           @step_key, @step_name, @step_type, 'waiting', 1, @webhook_id, @input,
            COALESCE(sqlc.narg('wake_at')::timestamptz, now() + sqlc.arg('wait_ms')::bigint * interval '1 millisecond'), now()
     FROM work
     RETURNING step_executions.id, step_executions.run_id, step_executions.deadline

@@ -5,7 +5,30 @@ VALUES (@run_id, @kind, sqlc.narg('step_execution_id'), sqlc.narg('attempt'), sq
         now() + sqlc.arg('delay_ms')::bigint * interval '1 millisecond');
 
 -- name: WorkItemDeleteByRun :execrows
-DELETE FROM work_items WHERE run_id = @run_id;
+-- Deletes a run's work items, except those another transaction has locked:
+-- that transaction holds its item and waits for the run's row, which the
+-- caller holds, so waiting for the item would deadlock. Once it has the run,
+-- it finds the run or its step ended and drops its item itself.
+DELETE FROM work_items
+WHERE id IN (SELECT w.id FROM work_items w WHERE w.run_id = @run_id FOR UPDATE SKIP LOCKED);
+
+-- name: WorkItemDeleteByStep :exec
+-- Deletes the work items of step executions that ended out of turn (lanes
+-- cancelled by a failing sibling), except those locked by another
+-- transaction (see WorkItemDeleteByRun).
+DELETE FROM work_items
+WHERE id IN (SELECT w.id FROM work_items w
+             WHERE w.run_id = @run_id AND w.step_execution_id = ANY (@ids::uuid[])
+             FOR UPDATE SKIP LOCKED);
+
+-- name: WorkItemDeleteStale :execrows
+-- Deletes a leased work item whose step execution has ended: its worker's
+-- result came too late (the step's lane was cancelled), and the item has
+-- nothing left to do.
+DELETE FROM work_items w
+WHERE w.id = @id AND w.lease_token = @lease_token
+  AND NOT EXISTS (SELECT 1 FROM step_executions e
+                  WHERE e.id = w.step_execution_id AND e.status IN ('pending', 'running', 'waiting'));
 
 -- name: WorkNotify :exec
 -- Wakes listening workers when the surrounding transaction commits.
@@ -76,9 +99,14 @@ SET kind = @kind,
 WHERE id = @id;
 
 -- name: WorkItemLockLeased :one
--- Locks a work item the caller leases. Every transition starts here, so
--- work items are always locked before the rows of their run.
-SELECT id FROM work_items WHERE id = @id AND lease_token = @lease_token FOR UPDATE;
+-- Locks a work item the caller leases, then its run's row. Every worker
+-- transition starts here, so work items are always locked before the rows
+-- of their run, and the transitions of one run's parallel lanes take turns
+-- rather than deadlock over the rows they share.
+WITH leased AS MATERIALIZED (
+    SELECT w.id, w.run_id FROM work_items w WHERE w.id = @id AND w.lease_token = @lease_token FOR UPDATE
+)
+SELECT leased.id FROM leased JOIN runs r ON r.id = leased.run_id FOR NO KEY UPDATE OF r;
 
 -- name: WorkItemNextDue :one
 -- When the next work item (a timer, a retry, a lease's end) or schedule

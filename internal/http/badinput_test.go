@@ -128,7 +128,8 @@ func TestCreateWorkflowRefused(t *testing.T) {
 		{name: "unknown field", body: def(`, "bogus": 1`), status: 422, paths: []string{"/bogus"}},
 		{name: "unknown step field", body: `{"name": "wf", "steps": [{"name": "a", "type": "call", "url": "http://127.0.0.1:9000/a", "bogus": 1}]}`, status: 422, paths: []string{"/steps/0/bogus"}},
 		{name: "duplicate key", body: `{"name": "wf", "name": "wf2", "steps": [` + step + `]}`, status: 422, paths: []string{"/name"}},
-		{name: "step type not executable", body: `{"name": "wf", "steps": [{"name": "fan", "type": "parallel", "branches": [{"name": "a", "steps": [{"name": "nap", "type": "sleep", "duration": "1s"}]}]}]}`, status: 422, paths: []string{"/steps/0/type"}},
+		{name: "duplicate branch", body: `{"name": "wf", "steps": [{"name": "fan", "type": "parallel", "branches": [{"name": "a", "steps": [{"name": "nap", "type": "sleep", "duration": "1s"}]}, {"name": "a", "steps": [{"name": "nap2", "type": "sleep", "duration": "1s"}]}]}]}`, status: 422, paths: []string{"/steps/0/branches/1/name"}},
+		{name: "foreach concurrency too high", body: `{"name": "wf", "steps": [{"name": "each", "type": "foreach", "items": "${ input.xs }", "mode": "concurrent", "concurrency": 100000, "steps": [{"name": "nap", "type": "sleep", "duration": "1s"}]}]}`, status: 422, paths: []string{"/steps/0/concurrency"}},
 		{name: "no steps", body: `{"name": "wf", "steps": []}`, status: 422, paths: []string{"/steps"}},
 
 		// Hostile strings.

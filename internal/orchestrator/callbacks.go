@@ -221,7 +221,7 @@ func (s *Service) heartbeat(ctx context.Context, tx *postgres.Tx, a *attempt, st
 			return deadline, err
 		}
 	}
-	appendHistory(tx, a.state.run.ID, workflow.EventStepHeartbeat, a.step.Name, &a.number, map[string]any{"deadline": deadline.UTC()})
+	appendHistory(tx, a.state.run.ID, workflow.EventStepHeartbeat, a.key, &a.number, map[string]any{"deadline": deadline.UTC()})
 	return deadline, nil
 }
 
@@ -236,7 +236,7 @@ func (s *Service) applyCallback(ctx context.Context, tx *postgres.Tx, a *attempt
 		if len(cb.Output) > s.limits.MaxOutputBytes {
 			return "", fault.WithProblems(fault.TooLarge, "the output is too large", []fault.Problem{{Path: "/output", Message: fmt.Sprintf("the limit is %d bytes", s.limits.MaxOutputBytes)}})
 		}
-		if err := tx.RetargetWork(ctx, a.item.ID, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: a.step.Name}, 0); err != nil {
+		if err := tx.RetargetWork(ctx, a.item.ID, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: a.key}, 0); err != nil {
 			return "", err
 		}
 		if _, err := tx.MarkRunRunning(ctx, runID); err != nil {
@@ -261,7 +261,7 @@ func (s *Service) applyCallback(ctx context.Context, tx *postgres.Tx, a *attempt
 		if ok, err := tx.FinishStepExecution(ctx, a.execID, a.number, "succeeded", output, nil); err != nil || !ok {
 			return "", orStale(err, ok)
 		}
-		appendHistory(tx, runID, workflow.EventStepSucceeded, a.step.Name, &a.number, map[string]any{"by": "callback"})
+		appendHistory(tx, runID, workflow.EventStepSucceeded, a.key, &a.number, map[string]any{"by": "callback"})
 		return "succeeded", nil
 	}
 
@@ -283,7 +283,7 @@ func (s *Service) applyCallback(ctx context.Context, tx *postgres.Tx, a *attempt
 		if ok, err := tx.RetryStepLater(ctx, a.execID, a.number, stepErr); err != nil || !ok {
 			return "", orStale(err, ok)
 		}
-		appendHistory(tx, runID, workflow.EventStepRetryScheduled, a.step.Name, &a.number, map[string]any{"error": stepErr, "retry_in_ms": delay.Milliseconds(), "by": "callback"})
+		appendHistory(tx, runID, workflow.EventStepRetryScheduled, a.key, &a.number, map[string]any{"error": stepErr, "retry_in_ms": delay.Milliseconds(), "by": "callback"})
 		return "pending", nil
 	}
 	if ok, err := tx.FinishStepAttempt(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, Status: "failed", Error: stepErr}); err != nil || !ok {

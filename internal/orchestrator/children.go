@@ -39,7 +39,7 @@ type childInput struct {
 // cannot be built) fails the step and the run.
 func (s *Service) startChild(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) error {
 	cw := step.CallWorkflow
-	a := &attempt{item: item, state: st, step: step, execID: uuid.Must(uuid.NewV7()), number: 1}
+	a := &attempt{item: item, state: st, step: step, key: st.key(step.Name), execID: uuid.Must(uuid.NewV7()), number: 1}
 	a.webhook = "msg_" + a.execID.String()
 	var problem error
 	input := json.RawMessage(`{}`)
@@ -72,7 +72,7 @@ func (s *Service) startChild(ctx context.Context, tx *postgres.Tx, item postgres
 		}
 	}
 	exec := postgres.NewStepExecution{
-		ID: a.execID, Key: step.Name, Name: step.Name, Type: string(step.Type), WebhookID: a.webhook, WorkerID: s.workerID,
+		ID: a.execID, Key: a.key, ParentKey: st.parentKey(step.Name), Name: step.Name, Type: string(step.Type), WebhookID: a.webhook, WorkerID: s.workerID,
 	}
 	if problem != nil {
 		started, err := tx.StartSteps(ctx, []postgres.StepStart{{
@@ -89,7 +89,7 @@ func (s *Service) startChild(ctx context.Context, tx *postgres.Tx, item postgres
 	if st.run.Status == workflow.RunPending {
 		appendHistory(tx, st.run.ID, workflow.EventRunStarted, "", nil, nil)
 	}
-	appendHistory(tx, st.run.ID, workflow.EventStepStarted, step.Name, &a.number, nil)
+	appendHistory(tx, st.run.ID, workflow.EventStepStarted, a.key, &a.number, nil)
 	wait := childWaitForever
 	if cw.Timeout > 0 {
 		wait = time.Duration(cw.Timeout)
@@ -104,7 +104,7 @@ func (s *Service) startChild(ctx context.Context, tx *postgres.Tx, item postgres
 	if err != nil {
 		return err
 	}
-	appendHistory(tx, st.run.ID, workflow.EventStepWaiting, step.Name, &a.number, map[string]any{"child_run_id": child.ID.String(), "wait": cw.Wait})
+	appendHistory(tx, st.run.ID, workflow.EventStepWaiting, a.key, &a.number, map[string]any{"child_run_id": child.ID.String(), "wait": cw.Wait})
 	if !cw.Wait {
 		output, _ := json.Marshal(map[string]any{"run_id": child.ID}) // a uuid always encodes
 		return s.completeWait(ctx, tx, item.ID, a, output, map[string]any{"child_run_id": child.ID.String()})

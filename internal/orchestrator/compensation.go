@@ -67,6 +67,7 @@ type compensation struct {
 	item    postgres.WorkItem
 	run     workflow.Run
 	step    *workflow.Step
+	key     string // the compensated step execution's key
 	execID  uuid.UUID
 	number  int
 	request httpstep.Request
@@ -110,7 +111,8 @@ func (s *Service) prepareCompensation(ctx context.Context, item postgres.WorkIte
 			_, err := tx.CompleteWork(ctx, item)
 			return err
 		}
-		st, err := s.loadRunState(ctx, tx, run)
+		scope, _ := splitKey(exec.Key)
+		st, err := s.loadRunState(ctx, tx, run, scope)
 		if err != nil {
 			return err
 		}
@@ -119,7 +121,7 @@ func (s *Service) prepareCompensation(ctx context.Context, item postgres.WorkIte
 			return fmt.Errorf("step %s of run %s has no compensation", exec.Name, run.ID)
 		}
 		comp := step.Call.Compensate
-		job := &compensation{item: item, run: run, step: step, execID: exec.ID, number: item.Attempt}
+		job := &compensation{item: item, run: run, step: step, key: exec.Key, execID: exec.ID, number: item.Attempt}
 		input := exec.Input
 		var problem error
 		if comp.Input != nil {
@@ -180,7 +182,7 @@ func (s *Service) recordCompensation(ctx context.Context, c *compensation, res h
 			if ok, err := tx.RescheduleWork(ctx, c.item, target, delay); err != nil || !ok {
 				return orLeaseLost(err, ok)
 			}
-			appendHistory(tx, c.run.ID, workflow.EventCompensationRetryScheduled, c.step.Name, &c.number,
+			appendHistory(tx, c.run.ID, workflow.EventCompensationRetryScheduled, c.key, &c.number,
 				map[string]any{"http_status": res.HTTPStatus, "error": res.Error, "retry_in_ms": delay.Milliseconds()})
 			return nil
 		default:
@@ -206,13 +208,13 @@ func (s *Service) endCompensation(ctx context.Context, tx *postgres.Tx, c *compe
 	if stepErr != nil {
 		data = map[string]any{"error": stepErr}
 	}
-	appendHistory(tx, c.run.ID, event, c.step.Name, &c.number, data)
+	appendHistory(tx, c.run.ID, event, c.key, &c.number, data)
 	if stepErr != nil {
 		details, err := json.Marshal(map[string]json.RawMessage{"run_error": payloadOrNull(c.run.Error), "compensation_error": stepErr})
 		if err != nil {
 			return fmt.Errorf("encode the compensation's failure: %w", err)
 		}
-		runErr := runError(fmt.Sprintf("the compensation of step %s failed", c.step.Name), "compensation_failed", c.step.Name, details)
+		runErr := runError(fmt.Sprintf("the compensation of step %s failed", c.key), "compensation_failed", c.key, details)
 		return s.endRun(ctx, tx, c.run.ID, workflow.RunCompensationFailed, nil, runErr, workflow.EventRunCompensationFailed)
 	}
 	def, err := s.definitionOf(ctx, tx, c.run.Workflow, c.run.Version)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,16 +41,30 @@ type runState struct {
 	ctxMembers map[string]json.RawMessage
 	steps      map[string]any // step name → {"output": …}
 	outputs    map[string]json.RawMessage
+	// scope is the foreach lane the worker is in ("ship[3]."; "" outside
+	// any): the keys of the steps it starts are qualified by it, and its
+	// item and index are what expressions see as item and index.
+	scope string
+	item  any
+	index int64
 }
 
-// loadRunState reads what expressions of a run may refer to: its input,
-// context, and the outputs of its steps that succeeded.
-func (s *Service) loadRunState(ctx context.Context, q runReader, run workflow.Run) (*runState, error) {
+// key is the key of the step named name in the state's scope.
+func (st *runState) key(name string) string { return st.scope + name }
+
+// parentKey is the key of the execution the step named name is nested in.
+func (st *runState) parentKey(name string) string { return parentKeyOf(st.def, st.scope, name) }
+
+// loadRunState reads what expressions of a run may refer to in scope: its
+// input, context, the outputs of its steps that succeeded (in scope and the
+// scopes around it; inside a foreach item, the item's own steps), and the
+// item and index of the foreach item that scope is.
+func (s *Service) loadRunState(ctx context.Context, q runReader, run workflow.Run, scope string) (*runState, error) {
 	def, err := s.definitionOf(ctx, q, run.Workflow, run.Version)
 	if err != nil {
 		return nil, err
 	}
-	st := &runState{run: run, def: def, steps: map[string]any{}, outputs: map[string]json.RawMessage{}}
+	st := &runState{run: run, def: def, steps: map[string]any{}, outputs: map[string]json.RawMessage{}, scope: scope}
 	if st.input, err = workflow.DecodeJSON(run.Input); err != nil {
 		return nil, fmt.Errorf("decode run input: %w", err)
 	}
@@ -57,27 +72,51 @@ func (s *Service) loadRunState(ctx context.Context, q runReader, run workflow.Ru
 		return nil, err
 	}
 	if run.Status != workflow.RunPending {
-		var names []string
+		chain := scopeChain(scope)
+		var names, keys []string
 		def.Walk(func(_ string, step *workflow.Step) bool {
 			names = append(names, step.Name)
+			for _, sc := range chain {
+				keys = append(keys, sc+step.Name)
+			}
 			return true
 		})
-		outputs, err := q.StepOutputs(ctx, run.ID, names)
+		outputs, err := q.StepOutputs(ctx, run.ID, keys)
 		if err != nil {
 			return nil, err
 		}
-		for name, out := range outputs {
-			if err := st.setOutput(name, out); err != nil {
-				return nil, err
+		// The innermost scope's execution of a step is the one it sees.
+		for _, sc := range chain {
+			for _, name := range names {
+				if out, ok := outputs[sc+name]; ok {
+					if err := st.setOutput(name, out); err != nil {
+						return nil, err
+					}
+				}
 			}
 		}
+	}
+	if scope != "" {
+		lane, err := q.GetStepExecutionByKey(ctx, run.ID, strings.TrimSuffix(scope, "."))
+		if err != nil {
+			return nil, err
+		}
+		var in itemOf
+		if err := json.Unmarshal(lane.Input, &in); err != nil {
+			return nil, fmt.Errorf("decode item of lane %s: %w", lane.Key, err)
+		}
+		if st.item, err = workflow.DecodeJSON(payloadOrNull(in.Item)); err != nil {
+			return nil, fmt.Errorf("decode item of lane %s: %w", lane.Key, err)
+		}
+		st.index = in.Index
 	}
 	return st, nil
 }
 
 type runReader interface {
 	versionReader
-	StepOutputs(ctx context.Context, runID uuid.UUID, names []string) (map[string]json.RawMessage, error)
+	StepOutputs(ctx context.Context, runID uuid.UUID, keys []string) (map[string]json.RawMessage, error)
+	GetStepExecutionByKey(ctx context.Context, runID uuid.UUID, key string) (workflow.StepExecution, error)
 }
 
 func (st *runState) setContext(raw json.RawMessage) error {
@@ -154,6 +193,8 @@ func (st *runState) activation() workflow.Activation {
 			"id": st.run.ID.String(), "workflow": st.run.Workflow,
 			"version": int64(st.run.Version), "attempt": int64(st.run.Attempt),
 		},
+		Item:  st.item,
+		Index: st.index,
 	}
 }
 
@@ -163,6 +204,7 @@ type attempt struct {
 	item      postgres.WorkItem
 	state     *runState
 	step      *workflow.Step
+	key       string // the step execution's key
 	execID    uuid.UUID
 	webhook   string
 	number    int
@@ -214,7 +256,7 @@ func (s *Service) newAttemptRecord(a *attempt) ([]byte, error) {
 // newAttempt prepares the first attempt of a step execution not created
 // yet: its ids, callback token (of which only hash is stored) and deadline.
 func (s *Service) newAttempt(item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, []byte, error) {
-	a := &attempt{item: item, state: st, step: step, execID: uuid.Must(uuid.NewV7()), number: 1}
+	a := &attempt{item: item, state: st, step: step, key: st.key(step.Name), execID: uuid.Must(uuid.NewV7()), number: 1}
 	a.webhook = "msg_" + a.execID.String()
 	hash, err := s.newAttemptRecord(a)
 	return a, hash, err
@@ -233,6 +275,9 @@ func (s *Service) startStep(ctx context.Context, tx *postgres.Tx, item postgres.
 	}
 	if step.CallWorkflow != nil {
 		return nil, s.startChild(ctx, tx, item, st, step)
+	}
+	if step.OpensLanes() {
+		return nil, s.startBlock(ctx, tx, item, st, step)
 	}
 	a, start, renderErr, err := s.prepareStart(ctx, item, st, step)
 	if err != nil {
@@ -269,7 +314,7 @@ func (s *Service) prepareStart(ctx context.Context, item postgres.WorkItem, st *
 	start = postgres.StepStart{
 		Work: item, Lease: s.leaseFor(step),
 		Exec: postgres.NewStepExecution{
-			ID: a.execID, Key: step.Name, Name: step.Name, Type: string(step.Type),
+			ID: a.execID, Key: a.key, ParentKey: st.parentKey(step.Name), Name: step.Name, Type: string(step.Type),
 			WebhookID: a.webhook, Input: a.input, Timeout: time.Duration(step.Call.Timeout),
 			WorkerID: s.workerID, CallbackHash: hash,
 		},
@@ -280,20 +325,16 @@ func (s *Service) prepareStart(ctx context.Context, item postgres.WorkItem, st *
 
 // restartStep starts the next attempt of a step execution that failed
 // retryably, or whose worker was lost.
-func (s *Service) restartStep(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState) (*attempt, error) {
-	exec, err := tx.GetStepExecution(ctx, *item.StepExecutionID)
-	if err != nil {
-		return nil, err
-	}
+func (s *Service) restartStep(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, exec workflow.StepExecution) (*attempt, error) {
 	step := st.def.Step(exec.Name)
 	if step == nil || step.Call == nil {
 		return nil, fmt.Errorf("step %q of run %s is not a call step of %s v%d", exec.Name, st.run.ID, st.run.Workflow, st.run.Version)
 	}
-	a := &attempt{item: item, state: st, step: step, execID: exec.ID, webhook: exec.WebhookID, number: item.Attempt, abandoned: exec.Abandoned, input: exec.Input}
+	a := &attempt{item: item, state: st, step: step, key: exec.Key, execID: exec.ID, webhook: exec.WebhookID, number: item.Attempt, abandoned: exec.Abandoned, input: exec.Input}
 	switch exec.Status {
 	case "succeeded":
 		// Recorded already; only the move to the next step was lost.
-		ok, err := tx.RescheduleWork(ctx, item, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: exec.Name}, 0)
+		ok, err := tx.RescheduleWork(ctx, item, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: exec.Key}, 0)
 		return nil, orLeaseLost(err, ok)
 	case "failed", "cancelled", "timed_out":
 		_, err := tx.CompleteWork(ctx, item)
@@ -379,8 +420,9 @@ func (s *Service) currentAttempt(ctx context.Context, tx *postgres.Tx, item post
 	if step == nil {
 		return nil, fmt.Errorf("run %s has no step %q in %s v%d", run.ID, exec.Name, run.Workflow, run.Version)
 	}
+	scope, _ := splitKey(exec.Key)
 	return &attempt{
-		item: item, state: &runState{run: run, def: def}, step: step, execID: exec.ID,
+		item: item, state: &runState{run: run, def: def, scope: scope}, step: step, key: exec.Key, execID: exec.ID,
 		webhook: exec.WebhookID, number: exec.Attempt, abandoned: exec.Abandoned,
 	}, nil
 }
@@ -518,8 +560,10 @@ func retryDelay(p workflow.RetryPolicy, n int, retryAfter time.Duration) time.Du
 func (s *Service) succeedAndContinue(ctx context.Context, a *attempt, res httpstep.Result, draining bool) (*attempt, bool, error) {
 	st := a.state
 	step, ended := st.def.Successor(a.step.Name)
+	// A step in a lane takes the general path, which locks the run's row:
+	// the lanes of a run take turns.
 	if res.Outcome != httpstep.Succeeded || step == nil || step.Call == nil || len(ended) > 0 || draining ||
-		st.run.Status != workflow.RunRunning || len(res.Output) > s.limits.MaxOutputBytes {
+		st.run.Status != workflow.RunRunning || len(res.Output) > s.limits.MaxOutputBytes || laneOf(st.def, st.scope, a.step.Name) != "" {
 		return nil, false, nil
 	}
 	patch := res.Context
@@ -553,9 +597,9 @@ func (s *Service) succeedAndContinue(ctx context.Context, a *attempt, res httpst
 	ok, err := s.db.SucceedAndContinue(ctx, postgres.SucceedAndContinue{
 		Work: a.item, Lease: s.leaseFor(step),
 		Result: postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, HTTPStatus: res.HTTPStatus, Logs: res.Logs},
-		Output: output, ContextPatch: patch, StepKey: a.step.Name, Succeeded: succeeded,
+		Output: output, ContextPatch: patch, StepKey: a.key, Succeeded: succeeded,
 		Next: postgres.NewStepExecution{
-			ID: next.execID, Key: step.Name, Name: step.Name, Type: string(step.Type), WebhookID: next.webhook,
+			ID: next.execID, Key: next.key, ParentKey: st.parentKey(step.Name), Name: step.Name, Type: string(step.Type), WebhookID: next.webhook,
 			Input: input, Timeout: time.Duration(step.Call.Timeout), WorkerID: s.workerID, CallbackHash: hash,
 		},
 	})
@@ -585,14 +629,14 @@ func (s *Service) succeedStep(ctx context.Context, tx *postgres.Tx, a *attempt, 
 	// lease and takes the locks in the order every transition takes them.
 	// The caller locked the work item; startStep moves it on when the run
 	// goes on.
-	step, ended := st.def.Successor(a.step.Name)
+	step, ended, laneEnds := after(st.def, a.step.Name)
 	switch {
-	case step == nil:
-		if ok, err := tx.CompleteWork(ctx, a.item); err != nil || !ok {
+	case draining:
+		if ok, err := tx.RescheduleWork(ctx, a.item, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: a.key}, 0); err != nil || !ok {
 			return nil, orLeaseLost(err, ok)
 		}
-	case draining:
-		if ok, err := tx.RescheduleWork(ctx, a.item, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: a.step.Name}, 0); err != nil || !ok {
+	case step == nil:
+		if ok, err := tx.CompleteWork(ctx, a.item); err != nil || !ok {
 			return nil, orLeaseLost(err, ok)
 		}
 	}
@@ -617,7 +661,7 @@ func (s *Service) succeedStep(ctx context.Context, tx *postgres.Tx, a *attempt, 
 	if err := st.setOutput(a.step.Name, output); err != nil {
 		return nil, err
 	}
-	appendHistory(tx, st.run.ID, workflow.EventStepSucceeded, a.step.Name, &a.number, map[string]any{"http_status": res.HTTPStatus, "duration_ms": res.Duration.Milliseconds()})
+	appendHistory(tx, st.run.ID, workflow.EventStepSucceeded, a.key, &a.number, map[string]any{"http_status": res.HTTPStatus, "duration_ms": res.Duration.Milliseconds()})
 	if draining {
 		// The advance item the worker leaves behind ends the enclosing
 		// steps and starts the next one.
@@ -626,10 +670,50 @@ func (s *Service) succeedStep(ctx context.Context, tx *postgres.Tx, a *attempt, 
 	if err := s.endEnclosing(ctx, tx, st, ended, output); err != nil {
 		return nil, err
 	}
-	if step == nil {
+	switch {
+	case laneEnds:
+		return nil, s.endLane(ctx, tx, st, laneOf(st.def, st.scope, a.step.Name), output)
+	case step == nil:
 		return nil, s.finishRun(ctx, tx, st, output)
 	}
 	return s.startStep(ctx, tx, a.item, st, step)
+}
+
+// advance starts what follows the position key names — after a step, or a
+// lane's first step — for a work item that a worker claimed: the next step,
+// or the end of the enclosing branches, lane or run. Nothing starts in a
+// lane that a failing sibling cancelled meanwhile.
+func (s *Service) advance(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, key string) (*attempt, error) {
+	if isLaneKey(key) {
+		return s.startLane(ctx, tx, item, st, key)
+	}
+	_, name := splitKey(key)
+	lane := laneOf(st.def, st.scope, name)
+	if lane != "" {
+		running, err := tx.LaneRunning(ctx, st.run.ID, lane)
+		if err != nil {
+			return nil, err
+		}
+		if !running {
+			_, err := tx.CompleteWork(ctx, item)
+			return nil, err
+		}
+	}
+	next, ended, laneEnds := after(st.def, name)
+	output := st.outputs[name]
+	if err := s.endEnclosing(ctx, tx, st, ended, output); err != nil {
+		return nil, err
+	}
+	if next != nil {
+		return s.startStep(ctx, tx, item, st, next)
+	}
+	if ok, err := tx.CompleteWork(ctx, item); err != nil || !ok {
+		return nil, orLeaseLost(err, ok)
+	}
+	if laneEnds {
+		return nil, s.endLane(ctx, tx, st, lane, output)
+	}
+	return nil, s.finishRun(ctx, tx, st, output)
 }
 
 // endEnclosing finishes the steps whose nested steps just ended (a branch
@@ -637,7 +721,7 @@ func (s *Service) succeedStep(ctx context.Context, tx *postgres.Tx, a *attempt, 
 // output of its last nested step.
 func (s *Service) endEnclosing(ctx context.Context, tx *postgres.Tx, st *runState, ended []*workflow.Step, output json.RawMessage) error {
 	for _, e := range ended {
-		exec, err := tx.GetStepExecutionByKey(ctx, st.run.ID, e.Name)
+		exec, err := tx.GetStepExecutionByKey(ctx, st.run.ID, st.key(e.Name))
 		if err != nil {
 			return err
 		}
@@ -647,7 +731,7 @@ func (s *Service) endEnclosing(ctx context.Context, tx *postgres.Tx, st *runStat
 		if err := st.setOutput(e.Name, output); err != nil {
 			return err
 		}
-		appendHistory(tx, st.run.ID, workflow.EventStepSucceeded, e.Name, &exec.Attempt, nil)
+		appendHistory(tx, st.run.ID, workflow.EventStepSucceeded, exec.Key, &exec.Attempt, nil)
 	}
 	return nil
 }
@@ -663,12 +747,12 @@ func (s *Service) startBranch(ctx context.Context, tx *postgres.Tx, item postgre
 		chosen = "default"
 	}
 	input, _ := json.Marshal(map[string]any{"case": chosen}) // an int or a string always encodes
-	a := &attempt{item: item, state: st, step: step, execID: uuid.Must(uuid.NewV7()), number: 1}
+	a := &attempt{item: item, state: st, step: step, key: st.key(step.Name), execID: uuid.Must(uuid.NewV7()), number: 1}
 	a.webhook = "msg_" + a.execID.String()
 	started, err := tx.StartSteps(ctx, []postgres.StepStart{{
 		Work: item, Lease: s.leaseMargin,
 		Exec: postgres.NewStepExecution{
-			ID: a.execID, Key: step.Name, Name: step.Name, Type: string(step.Type), WebhookID: a.webhook,
+			ID: a.execID, Key: a.key, ParentKey: st.parentKey(step.Name), Name: step.Name, Type: string(step.Type), WebhookID: a.webhook,
 			Input: input, WorkerID: s.workerID,
 		},
 		MarkRunning: st.run.Status != workflow.RunRunning, RunStarted: st.run.Status == workflow.RunPending,
@@ -762,7 +846,7 @@ func (s *Service) parkStep(ctx context.Context, tx *postgres.Tx, a *attempt, res
 	if err != nil || !ok {
 		return orStale(err, ok)
 	}
-	appendHistory(tx, a.state.run.ID, workflow.EventStepAccepted, a.step.Name, &a.number, map[string]any{"deadline": deadline.UTC()})
+	appendHistory(tx, a.state.run.ID, workflow.EventStepAccepted, a.key, &a.number, map[string]any{"deadline": deadline.UTC()})
 	return nil
 }
 
@@ -778,7 +862,7 @@ func (s *Service) retryStep(ctx context.Context, tx *postgres.Tx, a *attempt, st
 	if ok, err := tx.RetryStepLater(ctx, a.execID, a.number, stepErr); err != nil || !ok {
 		return orStale(err, ok)
 	}
-	appendHistory(tx, a.state.run.ID, workflow.EventStepRetryScheduled, a.step.Name, &a.number,
+	appendHistory(tx, a.state.run.ID, workflow.EventStepRetryScheduled, a.key, &a.number,
 		map[string]any{"http_status": httpStatus, "error": stepErr, "retry_in_ms": delay.Milliseconds()})
 	return nil
 }
@@ -803,17 +887,49 @@ func (s *Service) failStepExecution(ctx context.Context, tx *postgres.Tx, a *att
 	return s.failRun(ctx, tx, a, stepErr)
 }
 
-// failRun ends the run of a failed step as failed, with the step's error.
+// failRun carries the failure of a step that failed for good outward,
+// with the step's error: see [Service.propagateFailure].
 func (s *Service) failRun(ctx context.Context, tx *postgres.Tx, a *attempt, stepErr json.RawMessage) error {
-	appendHistory(tx, a.state.run.ID, workflow.EventStepFailed, a.step.Name, &a.number, map[string]any{"error": stepErr})
-	message := fmt.Sprintf("step %s failed", a.step.Name)
+	appendHistory(tx, a.state.run.ID, workflow.EventStepFailed, a.key, &a.number, map[string]any{"error": stepErr})
+	return s.propagateFailure(ctx, tx, a.state, a.key, a.execID, stepErr, false)
+}
+
+// propagateFailure carries the failure of the step execution key (execID)
+// outward:
+// the branches around it fail with it, then its lane fails, or at the top
+// the run — failed, or timed_out when a wait timed out (timedOut). The
+// step's own execution and work are dealt with already.
+func (s *Service) propagateFailure(ctx context.Context, tx *postgres.Tx, st *runState, key string, execID uuid.UUID, stepErr json.RawMessage, timedOut bool) error {
+	scope, name := splitKey(key)
+	for p, list := st.def.Enclosing(name); p != nil; p, list = st.def.Enclosing(p.Name) {
+		if p.OpensLanes() {
+			// The failed step's work (a wait's timer, a parked step's
+			// deadline) has nothing left to do.
+			if err := tx.DropStepWork(ctx, st.run.ID, execID); err != nil {
+				return err
+			}
+			return s.failLane(ctx, tx, st, laneKeyOf(scope, p, list), key, stepErr)
+		}
+		branch, err := tx.GetStepExecutionByKey(ctx, st.run.ID, scope+p.Name)
+		if err != nil {
+			return err
+		}
+		if ok, err := tx.FinishStep(ctx, postgres.AttemptResult{StepExecutionID: branch.ID, Attempt: branch.Attempt, Status: "failed", Error: stepErr}, "failed", nil); err != nil || !ok {
+			return orStale(err, ok)
+		}
+		appendHistory(tx, st.run.ID, workflow.EventStepFailed, branch.Key, &branch.Attempt, map[string]any{"error": stepErr})
+	}
+	status, code, event, message := workflow.RunFailed, "step_failed", workflow.EventRunFailed, fmt.Sprintf("step %s failed", key)
+	if timedOut {
+		status, code, event, message = workflow.RunTimedOut, "wait_timed_out", workflow.EventRunTimedOut, fmt.Sprintf("step %s timed out waiting", key)
+	}
 	var detail struct {
 		Message string `json:"message"`
 	}
-	if json.Unmarshal(stepErr, &detail) == nil && detail.Message != "" {
+	if !timedOut && json.Unmarshal(stepErr, &detail) == nil && detail.Message != "" {
 		message += ": " + detail.Message
 	}
-	return s.endRun(ctx, tx, a.state.run.ID, workflow.RunFailed, nil, runError(message, "step_failed", a.step.Name, stepErr), workflow.EventRunFailed)
+	return s.endRun(ctx, tx, st.run.ID, status, nil, runError(message, code, key, stepErr), event)
 }
 
 // errorJSON is a step error of the engine's own making.

@@ -58,7 +58,11 @@ func (s *Service) RunGraph(ctx context.Context, runID uuid.UUID) (*graph.Graph, 
 			return nil, fmt.Errorf("graph of run %s: %w", runID, err)
 		}
 		for _, st := range steps {
-			states.Add(st.Name, st.Status, st.Attempt)
+			// A lane's execution bears its block's name; the block's own
+			// execution says how the block went.
+			if st.Type != laneExecType {
+				states.Add(st.Name, st.Status, st.Attempt)
+			}
 		}
 		if len(steps) < graphPageSize {
 			break

@@ -51,7 +51,7 @@ func (s *Service) waitTimeout(step *workflow.Step) time.Duration {
 // When the wait cannot begin (an expression fails), the step and the run
 // fail instead.
 func (s *Service) startWait(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) error {
-	a := &attempt{item: item, state: st, step: step, execID: uuid.Must(uuid.NewV7()), number: 1}
+	a := &attempt{item: item, state: st, step: step, key: st.key(step.Name), execID: uuid.Must(uuid.NewV7()), number: 1}
 	a.webhook = "msg_" + a.execID.String()
 	kind, wait := postgres.WorkWaitTimeout, s.waitTimeout(step)
 	var wakeAt *time.Time
@@ -80,7 +80,7 @@ func (s *Service) startWait(ctx context.Context, tx *postgres.Tx, item postgres.
 		a.token, hash = token, h
 	}
 	exec := postgres.NewStepExecution{
-		ID: a.execID, Key: step.Name, Name: step.Name, Type: string(step.Type), WebhookID: a.webhook,
+		ID: a.execID, Key: a.key, ParentKey: st.parentKey(step.Name), Name: step.Name, Type: string(step.Type), WebhookID: a.webhook,
 		WorkerID: s.workerID, CallbackHash: hash,
 	}
 	if prepErr != nil {
@@ -96,7 +96,7 @@ func (s *Service) startWait(ctx context.Context, tx *postgres.Tx, item postgres.
 	if st.run.Status == workflow.RunPending {
 		appendHistory(tx, st.run.ID, workflow.EventRunStarted, "", nil, nil)
 	}
-	appendHistory(tx, st.run.ID, workflow.EventStepStarted, step.Name, &a.number, nil)
+	appendHistory(tx, st.run.ID, workflow.EventStepStarted, a.key, &a.number, nil)
 	deadline, ok, err := tx.StartWait(ctx, postgres.WaitStart{Work: item, Kind: kind, Wait: wait, WakeAt: wakeAt, Exec: exec})
 	if err != nil || !ok {
 		return orLeaseLost(err, ok)
@@ -109,7 +109,7 @@ func (s *Service) startWait(ctx context.Context, tx *postgres.Tx, item postgres.
 		}
 		data["events"] = events
 	}
-	appendHistory(tx, st.run.ID, workflow.EventStepWaiting, step.Name, &a.number, data)
+	appendHistory(tx, st.run.ID, workflow.EventStepWaiting, a.key, &a.number, data)
 	if len(conditions) == 0 {
 		return nil
 	}
@@ -206,7 +206,7 @@ func (s *Service) completeWait(ctx context.Context, tx *postgres.Tx, workID int6
 // wait whose timeout continues the run.
 func (s *Service) endWait(ctx context.Context, tx *postgres.Tx, workID int64, a *attempt, attemptStatus string, output json.RawMessage, data map[string]any) error {
 	runID := a.state.run.ID
-	if err := tx.RetargetWork(ctx, workID, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: a.step.Name}, 0); err != nil {
+	if err := tx.RetargetWork(ctx, workID, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: a.key}, 0); err != nil {
 		return err
 	}
 	if _, err := tx.MarkRunRunning(ctx, runID); err != nil {
@@ -218,7 +218,7 @@ func (s *Service) endWait(ctx context.Context, tx *postgres.Tx, workID int64, a 
 	if err := tx.CloseStepWaits(ctx, a.execID, "cancelled"); err != nil {
 		return err
 	}
-	appendHistory(tx, runID, workflow.EventStepSucceeded, a.step.Name, &a.number, data)
+	appendHistory(tx, runID, workflow.EventStepSucceeded, a.key, &a.number, data)
 	return nil
 }
 
@@ -261,7 +261,7 @@ func (s *Service) timeOutWait(ctx context.Context, item postgres.WorkItem) error
 				return err
 			}
 		}
-		appendHistory(tx, a.state.run.ID, workflow.EventStepTimedOut, a.step.Name, &a.number, nil)
+		appendHistory(tx, a.state.run.ID, workflow.EventStepTimedOut, a.key, &a.number, nil)
 		onTimeout := workflow.ActionFail
 		switch {
 		case a.step.WaitForEvent != nil:
@@ -279,9 +279,8 @@ func (s *Service) timeOutWait(ctx context.Context, item postgres.WorkItem) error
 		if ok, err := tx.FinishStep(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, Status: "timed_out", Error: stepErr}, "timed_out", nil); err != nil || !ok {
 			return orStale(err, ok)
 		}
-		appendHistory(tx, a.state.run.ID, workflow.EventStepFailed, a.step.Name, &a.number, map[string]any{"error": stepErr})
-		return s.endRun(ctx, tx, a.state.run.ID, workflow.RunTimedOut, nil,
-			runError(fmt.Sprintf("step %s timed out waiting", a.step.Name), "wait_timed_out", a.step.Name, stepErr), workflow.EventRunTimedOut)
+		appendHistory(tx, a.state.run.ID, workflow.EventStepFailed, a.key, &a.number, map[string]any{"error": stepErr})
+		return s.propagateFailure(ctx, tx, a.state, a.key, a.execID, stepErr, true)
 	})
 }
 

@@ -205,7 +205,14 @@ func (w *Worker) execute(soft, hard context.Context, a *attempt) {
 		next, err := w.record(hard, a, res, soft.Err() != nil)
 		switch {
 		case errors.Is(err, errLeaseLost), errors.Is(err, errStale):
-			logger.InfoContext(hard, "step result ignored", "run_id", a.state.run.ID, "step", a.step.Name, "attempt", a.number, "reason", err)
+			logger.InfoContext(hard, "step result ignored", "run_id", a.state.run.ID, "step", a.key, "attempt", a.number, "reason", err)
+			if errors.Is(err, errStale) {
+				// The step ended otherwise (its lane was cancelled): its
+				// work has nothing left to do.
+				if _, err := w.svc.db.DropStaleWork(hard, a.item); err != nil {
+					logger.WarnContext(hard, "drop stale work; its lease will expire instead", "run_id", a.state.run.ID, "error", err)
+				}
+			}
 			return
 		case err != nil:
 			// The lease runs out and another worker retries the attempt.
@@ -257,7 +264,7 @@ func (w *Worker) release(a *attempt) {
 		if ok, err := tx.RescheduleWork(ctx, a.item, postgres.WorkTarget{Kind: postgres.WorkInvoke, StepExecutionID: &a.execID, Attempt: a.number + 1}, 0); err != nil || !ok {
 			return orLeaseLost(err, ok)
 		}
-		appendHistory(tx, a.state.run.ID, workflow.EventStepAbandoned, a.step.Name, &a.number, map[string]any{"error": stopped})
+		appendHistory(tx, a.state.run.ID, workflow.EventStepAbandoned, a.key, &a.number, map[string]any{"error": stopped})
 		return nil
 	})
 	if err != nil {
@@ -294,7 +301,9 @@ type claimed struct {
 	// alone are items whose next step may wait for events (a wait, or a
 	// branch whose case may begin with one): each begins in a transaction
 	// of its own, because beginning a wait takes advisory locks on its event
-	// keys, which a claim of many items must not hold together.
+	// keys, which a claim of many items must not hold together. So do the
+	// items of runs with lanes: their transitions lock the run's row, which
+	// a claim of many items must not do in any order.
 	alone []postgres.WorkItem
 	// compensations are attempts at steps' compensations, each prepared
 	// and recorded in transactions of its own.
@@ -348,7 +357,7 @@ func (s *Service) claimTx(ctx context.Context, n int, careful bool) (claimed, er
 				c.compensations = append(c.compensations, item)
 				continue
 			}
-			if s.mayWaitForEvents(ctx, tx, item, byID[item.RunID]) {
+			if s.beginsAlone(ctx, tx, item, byID[item.RunID]) {
 				c.alone = append(c.alone, item)
 				continue
 			}
@@ -390,14 +399,21 @@ func (s *Service) claimTx(ctx context.Context, n int, careful bool) (claimed, er
 	return c, nil
 }
 
-// mayWaitForEvents reports whether a claimed item may start a wait for
-// events.
-func (s *Service) mayWaitForEvents(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, run workflow.Run) bool {
-	if item.Kind != postgres.WorkAdvance || run.ID == uuid.Nil {
+// beginsAlone reports whether a claimed item must begin in a transaction
+// of its own: one that may start a wait for events, and any item of a run
+// with parallel lanes, whose transitions lock the run's row first.
+func (s *Service) beginsAlone(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, run workflow.Run) bool {
+	if (item.Kind != postgres.WorkAdvance && item.Kind != postgres.WorkInvoke) || run.ID == uuid.Nil {
 		return false
 	}
 	def, err := s.definitionOf(ctx, tx, run.Workflow, run.Version)
 	if err != nil {
+		return false
+	}
+	if def.HasLanes() {
+		return true
+	}
+	if item.Kind != postgres.WorkAdvance {
 		return false
 	}
 	// A branch may begin with a wait for events, and a child run's first
@@ -437,7 +453,7 @@ func (s *Service) prepareFirstStep(ctx context.Context, tx *postgres.Tx, item po
 	}
 	// Any trouble here is left to beginWork, which reports it for this
 	// item alone.
-	st, err := s.loadRunState(ctx, tx, run)
+	st, err := s.loadRunState(ctx, tx, run, "")
 	if err != nil {
 		return nil, postgres.StepStart{}, false
 	}
@@ -452,30 +468,33 @@ func (s *Service) prepareFirstStep(ctx context.Context, tx *postgres.Tx, item po
 }
 
 // beginWork starts the attempt a claimed advance or invoke item calls for,
-// or finishes the run when it has no step left.
+// or finishes the run when it has no step left. A run that is no longer
+// active (ended, compensating) has nothing for it to do.
 func (s *Service) beginWork(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, run workflow.Run) (*attempt, error) {
-	if run.ID == uuid.Nil || run.Status.Terminal() {
+	if run.ID == uuid.Nil || !run.Status.Active() {
 		_, err := tx.CompleteWork(ctx, item)
 		return nil, err
 	}
-	st, err := s.loadRunState(ctx, tx, run)
+	def, err := s.definitionOf(ctx, tx, run.Workflow, run.Version)
+	if err != nil {
+		return nil, err
+	}
+	key := item.AfterStep
+	var exec workflow.StepExecution
+	if item.Kind == postgres.WorkInvoke {
+		if exec, err = tx.GetStepExecution(ctx, *item.StepExecutionID); err != nil {
+			return nil, err
+		}
+		key = exec.Key
+	}
+	st, err := s.loadRunState(ctx, tx, run, scopeOf(def, key))
 	if err != nil {
 		return nil, err
 	}
 	if item.Kind == postgres.WorkInvoke {
-		return s.restartStep(ctx, tx, item, st)
+		return s.restartStep(ctx, tx, item, st, exec)
 	}
-	next, ended := st.def.Successor(item.AfterStep)
-	if err := s.endEnclosing(ctx, tx, st, ended, st.outputs[item.AfterStep]); err != nil {
-		return nil, err
-	}
-	if next == nil {
-		if ok, err := tx.CompleteWork(ctx, item); err != nil || !ok {
-			return nil, orLeaseLost(err, ok)
-		}
-		return nil, s.finishRun(ctx, tx, st, st.outputs[item.AfterStep])
-	}
-	return s.startStep(ctx, tx, item, st, next)
+	return s.advance(ctx, tx, item, st, key)
 }
 
 // isTimer reports whether a work item kind is a timer: handled in a

@@ -10,18 +10,6 @@ import (
 	"github.com/durablehq/durable/internal/workflow"
 )
 
-// executableTypes lists the step types this version of Durable can run.
-// Posting a definition that uses any other type is refused, so no run can
-// start that would get stuck on a step nobody executes.
-var executableTypes = map[workflow.StepType]bool{
-	workflow.StepCall:         true,
-	workflow.StepSleep:        true,
-	workflow.StepWaitForEvent: true,
-	workflow.StepWaitForInput: true,
-	workflow.StepBranch:       true,
-	workflow.StepCallWorkflow: true,
-}
-
 // errVersionExists ends a transaction that found the identical definition
 // already stored once it held the workflow's lock.
 var errVersionExists = errors.New("version exists")
@@ -76,8 +64,8 @@ func (s *Service) CreateWorkflow(ctx context.Context, doc []byte) (workflow.Work
 	return created, true, nil
 }
 
-// parseDefinition parses and validates doc and refuses step types that
-// cannot execute yet, reporting every problem at once.
+// parseDefinition parses and validates doc, reporting every problem at
+// once.
 func (s *Service) parseDefinition(doc []byte) (*workflow.Definition, error) {
 	def, err := workflow.Parse(doc, s.limits.Definition)
 	var verr *workflow.ValidationError
@@ -86,19 +74,6 @@ func (s *Service) parseDefinition(doc []byte) (*workflow.Definition, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("parse definition: %w", err)
-	}
-	var problems []fault.Problem
-	def.Walk(func(path string, step *workflow.Step) bool {
-		if !executableTypes[step.Type] {
-			problems = append(problems, fault.Problem{
-				Path:    path + "/type",
-				Message: fmt.Sprintf("step type %q is not supported by this version of Durable yet", step.Type),
-			})
-		}
-		return true
-	})
-	if len(problems) > 0 {
-		return nil, fault.WithProblems(fault.Invalid, "the workflow definition uses step types this version cannot execute", problems)
 	}
 	return def, nil
 }

@@ -214,9 +214,11 @@ func (tx *Tx) FinishRun(ctx context.Context, id uuid.UUID, status workflow.RunSt
 
 // NewStepExecution is a step execution to start, with its first attempt.
 type NewStepExecution struct {
-	ID           uuid.UUID
-	RunID        uuid.UUID
-	ParentID     *uuid.UUID
+	ID    uuid.UUID
+	RunID uuid.UUID
+	// ParentKey is the key of the execution the step is nested in (a
+	// branch, a lane); "" at the top level.
+	ParentKey    string
 	Key          string
 	Name         string
 	Type         string
@@ -396,15 +398,16 @@ func (tx *Tx) EndRunSteps(ctx context.Context, runID uuid.UUID, status string) e
 	return nil
 }
 
-// StepOutputs returns the outputs of a run's succeeded steps among names.
-func (q queries) StepOutputs(ctx context.Context, runID uuid.UUID, names []string) (map[string]json.RawMessage, error) {
-	rows, err := q.q.StepOutputsByRun(ctx, dbsqlc.StepOutputsByRunParams{RunID: runID, Names: names})
+// StepOutputs returns the outputs of a run's succeeded steps among keys,
+// by key.
+func (q queries) StepOutputs(ctx context.Context, runID uuid.UUID, keys []string) (map[string]json.RawMessage, error) {
+	rows, err := q.q.StepOutputsByRun(ctx, dbsqlc.StepOutputsByRunParams{RunID: runID, Keys: keys})
 	if err != nil {
 		return nil, fmt.Errorf("step outputs: %w", translate(err))
 	}
 	out := make(map[string]json.RawMessage, len(rows))
 	for _, r := range rows {
-		out[r.StepName] = r.Output
+		out[r.StepKey] = r.Output
 	}
 	return out, nil
 }
@@ -433,8 +436,8 @@ func (db *DB) Setting(ctx context.Context, key string, create func() (string, er
 	return v, nil
 }
 
-// LockLeasedWork locks a work item the caller leases. It returns false when
-// the lease was lost.
+// LockLeasedWork locks a work item the caller leases, then its run's row.
+// It returns false when the lease was lost.
 func (tx *Tx) LockLeasedWork(ctx context.Context, w WorkItem) (bool, error) {
 	_, err := tx.q.WorkItemLockLeased(ctx, dbsqlc.WorkItemLockLeasedParams{ID: w.ID, LeaseToken: &w.LeaseToken})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -490,6 +493,7 @@ func (db *DB) SucceedAndContinue(ctx context.Context, p SucceedAndContinue) (boo
 		ContextPatch: p.ContextPatch, NextKey: p.Next.Key, NextName: p.Next.Name, NextType: p.Next.Type,
 		NextWebhookID: p.Next.WebhookID, NextInput: p.Next.Input, NextTimeoutMs: p.Next.Timeout.Milliseconds(),
 		WorkerID: &p.Next.WorkerID, CallbackHash: p.Next.CallbackHash, StepKey: p.StepKey, SucceededData: p.Succeeded,
+		NextParentKey: parentKey(p.Next.ParentKey),
 	}
 	if p.Result.HTTPStatus != 0 {
 		s := int32(p.Result.HTTPStatus)
@@ -537,7 +541,7 @@ func (tx *Tx) StartSteps(ctx context.Context, starts []StepStart) ([]bool, error
 			ID: &n.ID, LeaseMs: st.Lease.Milliseconds(), WorkID: st.Work.ID, LeaseToken: &st.Work.LeaseToken,
 			MarkRunning: st.MarkRunning, StepKey: n.Key, StepName: n.Name, StepType: n.Type, WebhookID: n.WebhookID,
 			Input: n.Input, TimeoutMs: n.Timeout.Milliseconds(), WorkerID: &n.WorkerID, CallbackHash: n.CallbackHash,
-			RunStarted: st.RunStarted,
+			RunStarted: st.RunStarted, ParentKey: parentKey(n.ParentKey),
 		}
 	}
 	started := make([]bool, len(starts))
@@ -553,4 +557,11 @@ func (tx *Tx) StartSteps(ctx context.Context, starts []StepStart) ([]bool, error
 		firstErr = fmt.Errorf("start steps: %w", translate(err))
 	}
 	return started, firstErr
+}
+
+func parentKey(key string) *string {
+	if key == "" {
+		return nil
+	}
+	return &key
 }

@@ -43,7 +43,7 @@ func (tx *Tx) StartWait(ctx context.Context, w WaitStart) (time.Time, bool, erro
 	deadline, err := tx.q.StepStartWait(ctx, dbsqlc.StepStartWaitParams{
 		Kind: w.Kind, ID: &n.ID, WaitMs: max(w.Wait.Milliseconds(), 0), WakeAt: w.WakeAt, WorkID: w.Work.ID, LeaseToken: &w.Work.LeaseToken,
 		StepKey: n.Key, StepName: n.Name, StepType: n.Type, WebhookID: n.WebhookID, Input: n.Input,
-		WorkerID: &n.WorkerID, CallbackHash: n.CallbackHash,
+		WorkerID: &n.WorkerID, CallbackHash: n.CallbackHash, ParentKey: parentKey(n.ParentKey),
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return time.Time{}, false, nil

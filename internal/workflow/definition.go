@@ -96,6 +96,7 @@ type Definition struct {
 	hash      [32]byte
 	byName    map[string]*Step
 	places    map[string]place
+	lanes     bool // see HasLanes
 }
 
 // Canonical returns the canonical JSON form of the document the definition
@@ -546,5 +547,9 @@ func (d *Definition) seal(canonical []byte) {
 	d.canonical = canonical
 	d.hash = sha256.Sum256(canonical)
 	d.places = map[string]place{}
-	buildPlaces(d.Steps, nil, d.places)
+	buildPlaces(d.Steps, nil, 0, d.places)
+	d.Walk(func(_ string, s *Step) bool {
+		d.lanes = d.lanes || s.OpensLanes()
+		return true
+	})
 }

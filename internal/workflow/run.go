@@ -40,6 +40,12 @@ func (s RunStatus) Valid() bool {
 	return false
 }
 
+// Active reports whether a run in state s is on its way: its steps may
+// start, run and wait.
+func (s RunStatus) Active() bool {
+	return s == RunPending || s == RunRunning || s == RunWaiting
+}
+
 // Terminal reports whether a run in state s has finished for good (until a
 // user retries it): nothing will move it again on its own.
 func (s RunStatus) Terminal() bool {
@@ -158,6 +164,7 @@ const (
 	EventStepAbandoned      = "step_abandoned"       // the attempt's worker was lost
 	EventStepTimedOut       = "step_timed_out"       // a parked step's deadline passed
 	EventStepRetryScheduled = "step_retry_scheduled" // the attempt failed; another follows
+	EventLanesOpened        = "lanes_opened"         // a parallel or foreach step opened its lanes
 	EventStepSucceeded      = "step_succeeded"
 	EventStepFailed         = "step_failed"
 	EventRunSucceeded       = "run_succeeded"

@@ -1,22 +1,40 @@
 package workflow
 
 // place is where a step stands: the list of steps it is in, its index
-// there, and the step that list belongs to (nil at the top level).
+// there, the step that list belongs to (nil at the top level) and which of
+// that step's lists it is (see [Step.Children]).
 type place struct {
 	list   []*Step
 	index  int
 	parent *Step
+	nested int
 }
 
 // places maps every step name to its place, built once when sealed.
-func buildPlaces(steps []*Step, parent *Step, out map[string]place) {
+func buildPlaces(steps []*Step, parent *Step, nested int, out map[string]place) {
 	for i, s := range steps {
-		out[s.Name] = place{list: steps, index: i, parent: parent}
-		for _, nested := range s.Children() {
-			buildPlaces(nested, s, out)
+		out[s.Name] = place{list: steps, index: i, parent: parent, nested: nested}
+		for j, list := range s.Children() {
+			buildPlaces(list, s, j, out)
 		}
 	}
 }
+
+// Enclosing returns the step that the step named name is nested in (nil at
+// the top level) and which of its step lists holds it: the index into
+// [Step.Children] — for a parallel step, the branch's index.
+func (d *Definition) Enclosing(name string) (parent *Step, list int) {
+	p := d.places[name]
+	return p.parent, p.nested
+}
+
+// HasLanes reports whether the definition has parallel or foreach steps,
+// whose lanes run side by side.
+func (d *Definition) HasLanes() bool { return d.lanes }
+
+// OpensLanes reports whether a step runs lanes side by side: a parallel
+// step's branches or a foreach step's items.
+func (s *Step) OpensLanes() bool { return s.Parallel != nil || s.Foreach != nil }
 
 // Successor returns the step that runs after the step named name has
 // finished, and the enclosing steps whose nested steps end with it

@@ -32,22 +32,24 @@ WITH work AS (
     RETURNING runs.id
 ), execution AS (
     INSERT INTO step_executions (
-        id, run_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
+        id, run_id, parent_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
     )
-    SELECT $1, run_id, $6, $7, $8, 'running', 1, $9, $10,
-           now() + $11::bigint * interval '1 millisecond', now()
+    SELECT $1, run_id,
+           (SELECT p.id FROM step_executions p WHERE p.run_id = work.run_id AND p.step_key = $6),
+           $7, $8, $9, 'running', 1, $10, $11,
+           now() + $12::bigint * interval '1 millisecond', now()
     FROM work
     RETURNING step_executions.id, step_executions.run_id
 ), first_attempt AS (
     INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
-    SELECT execution.id, 1, execution.run_id, 'running', $12, $13 FROM execution
+    SELECT execution.id, 1, execution.run_id, 'running', $13, $14 FROM execution
 ), history AS (
     INSERT INTO history_events (run_id, type, step_key, attempt)
     SELECT execution.run_id, e.type, e.step_key, e.attempt
     FROM execution,
-         (VALUES (1, 'run_started', NULL::text, NULL::integer), (2, 'step_started', $6::text, 1))
+         (VALUES (1, 'run_started', NULL::text, NULL::integer), (2, 'step_started', $7::text, 1))
              AS e(ord, type, step_key, attempt)
-    WHERE e.ord = 2 OR $14::boolean
+    WHERE e.ord = 2 OR $15::boolean
     ORDER BY e.ord
 )
 SELECT count(*)::integer FROM execution
@@ -65,6 +67,7 @@ type StepStartParams struct {
 	WorkID       int64
 	LeaseToken   *uuid.UUID
 	MarkRunning  bool
+	ParentKey    *string
 	StepKey      string
 	StepName     string
 	StepType     string
@@ -91,6 +94,7 @@ func (q *Queries) StepStart(ctx context.Context, arg []StepStartParams) *StepSta
 			a.WorkID,
 			a.LeaseToken,
 			a.MarkRunning,
+			a.ParentKey,
 			a.StepKey,
 			a.StepName,
 			a.StepType,

@@ -444,9 +444,12 @@ func (q *Queries) RunMergeContext(ctx context.Context, arg RunMergeContextParams
 
 const runSetWaiting = `-- name: RunSetWaiting :execrows
 UPDATE runs SET status = 'waiting', updated_at = now()
-WHERE id = $1 AND status IN ('running', 'waiting')
+WHERE runs.id = $1 AND status IN ('running', 'waiting')
+  AND NOT EXISTS (SELECT 1 FROM work_items o WHERE o.run_id = runs.id AND o.kind IN ('advance', 'invoke'))
 `
 
+// Marks a run waiting unless one of its lanes still has a step to start or
+// make (an advance or invoke work item).
 func (q *Queries) RunSetWaiting(ctx context.Context, id uuid.UUID) (int64, error) {
 	result, err := q.db.Exec(ctx, runSetWaiting, id)
 	if err != nil {
@@ -553,7 +556,7 @@ func (q *Queries) StepAttemptListByExecutions(ctx context.Context, stepExecution
 }
 
 const stepExecutionListByRun = `-- name: StepExecutionListByRun :many
-SELECT id, run_id, parent_id, step_key, step_name, step_type, status, attempt, abandoned, webhook_id, input, output, error, deadline, created_at, updated_at, started_at, finished_at FROM step_executions
+SELECT id, run_id, parent_id, step_key, step_name, step_type, status, attempt, abandoned, webhook_id, input, output, error, deadline, created_at, updated_at, started_at, finished_at, lane_index, lanes_total, lanes_started, lanes_ended, lanes_failed FROM step_executions
 WHERE run_id = $1
   AND ($2::timestamptz IS NULL
        OR (created_at, id) > ($2, $3::uuid))
@@ -601,6 +604,11 @@ func (q *Queries) StepExecutionListByRun(ctx context.Context, arg StepExecutionL
 			&i.UpdatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.LaneIndex,
+			&i.LanesTotal,
+			&i.LanesStarted,
+			&i.LanesEnded,
+			&i.LanesFailed,
 		); err != nil {
 			return nil, err
 		}

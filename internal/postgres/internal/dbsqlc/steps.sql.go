@@ -196,7 +196,7 @@ func (q *Queries) StepExecutionFinish(ctx context.Context, arg StepExecutionFini
 }
 
 const stepExecutionGet = `-- name: StepExecutionGet :one
-SELECT id, run_id, parent_id, step_key, step_name, step_type, status, attempt, abandoned, webhook_id, input, output, error, deadline, created_at, updated_at, started_at, finished_at FROM step_executions WHERE id = $1
+SELECT id, run_id, parent_id, step_key, step_name, step_type, status, attempt, abandoned, webhook_id, input, output, error, deadline, created_at, updated_at, started_at, finished_at, lane_index, lanes_total, lanes_started, lanes_ended, lanes_failed FROM step_executions WHERE id = $1
 `
 
 func (q *Queries) StepExecutionGet(ctx context.Context, id uuid.UUID) (StepExecution, error) {
@@ -221,12 +221,17 @@ func (q *Queries) StepExecutionGet(ctx context.Context, id uuid.UUID) (StepExecu
 		&i.UpdatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.LaneIndex,
+		&i.LanesTotal,
+		&i.LanesStarted,
+		&i.LanesEnded,
+		&i.LanesFailed,
 	)
 	return i, err
 }
 
 const stepExecutionGetByKey = `-- name: StepExecutionGetByKey :one
-SELECT id, run_id, parent_id, step_key, step_name, step_type, status, attempt, abandoned, webhook_id, input, output, error, deadline, created_at, updated_at, started_at, finished_at FROM step_executions WHERE run_id = $1 AND step_key = $2
+SELECT id, run_id, parent_id, step_key, step_name, step_type, status, attempt, abandoned, webhook_id, input, output, error, deadline, created_at, updated_at, started_at, finished_at, lane_index, lanes_total, lanes_started, lanes_ended, lanes_failed FROM step_executions WHERE run_id = $1 AND step_key = $2
 `
 
 type StepExecutionGetByKeyParams struct {
@@ -256,12 +261,17 @@ func (q *Queries) StepExecutionGetByKey(ctx context.Context, arg StepExecutionGe
 		&i.UpdatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.LaneIndex,
+		&i.LanesTotal,
+		&i.LanesStarted,
+		&i.LanesEnded,
+		&i.LanesFailed,
 	)
 	return i, err
 }
 
 const stepExecutionListWaiting = `-- name: StepExecutionListWaiting :many
-SELECT id, run_id, parent_id, step_key, step_name, step_type, status, attempt, abandoned, webhook_id, input, output, error, deadline, created_at, updated_at, started_at, finished_at FROM step_executions WHERE run_id = $1 AND status = 'waiting' ORDER BY created_at, id
+SELECT id, run_id, parent_id, step_key, step_name, step_type, status, attempt, abandoned, webhook_id, input, output, error, deadline, created_at, updated_at, started_at, finished_at, lane_index, lanes_total, lanes_started, lanes_ended, lanes_failed FROM step_executions WHERE run_id = $1 AND status = 'waiting' ORDER BY created_at, id
 `
 
 func (q *Queries) StepExecutionListWaiting(ctx context.Context, runID uuid.UUID) ([]StepExecution, error) {
@@ -292,6 +302,11 @@ func (q *Queries) StepExecutionListWaiting(ctx context.Context, runID uuid.UUID)
 			&i.UpdatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.LaneIndex,
+			&i.LanesTotal,
+			&i.LanesStarted,
+			&i.LanesEnded,
+			&i.LanesFailed,
 		); err != nil {
 			return nil, err
 		}
@@ -304,7 +319,7 @@ func (q *Queries) StepExecutionListWaiting(ctx context.Context, runID uuid.UUID)
 }
 
 const stepExecutionLock = `-- name: StepExecutionLock :one
-SELECT step_executions.id, step_executions.run_id, step_executions.parent_id, step_executions.step_key, step_executions.step_name, step_executions.step_type, step_executions.status, step_executions.attempt, step_executions.abandoned, step_executions.webhook_id, step_executions.input, step_executions.output, step_executions.error, step_executions.deadline, step_executions.created_at, step_executions.updated_at, step_executions.started_at, step_executions.finished_at, (deadline IS NOT NULL AND deadline <= now())::boolean AS expired
+SELECT step_executions.id, step_executions.run_id, step_executions.parent_id, step_executions.step_key, step_executions.step_name, step_executions.step_type, step_executions.status, step_executions.attempt, step_executions.abandoned, step_executions.webhook_id, step_executions.input, step_executions.output, step_executions.error, step_executions.deadline, step_executions.created_at, step_executions.updated_at, step_executions.started_at, step_executions.finished_at, step_executions.lane_index, step_executions.lanes_total, step_executions.lanes_started, step_executions.lanes_ended, step_executions.lanes_failed, (deadline IS NOT NULL AND deadline <= now())::boolean AS expired
 FROM step_executions WHERE id = $1 FOR UPDATE
 `
 
@@ -337,6 +352,11 @@ func (q *Queries) StepExecutionLock(ctx context.Context, id uuid.UUID) (StepExec
 		&i.StepExecution.UpdatedAt,
 		&i.StepExecution.StartedAt,
 		&i.StepExecution.FinishedAt,
+		&i.StepExecution.LaneIndex,
+		&i.StepExecution.LanesTotal,
+		&i.StepExecution.LanesStarted,
+		&i.StepExecution.LanesEnded,
+		&i.StepExecution.LanesFailed,
 		&i.Expired,
 	)
 	return i, err
@@ -508,24 +528,24 @@ func (q *Queries) StepFinish(ctx context.Context, arg StepFinishParams) (int32, 
 }
 
 const stepOutputsByRun = `-- name: StepOutputsByRun :many
-SELECT step_name, output FROM step_executions
-WHERE run_id = $1 AND status = 'succeeded' AND step_name = ANY ($2::text[])
+SELECT step_key, output FROM step_executions
+WHERE run_id = $1 AND status = 'succeeded' AND step_key = ANY ($2::text[])
 `
 
 type StepOutputsByRunParams struct {
 	RunID uuid.UUID
-	Names []string
+	Keys  []string
 }
 
 type StepOutputsByRunRow struct {
-	StepName string
-	Output   []byte
+	StepKey string
+	Output  []byte
 }
 
-// The outputs of a run's succeeded steps with the given names, for
+// The outputs of a run's succeeded steps with the given keys, for
 // expressions that refer to steps.NAME.
 func (q *Queries) StepOutputsByRun(ctx context.Context, arg StepOutputsByRunParams) ([]StepOutputsByRunRow, error) {
-	rows, err := q.db.Query(ctx, stepOutputsByRun, arg.RunID, arg.Names)
+	rows, err := q.db.Query(ctx, stepOutputsByRun, arg.RunID, arg.Keys)
 	if err != nil {
 		return nil, err
 	}
@@ -533,7 +553,7 @@ func (q *Queries) StepOutputsByRun(ctx context.Context, arg StepOutputsByRunPara
 	items := []StepOutputsByRunRow{}
 	for rows.Next() {
 		var i StepOutputsByRunRow
-		if err := rows.Scan(&i.StepName, &i.Output); err != nil {
+		if err := rows.Scan(&i.StepKey, &i.Output); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -556,18 +576,22 @@ WITH work AS (
     UPDATE runs
     SET status = 'waiting', started_at = COALESCE(started_at, now()), updated_at = now()
     WHERE runs.id = (SELECT run_id FROM work) AND runs.status IN ('pending', 'running', 'waiting')
+      AND NOT EXISTS (SELECT 1 FROM work_items o
+                      WHERE o.run_id = runs.id AND o.id <> $5 AND o.kind IN ('advance', 'invoke'))
     RETURNING runs.id
 ), execution AS (
     INSERT INTO step_executions (
-        id, run_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
+        id, run_id, parent_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
     )
-    SELECT $2, run_id, $7, $8, $9, 'waiting', 1, $10, $11,
+    SELECT $2, run_id,
+           (SELECT p.id FROM step_executions p WHERE p.run_id = work.run_id AND p.step_key = $7),
+           $8, $9, $10, 'waiting', 1, $11, $12,
            COALESCE($3::timestamptz, now() + $4::bigint * interval '1 millisecond'), now()
     FROM work
     RETURNING step_executions.id, step_executions.run_id, step_executions.deadline
 ), first_attempt AS (
     INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
-    SELECT execution.id, 1, execution.run_id, 'accepted', $12, $13 FROM execution
+    SELECT execution.id, 1, execution.run_id, 'accepted', $13, $14 FROM execution
 )
 SELECT deadline::timestamptz FROM execution
 `
@@ -579,6 +603,7 @@ type StepStartWaitParams struct {
 	WaitMs       int64
 	WorkID       int64
 	LeaseToken   *uuid.UUID
+	ParentKey    *string
 	StepKey      string
 	StepName     string
 	StepType     string
@@ -591,7 +616,8 @@ type StepStartWaitParams struct {
 // Starts a waiting step (sleep, wait_for_event, wait_for_input), as one
 // statement: the work item becomes the wait's timer, due at wake_at (a
 // sleep's wake time) or after wait_ms, its
-// lease dropped; the run is waiting; the execution is created waiting until
+// lease dropped; the run is waiting unless another of its lanes has work to
+// do; the execution is created waiting until
 // then, with a first attempt whose callback hash lets a person answer
 // through the callback URL. It returns the deadline, or no row when the
 // lease was lost.
@@ -603,6 +629,7 @@ func (q *Queries) StepStartWait(ctx context.Context, arg StepStartWaitParams) (t
 		arg.WaitMs,
 		arg.WorkID,
 		arg.LeaseToken,
+		arg.ParentKey,
 		arg.StepKey,
 		arg.StepName,
 		arg.StepType,
@@ -644,21 +671,23 @@ WITH work AS (
     RETURNING runs.id
 ), next_execution AS (
     INSERT INTO step_executions (
-        id, run_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
+        id, run_id, parent_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
     )
-    SELECT $1, run_id, $11, $12, $13, 'running', 1, $14, $15,
-           now() + $16::bigint * interval '1 millisecond', now()
+    SELECT $1, run_id,
+           (SELECT p.id FROM step_executions p WHERE p.run_id = finished_execution.run_id AND p.step_key = $11),
+           $12, $13, $14, 'running', 1, $15, $16,
+           now() + $17::bigint * interval '1 millisecond', now()
     FROM finished_execution
     RETURNING step_executions.id, step_executions.run_id
 ), next_attempt AS (
     INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
-    SELECT next_execution.id, 1, next_execution.run_id, 'running', $17, $18 FROM next_execution
+    SELECT next_execution.id, 1, next_execution.run_id, 'running', $18, $19 FROM next_execution
 ), history AS (
     INSERT INTO history_events (run_id, type, step_key, attempt, data)
     SELECT finished_execution.run_id, e.type, e.step_key, e.attempt, e.data
     FROM finished_execution,
-         (VALUES (1, 'step_succeeded', $19::text, $8::integer, $20::jsonb),
-                 (2, 'step_started', $11::text, 1, NULL::jsonb)) AS e(ord, type, step_key, attempt, data)
+         (VALUES (1, 'step_succeeded', $20::text, $8::integer, $21::jsonb),
+                 (2, 'step_started', $12::text, 1, NULL::jsonb)) AS e(ord, type, step_key, attempt, data)
     ORDER BY e.ord
 )
 SELECT count(*)::integer FROM finished_execution
@@ -675,6 +704,7 @@ type StepSucceedAndContinueParams struct {
 	Attempt       int32
 	Output        []byte
 	ContextPatch  []byte
+	NextParentKey *string
 	NextKey       string
 	NextName      string
 	NextType      string
@@ -707,6 +737,7 @@ func (q *Queries) StepSucceedAndContinue(ctx context.Context, arg StepSucceedAnd
 		arg.Attempt,
 		arg.Output,
 		arg.ContextPatch,
+		arg.NextParentKey,
 		arg.NextKey,
 		arg.NextName,
 		arg.NextType,

@@ -109,15 +109,40 @@ func (q *Queries) WorkItemContinue(ctx context.Context, arg WorkItemContinuePara
 }
 
 const workItemDeleteByRun = `-- name: WorkItemDeleteByRun :execrows
-DELETE FROM work_items WHERE run_id = $1
+DELETE FROM work_items
+WHERE id IN (SELECT w.id FROM work_items w WHERE w.run_id = $1 FOR UPDATE SKIP LOCKED)
 `
 
+// Deletes a run's work items, except those another transaction has locked:
+// that transaction holds its item and waits for the run's row, which the
+// caller holds, so waiting for the item would deadlock. Once it has the run,
+// it finds the run or its step ended and drops its item itself.
 func (q *Queries) WorkItemDeleteByRun(ctx context.Context, runID uuid.UUID) (int64, error) {
 	result, err := q.db.Exec(ctx, workItemDeleteByRun, runID)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const workItemDeleteByStep = `-- name: WorkItemDeleteByStep :exec
+DELETE FROM work_items
+WHERE id IN (SELECT w.id FROM work_items w
+             WHERE w.run_id = $1 AND w.step_execution_id = ANY ($2::uuid[])
+             FOR UPDATE SKIP LOCKED)
+`
+
+type WorkItemDeleteByStepParams struct {
+	RunID uuid.UUID
+	Ids   []uuid.UUID
+}
+
+// Deletes the work items of step executions that ended out of turn (lanes
+// cancelled by a failing sibling), except those locked by another
+// transaction (see WorkItemDeleteByRun).
+func (q *Queries) WorkItemDeleteByStep(ctx context.Context, arg WorkItemDeleteByStepParams) error {
+	_, err := q.db.Exec(ctx, workItemDeleteByStep, arg.RunID, arg.Ids)
+	return err
 }
 
 const workItemDeleteLeased = `-- name: WorkItemDeleteLeased :execrows
@@ -131,6 +156,29 @@ type WorkItemDeleteLeasedParams struct {
 
 func (q *Queries) WorkItemDeleteLeased(ctx context.Context, arg WorkItemDeleteLeasedParams) (int64, error) {
 	result, err := q.db.Exec(ctx, workItemDeleteLeased, arg.ID, arg.LeaseToken)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const workItemDeleteStale = `-- name: WorkItemDeleteStale :execrows
+DELETE FROM work_items w
+WHERE w.id = $1 AND w.lease_token = $2
+  AND NOT EXISTS (SELECT 1 FROM step_executions e
+                  WHERE e.id = w.step_execution_id AND e.status IN ('pending', 'running', 'waiting'))
+`
+
+type WorkItemDeleteStaleParams struct {
+	ID         int64
+	LeaseToken *uuid.UUID
+}
+
+// Deletes a leased work item whose step execution has ended: its worker's
+// result came too late (the step's lane was cancelled), and the item has
+// nothing left to do.
+func (q *Queries) WorkItemDeleteStale(ctx context.Context, arg WorkItemDeleteStaleParams) (int64, error) {
+	result, err := q.db.Exec(ctx, workItemDeleteStale, arg.ID, arg.LeaseToken)
 	if err != nil {
 		return 0, err
 	}
@@ -204,7 +252,10 @@ func (q *Queries) WorkItemLockByRun(ctx context.Context, runID uuid.UUID) ([]Wor
 }
 
 const workItemLockLeased = `-- name: WorkItemLockLeased :one
-SELECT id FROM work_items WHERE id = $1 AND lease_token = $2 FOR UPDATE
+WITH leased AS MATERIALIZED (
+    SELECT w.id, w.run_id FROM work_items w WHERE w.id = $1 AND w.lease_token = $2 FOR UPDATE
+)
+SELECT leased.id FROM leased JOIN runs r ON r.id = leased.run_id FOR NO KEY UPDATE OF r
 `
 
 type WorkItemLockLeasedParams struct {
@@ -212,8 +263,10 @@ type WorkItemLockLeasedParams struct {
 	LeaseToken *uuid.UUID
 }
 
-// Locks a work item the caller leases. Every transition starts here, so
-// work items are always locked before the rows of their run.
+// Locks a work item the caller leases, then its run's row. Every worker
+// transition starts here, so work items are always locked before the rows
+// of their run, and the transitions of one run's parallel lanes take turns
+// rather than deadlock over the rows they share.
 func (q *Queries) WorkItemLockLeased(ctx context.Context, arg WorkItemLockLeasedParams) (int64, error) {
 	row := q.db.QueryRow(ctx, workItemLockLeased, arg.ID, arg.LeaseToken)
 	var id int64

@@ -1,0 +1,100 @@
+-- name: BlockSetLanes :execrows
+-- Records how many lanes a parallel or foreach step has.
+UPDATE step_executions SET lanes_total = @total, updated_at = now()
+WHERE id = @id AND status = 'running';
+
+-- name: LaneOpen :many
+-- Opens up to n more lanes of a running block (never more than it has): for
+-- each, a lane execution (its item and index as input, inside foreach) and
+-- the work item that starts its first step. Lanes open in index order, so
+-- a lane's index is the count of lanes opened before it. names are the
+-- branch names of a parallel step; a foreach's lanes are named by index.
+WITH block AS (
+    UPDATE step_executions b
+    SET lanes_started = LEAST(b.lanes_total, o.lanes_started + @n::integer), updated_at = now()
+    FROM (SELECT x.id, x.lanes_started FROM step_executions x WHERE x.id = @block_id FOR UPDATE) o
+    WHERE b.id = o.id AND b.status = 'running' AND b.lanes_started < b.lanes_total
+    RETURNING b.id, b.run_id, b.step_key, b.step_name, b.step_type, b.input, o.lanes_started AS first, b.lanes_started AS upto
+), lane AS (
+    INSERT INTO step_executions (
+        id, run_id, parent_id, step_key, step_name, step_type, status, attempt, webhook_id, input, lane_index, started_at
+    )
+    SELECT l.id, block.run_id, block.id,
+           block.step_key || '[' || COALESCE((@names::text[])[l.i + 1], l.i::text) || ']',
+           block.step_name, 'lane', 'running', 1, 'msg_' || l.id::text,
+           CASE WHEN block.step_type = 'foreach'
+                THEN jsonb_build_object('item', block.input -> 'items' -> l.i, 'index', l.i) END,
+           l.i, now()
+    FROM block, (SELECT gen_random_uuid() AS id, i FROM block, generate_series(block.first, block.upto - 1) AS i) l
+    RETURNING step_executions.run_id, step_executions.step_key, step_executions.lane_index
+), work AS (
+    INSERT INTO work_items (run_id, kind, after_step)
+    SELECT lane.run_id, 'advance', lane.step_key FROM lane ORDER BY lane.lane_index
+)
+SELECT lane.step_key FROM lane ORDER BY lane.lane_index;
+
+-- name: LaneEnd :one
+-- Ends a running lane (succeeded or failed) and counts it at its block,
+-- returning the block's counts; no row when the lane had ended already
+-- (a failing sibling cancelled it).
+WITH lane AS (
+    UPDATE step_executions
+    SET status = @status, output = sqlc.narg('output'), error = sqlc.narg('error'), finished_at = now(), updated_at = now()
+    WHERE step_executions.run_id = @run_id AND step_executions.step_key = @lane_key
+      AND step_executions.step_type = 'lane' AND step_executions.status = 'running'
+    RETURNING parent_id
+)
+UPDATE step_executions b
+SET lanes_ended = b.lanes_ended + 1,
+    lanes_failed = b.lanes_failed + (@status::text <> 'succeeded')::integer,
+    updated_at = now()
+FROM lane
+WHERE b.id = lane.parent_id
+RETURNING b.id, b.status, b.attempt, b.lanes_total, b.lanes_started, b.lanes_ended, b.lanes_failed;
+
+-- name: LaneStatus :one
+-- The status of a lane: steps of a lane that is no longer running are not
+-- started.
+SELECT status FROM step_executions WHERE run_id = @run_id AND step_key = @lane_key AND step_type = 'lane';
+
+-- name: LaneList :many
+-- A block's lanes in order, for joining a parallel step's few branches.
+SELECT step_key, lane_index, status, output, error FROM step_executions
+WHERE parent_id = @block_id AND step_type = 'lane'
+ORDER BY lane_index;
+
+-- name: LaneCollect :one
+-- A foreach's item outputs in item order (null for an item that failed)
+-- and its items' errors, aggregated in the database: a list of 10,000
+-- items is never loaded row by row.
+SELECT COALESCE(jsonb_agg(CASE WHEN status = 'succeeded' THEN output END ORDER BY lane_index), '[]')::jsonb AS results,
+       COALESCE(jsonb_agg(jsonb_build_object('index', lane_index, 'error', error) ORDER BY lane_index)
+                    FILTER (WHERE status <> 'succeeded'), '[]')::jsonb AS errors
+FROM step_executions
+WHERE parent_id = @block_id AND step_type = 'lane';
+
+-- name: StepTreeCancel :many
+-- Cancels what is unfinished below a step execution (the lanes of a block
+-- that failed fast, and every step in them), returning what it cancelled.
+WITH RECURSIVE tree AS (
+    SELECT s.id FROM step_executions s WHERE s.parent_id = @root_id
+    UNION ALL
+    SELECT s.id FROM step_executions s JOIN tree ON s.parent_id = tree.id
+)
+UPDATE step_executions e
+SET status = 'cancelled', finished_at = now(), updated_at = now()
+FROM tree
+WHERE e.id = tree.id AND e.status IN ('pending', 'running', 'waiting')
+RETURNING e.id, e.step_key, e.step_type, e.input;
+
+-- name: StepAttemptCancelMany :exec
+UPDATE step_attempts
+SET status = 'cancelled', finished_at = now()
+WHERE step_execution_id = ANY (@ids::uuid[]) AND status IN ('running', 'accepted');
+
+-- name: WaitCloseMany :exec
+UPDATE waits SET status = 'cancelled', resolved_at = now()
+WHERE step_execution_id = ANY (@ids::uuid[]) AND status = 'open';
+
+-- name: RunSetContext :exec
+UPDATE runs SET context = @context, updated_at = now() WHERE id = @id;

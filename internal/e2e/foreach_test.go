@@ -1,0 +1,283 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/durablehq/durable/client"
+)
+
+// inFlight measures, at a step server, how many requests it serves at once.
+type inFlight struct {
+	now, max atomic.Int64
+}
+
+func (f *inFlight) enter() {
+	n := f.now.Add(1)
+	for {
+		m := f.max.Load()
+		if n <= m || f.max.CompareAndSwap(m, n) {
+			return
+		}
+	}
+}
+
+func (f *inFlight) leave() { f.now.Add(-1) }
+
+// TestForeach runs a concurrent foreach and checks that its concurrency
+// limit is never exceeded at the step server, that each item's steps see
+// their item and index and their own earlier steps, and that collect_as
+// gathers the outputs in item order; and a sequential one, whose items run
+// strictly one after another.
+func TestForeach(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startWorker()
+	rec := &recorder{}
+	var flight inFlight
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		flight.enter()
+		defer flight.leave()
+		c := rec.readStep(t, r)
+		if c.Path == "/label" {
+			time.Sleep(30 * time.Millisecond) // long enough for items to overlap
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"output": map[string]any{"path": c.Path, "input": json.RawMessage(c.Body.Input)}})
+	}))
+	t.Cleanup(srv.Close)
+	e.createWorkflow(fmt.Sprintf(`{"name": "ship", "steps": [
+	  {"name": "ship", "type": "foreach", "items": "${ input.orders }", "mode": "concurrent", "concurrency": 3,
+	   "collect_as": "shipments", "steps": [
+	    {"name": "label", "type": "call", "url": "%[1]s/label", "input": {"order": "${ item }", "index": "${ index }"}},
+	    {"name": "send", "type": "call", "url": "%[1]s/send", "input": {"label": "${ steps.label.output.input.order }"}}]},
+	  {"name": "after", "type": "call", "url": "%[1]s/after", "input": {"shipments": "${ ctx.shipments }"}}]}`, srv.URL))
+	const n = 20
+	orders := make([]string, n)
+	for i := range orders {
+		orders[i] = fmt.Sprintf("o%02d", i)
+	}
+	id := e.startRun("ship", map[string]any{"orders": orders})
+	run := e.waitRun(id, 60*time.Second)
+	require.Equal(t, client.RunStatus("succeeded"), run.Status, "%+v", run.Error)
+	require.LessOrEqual(t, flight.max.Load(), int64(3), "the concurrency limit was exceeded")
+	require.GreaterOrEqual(t, flight.max.Load(), int64(2), "the items never ran side by side")
+
+	var labels, sends []string
+	for _, c := range rec.all() {
+		var in map[string]any
+		require.NoError(t, json.Unmarshal(c.Body.Input, &in))
+		switch c.Path {
+		case "/label":
+			require.Equal(t, orders[int(in["index"].(float64))], in["order"])
+			labels = append(labels, in["order"].(string))
+		case "/send":
+			sends = append(sends, in["label"].(string))
+		}
+	}
+	sort.Strings(labels)
+	sort.Strings(sends)
+	require.Equal(t, orders, labels)
+	require.Equal(t, orders, sends, "each item's send saw its own label")
+	last := rec.all()[len(rec.all())-1]
+	require.Equal(t, "/after", last.Path)
+	var after struct {
+		Shipments []struct {
+			Input struct {
+				Label string `json:"label"`
+			} `json:"input"`
+		} `json:"shipments"`
+	}
+	require.NoError(t, json.Unmarshal(last.Body.Input, &after))
+	require.Len(t, after.Shipments, n)
+	for i, s := range after.Shipments {
+		require.Equal(t, orders[i], s.Input.Label, "collected in item order")
+	}
+	lanes := 0
+	for _, s := range e.steps(id) {
+		if s.Type == "lane" {
+			lanes++
+		}
+	}
+	require.Equal(t, n, lanes)
+
+	// Sequential: one item at a time, in order.
+	e.createWorkflow(fmt.Sprintf(`{"name": "seq", "steps": [
+	  {"name": "each", "type": "foreach", "items": "${ input.xs }", "steps": [
+	    {"name": "one", "type": "call", "url": "%[1]s/one", "input": {"x": "${ item }"}}]}]}`, srv.URL))
+	before := len(rec.all())
+	flight.max.Store(0)
+	id = e.startRun("seq", map[string]any{"xs": []int{5, 4, 3, 2, 1}})
+	run = e.waitRun(id, 30*time.Second)
+	require.Equal(t, client.RunStatus("succeeded"), run.Status, "%+v", run.Error)
+	require.Equal(t, int64(1), flight.max.Load())
+	var xs []float64
+	for _, c := range rec.all()[before:] {
+		var in map[string]float64
+		require.NoError(t, json.Unmarshal(c.Body.Input, &in))
+		xs = append(xs, in["x"])
+	}
+	require.Equal(t, []float64{5, 4, 3, 2, 1}, xs)
+	out, err := json.Marshal(run.Output)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"results": [
+	  {"path": "/one", "input": {"x": 5}}, {"path": "/one", "input": {"x": 4}}, {"path": "/one", "input": {"x": 3}},
+	  {"path": "/one", "input": {"x": 2}}, {"path": "/one", "input": {"x": 1}}], "errors": []}`, string(out))
+
+	// No items: the step succeeds at once.
+	id = e.startRun("seq", map[string]any{"xs": []int{}})
+	run = e.waitRun(id, 20*time.Second)
+	require.Equal(t, client.RunStatus("succeeded"), run.Status, "%+v", run.Error)
+	out, err = json.Marshal(run.Output)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"results": [], "errors": []}`, string(out))
+
+	// Items that are not a list fail the step clearly.
+	id = e.startRun("seq", map[string]any{"xs": "nope"})
+	run = e.waitRun(id, 20*time.Second)
+	require.Equal(t, client.RunStatus("failed"), run.Status)
+	require.Contains(t, run.Error.Message, "items")
+}
+
+// TestForeachErrors checks the three on_error policies: fail_fast stops
+// opening items at the first failure, continue leaves a failed item's
+// result null, collect gathers the errors beside the results.
+func TestForeachErrors(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startWorker()
+	rec := &recorder{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := rec.readStep(t, r)
+		var in map[string]any
+		_ = json.Unmarshal(c.Body.Input, &in)
+		if in["x"] == "bad" {
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"error": map[string]any{"message": "bad item"}})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"output": in["x"]})
+	}))
+	t.Cleanup(srv.Close)
+	for _, policy := range []string{"fail_fast", "continue", "collect"} {
+		e.createWorkflow(fmt.Sprintf(`{"name": "e-%[2]s", "steps": [
+		  {"name": "each", "type": "foreach", "items": "${ input.xs }", "on_error": %[2]q, "steps": [
+		    {"name": "one", "type": "call", "url": "%[1]s/%[2]s", "input": {"x": "${ item }"}}]}]}`, srv.URL, policy))
+	}
+	xs := []string{"a", "bad", "c"}
+	calls := func(path string) []string {
+		var out []string
+		for _, c := range rec.all() {
+			if c.Path == path {
+				var in map[string]string
+				require.NoError(t, json.Unmarshal(c.Body.Input, &in))
+				out = append(out, in["x"])
+			}
+		}
+		return out
+	}
+
+	run := e.waitRun(e.startRun("e-fail_fast", map[string]any{"xs": xs}), 20*time.Second)
+	require.Equal(t, client.RunStatus("failed"), run.Status)
+	require.Equal(t, "each", *run.Error.Step)
+	require.Contains(t, run.Error.Message, "item 1 failed")
+	require.Contains(t, run.Error.Message, "step each[1].one failed: the step answered 422")
+	require.Equal(t, []string{"a", "bad"}, calls("/fail_fast"), "no item opens after the failure")
+
+	run = e.waitRun(e.startRun("e-continue", map[string]any{"xs": xs}), 20*time.Second)
+	require.Equal(t, client.RunStatus("succeeded"), run.Status, "%+v", run.Error)
+	out, err := json.Marshal(run.Output)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"results": ["a", null, "c"], "errors": []}`, string(out))
+
+	run = e.waitRun(e.startRun("e-collect", map[string]any{"xs": xs}), 20*time.Second)
+	require.Equal(t, client.RunStatus("succeeded"), run.Status, "%+v", run.Error)
+	var got struct {
+		Results []any `json:"results"`
+		Errors  []struct {
+			Index int `json:"index"`
+			Error struct {
+				Message string `json:"message"`
+				Step    string `json:"step"`
+			} `json:"error"`
+		} `json:"errors"`
+	}
+	out, err = json.Marshal(run.Output)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(out, &got))
+	require.Equal(t, []any{"a", nil, "c"}, got.Results)
+	require.Len(t, got.Errors, 1)
+	require.Equal(t, 1, got.Errors[0].Index)
+	require.Equal(t, "each[1].one", got.Errors[0].Error.Step)
+	require.Contains(t, got.Errors[0].Error.Message, "422")
+}
+
+// TestWaitsInLanes puts waits inside parallel branches and foreach items:
+// each lane waits for its own event, independently of the others, and the
+// events resume them in whatever order they come.
+func TestWaitsInLanes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startWorker()
+	rec := &recorder{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := rec.readStep(t, r)
+		writeJSON(w, http.StatusOK, map[string]any{"output": json.RawMessage(c.Body.Input)})
+	}))
+	t.Cleanup(srv.Close)
+	e.createWorkflow(fmt.Sprintf(`{"name": "lanes-wait", "steps": [
+	  {"name": "each", "type": "foreach", "items": "${ input.keys }", "mode": "concurrent", "concurrency": 10, "steps": [
+	    {"name": "hold", "type": "wait_for_event", "event": "go", "key": "${ item }", "timeout": "1m"},
+	    {"name": "done", "type": "call", "url": "%[1]s/done", "input": {"key": "${ item }", "got": "${ steps.hold.output }"}}]},
+	  {"name": "both", "type": "parallel", "branches": [
+	    {"name": "nap", "steps": [{"name": "nap", "type": "sleep", "duration": "300ms"}]},
+	    {"name": "ask", "steps": [{"name": "ok", "type": "wait_for_input", "kind": "approval", "timeout": "1m"}]}]}]}`, srv.URL))
+	keys := []string{"k0", "k1", "k2", "k3"}
+	id := e.startRun("lanes-wait", map[string]any{"keys": keys})
+	require.Eventually(t, func() bool {
+		waiting := 0
+		for _, s := range e.steps(id) {
+			if s.Name == "hold" && s.Status == "waiting" {
+				waiting++
+			}
+		}
+		return waiting == len(keys)
+	}, 20*time.Second, 50*time.Millisecond)
+	require.Equal(t, client.RunStatus("waiting"), e.run(id).Status)
+	for _, k := range []string{"k2", "k0", "k3", "k1"} {
+		res, err := e.client.PublishEventWithResponse(context.Background(), client.PublishEventRequest{Name: "go", Key: k, Payload: map[string]any{"key": k}})
+		require.NoError(t, err)
+		require.Equal(t, http.StatusCreated, res.StatusCode(), string(res.Body))
+	}
+	require.Eventually(t, func() bool {
+		for _, s := range e.steps(id) {
+			if s.Key == "ok" && s.Status == "waiting" {
+				return true
+			}
+		}
+		return false
+	}, 20*time.Second, 50*time.Millisecond)
+	for _, c := range rec.all() {
+		var in struct {
+			Key string `json:"key"`
+			Got struct {
+				Key string `json:"key"`
+			} `json:"got"`
+		}
+		require.NoError(t, json.Unmarshal(c.Body.Input, &in))
+		require.Equal(t, in.Key, in.Got.Key, "each item got its own event")
+	}
+	require.Len(t, rec.all(), len(keys))
+	res, err := e.client.GiveInputWithResponse(context.Background(), id, "ok", client.GiveInputJSONRequestBody{Value: true})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode(), string(res.Body))
+	run := e.waitRun(id, 20*time.Second)
+	require.Equal(t, client.RunStatus("succeeded"), run.Status, "%+v", run.Error)
+}

@@ -1,0 +1,184 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/durablehq/durable/internal/postgres/internal/dbsqlc"
+)
+
+// BlockCounts is how far the lanes of a parallel or foreach step's
+// execution have come.
+type BlockCounts struct {
+	ID      uuid.UUID
+	Status  string // the block's own status: "running" until it ends
+	Attempt int
+	Total   int // lanes it has
+	Started int // lanes opened
+	Ended   int // lanes ended, failed or not
+	Failed  int // lanes ended failed
+}
+
+// Lane is one ended or running lane of a block.
+type Lane struct {
+	Key    string
+	Index  int
+	Status string
+	Output json.RawMessage
+	Error  json.RawMessage
+}
+
+// CancelledStep is a step execution that [Tx.CancelStepTree] cancelled.
+type CancelledStep struct {
+	ID    uuid.UUID
+	Key   string
+	Type  string
+	Input json.RawMessage
+}
+
+// SetBlockLanes records how many lanes a block execution has. It returns
+// false when the block is not running.
+func (tx *Tx) SetBlockLanes(ctx context.Context, id uuid.UUID, total int) (bool, error) {
+	n, err := tx.q.BlockSetLanes(ctx, dbsqlc.BlockSetLanesParams{ID: id, Total: ptr(int32(total))})
+	if err != nil {
+		return false, fmt.Errorf("set block lanes: %w", translate(err))
+	}
+	return n == 1, nil
+}
+
+// OpenLanes opens up to n more lanes of a running block, each with the work
+// item that starts it, and returns their keys. names are a parallel step's
+// branch names, nil for a foreach.
+func (tx *Tx) OpenLanes(ctx context.Context, blockID uuid.UUID, n int, names []string) ([]string, error) {
+	if names == nil {
+		names = []string{}
+	}
+	keys, err := tx.q.LaneOpen(ctx, dbsqlc.LaneOpenParams{N: int32(n), BlockID: blockID, Names: names})
+	if err != nil {
+		return nil, fmt.Errorf("open lanes: %w", translate(err))
+	}
+	if len(keys) > 0 {
+		return keys, tx.Notify(ctx)
+	}
+	return keys, nil
+}
+
+// EndLane ends a running lane with status (succeeded or failed), output and
+// error, and returns its block's counts; false when the lane had ended.
+func (tx *Tx) EndLane(ctx context.Context, runID uuid.UUID, laneKey, status string, output, laneErr json.RawMessage) (BlockCounts, bool, error) {
+	r, err := tx.q.LaneEnd(ctx, dbsqlc.LaneEndParams{Status: status, Output: output, Error: laneErr, RunID: runID, LaneKey: laneKey})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return BlockCounts{}, false, nil
+	}
+	if err != nil {
+		return BlockCounts{}, false, fmt.Errorf("end lane %s: %w", laneKey, translate(err))
+	}
+	c := BlockCounts{ID: r.ID, Status: r.Status, Attempt: int(r.Attempt), Started: int(r.LanesStarted), Ended: int(r.LanesEnded), Failed: int(r.LanesFailed)}
+	if r.LanesTotal != nil {
+		c.Total = int(*r.LanesTotal)
+	}
+	return c, true, nil
+}
+
+// LaneRunning reports whether a lane of a run is running.
+func (tx *Tx) LaneRunning(ctx context.Context, runID uuid.UUID, laneKey string) (bool, error) {
+	status, err := tx.q.LaneStatus(ctx, dbsqlc.LaneStatusParams{RunID: runID, LaneKey: laneKey})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("lane status: %w", translate(err))
+	}
+	return status == "running", nil
+}
+
+// Lanes returns a block's lanes in order.
+func (tx *Tx) Lanes(ctx context.Context, blockID uuid.UUID) ([]Lane, error) {
+	rows, err := tx.q.LaneList(ctx, &blockID)
+	if err != nil {
+		return nil, fmt.Errorf("list lanes: %w", translate(err))
+	}
+	out := make([]Lane, len(rows))
+	for i, r := range rows {
+		out[i] = Lane{Key: r.StepKey, Status: r.Status, Output: r.Output, Error: r.Error}
+		if r.LaneIndex != nil {
+			out[i].Index = int(*r.LaneIndex)
+		}
+	}
+	return out, nil
+}
+
+// CollectLanes returns a block's lane outputs in order (null for a lane that
+// failed) and the errors of its failed lanes, as JSON arrays.
+func (tx *Tx) CollectLanes(ctx context.Context, blockID uuid.UUID) (results, laneErrors json.RawMessage, err error) {
+	r, err := tx.q.LaneCollect(ctx, &blockID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("collect lanes: %w", translate(err))
+	}
+	return r.Results, r.Errors, nil
+}
+
+// CancelStepTree cancels everything unfinished below a step execution —
+// executions, their attempts in progress and open waits — and drops their
+// queued work, except work another transaction holds (it finds its step
+// cancelled and drops it itself). It returns what it cancelled.
+func (tx *Tx) CancelStepTree(ctx context.Context, runID, rootID uuid.UUID) ([]CancelledStep, error) {
+	rows, err := tx.q.StepTreeCancel(ctx, &rootID)
+	if err != nil {
+		return nil, fmt.Errorf("cancel steps: %w", translate(err))
+	}
+	out := make([]CancelledStep, len(rows))
+	ids := make([]uuid.UUID, len(rows))
+	for i, r := range rows {
+		out[i] = CancelledStep{ID: r.ID, Key: r.StepKey, Type: r.StepType, Input: r.Input}
+		ids[i] = r.ID
+	}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	if err := tx.q.StepAttemptCancelMany(ctx, ids); err != nil {
+		return nil, fmt.Errorf("cancel attempts: %w", translate(err))
+	}
+	if err := tx.q.WaitCloseMany(ctx, ids); err != nil {
+		return nil, fmt.Errorf("close waits: %w", translate(err))
+	}
+	if err := tx.DropStepWork(ctx, runID, ids...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DropStepWork deletes the work items of step executions that ended out of
+// turn, except work another transaction holds (it finds its step ended and
+// drops it itself).
+func (tx *Tx) DropStepWork(ctx context.Context, runID uuid.UUID, ids ...uuid.UUID) error {
+	if err := tx.q.WorkItemDeleteByStep(ctx, dbsqlc.WorkItemDeleteByStepParams{RunID: runID, Ids: ids}); err != nil {
+		return fmt.Errorf("drop step work: %w", translate(err))
+	}
+	return nil
+}
+
+// SetRunContext replaces a run's context.
+func (tx *Tx) SetRunContext(ctx context.Context, id uuid.UUID, raw json.RawMessage) error {
+	if err := tx.q.RunSetContext(ctx, dbsqlc.RunSetContextParams{ID: id, Context: raw}); err != nil {
+		return fmt.Errorf("set run context: %w", translate(err))
+	}
+	return nil
+}
+
+// DropStaleWork deletes a leased work item whose step execution has ended,
+// and reports whether it did.
+func (db *DB) DropStaleWork(ctx context.Context, w WorkItem) (bool, error) {
+	n, err := db.q.WorkItemDeleteStale(ctx, dbsqlc.WorkItemDeleteStaleParams{ID: w.ID, LeaseToken: &w.LeaseToken})
+	if err != nil {
+		return false, fmt.Errorf("drop stale work: %w", translate(err))
+	}
+	return n == 1, nil
+}
+
+func ptr[T any](v T) *T { return &v }

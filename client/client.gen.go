@@ -731,7 +731,7 @@ type HistoryEvent struct {
 	Step *string   `json:"step,omitempty"`
 	Time time.Time `json:"time"`
 
-	// Type What happened, such as `run_created`, `step_started`, `run_cancelled`.
+	// Type What happened, such as `run_created`, `step_started`, `lanes_opened` (a parallel or foreach step opened lanes: `data` lists their keys), `run_cancelled`.
 	Type string `json:"type"`
 }
 
@@ -1023,13 +1023,17 @@ type StepExecution struct {
 	Id         openapi_types.UUID `json:"id"`
 	Input      interface{}        `json:"input,omitempty"`
 
-	// Key The step's name, qualified by the iteration inside foreach (for example `ship[3].label`).
-	Key       string              `json:"key"`
+	// Key The step's name, qualified by the item inside foreach (for example `ship[3].label`). A lane — one branch of a parallel step or one item of a foreach — has its block's key and the branch name or item index in brackets (`notify[email]`, `ship[3]`).
+	Key string `json:"key"`
+
+	// Name The step's name in the definition; a lane bears its block's name.
 	Name      string              `json:"name"`
 	Output    interface{}         `json:"output,omitempty"`
 	StartedAt *time.Time          `json:"started_at,omitempty"`
 	Status    StepExecutionStatus `json:"status"`
-	Type      string              `json:"type"`
+
+	// Type The step's type, or `lane` for a branch of a parallel step or an item of a foreach (whose input is `{"item": …, "index": …}`).
+	Type string `json:"type"`
 }
 
 // StepExecutionStatus defines model for StepExecution.Status.

@@ -30,8 +30,9 @@ WITH block AS (
 ), work AS (
     INSERT INTO work_items (run_id, kind, after_step)
     SELECT lane.run_id, 'advance', lane.step_key FROM lane ORDER BY lane.lane_index
+    RETURNING work_items.id, work_items.after_step
 )
-SELECT lane.step_key FROM lane ORDER BY lane.lane_index;
+SELECT work.after_step::text AS step_key, work.id AS work_id FROM work ORDER BY work.id;
 
 -- name: LaneEnd :one
 -- Ends a running lane (succeeded or failed) and counts it at its block,
@@ -98,3 +99,12 @@ WHERE step_execution_id = ANY (@ids::uuid[]) AND status = 'open';
 
 -- name: RunSetContext :exec
 UPDATE runs SET context = @context, updated_at = now() WHERE id = @id;
+
+-- name: WorkItemTake :one
+-- Leases a work item the transaction has just queued to owner, so that the
+-- worker making the transaction goes on with it at once.
+UPDATE work_items
+SET lease_owner = @owner, lease_token = gen_random_uuid(), claims = claims + 1,
+    visible_at = now() + sqlc.arg('lease_ms')::bigint * interval '1 millisecond'
+WHERE id = @id AND lease_token IS NULL
+RETURNING *;

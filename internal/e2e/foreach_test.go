@@ -281,3 +281,68 @@ func TestWaitsInLanes(t *testing.T) {
 	run := e.waitRun(id, 20*time.Second)
 	require.Equal(t, client.RunStatus("succeeded"), run.Status, "%+v", run.Error)
 }
+
+// TestForeachLarge runs a foreach over 10,000 items: the run succeeds with
+// every result in order, the items in flight never exceed the concurrency,
+// and the run's queue never holds more work items than that.
+func TestForeachLarge(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startWorker()
+	var flight inFlight
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		flight.enter()
+		defer flight.leave()
+		calls.Add(1)
+		var body stepBody
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			t.Errorf("decode step body: %v", err)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"output": json.RawMessage(body.Input)})
+	}))
+	t.Cleanup(srv.Close)
+	const n, concurrency = 10000, 50
+	e.createWorkflow(fmt.Sprintf(`{"name": "big", "steps": [
+	  {"name": "each", "type": "foreach", "items": "${ input.xs }", "mode": "concurrent", "concurrency": %d, "steps": [
+	    {"name": "one", "type": "call", "url": "%s/one", "input": "${ index }"}]}]}`, concurrency, srv.URL))
+	xs := make([]int, n)
+	id := e.startRun("big", map[string]any{"xs": xs})
+	// The run's queue and its unfinished step executions stay bounded by the
+	// concurrency, however many items the list has.
+	pool := assertDB(t, e)
+	var maxWork, maxOpen int
+	sampled := make(chan struct{})
+	stop := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			maxWork = max(maxWork, dbCount(t, pool, `SELECT count(*) FROM work_items WHERE run_id = $1`, id))
+			maxOpen = max(maxOpen, dbCount(t, pool, `SELECT count(*) FROM step_executions WHERE run_id = $1 AND status IN ('pending', 'running', 'waiting')`, id))
+		}
+	}()
+	run := e.waitRun(id, 8*time.Minute)
+	close(stop)
+	<-sampled
+	require.Equal(t, client.RunStatus("succeeded"), run.Status, "%+v", run.Error)
+	require.LessOrEqual(t, flight.max.Load(), int64(concurrency))
+	require.LessOrEqual(t, maxWork, concurrency, "work items of the run")
+	// Each open item has its lane and its step; the foreach is open too.
+	require.LessOrEqual(t, maxOpen, 2*concurrency+1, "unfinished step executions of the run")
+	require.Equal(t, int64(n), calls.Load(), "each item's step ran once")
+	var out struct {
+		Results []int `json:"results"`
+	}
+	raw, err := json.Marshal(run.Output)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(raw, &out))
+	require.Len(t, out.Results, n)
+	for i, r := range out.Results {
+		require.Equal(t, i, r)
+	}
+}

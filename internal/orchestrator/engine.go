@@ -277,7 +277,7 @@ func (s *Service) startStep(ctx context.Context, tx *postgres.Tx, item postgres.
 		return nil, s.startChild(ctx, tx, item, st, step)
 	}
 	if step.OpensLanes() {
-		return nil, s.startBlock(ctx, tx, item, st, step)
+		return s.startBlock(ctx, tx, item, st, step)
 	}
 	a, start, renderErr, err := s.prepareStart(ctx, item, st, step)
 	if err != nil {
@@ -672,7 +672,7 @@ func (s *Service) succeedStep(ctx context.Context, tx *postgres.Tx, a *attempt, 
 	}
 	switch {
 	case laneEnds:
-		return nil, s.endLane(ctx, tx, st, laneOf(st.def, st.scope, a.step.Name), output)
+		return s.endLane(ctx, tx, st, laneOf(st.def, st.scope, a.step.Name), output)
 	case step == nil:
 		return nil, s.finishRun(ctx, tx, st, output)
 	}
@@ -711,7 +711,7 @@ func (s *Service) advance(ctx context.Context, tx *postgres.Tx, item postgres.Wo
 		return nil, orLeaseLost(err, ok)
 	}
 	if laneEnds {
-		return nil, s.endLane(ctx, tx, st, lane, output)
+		return s.endLane(ctx, tx, st, lane, output)
 	}
 	return nil, s.finishRun(ctx, tx, st, output)
 }

@@ -132,9 +132,10 @@ type itemOf struct {
 // startBlock starts a parallel or foreach step: its execution records the
 // branches or the items, and its first lanes open — every branch, or as
 // many items as its concurrency allows — each with a work item that starts
-// the lane's first step. The item that reached the block is done. A foreach
-// over no items succeeds at once.
-func (s *Service) startBlock(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) error {
+// the lane's first step. The item that reached the block is done; the
+// worker goes on with the first lane itself. A foreach over no items
+// succeeds at once.
+func (s *Service) startBlock(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, error) {
 	a := &attempt{item: item, state: st, step: step, execID: uuid.Must(uuid.NewV7()), number: 1, key: st.key(step.Name)}
 	a.webhook = "msg_" + a.execID.String()
 	var input json.RawMessage
@@ -171,28 +172,52 @@ func (s *Service) startBlock(ctx context.Context, tx *postgres.Tx, item postgres
 		MarkRunning: st.run.Status != workflow.RunRunning, RunStarted: st.run.Status == workflow.RunPending,
 	}})
 	if err != nil || !started[0] {
-		return orLeaseLost(err, err == nil && started[0])
+		return nil, orLeaseLost(err, err == nil && started[0])
 	}
 	st.run.Status = workflow.RunRunning
 	if problem != nil {
-		return s.failStep(ctx, tx, a, errorJSON(problem.Error(), 0), 0, "failed")
+		return nil, s.failStep(ctx, tx, a, errorJSON(problem.Error(), 0), 0, "failed")
 	}
 	if ok, err := tx.CompleteWork(ctx, item); err != nil || !ok {
-		return orLeaseLost(err, ok)
+		return nil, orLeaseLost(err, ok)
 	}
 	if ok, err := tx.SetBlockLanes(ctx, a.execID, total); err != nil || !ok {
-		return orStale(err, ok)
+		return nil, orStale(err, ok)
 	}
 	block := postgres.BlockCounts{ID: a.execID, Status: "running", Attempt: 1}
 	if total == 0 {
-		return s.finishBlock(ctx, tx, st, step, a.key, block)
+		return nil, s.finishBlock(ctx, tx, st, step, a.key, block)
 	}
-	keys, err := tx.OpenLanes(ctx, a.execID, open, names)
+	opened, err := tx.OpenLanes(ctx, a.execID, open, names)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	keys := make([]string, len(opened))
+	for i, l := range opened {
+		keys[i] = l.Key
 	}
 	appendHistory(tx, st.run.ID, workflow.EventLanesOpened, a.key, nil, map[string]any{"lanes": keys, "total": total})
-	return nil
+	return s.takeLane(ctx, tx, st, opened[0])
+}
+
+// takeLane starts the first step of a lane that the transaction opened,
+// leasing its work item to this worker: the worker goes on with it at once
+// rather than leaving it to a claim. Its siblings' items are left to any
+// worker.
+func (s *Service) takeLane(ctx context.Context, tx *postgres.Tx, st *runState, lane postgres.OpenedLane) (*attempt, error) {
+	item, ok, err := tx.TakeWork(ctx, lane.WorkID, s.workerID, claimLease)
+	if err != nil || !ok {
+		return nil, err
+	}
+	inLane, err := s.loadRunState(ctx, tx, st.run, scopeOf(st.def, lane.Key))
+	if err != nil {
+		return nil, err
+	}
+	first, err := firstOfLane(inLane, lane.Key)
+	if err != nil {
+		return nil, err
+	}
+	return s.startStep(ctx, tx, item, inLane, first)
 }
 
 // startLane starts the first step of a lane that a block opened, unless a
@@ -206,6 +231,15 @@ func (s *Service) startLane(ctx context.Context, tx *postgres.Tx, item postgres.
 		_, err := tx.CompleteWork(ctx, item)
 		return nil, err
 	}
+	first, err := firstOfLane(st, laneKey)
+	if err != nil {
+		return nil, err
+	}
+	return s.startStep(ctx, tx, item, st, first)
+}
+
+// firstOfLane returns the first step of a lane.
+func firstOfLane(st *runState, laneKey string) (*workflow.Step, error) {
 	blockKey, lane := laneBlock(laneKey)
 	_, blockName := splitKey(blockKey)
 	block := st.def.Step(blockName)
@@ -224,18 +258,19 @@ func (s *Service) startLane(ctx context.Context, tx *postgres.Tx, item postgres.
 	if first == nil {
 		return nil, fmt.Errorf("run %s has no lane %s in %s v%d", st.run.ID, laneKey, st.run.Workflow, st.run.Version)
 	}
-	return s.startStep(ctx, tx, item, st, first)
+	return first, nil
 }
 
-// endLane ends a lane whose last step succeeded with output; the caller has
-// dealt with its work item.
-func (s *Service) endLane(ctx context.Context, tx *postgres.Tx, st *runState, laneKey string, output json.RawMessage) error {
+// endLane ends a lane whose last step succeeded with output, for a worker:
+// the caller has dealt with its work item, and goes on with the foreach
+// item that opens in its place, if any.
+func (s *Service) endLane(ctx context.Context, tx *postgres.Tx, st *runState, laneKey string, output json.RawMessage) (*attempt, error) {
 	block, ok, err := tx.EndLane(ctx, st.run.ID, laneKey, "succeeded", output, nil)
 	if err != nil || !ok {
-		return err
+		return nil, err
 	}
 	appendHistory(tx, st.run.ID, workflow.EventStepSucceeded, laneKey, nil, nil)
-	return s.laneEnded(ctx, tx, st, laneKey, block)
+	return s.laneEnded(ctx, tx, st, laneKey, block, true)
 }
 
 // failLane ends a lane because its step failedKey failed with stepErr. The
@@ -260,7 +295,8 @@ func (s *Service) failLane(ctx context.Context, tx *postgres.Tx, st *runState, l
 		}
 		return s.failBlock(ctx, tx, st, step, blockKey, block, nestedError(what+" failed", laneErr, map[string]any{"lane": laneKey}))
 	}
-	return s.laneEnded(ctx, tx, st, laneKey, block)
+	_, err = s.laneEnded(ctx, tx, st, laneKey, block, false)
+	return err
 }
 
 func blockName(blockKey string) string {
@@ -276,23 +312,28 @@ func onError(block *workflow.Step) workflow.ErrorPolicy {
 }
 
 // laneEnded goes on after a lane of a running block ended: a foreach opens
-// its next item, and the block ends once every lane has.
-func (s *Service) laneEnded(ctx context.Context, tx *postgres.Tx, st *runState, laneKey string, block postgres.BlockCounts) error {
+// its next item — which a worker (take) starts itself — and the block ends
+// once every lane has.
+func (s *Service) laneEnded(ctx context.Context, tx *postgres.Tx, st *runState, laneKey string, block postgres.BlockCounts, take bool) (*attempt, error) {
 	if block.Status != "running" {
-		return nil
+		return nil, nil
 	}
 	blockKey, _ := laneBlock(laneKey)
 	if block.Started < block.Total {
-		if _, err := tx.OpenLanes(ctx, block.ID, 1, nil); err != nil {
-			return err
+		opened, err := tx.OpenLanes(ctx, block.ID, 1, nil)
+		if err != nil {
+			return nil, err
+		}
+		if take && len(opened) == 1 {
+			return s.takeLane(ctx, tx, st, opened[0])
 		}
 	}
 	if block.Ended < block.Total {
 		// The lanes still open may all be waiting.
 		_, err := tx.MarkRunWaiting(ctx, st.run.ID)
-		return err
+		return nil, err
 	}
-	return s.finishBlock(ctx, tx, st, st.def.Step(blockName(blockKey)), blockKey, block)
+	return nil, s.finishBlock(ctx, tx, st, st.def.Step(blockName(blockKey)), blockKey, block)
 }
 
 // finishBlock ends a block all of whose lanes ended: it succeeds with its

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -51,21 +52,46 @@ func (tx *Tx) SetBlockLanes(ctx context.Context, id uuid.UUID, total int) (bool,
 	return n == 1, nil
 }
 
+// OpenedLane is a lane that [Tx.OpenLanes] opened, and the work item that
+// starts it.
+type OpenedLane struct {
+	Key    string
+	WorkID int64
+}
+
 // OpenLanes opens up to n more lanes of a running block, each with the work
-// item that starts it, and returns their keys. names are a parallel step's
-// branch names, nil for a foreach.
-func (tx *Tx) OpenLanes(ctx context.Context, blockID uuid.UUID, n int, names []string) ([]string, error) {
+// item that starts it, in lane order. names are a parallel step's branch
+// names, nil for a foreach.
+func (tx *Tx) OpenLanes(ctx context.Context, blockID uuid.UUID, n int, names []string) ([]OpenedLane, error) {
 	if names == nil {
 		names = []string{}
 	}
-	keys, err := tx.q.LaneOpen(ctx, dbsqlc.LaneOpenParams{N: int32(n), BlockID: blockID, Names: names})
+	rows, err := tx.q.LaneOpen(ctx, dbsqlc.LaneOpenParams{N: int32(n), BlockID: blockID, Names: names})
 	if err != nil {
 		return nil, fmt.Errorf("open lanes: %w", translate(err))
 	}
-	if len(keys) > 0 {
-		return keys, tx.Notify(ctx)
+	out := make([]OpenedLane, len(rows))
+	for i, r := range rows {
+		out[i] = OpenedLane{Key: r.StepKey, WorkID: r.WorkID}
 	}
-	return keys, nil
+	if len(out) > 0 {
+		return out, tx.Notify(ctx)
+	}
+	return out, nil
+}
+
+// TakeWork leases to owner a work item the transaction queued, so that the
+// caller goes on with it at once instead of leaving it to a claim. It
+// returns false when the item is gone or leased.
+func (tx *Tx) TakeWork(ctx context.Context, id int64, owner string, lease time.Duration) (WorkItem, bool, error) {
+	r, err := tx.q.WorkItemTake(ctx, dbsqlc.WorkItemTakeParams{Owner: &owner, LeaseMs: lease.Milliseconds(), ID: id})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return WorkItem{}, false, nil
+	}
+	if err != nil {
+		return WorkItem{}, false, fmt.Errorf("take work: %w", translate(err))
+	}
+	return workItemFromRow(r), true, nil
 }
 
 // EndLane ends a running lane with status (succeeded or failed), output and

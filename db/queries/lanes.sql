@@ -6,9 +6,11 @@ WHERE id = @id AND status = 'running';
 -- name: LaneOpen :many
 -- Opens up to n more lanes of a running block (never more than it has): for
 -- each, a lane execution (its item and index as input, inside foreach) and
--- the work item that starts its first step. Lanes open in index order, so
--- a lane's index is the count of lanes opened before it. names are the
--- branch names of a parallel step; a foreach's lanes are named by index.
+-- the work item that starts its first step — except the first lane when
+-- the caller starts it with a work item of its own (keep_first). Lanes open
+-- in index order, so a lane's index is the count of lanes opened before it.
+-- names are the branch names of a parallel step; a foreach's lanes are named
+-- by index.
 WITH block AS (
     UPDATE step_executions b
     SET lanes_started = LEAST(b.lanes_total, o.lanes_started + @n::integer), updated_at = now()
@@ -26,13 +28,17 @@ WITH block AS (
                 THEN jsonb_build_object('item', block.input -> 'items' -> l.i, 'index', l.i) END,
            l.i, now()
     FROM block, (SELECT gen_random_uuid() AS id, i FROM block, generate_series(block.first, block.upto - 1) AS i) l
-    RETURNING step_executions.run_id, step_executions.step_key, step_executions.lane_index
+    RETURNING step_executions.run_id, step_executions.step_key, step_executions.lane_index, step_executions.input
 ), work AS (
     INSERT INTO work_items (run_id, kind, after_step)
-    SELECT lane.run_id, 'advance', lane.step_key FROM lane ORDER BY lane.lane_index
+    SELECT lane.run_id, 'advance', lane.step_key FROM lane, block
+    WHERE NOT (@keep_first::boolean AND lane.lane_index = block.first)
+    ORDER BY lane.lane_index
     RETURNING work_items.id, work_items.after_step
 )
-SELECT work.after_step::text AS step_key, work.id AS work_id FROM work ORDER BY work.id;
+SELECT lane.step_key, lane.input, work.id AS work_id
+FROM lane LEFT JOIN work ON work.after_step = lane.step_key
+ORDER BY lane.lane_index;
 
 -- name: LaneEnd :one
 -- Ends a running lane (succeeded or failed) and counts it at its block,
@@ -99,12 +105,3 @@ WHERE step_execution_id = ANY (@ids::uuid[]) AND status = 'open';
 
 -- name: RunSetContext :exec
 UPDATE runs SET context = @context, updated_at = now() WHERE id = @id;
-
--- name: WorkItemTake :one
--- Leases a work item the transaction has just queued to owner, so that the
--- worker making the transaction goes on with it at once.
-UPDATE work_items
-SET lease_owner = @owner, lease_token = gen_random_uuid(), claims = claims + 1,
-    visible_at = now() + sqlc.arg('lease_ms')::bigint * interval '1 millisecond'
-WHERE id = @id AND lease_token IS NULL
-RETURNING *;

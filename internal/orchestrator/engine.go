@@ -635,6 +635,9 @@ func (s *Service) succeedStep(ctx context.Context, tx *postgres.Tx, a *attempt, 
 		if ok, err := tx.RescheduleWork(ctx, a.item, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: a.key}, 0); err != nil || !ok {
 			return nil, orLeaseLost(err, ok)
 		}
+	case laneEnds:
+		// The lane's end deals with the item: the locks of the
+		// transaction fenced it already.
 	case step == nil:
 		if ok, err := tx.CompleteWork(ctx, a.item); err != nil || !ok {
 			return nil, orLeaseLost(err, ok)
@@ -672,7 +675,7 @@ func (s *Service) succeedStep(ctx context.Context, tx *postgres.Tx, a *attempt, 
 	}
 	switch {
 	case laneEnds:
-		return s.endLane(ctx, tx, st, laneOf(st.def, st.scope, a.step.Name), output)
+		return s.endLane(ctx, tx, a.item, st, laneOf(st.def, st.scope, a.step.Name), output)
 	case step == nil:
 		return nil, s.finishRun(ctx, tx, st, output)
 	}
@@ -704,14 +707,14 @@ func (s *Service) advance(ctx context.Context, tx *postgres.Tx, item postgres.Wo
 	if err := s.endEnclosing(ctx, tx, st, ended, output); err != nil {
 		return nil, err
 	}
-	if next != nil {
+	switch {
+	case next != nil:
 		return s.startStep(ctx, tx, item, st, next)
+	case laneEnds:
+		return s.endLane(ctx, tx, item, st, lane, output)
 	}
 	if ok, err := tx.CompleteWork(ctx, item); err != nil || !ok {
 		return nil, orLeaseLost(err, ok)
-	}
-	if laneEnds {
-		return s.endLane(ctx, tx, st, lane, output)
 	}
 	return nil, s.finishRun(ctx, tx, st, output)
 }

@@ -178,17 +178,17 @@ func (s *Service) startBlock(ctx context.Context, tx *postgres.Tx, item postgres
 	if problem != nil {
 		return nil, s.failStep(ctx, tx, a, errorJSON(problem.Error(), 0), 0, "failed")
 	}
-	if ok, err := tx.CompleteWork(ctx, item); err != nil || !ok {
-		return nil, orLeaseLost(err, ok)
-	}
 	if ok, err := tx.SetBlockLanes(ctx, a.execID, total); err != nil || !ok {
 		return nil, orStale(err, ok)
 	}
 	block := postgres.BlockCounts{ID: a.execID, Status: "running", Attempt: 1}
 	if total == 0 {
+		if ok, err := tx.CompleteWork(ctx, item); err != nil || !ok {
+			return nil, orLeaseLost(err, ok)
+		}
 		return nil, s.finishBlock(ctx, tx, st, step, a.key, block)
 	}
-	opened, err := tx.OpenLanes(ctx, a.execID, open, names)
+	opened, err := tx.OpenLanes(ctx, a.execID, open, names, true)
 	if err != nil {
 		return nil, err
 	}
@@ -197,18 +197,14 @@ func (s *Service) startBlock(ctx context.Context, tx *postgres.Tx, item postgres
 		keys[i] = l.Key
 	}
 	appendHistory(tx, st.run.ID, workflow.EventLanesOpened, a.key, nil, map[string]any{"lanes": keys, "total": total})
-	return s.takeLane(ctx, tx, st, opened[0])
+	return s.goOnWith(ctx, tx, item, st, opened[0])
 }
 
-// takeLane starts the first step of a lane that the transaction opened,
-// leasing its work item to this worker: the worker goes on with it at once
+// goOnWith starts the first step of a lane that the transaction opened with
+// the work item the worker holds, so that the worker goes on with it at once
 // rather than leaving it to a claim. Its siblings' items are left to any
 // worker.
-func (s *Service) takeLane(ctx context.Context, tx *postgres.Tx, st *runState, lane postgres.OpenedLane) (*attempt, error) {
-	item, ok, err := tx.TakeWork(ctx, lane.WorkID, s.workerID, claimLease)
-	if err != nil || !ok {
-		return nil, err
-	}
+func (s *Service) goOnWith(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, lane postgres.OpenedLane) (*attempt, error) {
 	inLane, err := s.loadRunState(ctx, tx, st.run, scopeOf(st.def, lane.Key))
 	if err != nil {
 		return nil, err
@@ -261,16 +257,20 @@ func firstOfLane(st *runState, laneKey string) (*workflow.Step, error) {
 	return first, nil
 }
 
-// endLane ends a lane whose last step succeeded with output, for a worker:
-// the caller has dealt with its work item, and goes on with the foreach
-// item that opens in its place, if any.
-func (s *Service) endLane(ctx context.Context, tx *postgres.Tx, st *runState, laneKey string, output json.RawMessage) (*attempt, error) {
+// endLane ends a lane whose last step succeeded with output, for a worker
+// holding item: the worker goes on with the foreach item that opens in the
+// lane's place, if any; else its item is done.
+func (s *Service) endLane(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, laneKey string, output json.RawMessage) (*attempt, error) {
 	block, ok, err := tx.EndLane(ctx, st.run.ID, laneKey, "succeeded", output, nil)
-	if err != nil || !ok {
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		_, err := tx.CompleteWork(ctx, item)
 		return nil, err
 	}
 	appendHistory(tx, st.run.ID, workflow.EventStepSucceeded, laneKey, nil, nil)
-	return s.laneEnded(ctx, tx, st, laneKey, block, true)
+	return s.laneEnded(ctx, tx, st, laneKey, block, &item)
 }
 
 // failLane ends a lane because its step failedKey failed with stepErr. The
@@ -295,7 +295,7 @@ func (s *Service) failLane(ctx context.Context, tx *postgres.Tx, st *runState, l
 		}
 		return s.failBlock(ctx, tx, st, step, blockKey, block, nestedError(what+" failed", laneErr, map[string]any{"lane": laneKey}))
 	}
-	_, err = s.laneEnded(ctx, tx, st, laneKey, block, false)
+	_, err = s.laneEnded(ctx, tx, st, laneKey, block, nil)
 	return err
 }
 
@@ -312,22 +312,28 @@ func onError(block *workflow.Step) workflow.ErrorPolicy {
 }
 
 // laneEnded goes on after a lane of a running block ended: a foreach opens
-// its next item — which a worker (take) starts itself — and the block ends
-// once every lane has.
-func (s *Service) laneEnded(ctx context.Context, tx *postgres.Tx, st *runState, laneKey string, block postgres.BlockCounts, take bool) (*attempt, error) {
+// its next item, and the block ends once every lane has. A worker passes
+// the work item it holds (else nil): it starts the next item with it, or
+// the item is done.
+func (s *Service) laneEnded(ctx context.Context, tx *postgres.Tx, st *runState, laneKey string, block postgres.BlockCounts, item *postgres.WorkItem) (*attempt, error) {
+	if block.Status == "running" && block.Started < block.Total {
+		opened, err := tx.OpenLanes(ctx, block.ID, 1, nil, item != nil)
+		if err != nil {
+			return nil, err
+		}
+		if item != nil && len(opened) == 1 {
+			return s.goOnWith(ctx, tx, *item, st, opened[0])
+		}
+	}
+	if item != nil {
+		if ok, err := tx.CompleteWork(ctx, *item); err != nil || !ok {
+			return nil, orLeaseLost(err, ok)
+		}
+	}
 	if block.Status != "running" {
 		return nil, nil
 	}
 	blockKey, _ := laneBlock(laneKey)
-	if block.Started < block.Total {
-		opened, err := tx.OpenLanes(ctx, block.ID, 1, nil)
-		if err != nil {
-			return nil, err
-		}
-		if take && len(opened) == 1 {
-			return s.takeLane(ctx, tx, st, opened[0])
-		}
-	}
 	if block.Ended < block.Total {
 		// The lanes still open may all be waiting.
 		_, err := tx.MarkRunWaiting(ctx, st.run.ID)

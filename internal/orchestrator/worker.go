@@ -42,8 +42,11 @@ const (
 
 // claimLease is how long a claimed work item stays invisible to other
 // workers before the claiming transaction gives it its real lease (a step's
-// timeout plus a margin). An item whose processing fails keeps it, so it is
-// retried after this long rather than at once.
+// timeout plus a margin): at most this, and no longer than the lease margin,
+// since a worker that dies between claiming an item and beginning it (items
+// that begin alone, in a transaction of their own) holds it that long. An
+// item whose processing fails keeps it, so it is retried after this long
+// rather than at once.
 const claimLease = 15 * time.Second
 
 // Worker claims due work from the database and advances runs: it makes
@@ -317,7 +320,7 @@ func (s *Service) claimTx(ctx context.Context, n int, careful bool) (claimed, er
 	var c claimed
 	err := s.claimDB().InTx(ctx, func(tx *postgres.Tx) (err error) {
 		c = claimed{}
-		items, err := tx.ClaimWork(ctx, s.workerID, n, claimLease)
+		items, err := tx.ClaimWork(ctx, s.workerID, n, min(claimLease, s.leaseMargin))
 		if err != nil {
 			return err
 		}

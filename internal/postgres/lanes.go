@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -53,45 +52,37 @@ func (tx *Tx) SetBlockLanes(ctx context.Context, id uuid.UUID, total int) (bool,
 }
 
 // OpenedLane is a lane that [Tx.OpenLanes] opened, and the work item that
-// starts it.
+// starts it (0 for a first lane the caller starts itself).
 type OpenedLane struct {
 	Key    string
+	Input  json.RawMessage
 	WorkID int64
 }
 
-// OpenLanes opens up to n more lanes of a running block, each with the work
-// item that starts it, in lane order. names are a parallel step's branch
-// names, nil for a foreach.
-func (tx *Tx) OpenLanes(ctx context.Context, blockID uuid.UUID, n int, names []string) ([]OpenedLane, error) {
+// OpenLanes opens up to n more lanes of a running block, in lane order,
+// each with a work item that starts it — except the first when keepFirst:
+// the caller starts that one with the work item it holds. names are a
+// parallel step's branch names, nil for a foreach.
+func (tx *Tx) OpenLanes(ctx context.Context, blockID uuid.UUID, n int, names []string, keepFirst bool) ([]OpenedLane, error) {
 	if names == nil {
 		names = []string{}
 	}
-	rows, err := tx.q.LaneOpen(ctx, dbsqlc.LaneOpenParams{N: int32(n), BlockID: blockID, Names: names})
+	rows, err := tx.q.LaneOpen(ctx, dbsqlc.LaneOpenParams{N: int32(n), BlockID: blockID, Names: names, KeepFirst: keepFirst})
 	if err != nil {
 		return nil, fmt.Errorf("open lanes: %w", translate(err))
 	}
 	out := make([]OpenedLane, len(rows))
+	queued := false
 	for i, r := range rows {
-		out[i] = OpenedLane{Key: r.StepKey, WorkID: r.WorkID}
+		out[i] = OpenedLane{Key: r.StepKey, Input: r.Input}
+		if r.WorkID != nil {
+			out[i].WorkID, queued = *r.WorkID, true
+		}
 	}
-	if len(out) > 0 {
+	if queued {
 		return out, tx.Notify(ctx)
 	}
 	return out, nil
-}
-
-// TakeWork leases to owner a work item the transaction queued, so that the
-// caller goes on with it at once instead of leaving it to a claim. It
-// returns false when the item is gone or leased.
-func (tx *Tx) TakeWork(ctx context.Context, id int64, owner string, lease time.Duration) (WorkItem, bool, error) {
-	r, err := tx.q.WorkItemTake(ctx, dbsqlc.WorkItemTakeParams{Owner: &owner, LeaseMs: lease.Milliseconds(), ID: id})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return WorkItem{}, false, nil
-	}
-	if err != nil {
-		return WorkItem{}, false, fmt.Errorf("take work: %w", translate(err))
-	}
-	return workItemFromRow(r), true, nil
 }
 
 // EndLane ends a running lane with status (succeeded or failed), output and

@@ -171,33 +171,46 @@ WITH block AS (
                 THEN jsonb_build_object('item', block.input -> 'items' -> l.i, 'index', l.i) END,
            l.i, now()
     FROM block, (SELECT gen_random_uuid() AS id, i FROM block, generate_series(block.first, block.upto - 1) AS i) l
-    RETURNING step_executions.run_id, step_executions.step_key, step_executions.lane_index
+    RETURNING step_executions.run_id, step_executions.step_key, step_executions.lane_index, step_executions.input
 ), work AS (
     INSERT INTO work_items (run_id, kind, after_step)
-    SELECT lane.run_id, 'advance', lane.step_key FROM lane ORDER BY lane.lane_index
+    SELECT lane.run_id, 'advance', lane.step_key FROM lane, block
+    WHERE NOT ($4::boolean AND lane.lane_index = block.first)
+    ORDER BY lane.lane_index
     RETURNING work_items.id, work_items.after_step
 )
-SELECT work.after_step::text AS step_key, work.id AS work_id FROM work ORDER BY work.id
+SELECT lane.step_key, lane.input, work.id AS work_id
+FROM lane LEFT JOIN work ON work.after_step = lane.step_key
+ORDER BY lane.lane_index
 `
 
 type LaneOpenParams struct {
-	N       int32
-	BlockID uuid.UUID
-	Names   []string
+	N         int32
+	BlockID   uuid.UUID
+	Names     []string
+	KeepFirst bool
 }
 
 type LaneOpenRow struct {
 	StepKey string
-	WorkID  int64
+	Input   []byte
+	WorkID  *int64
 }
 
 // Opens up to n more lanes of a running block (never more than it has): for
 // each, a lane execution (its item and index as input, inside foreach) and
-// the work item that starts its first step. Lanes open in index order, so
-// a lane's index is the count of lanes opened before it. names are the
-// branch names of a parallel step; a foreach's lanes are named by index.
+// the work item that starts its first step — except the first lane when
+// the caller starts it with a work item of its own (keep_first). Lanes open
+// in index order, so a lane's index is the count of lanes opened before it.
+// names are the branch names of a parallel step; a foreach's lanes are named
+// by index.
 func (q *Queries) LaneOpen(ctx context.Context, arg LaneOpenParams) ([]LaneOpenRow, error) {
-	rows, err := q.db.Query(ctx, laneOpen, arg.N, arg.BlockID, arg.Names)
+	rows, err := q.db.Query(ctx, laneOpen,
+		arg.N,
+		arg.BlockID,
+		arg.Names,
+		arg.KeepFirst,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +218,7 @@ func (q *Queries) LaneOpen(ctx context.Context, arg LaneOpenParams) ([]LaneOpenR
 	items := []LaneOpenRow{}
 	for rows.Next() {
 		var i LaneOpenRow
-		if err := rows.Scan(&i.StepKey, &i.WorkID); err != nil {
+		if err := rows.Scan(&i.StepKey, &i.Input, &i.WorkID); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -314,39 +327,4 @@ WHERE step_execution_id = ANY ($1::uuid[]) AND status = 'open'
 func (q *Queries) WaitCloseMany(ctx context.Context, ids []uuid.UUID) error {
 	_, err := q.db.Exec(ctx, waitCloseMany, ids)
 	return err
-}
-
-const workItemTake = `-- name: WorkItemTake :one
-UPDATE work_items
-SET lease_owner = $1, lease_token = gen_random_uuid(), claims = claims + 1,
-    visible_at = now() + $2::bigint * interval '1 millisecond'
-WHERE id = $3 AND lease_token IS NULL
-RETURNING id, run_id, step_execution_id, kind, attempt, after_step, visible_at, lease_owner, lease_token, claims, created_at
-`
-
-type WorkItemTakeParams struct {
-	Owner   *string
-	LeaseMs int64
-	ID      int64
-}
-
-// Leases a work item the transaction has just queued to owner, so that the
-// worker making the transaction goes on with it at once.
-func (q *Queries) WorkItemTake(ctx context.Context, arg WorkItemTakeParams) (WorkItem, error) {
-	row := q.db.QueryRow(ctx, workItemTake, arg.Owner, arg.LeaseMs, arg.ID)
-	var i WorkItem
-	err := row.Scan(
-		&i.ID,
-		&i.RunID,
-		&i.StepExecutionID,
-		&i.Kind,
-		&i.Attempt,
-		&i.AfterStep,
-		&i.VisibleAt,
-		&i.LeaseOwner,
-		&i.LeaseToken,
-		&i.Claims,
-		&i.CreatedAt,
-	)
-	return i, err
 }

@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -134,4 +135,90 @@ func TestParallelFailFast(t *testing.T) {
 	require.Equal(t, "failed", status["both"], "%v", status)
 	require.NotContains(t, status, "never")
 	require.True(t, strings.Contains(strings.Join(e.historyTypes(id), ","), "run_failed"))
+}
+
+// TestNestedLanes nests blocks: a foreach whose items run a parallel step,
+// one of whose branches runs a foreach of its own and a branch step. Keys
+// qualify each execution by the items around it, each step sees its own
+// item, and outputs come back nested the same way.
+func TestNestedLanes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startWorker()
+	rec := &recorder{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := rec.readStep(t, r)
+		writeJSON(w, http.StatusOK, map[string]any{"output": json.RawMessage(c.Body.Input)})
+	}))
+	t.Cleanup(srv.Close)
+	e.createWorkflow(fmt.Sprintf(`{"name": "nested", "steps": [
+	  {"name": "outer", "type": "foreach", "items": "${ input.groups }", "mode": "concurrent", "concurrency": 2, "steps": [
+	    {"name": "fan", "type": "parallel", "branches": [
+	      {"name": "each", "steps": [
+	        {"name": "inner", "type": "foreach", "items": "${ item.members }", "steps": [
+	          {"name": "greet", "type": "call", "url": "%[1]s/greet", "input": {"member": "${ item }", "at": "${ index }"}}]}]},
+	      {"name": "pick", "steps": [
+	        {"name": "route", "type": "branch", "on": "${ item.kind }", "cases": [
+	          {"value": "big", "steps": [{"name": "big", "type": "call", "url": "%[1]s/big", "input": {"group": "${ item.name }"}}]}],
+	         "default": [{"name": "small", "type": "call", "url": "%[1]s/small", "input": {"group": "${ item.name }"}}]}]}]},
+	    {"name": "sum", "type": "call", "url": "%[1]s/sum", "input": {"group": "${ item.name }", "greeted": "${ steps.fan.output.each.results }"}}]}]}`, srv.URL))
+	id := e.startRun("nested", map[string]any{"groups": []map[string]any{
+		{"name": "g0", "kind": "big", "members": []string{"ann", "bob"}},
+		{"name": "g1", "kind": "tiny", "members": []string{"cy"}},
+	}})
+	run := e.waitRun(id, 30*time.Second)
+	require.Equal(t, client.RunStatus("succeeded"), run.Status, "%+v", run.Error)
+	out, err := json.Marshal(run.Output)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"errors": [], "results": [
+	  {"group": "g0", "greeted": [{"member": "ann", "at": 0}, {"member": "bob", "at": 1}]},
+	  {"group": "g1", "greeted": [{"member": "cy", "at": 0}]}]}`, string(out))
+	status := map[string]string{}
+	for _, s := range e.steps(id) {
+		status[s.Key] = string(s.Status)
+	}
+	for _, key := range []string{
+		"outer", "outer[0]", "outer[1]", "outer[0].fan", "outer[0].fan[each]", "outer[0].fan[pick]",
+		"outer[0].inner", "outer[0].inner[0]", "outer[0].inner[1]", "outer[0].inner[0].greet", "outer[0].inner[1].greet",
+		"outer[0].route", "outer[0].big", "outer[0].sum", "outer[1].inner[0].greet", "outer[1].small", "outer[1].sum",
+	} {
+		require.Equal(t, "succeeded", status[key], "%s in %v", key, status)
+	}
+	require.NotContains(t, status, "outer[0].small")
+	require.NotContains(t, status, "outer[1].big")
+	require.Len(t, status, 23)
+}
+
+// TestLanesCancelled cancels a run while its foreach items run: every lane
+// and step still open ends cancelled, and no step starts afterwards.
+func TestLanesCancelled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startWorker()
+	rec := &recorder{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.readStep(t, r)
+		select {
+		case <-r.Context().Done():
+		case <-time.After(300 * time.Millisecond):
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"output": 1})
+	}))
+	t.Cleanup(srv.Close)
+	e.createWorkflow(fmt.Sprintf(`{"name": "cancel-lanes", "steps": [
+	  {"name": "each", "type": "foreach", "items": "${ input.xs }", "mode": "concurrent", "concurrency": 3, "steps": [
+	    {"name": "one", "type": "call", "url": "%[1]s/one"},
+	    {"name": "nap", "type": "sleep", "duration": "200ms"}]}]}`, srv.URL))
+	id := e.startRun("cancel-lanes", map[string]any{"xs": []int{1, 2, 3, 4, 5, 6, 7, 8, 9}})
+	require.Eventually(t, func() bool { return len(rec.all()) >= 4 }, 20*time.Second, 20*time.Millisecond)
+	res, err := e.client.CancelRunWithResponse(context.Background(), id, client.CancelRunRequest{})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode(), string(res.Body))
+	calls := len(rec.all())
+	time.Sleep(time.Second)
+	require.Equal(t, calls, len(rec.all()), "no step started after the cancellation")
+	require.Equal(t, client.RunStatus("cancelled"), e.run(id).Status)
+	for _, s := range e.steps(id) {
+		require.Contains(t, []string{"succeeded", "cancelled"}, string(s.Status), "%s", s.Key)
+	}
 }

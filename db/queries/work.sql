@@ -99,10 +99,15 @@ SET kind = @kind,
 WHERE id = @id;
 
 -- name: WorkItemLockLeased :one
--- Locks a work item the caller leases, then its run's row. Every worker
--- transition starts here, so work items are always locked before the rows
--- of their run, and the transitions of one run's parallel lanes take turns
--- rather than deadlock over the rows they share.
+-- Locks a work item the caller leases. Every transition starts here, so
+-- work items are always locked before the rows of their run.
+SELECT id FROM work_items WHERE id = @id AND lease_token = @lease_token FOR UPDATE;
+
+-- name: WorkItemLockLeasedAndRun :one
+-- Locks a work item the caller leases, then its run's row: the transitions
+-- of a run with parallel lanes start here, so that they take turns rather
+-- than deadlock over the rows the lanes share (the block's counts, the
+-- context, the steps a failing lane cancels).
 WITH leased AS MATERIALIZED (
     SELECT w.id, w.run_id FROM work_items w WHERE w.id = @id AND w.lease_token = @lease_token FOR UPDATE
 )

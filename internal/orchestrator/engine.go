@@ -481,7 +481,11 @@ func (s *Service) recordResult(ctx context.Context, a *attempt, res httpstep.Res
 	}
 	var next *attempt
 	err := s.db.InTx(ctx, func(tx *postgres.Tx) error {
-		if ok, err := tx.LockLeasedWork(ctx, a.item); err != nil || !ok {
+		lock := tx.LockLeasedWork
+		if a.state.def.HasLanes() {
+			lock = tx.LockLeasedWorkAndRun
+		}
+		if ok, err := lock(ctx, a.item); err != nil || !ok {
 			return orLeaseLost(err, ok)
 		}
 		var err error

@@ -436,10 +436,22 @@ func (db *DB) Setting(ctx context.Context, key string, create func() (string, er
 	return v, nil
 }
 
-// LockLeasedWork locks a work item the caller leases, then its run's row.
-// It returns false when the lease was lost.
+// LockLeasedWork locks a work item the caller leases. It returns false when
+// the lease was lost.
 func (tx *Tx) LockLeasedWork(ctx context.Context, w WorkItem) (bool, error) {
 	_, err := tx.q.WorkItemLockLeased(ctx, dbsqlc.WorkItemLockLeasedParams{ID: w.ID, LeaseToken: &w.LeaseToken})
+	return lockedOrLost(err)
+}
+
+// LockLeasedWorkAndRun locks a work item the caller leases, then its run's
+// row, which serialises the transitions of a run's lanes. It returns false
+// when the lease was lost.
+func (tx *Tx) LockLeasedWorkAndRun(ctx context.Context, w WorkItem) (bool, error) {
+	_, err := tx.q.WorkItemLockLeasedAndRun(ctx, dbsqlc.WorkItemLockLeasedAndRunParams{ID: w.ID, LeaseToken: &w.LeaseToken})
+	return lockedOrLost(err)
+}
+
+func lockedOrLost(err error) (bool, error) {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}

@@ -252,10 +252,7 @@ func (q *Queries) WorkItemLockByRun(ctx context.Context, runID uuid.UUID) ([]Wor
 }
 
 const workItemLockLeased = `-- name: WorkItemLockLeased :one
-WITH leased AS MATERIALIZED (
-    SELECT w.id, w.run_id FROM work_items w WHERE w.id = $1 AND w.lease_token = $2 FOR UPDATE
-)
-SELECT leased.id FROM leased JOIN runs r ON r.id = leased.run_id FOR NO KEY UPDATE OF r
+SELECT id FROM work_items WHERE id = $1 AND lease_token = $2 FOR UPDATE
 `
 
 type WorkItemLockLeasedParams struct {
@@ -263,12 +260,33 @@ type WorkItemLockLeasedParams struct {
 	LeaseToken *uuid.UUID
 }
 
-// Locks a work item the caller leases, then its run's row. Every worker
-// transition starts here, so work items are always locked before the rows
-// of their run, and the transitions of one run's parallel lanes take turns
-// rather than deadlock over the rows they share.
+// Locks a work item the caller leases. Every transition starts here, so
+// work items are always locked before the rows of their run.
 func (q *Queries) WorkItemLockLeased(ctx context.Context, arg WorkItemLockLeasedParams) (int64, error) {
 	row := q.db.QueryRow(ctx, workItemLockLeased, arg.ID, arg.LeaseToken)
+	var id int64
+	err := row.Scan(&id)
+	return id, err
+}
+
+const workItemLockLeasedAndRun = `-- name: WorkItemLockLeasedAndRun :one
+WITH leased AS MATERIALIZED (
+    SELECT w.id, w.run_id FROM work_items w WHERE w.id = $1 AND w.lease_token = $2 FOR UPDATE
+)
+SELECT leased.id FROM leased JOIN runs r ON r.id = leased.run_id FOR NO KEY UPDATE OF r
+`
+
+type WorkItemLockLeasedAndRunParams struct {
+	ID         int64
+	LeaseToken *uuid.UUID
+}
+
+// Locks a work item the caller leases, then its run's row: the transitions
+// of a run with parallel lanes start here, so that they take turns rather
+// than deadlock over the rows the lanes share (the block's counts, the
+// context, the steps a failing lane cancels).
+func (q *Queries) WorkItemLockLeasedAndRun(ctx context.Context, arg WorkItemLockLeasedAndRunParams) (int64, error) {
+	row := q.db.QueryRow(ctx, workItemLockLeasedAndRun, arg.ID, arg.LeaseToken)
 	var id int64
 	err := row.Scan(&id)
 	return id, err

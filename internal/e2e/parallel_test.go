@@ -222,3 +222,70 @@ func TestLanesCancelled(t *testing.T) {
 		require.Contains(t, []string{"succeeded", "cancelled"}, string(s.Status), "%s", s.Key)
 	}
 }
+
+// TestParallelCompleteAllAndConflicts checks complete_all (every branch
+// runs to its end before the block fails, naming each failed branch) and
+// deep_merge conflicts (reported with their paths and branches, never lost).
+func TestParallelCompleteAllAndConflicts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startWorker()
+	rec := &recorder{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := rec.readStep(t, r)
+		switch c.Path {
+		case "/bad":
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"message": "no"}})
+		case "/slow":
+			time.Sleep(200 * time.Millisecond)
+			writeJSON(w, http.StatusOK, map[string]any{"output": map[string]any{"user": map[string]any{"name": "ada", "id": 1}}})
+		default:
+			writeJSON(w, http.StatusOK, map[string]any{"output": map[string]any{"user": map[string]any{"name": "bob", "id": 1}}})
+		}
+	}))
+	t.Cleanup(srv.Close)
+	e.createWorkflow(fmt.Sprintf(`{"name": "all", "steps": [
+	  {"name": "p", "type": "parallel", "on_error": "complete_all", "branches": [
+	    {"name": "bad", "steps": [{"name": "bad", "type": "call", "url": "%[1]s/bad"}]},
+	    {"name": "slow", "steps": [
+	      {"name": "slow", "type": "call", "url": "%[1]s/slow"},
+	      {"name": "later", "type": "call", "url": "%[1]s/later"}]}]}]}`, srv.URL))
+	run := e.waitRun(e.startRun("all", map[string]any{}), 20*time.Second)
+	require.Equal(t, client.RunStatus("failed"), run.Status)
+	require.Contains(t, run.Error.Message, "1 of 2 branches failed")
+	paths := []string{}
+	for _, c := range rec.all() {
+		paths = append(paths, c.Path)
+	}
+	require.Contains(t, paths, "/later", "the other branch ran to its end")
+	details, err := json.Marshal(run.Error.Details)
+	require.NoError(t, err)
+	require.Contains(t, string(details), `"bad"`)
+
+	e.createWorkflow(fmt.Sprintf(`{"name": "conflict", "steps": [
+	  {"name": "p", "type": "parallel", "merge": "deep_merge", "branches": [
+	    {"name": "a", "steps": [{"name": "a", "type": "call", "url": "%[1]s/slow"}]},
+	    {"name": "b", "steps": [{"name": "b", "type": "call", "url": "%[1]s/fast"}]}]}]}`, srv.URL))
+	id := e.startRun("conflict", map[string]any{"keep": true})
+	run = e.waitRun(id, 20*time.Second)
+	require.Equal(t, client.RunStatus("failed"), run.Status)
+	require.Contains(t, run.Error.Message, "/user/name")
+	details, err = json.Marshal(run.Error.Details)
+	require.NoError(t, err)
+	require.JSONEq(t, `[{"path": "/user/name", "branches": ["a", "b"]}]`, jsonPath(t, details, "conflicts"))
+	// Both branches' outputs are kept on their lanes.
+	for _, s := range e.steps(id) {
+		if s.Key == "p[a]" || s.Key == "p[b]" {
+			require.Equal(t, client.StepExecutionStatus("succeeded"), s.Status)
+			require.NotNil(t, s.Output)
+		}
+	}
+}
+
+// jsonPath returns the member name of the JSON object raw, as JSON.
+func jsonPath(t *testing.T, raw []byte, name string) string {
+	t.Helper()
+	var m map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(raw, &m))
+	return string(m[name])
+}

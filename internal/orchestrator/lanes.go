@@ -453,7 +453,7 @@ func (s *Service) joinBranches(ctx context.Context, tx *postgres.Tx, st *runStat
 	}
 	if len(conflicts) > 0 {
 		b, _ := json.Marshal(map[string]any{
-			"message":   fmt.Sprintf("deep_merge found %d conflicting values among the branches' outputs", len(conflicts)),
+			"message":   fmt.Sprintf("deep_merge found conflicting values among the branches' outputs at %s", conflictPaths(conflicts)),
 			"conflicts": conflicts,
 		}) // plain values always encode
 		return nil, nil, b, nil
@@ -482,6 +482,18 @@ func (s *Service) joinBranches(ctx context.Context, tx *postgres.Tx, st *runStat
 	}
 	// The whole context replaces the old: || with it is the same.
 	return output, whole, nil, nil
+}
+
+// conflictPaths lists the paths of conflicts for a message.
+func conflictPaths(conflicts []mergeConflict) string {
+	paths := make([]string, len(conflicts))
+	for i, c := range conflicts {
+		paths[i] = c.Path
+		if paths[i] == "" {
+			paths[i] = "the top (branch " + c.Branches[0] + ")"
+		}
+	}
+	return strings.Join(paths, ", ")
 }
 
 // mergeConflict is a value two branches of a deep_merge set differently.

@@ -68,9 +68,14 @@ WHERE run_id = @run_id AND status IN ('pending', 'running', 'waiting');
 
 -- name: StepOutputsByRun :many
 -- The outputs of a run's succeeded steps with the given keys, for
--- expressions that refer to steps.NAME.
-SELECT step_key, output FROM step_executions
-WHERE run_id = @run_id AND status = 'succeeded' AND step_key = ANY (@keys::text[]);
+-- expressions that refer to steps.NAME. One index lookup per key: a plan
+-- that scanned the run's steps for the keys would grow with every foreach
+-- item the run has done.
+SELECT s.step_key, s.output
+FROM unnest(@keys::text[]) AS k(key),
+     LATERAL (SELECT e.step_key, e.output FROM step_executions e
+              WHERE e.run_id = @run_id AND e.step_key = k.key AND e.status = 'succeeded'
+              LIMIT 1) s;
 
 -- name: StepAttemptInsert :exec
 INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)

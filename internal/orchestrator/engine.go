@@ -64,53 +64,68 @@ func (s *Service) loadRunState(ctx context.Context, q runReader, run workflow.Ru
 	if err != nil {
 		return nil, err
 	}
-	st := &runState{run: run, def: def, steps: map[string]any{}, outputs: map[string]json.RawMessage{}, scope: scope}
+	st := &runState{run: run, def: def}
 	if st.input, err = workflow.DecodeJSON(run.Input); err != nil {
 		return nil, fmt.Errorf("decode run input: %w", err)
 	}
 	if err := st.setContext(run.Context); err != nil {
 		return nil, err
 	}
-	if run.Status != workflow.RunPending {
+	return st, st.enter(ctx, q, scope)
+}
+
+// inScope returns a copy of st for scope, sharing its decoded input and
+// context: a worker going on with another lane of the run does not decode
+// them again.
+func (st *runState) inScope(ctx context.Context, q runReader, scope string) (*runState, error) {
+	moved := *st
+	return &moved, moved.enter(ctx, q, scope)
+}
+
+// enter reads the step outputs and the item that scope sees.
+func (st *runState) enter(ctx context.Context, q runReader, scope string) error {
+	st.scope, st.steps, st.outputs, st.item, st.index = scope, map[string]any{}, map[string]json.RawMessage{}, nil, 0
+	if st.run.Status != workflow.RunPending {
 		chain := scopeChain(scope)
 		var names, keys []string
-		def.Walk(func(_ string, step *workflow.Step) bool {
+		st.def.Walk(func(_ string, step *workflow.Step) bool {
 			names = append(names, step.Name)
 			for _, sc := range chain {
 				keys = append(keys, sc+step.Name)
 			}
 			return true
 		})
-		outputs, err := q.StepOutputs(ctx, run.ID, keys)
+		outputs, err := q.StepOutputs(ctx, st.run.ID, keys)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		// The innermost scope's execution of a step is the one it sees.
 		for _, sc := range chain {
 			for _, name := range names {
 				if out, ok := outputs[sc+name]; ok {
 					if err := st.setOutput(name, out); err != nil {
-						return nil, err
+						return err
 					}
 				}
 			}
 		}
 	}
-	if scope != "" {
-		lane, err := q.GetStepExecutionByKey(ctx, run.ID, strings.TrimSuffix(scope, "."))
-		if err != nil {
-			return nil, err
-		}
-		var in itemOf
-		if err := json.Unmarshal(lane.Input, &in); err != nil {
-			return nil, fmt.Errorf("decode item of lane %s: %w", lane.Key, err)
-		}
-		if st.item, err = workflow.DecodeJSON(payloadOrNull(in.Item)); err != nil {
-			return nil, fmt.Errorf("decode item of lane %s: %w", lane.Key, err)
-		}
-		st.index = in.Index
+	if scope == "" {
+		return nil
 	}
-	return st, nil
+	lane, err := q.GetStepExecutionByKey(ctx, st.run.ID, strings.TrimSuffix(scope, "."))
+	if err != nil {
+		return err
+	}
+	var in itemOf
+	if err := json.Unmarshal(lane.Input, &in); err != nil {
+		return fmt.Errorf("decode item of lane %s: %w", lane.Key, err)
+	}
+	if st.item, err = workflow.DecodeJSON(payloadOrNull(in.Item)); err != nil {
+		return fmt.Errorf("decode item of lane %s: %w", lane.Key, err)
+	}
+	st.index = in.Index
+	return nil
 }
 
 type runReader interface {
@@ -193,8 +208,9 @@ func (st *runState) activation() workflow.Activation {
 			"id": st.run.ID.String(), "workflow": st.run.Workflow,
 			"version": int64(st.run.Version), "attempt": int64(st.run.Attempt),
 		},
-		Item:  st.item,
-		Index: st.index,
+		Item:    st.item,
+		Index:   st.index,
+		Decoded: true,
 	}
 }
 

@@ -205,7 +205,7 @@ func (s *Service) startBlock(ctx context.Context, tx *postgres.Tx, item postgres
 // rather than leaving it to a claim. Its siblings' items are left to any
 // worker.
 func (s *Service) goOnWith(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, lane postgres.OpenedLane) (*attempt, error) {
-	inLane, err := s.loadRunState(ctx, tx, st.run, scopeOf(st.def, lane.Key))
+	inLane, err := st.inScope(ctx, tx, scopeOf(st.def, lane.Key))
 	if err != nil {
 		return nil, err
 	}

@@ -65,8 +65,7 @@ UPDATE step_executions b
 SET lanes_ended = b.lanes_ended + 1,
     lanes_failed = b.lanes_failed + ($1::text <> 'succeeded')::integer,
     updated_at = now()
-FROM lane
-WHERE b.id = lane.parent_id
+WHERE b.id = (SELECT lane.parent_id FROM lane)
 RETURNING b.id, b.status, b.attempt, b.lanes_total, b.lanes_started, b.lanes_ended, b.lanes_failed
 `
 
@@ -158,7 +157,7 @@ WITH block AS (
     UPDATE step_executions b
     SET lanes_started = LEAST(b.lanes_total, o.lanes_started + $1::integer), updated_at = now()
     FROM (SELECT x.id, x.lanes_started FROM step_executions x WHERE x.id = $2 FOR UPDATE) o
-    WHERE b.id = o.id AND b.status = 'running' AND b.lanes_started < b.lanes_total
+    WHERE b.id = $2 AND b.id = o.id AND b.status = 'running' AND b.lanes_started < b.lanes_total
     RETURNING b.id, b.run_id, b.step_key, b.step_name, b.step_type, b.input, o.lanes_started AS first, b.lanes_started AS upto
 ), lane AS (
     INSERT INTO step_executions (

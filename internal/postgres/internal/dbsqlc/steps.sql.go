@@ -528,13 +528,16 @@ func (q *Queries) StepFinish(ctx context.Context, arg StepFinishParams) (int32, 
 }
 
 const stepOutputsByRun = `-- name: StepOutputsByRun :many
-SELECT step_key, output FROM step_executions
-WHERE run_id = $1 AND status = 'succeeded' AND step_key = ANY ($2::text[])
+SELECT s.step_key, s.output
+FROM unnest($1::text[]) AS k(key),
+     LATERAL (SELECT e.step_key, e.output FROM step_executions e
+              WHERE e.run_id = $2 AND e.step_key = k.key AND e.status = 'succeeded'
+              LIMIT 1) s
 `
 
 type StepOutputsByRunParams struct {
-	RunID uuid.UUID
 	Keys  []string
+	RunID uuid.UUID
 }
 
 type StepOutputsByRunRow struct {
@@ -543,9 +546,11 @@ type StepOutputsByRunRow struct {
 }
 
 // The outputs of a run's succeeded steps with the given keys, for
-// expressions that refer to steps.NAME.
+// expressions that refer to steps.NAME. One index lookup per key: a plan
+// that scanned the run's steps for the keys would grow with every foreach
+// item the run has done.
 func (q *Queries) StepOutputsByRun(ctx context.Context, arg StepOutputsByRunParams) ([]StepOutputsByRunRow, error) {
-	rows, err := q.db.Query(ctx, stepOutputsByRun, arg.RunID, arg.Keys)
+	rows, err := q.db.Query(ctx, stepOutputsByRun, arg.Keys, arg.RunID)
 	if err != nil {
 		return nil, err
 	}

@@ -109,6 +109,34 @@ func TestForeach(t *testing.T) {
 	}
 	require.Equal(t, n, lanes)
 
+	// The run's graph counts each step's executions over the items; the
+	// lanes' own executions are not counted as the foreach's.
+	resp, err := http.Get(e.apiURL + "/v1/runs/" + id.String() + "/graph?format=cytoscape")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var g struct {
+		Elements struct {
+			Nodes []struct {
+				Data struct {
+					Step       string `json:"step"`
+					Kind       string `json:"kind"`
+					Status     string `json:"status"`
+					Executions int    `json:"executions"`
+				} `json:"data"`
+			} `json:"nodes"`
+		} `json:"elements"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&g))
+	executions := map[string]int{}
+	for _, node := range g.Elements.Nodes {
+		if node.Data.Status != "" && node.Data.Step != "" {
+			executions[node.Data.Step] = node.Data.Executions
+			require.Equal(t, "succeeded", node.Data.Status, "%s", node.Data.Step)
+		}
+	}
+	require.Equal(t, map[string]int{"ship": 1, "label": n, "send": n, "after": 1}, executions)
+
 	// Sequential: one item at a time, in order.
 	e.createWorkflow(fmt.Sprintf(`{"name": "seq", "steps": [
 	  {"name": "each", "type": "foreach", "items": "${ input.xs }", "steps": [

@@ -289,3 +289,43 @@ func jsonPath(t *testing.T, raw []byte, name string) string {
 	require.NoError(t, json.Unmarshal(raw, &m))
 	return string(m[name])
 }
+
+// TestChildInFailedBranch starts a child run from a parallel branch; when
+// the other branch fails fast, the child's step is cancelled and so is the
+// child run.
+func TestChildInFailedBranch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startWorker()
+	childStarted := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-childStarted
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"message": "no"}})
+	}))
+	t.Cleanup(srv.Close)
+	e.createWorkflow(`{"name": "kid", "steps": [{"name": "hold", "type": "wait_for_event", "event": "never", "key": "${ 'k' }", "timeout": "1h"}]}`)
+	e.createWorkflow(fmt.Sprintf(`{"name": "mom", "steps": [
+	  {"name": "p", "type": "parallel", "branches": [
+	    {"name": "kid", "steps": [{"name": "call", "type": "call_workflow", "workflow": "kid"}]},
+	    {"name": "bad", "steps": [{"name": "bad", "type": "call", "url": "%s/bad"}]}]}]}`, srv.URL))
+	id := e.startRun("mom", map[string]any{})
+	var child client.RunSummary
+	require.Eventually(t, func() bool {
+		res, err := e.client.ListRunsWithResponse(context.Background(), &client.ListRunsParams{Parent: &id})
+		require.NoError(t, err)
+		if res.JSON200 == nil || len(res.JSON200.Items) == 0 {
+			return false
+		}
+		child = res.JSON200.Items[0]
+		return child.Status == "waiting"
+	}, 20*time.Second, 20*time.Millisecond)
+	close(childStarted)
+	run := e.waitRun(id, 20*time.Second)
+	require.Equal(t, client.RunStatus("failed"), run.Status)
+	require.Equal(t, client.RunStatus("cancelled"), e.waitRun(child.Id, 20*time.Second).Status)
+	for _, s := range e.steps(id) {
+		if s.Key == "call" {
+			require.Equal(t, client.StepExecutionStatus("cancelled"), s.Status)
+		}
+	}
+}

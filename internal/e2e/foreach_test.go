@@ -254,19 +254,14 @@ func TestWaitsInLanes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.startWorker()
-	rec := &recorder{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := rec.readStep(t, r)
-		writeJSON(w, http.StatusOK, map[string]any{"output": json.RawMessage(c.Body.Input)})
-	}))
-	t.Cleanup(srv.Close)
+	rec, stepsURL := echoSteps(t)
 	e.createWorkflow(fmt.Sprintf(`{"name": "lanes-wait", "steps": [
 	  {"name": "each", "type": "foreach", "items": "${ input.keys }", "mode": "concurrent", "concurrency": 10, "steps": [
 	    {"name": "hold", "type": "wait_for_event", "event": "go", "key": "${ item }", "timeout": "1m"},
 	    {"name": "done", "type": "call", "url": "%[1]s/done", "input": {"key": "${ item }", "got": "${ steps.hold.output }"}}]},
 	  {"name": "both", "type": "parallel", "branches": [
 	    {"name": "nap", "steps": [{"name": "nap", "type": "sleep", "duration": "300ms"}]},
-	    {"name": "ask", "steps": [{"name": "ok", "type": "wait_for_input", "kind": "approval", "timeout": "1m"}]}]}]}`, srv.URL))
+	    {"name": "ask", "steps": [{"name": "ok", "type": "wait_for_input", "kind": "approval", "timeout": "1m"}]}]}]}`, stepsURL))
 	keys := []string{"k0", "k1", "k2", "k3"}
 	id := e.startRun("lanes-wait", map[string]any{"keys": keys})
 	require.Eventually(t, func() bool {

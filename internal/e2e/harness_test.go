@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -336,6 +337,18 @@ func (r *recorder) readStep(t *testing.T, req *http.Request) stepCall {
 	}
 	r.add(c)
 	return c
+}
+
+// echoSteps starts a step server that records each call and answers with
+// the step's input as its output, and returns the recorder and its URL.
+func echoSteps(t *testing.T) (*recorder, string) {
+	rec := &recorder{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := rec.readStep(t, r)
+		writeJSON(w, http.StatusOK, map[string]any{"output": json.RawMessage(c.Body.Input)})
+	}))
+	t.Cleanup(srv.Close)
+	return rec, srv.URL
 }
 
 // writeJSON answers a step request.

@@ -145,12 +145,7 @@ func TestNestedLanes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.startWorker()
-	rec := &recorder{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := rec.readStep(t, r)
-		writeJSON(w, http.StatusOK, map[string]any{"output": json.RawMessage(c.Body.Input)})
-	}))
-	t.Cleanup(srv.Close)
+	_, stepsURL := echoSteps(t)
 	e.createWorkflow(fmt.Sprintf(`{"name": "nested", "steps": [
 	  {"name": "outer", "type": "foreach", "items": "${ input.groups }", "mode": "concurrent", "concurrency": 2, "steps": [
 	    {"name": "fan", "type": "parallel", "branches": [
@@ -161,7 +156,7 @@ func TestNestedLanes(t *testing.T) {
 	        {"name": "route", "type": "branch", "on": "${ item.kind }", "cases": [
 	          {"value": "big", "steps": [{"name": "big", "type": "call", "url": "%[1]s/big", "input": {"group": "${ item.name }"}}]}],
 	         "default": [{"name": "small", "type": "call", "url": "%[1]s/small", "input": {"group": "${ item.name }"}}]}]}]},
-	    {"name": "sum", "type": "call", "url": "%[1]s/sum", "input": {"group": "${ item.name }", "greeted": "${ steps.fan.output.each.results }"}}]}]}`, srv.URL))
+	    {"name": "sum", "type": "call", "url": "%[1]s/sum", "input": {"group": "${ item.name }", "greeted": "${ steps.fan.output.each.results }"}}]}]}`, stepsURL))
 	id := e.startRun("nested", map[string]any{"groups": []map[string]any{
 		{"name": "g0", "kind": "big", "members": []string{"ann", "bob"}},
 		{"name": "g1", "kind": "tiny", "members": []string{"cy"}},

@@ -713,12 +713,7 @@ func (s *Service) advance(ctx context.Context, tx *postgres.Tx, item postgres.Wo
 	_, name := splitKey(key)
 	lane := laneOf(st.def, st.scope, name)
 	if lane != "" {
-		running, err := tx.LaneRunning(ctx, st.run.ID, lane)
-		if err != nil {
-			return nil, err
-		}
-		if !running {
-			_, err := tx.CompleteWork(ctx, item)
+		if gone, err := s.laneGone(ctx, tx, item, st, lane); err != nil || gone {
 			return nil, err
 		}
 	}

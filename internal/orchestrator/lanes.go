@@ -219,12 +219,7 @@ func (s *Service) goOnWith(ctx context.Context, tx *postgres.Tx, item postgres.W
 // startLane starts the first step of a lane that a block opened, unless a
 // failing sibling cancelled the lane meanwhile.
 func (s *Service) startLane(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, laneKey string) (*attempt, error) {
-	running, err := tx.LaneRunning(ctx, st.run.ID, laneKey)
-	if err != nil {
-		return nil, err
-	}
-	if !running {
-		_, err := tx.CompleteWork(ctx, item)
+	if gone, err := s.laneGone(ctx, tx, item, st, laneKey); err != nil || gone {
 		return nil, err
 	}
 	first, err := firstOfLane(st, laneKey)
@@ -232,6 +227,18 @@ func (s *Service) startLane(ctx context.Context, tx *postgres.Tx, item postgres.
 		return nil, err
 	}
 	return s.startStep(ctx, tx, item, st, first)
+}
+
+// laneGone reports whether a lane is no longer running (a failing sibling
+// cancelled it, or the run ended), in which case the work item that would
+// go on in it is done.
+func (s *Service) laneGone(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, laneKey string) (bool, error) {
+	running, err := tx.LaneRunning(ctx, st.run.ID, laneKey)
+	if err != nil || running {
+		return false, err
+	}
+	_, err = tx.CompleteWork(ctx, item)
+	return true, err
 }
 
 // firstOfLane returns the first step of a lane.

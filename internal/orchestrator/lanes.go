@@ -132,9 +132,9 @@ type itemOf struct {
 // startBlock starts a parallel or foreach step: its execution records the
 // branches or the items, and its first lanes open — every branch, or as
 // many items as its concurrency allows — each with a work item that starts
-// the lane's first step. The item that reached the block is done; the
-// worker goes on with the first lane itself. A foreach over no items
-// succeeds at once.
+// the lane's first step, except the first lane: the work item that reached
+// the block starts it, and the worker goes on with it. A foreach over no
+// items succeeds at once.
 func (s *Service) startBlock(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, error) {
 	a := &attempt{item: item, state: st, step: step, execID: uuid.Must(uuid.NewV7()), number: 1, key: st.key(step.Name)}
 	a.webhook = "msg_" + a.execID.String()

@@ -324,3 +324,70 @@ func TestChildInFailedBranch(t *testing.T) {
 		}
 	}
 }
+
+// TestNestedLaneFailures fails steps nested inside foreach items — in a
+// branch's case, and in a parallel step that fails fast — and checks that
+// each failure ends its branch, block and item, and that the foreach
+// (on_error collect) gathers both errors and goes on.
+func TestNestedLaneFailures(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startWorker()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/slowbad":
+			// Long enough for the other branch's sleep to begin.
+			time.Sleep(300 * time.Millisecond)
+			fallthrough
+		case "/bad":
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"message": "no"}})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"output": r.URL.Path})
+	}))
+	t.Cleanup(srv.Close)
+	e.createWorkflow(fmt.Sprintf(`{"name": "nested-fail", "steps": [
+	  {"name": "each", "type": "foreach", "items": "${ input.kinds }", "on_error": "collect", "steps": [
+	    {"name": "route", "type": "branch", "on": "${ item }", "cases": [
+	      {"value": "branch", "steps": [{"name": "inner", "type": "call", "url": "%[1]s/bad"}]},
+	      {"value": "fan", "steps": [
+	        {"name": "fan", "type": "parallel", "branches": [
+	          {"name": "x", "steps": [{"name": "fx", "type": "call", "url": "%[1]s/slowbad"}]},
+	          {"name": "y", "steps": [{"name": "fy", "type": "sleep", "duration": "1h"}]}]}]}],
+	     "default": [{"name": "fine", "type": "call", "url": "%[1]s/fine"}]}]}]}`, srv.URL))
+	id := e.startRun("nested-fail", map[string]any{"kinds": []string{"ok", "branch", "fan"}})
+	run := e.waitRun(id, 20*time.Second)
+	require.Equal(t, client.RunStatus("succeeded"), run.Status, "%+v", run.Error)
+	var out struct {
+		Results []any `json:"results"`
+		Errors  []struct {
+			Index int `json:"index"`
+			Error struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		} `json:"errors"`
+	}
+	raw, err := json.Marshal(run.Output)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(raw, &out))
+	require.Equal(t, []any{"/fine", nil, nil}, out.Results)
+	require.Len(t, out.Errors, 2)
+	require.Equal(t, 1, out.Errors[0].Index)
+	require.Contains(t, out.Errors[0].Error.Message, "step each[1].inner failed")
+	require.Equal(t, 2, out.Errors[1].Index)
+	require.Contains(t, out.Errors[1].Error.Message, "step each[2].fan failed: branch x failed: step each[2].fx failed")
+	status := map[string]string{}
+	for _, s := range e.steps(id) {
+		status[s.Key] = string(s.Status)
+	}
+	for key, want := range map[string]string{
+		"each": "succeeded", "each[0]": "succeeded", "each[1]": "failed", "each[2]": "failed",
+		"each[1].route": "failed", "each[1].inner": "failed",
+		"each[2].route": "failed", "each[2].fan": "failed", "each[2].fan[x]": "failed",
+		"each[2].fan[y]": "cancelled", "each[2].fy": "cancelled",
+	} {
+		require.Equal(t, want, status[key], "%s in %v", key, status)
+	}
+	// The cancelled sleep's timer is gone: the run has no work left.
+	require.Equal(t, 0, dbCount(t, assertDB(t, e), `SELECT count(*) FROM work_items WHERE run_id = $1`, id))
+}

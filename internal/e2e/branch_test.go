@@ -96,4 +96,7 @@ func TestBranch(t *testing.T) {
 	require.Equal(t, client.RunStatus("failed"), run.Status)
 	msg, _ := json.Marshal(run.Error)
 	require.Contains(t, string(msg), "no case of the branch matched")
+	pick := e.steps(id)[0]
+	require.Equal(t, "pick", pick.Key)
+	require.JSONEq(t, `{"case": null}`, mustJSON(t, pick.Input), "no case was chosen")
 }

@@ -112,6 +112,7 @@ func TestCallWorkflow(t *testing.T) {
 	id = e.startRun("impatient", nil)
 	run = e.waitRun(id, 20*time.Second)
 	require.Equal(t, client.RunStatus("timed_out"), run.Status)
+	require.Contains(t, mustJSON(t, run.Error.Details), "the wait timed out after 300ms")
 	childOf := map[string]uuid.UUID{}
 	for _, st := range e.steps(id) {
 		var in struct {

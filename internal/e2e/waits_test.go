@@ -143,7 +143,9 @@ func wtStepDeadline(ctx context.Context, c *client.ClientWithResponses, id uuid.
 		if err != nil {
 			return time.Time{}, err
 		}
-		if s, ok := findStep(steps, step); ok && s.Status == "waiting" && s.Deadline != nil {
+		// A step seen only after its wait ended (a busy machine polls
+		// slowly) still tells its deadline.
+		if s, ok := findStep(steps, step); ok && s.Deadline != nil && s.Status != "running" && s.Status != "pending" {
 			return *s.Deadline, nil
 		}
 		if time.Now().After(deadline) {

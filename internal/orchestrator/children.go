@@ -90,11 +90,7 @@ func (s *Service) startChild(ctx context.Context, tx *postgres.Tx, item postgres
 		appendHistory(tx, st.run.ID, workflow.EventRunStarted, "", nil, nil)
 	}
 	appendHistory(tx, st.run.ID, workflow.EventStepStarted, a.key, &a.number, nil)
-	wait := childWaitForever
-	if cw.Timeout > 0 {
-		wait = time.Duration(cw.Timeout)
-	}
-	if _, ok, err := tx.StartWait(ctx, postgres.WaitStart{Work: item, Kind: postgres.WorkWaitTimeout, Wait: wait, Exec: exec}); err != nil || !ok {
+	if _, ok, err := tx.StartWait(ctx, postgres.WaitStart{Work: item, Kind: postgres.WorkWaitTimeout, Wait: s.waitTimeout(step), Exec: exec}); err != nil || !ok {
 		return orLeaseLost(err, ok)
 	}
 	parent, parentStep := st.run.ID, a.execID

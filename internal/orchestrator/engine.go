@@ -761,7 +761,10 @@ func (s *Service) endEnclosing(ctx context.Context, tx *postgres.Tx, st *runStat
 func (s *Service) startBranch(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, error) {
 	index, steps, selErr := step.Branch.Select(ctx, st.activation())
 	chosen := any(index)
-	if index < 0 {
+	switch {
+	case selErr != nil || len(steps) == 0:
+		chosen = nil // no case chose
+	case index < 0:
 		chosen = "default"
 	}
 	input, _ := json.Marshal(map[string]any{"case": chosen}) // an int or a string always encodes

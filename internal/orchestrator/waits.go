@@ -30,7 +30,8 @@ func isWait(t workflow.StepType) bool {
 	return t == workflow.StepSleep || t == workflow.StepWaitForEvent || t == workflow.StepWaitForInput
 }
 
-// waitTimeout is how long a waiting step may wait.
+// waitTimeout is how long a waiting step may wait: a call_workflow step
+// without a timeout as long as its child runs.
 func (s *Service) waitTimeout(step *workflow.Step) time.Duration {
 	var d workflow.Duration
 	switch {
@@ -38,6 +39,10 @@ func (s *Service) waitTimeout(step *workflow.Step) time.Duration {
 		d = step.WaitForEvent.Timeout
 	case step.WaitForInput != nil:
 		d = step.WaitForInput.Timeout
+	case step.CallWorkflow != nil:
+		if d = step.CallWorkflow.Timeout; d == 0 {
+			return childWaitForever
+		}
 	}
 	if d > 0 {
 		return time.Duration(d)

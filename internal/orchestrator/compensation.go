@@ -83,7 +83,9 @@ func (w *Worker) compensate(ctx context.Context, item postgres.WorkItem) {
 		if ctx.Err() != nil {
 			return // the lease runs out and the attempt is made again
 		}
-		err = w.svc.recordCompensation(context.WithoutCancel(ctx), c, res)
+		err = w.recording(ctx, item.RunID, c.key, func(ctx context.Context) error {
+			return w.svc.recordCompensation(ctx, c, res)
+		})
 	}
 	if err != nil && !errors.Is(err, errLeaseLost) && !errors.Is(err, errStale) {
 		w.svc.logger.ErrorContext(ctx, "compensate", "run_id", item.RunID, "error", err)

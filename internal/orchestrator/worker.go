@@ -227,25 +227,37 @@ func (w *Worker) execute(soft, hard context.Context, a *attempt) {
 }
 
 // recordRetries are the pauses between tries to record a result when the
-// database fails transiently: a result recorded a second later beats a run
-// stalled until the lease ends.
+// database fails transiently.
 var recordRetries = []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second}
 
-// record records an attempt's result. It runs on a context of its own, so
-// that the end of the shutdown grace does not cut a recording short, and
-// tries again after transient failures.
+// record records an attempt's result, trying again after transient
+// failures (see [Worker.recording]).
 func (w *Worker) record(hard context.Context, a *attempt, res httpstep.Result, draining bool) (*attempt, error) {
+	var next *attempt
+	err := w.recording(hard, a.state.run.ID, a.key, func(ctx context.Context) (err error) {
+		next, err = w.svc.recordResult(ctx, a, res, draining)
+		return err
+	})
+	return next, err
+}
+
+// recording runs a transaction that records what a request to an endpoint
+// answered. It runs on a context of its own, so that the end of the
+// shutdown grace does not cut a recording short, and tries again after
+// transient database failures: a result recorded a second later beats a
+// run stalled until the lease ends.
+func (w *Worker) recording(hard context.Context, runID uuid.UUID, step string, tx func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(hard), 30*time.Second)
 	defer cancel()
 	for i := 0; ; i++ {
-		next, err := w.svc.recordResult(ctx, a, res, draining)
+		err := tx(ctx)
 		if err == nil || errors.Is(err, errLeaseLost) || errors.Is(err, errStale) || fault.KindOf(err) != fault.Internal || i == len(recordRetries) {
-			return next, err
+			return err
 		}
-		w.svc.logger.WarnContext(ctx, "recording a step result failed; trying again", "run_id", a.state.run.ID, "step", a.step.Name, "error", err)
+		w.svc.logger.WarnContext(ctx, "recording a result failed; trying again", "run_id", runID, "step", step, "error", err)
 		select {
 		case <-ctx.Done():
-			return nil, err
+			return err
 		case <-time.After(recordRetries[i]):
 		}
 	}

@@ -104,14 +104,15 @@ WHERE id = @id;
 SELECT id FROM work_items WHERE id = @id AND lease_token = @lease_token FOR UPDATE;
 
 -- name: WorkItemLockLeasedAndRun :one
--- Locks a work item the caller leases, then its run's row: the transitions
--- of a run with parallel lanes start here, so that they take turns rather
--- than deadlock over the rows the lanes share (the block's counts, the
--- context, the steps a failing lane cancels).
+-- Locks a work item the caller leases, then its run's row, and returns the
+-- run's context as it is now: the transitions of a run with parallel lanes
+-- start here, so that they take turns rather than deadlock over the rows
+-- the lanes share (the block's counts, the context, the steps a failing
+-- lane cancels), and see what the other lanes merged into the context.
 WITH leased AS MATERIALIZED (
     SELECT w.id, w.run_id FROM work_items w WHERE w.id = @id AND w.lease_token = @lease_token FOR UPDATE
 )
-SELECT leased.id FROM leased JOIN runs r ON r.id = leased.run_id FOR NO KEY UPDATE OF r;
+SELECT r.context FROM leased JOIN runs r ON r.id = leased.run_id FOR NO KEY UPDATE OF r;
 
 -- name: WorkItemNextDue :one
 -- When the next work item (a timer, a retry, a lease's end) or schedule

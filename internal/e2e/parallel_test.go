@@ -391,3 +391,54 @@ func TestNestedLaneFailures(t *testing.T) {
 	// The cancelled sleep's timer is gone: the run has no work left.
 	require.Equal(t, 0, dbCount(t, assertDB(t, e), `SELECT count(*) FROM work_items WHERE run_id = $1`, id))
 }
+
+// TestLanesShareContext has one branch merge into the context while the
+// other branch's step is in flight: the other branch's next step sees the
+// merge, in its input and in the context it is sent.
+func TestLanesShareContext(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startWorker()
+	rec := &recorder{}
+	merged, b1Started := make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := rec.readStep(t, r)
+		switch c.Path {
+		case "/a1":
+			// Merge only once branch b has read the run to start b1.
+			<-b1Started
+			writeJSON(w, http.StatusOK, map[string]any{"output": 1, "context": map[string]any{"from_a": "hello"}})
+		case "/b1":
+			close(b1Started)
+			select {
+			case <-merged:
+			case <-time.After(10 * time.Second):
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"output": 2})
+		case "/a2":
+			close(merged) // a1's merge has been recorded: a2 started after it
+			writeJSON(w, http.StatusOK, map[string]any{"output": 3})
+		default:
+			writeJSON(w, http.StatusOK, map[string]any{"output": json.RawMessage(c.Body.Input)})
+		}
+	}))
+	t.Cleanup(srv.Close)
+	e.createWorkflow(fmt.Sprintf(`{"name": "share", "steps": [
+	  {"name": "p", "type": "parallel", "branches": [
+	    {"name": "a", "steps": [
+	      {"name": "a1", "type": "call", "url": "%[1]s/a1"},
+	      {"name": "a2", "type": "call", "url": "%[1]s/a2"}]},
+	    {"name": "b", "steps": [
+	      {"name": "b1", "type": "call", "url": "%[1]s/b1"},
+	      {"name": "b2", "type": "call", "url": "%[1]s/b2", "input": {"seen": "${ ctx.from_a }"}}]}]}]}`, srv.URL))
+	run := e.waitRun(e.startRun("share", map[string]any{}), 20*time.Second)
+	require.Equal(t, client.RunStatus("succeeded"), run.Status, "%+v", run.Error)
+	for _, c := range rec.all() {
+		if c.Path == "/b2" {
+			require.JSONEq(t, `{"seen": "hello"}`, string(c.Body.Input))
+			require.JSONEq(t, `{"from_a": "hello"}`, string(c.Body.Context))
+			return
+		}
+	}
+	t.Fatal("b2 was never called")
+}

@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -497,12 +498,8 @@ func (s *Service) recordResult(ctx context.Context, a *attempt, res httpstep.Res
 	}
 	var next *attempt
 	err := s.db.InTx(ctx, func(tx *postgres.Tx) error {
-		lock := tx.LockLeasedWork
-		if a.state.def.HasLanes() {
-			lock = tx.LockLeasedWorkAndRun
-		}
-		if ok, err := lock(ctx, a.item); err != nil || !ok {
-			return orLeaseLost(err, ok)
+		if err := s.lockToRecord(ctx, tx, a); err != nil {
+			return err
 		}
 		var err error
 		next, err = s.recordResultTx(ctx, tx, a, res, draining)
@@ -512,6 +509,25 @@ func (s *Service) recordResult(ctx context.Context, a *attempt, res httpstep.Res
 		return nil, err
 	}
 	return next, nil
+}
+
+// lockToRecord locks the work item of an attempt whose result is to be
+// recorded. In a run with lanes it locks the run's row too, and brings the
+// worker's view of the context up to date: other lanes may have merged
+// into it since the worker read it, and the steps it starts next send it.
+func (s *Service) lockToRecord(ctx context.Context, tx *postgres.Tx, a *attempt) error {
+	if !a.state.def.HasLanes() {
+		ok, err := tx.LockLeasedWork(ctx, a.item)
+		return orLeaseLost(err, ok)
+	}
+	current, ok, err := tx.LockLeasedWorkAndRun(ctx, a.item)
+	if err != nil || !ok {
+		return orLeaseLost(err, ok)
+	}
+	if bytes.Equal(current, a.state.ctxRaw) {
+		return nil
+	}
+	return a.state.setContext(current)
 }
 
 func (s *Service) recordResultTx(ctx context.Context, tx *postgres.Tx, a *attempt, res httpstep.Result, draining bool) (*attempt, error) {

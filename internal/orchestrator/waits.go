@@ -231,7 +231,7 @@ func (s *Service) endWait(ctx context.Context, tx *postgres.Tx, workID int64, a 
 // when it woke and how late (a timer due while no worker ran fires late).
 func (s *Service) fireSleep(ctx context.Context, item postgres.WorkItem) error {
 	return s.db.InTx(ctx, func(tx *postgres.Tx) error {
-		if ok, err := tx.LockLeasedWorkAndRun(ctx, item); err != nil || !ok {
+		if _, ok, err := tx.LockLeasedWorkAndRun(ctx, item); err != nil || !ok {
 			return orLeaseLost(err, ok)
 		}
 		a, exec, err := s.lockWaitingStep(ctx, tx, item)
@@ -249,7 +249,7 @@ func (s *Service) fireSleep(ctx context.Context, item postgres.WorkItem) error {
 // "continue" the step succeeds with an output that says it timed out.
 func (s *Service) timeOutWait(ctx context.Context, item postgres.WorkItem) error {
 	return s.db.InTx(ctx, func(tx *postgres.Tx) error {
-		if ok, err := tx.LockLeasedWorkAndRun(ctx, item); err != nil || !ok {
+		if _, ok, err := tx.LockLeasedWorkAndRun(ctx, item); err != nil || !ok {
 			return orLeaseLost(err, ok)
 		}
 		a, exec, err := s.lockWaitingStep(ctx, tx, item)

@@ -442,7 +442,7 @@ func (s *Service) beginsAlone(ctx context.Context, tx *postgres.Tx, item postgre
 func (s *Service) beginAlone(ctx context.Context, item postgres.WorkItem) (*attempt, error) {
 	var a *attempt
 	err := s.db.InTx(ctx, func(tx *postgres.Tx) error {
-		if ok, err := tx.LockLeasedWorkAndRun(ctx, item); err != nil || !ok {
+		if _, ok, err := tx.LockLeasedWorkAndRun(ctx, item); err != nil || !ok {
 			return orLeaseLost(err, ok)
 		}
 		run, err := tx.GetRun(ctx, item.RunID)
@@ -567,7 +567,7 @@ func (s *Service) timeOutRun(ctx context.Context, item postgres.WorkItem) error 
 // timed out and is retried or, with no attempts left, fails the step.
 func (s *Service) timeOutStep(ctx context.Context, item postgres.WorkItem) error {
 	return s.db.InTx(ctx, func(tx *postgres.Tx) error {
-		if ok, err := tx.LockLeasedWorkAndRun(ctx, item); err != nil || !ok {
+		if _, ok, err := tx.LockLeasedWorkAndRun(ctx, item); err != nil || !ok {
 			return orLeaseLost(err, ok)
 		}
 		exec, expired, err := tx.LockStepExecution(ctx, *item.StepExecutionID)

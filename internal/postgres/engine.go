@@ -444,11 +444,12 @@ func (tx *Tx) LockLeasedWork(ctx context.Context, w WorkItem) (bool, error) {
 }
 
 // LockLeasedWorkAndRun locks a work item the caller leases, then its run's
-// row, which serialises the transitions of a run's lanes. It returns false
-// when the lease was lost.
-func (tx *Tx) LockLeasedWorkAndRun(ctx context.Context, w WorkItem) (bool, error) {
-	_, err := tx.q.WorkItemLockLeasedAndRun(ctx, dbsqlc.WorkItemLockLeasedAndRunParams{ID: w.ID, LeaseToken: &w.LeaseToken})
-	return lockedOrLost(err)
+// row, which serialises the transitions of a run's lanes, and returns the
+// run's context. It returns false when the lease was lost.
+func (tx *Tx) LockLeasedWorkAndRun(ctx context.Context, w WorkItem) (json.RawMessage, bool, error) {
+	runContext, err := tx.q.WorkItemLockLeasedAndRun(ctx, dbsqlc.WorkItemLockLeasedAndRunParams{ID: w.ID, LeaseToken: &w.LeaseToken})
+	ok, err := lockedOrLost(err)
+	return runContext, ok, err
 }
 
 func lockedOrLost(err error) (bool, error) {

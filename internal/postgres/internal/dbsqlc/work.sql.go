@@ -273,7 +273,7 @@ const workItemLockLeasedAndRun = `-- name: WorkItemLockLeasedAndRun :one
 WITH leased AS MATERIALIZED (
     SELECT w.id, w.run_id FROM work_items w WHERE w.id = $1 AND w.lease_token = $2 FOR UPDATE
 )
-SELECT leased.id FROM leased JOIN runs r ON r.id = leased.run_id FOR NO KEY UPDATE OF r
+SELECT r.context FROM leased JOIN runs r ON r.id = leased.run_id FOR NO KEY UPDATE OF r
 `
 
 type WorkItemLockLeasedAndRunParams struct {
@@ -281,15 +281,16 @@ type WorkItemLockLeasedAndRunParams struct {
 	LeaseToken *uuid.UUID
 }
 
-// Locks a work item the caller leases, then its run's row: the transitions
-// of a run with parallel lanes start here, so that they take turns rather
-// than deadlock over the rows the lanes share (the block's counts, the
-// context, the steps a failing lane cancels).
-func (q *Queries) WorkItemLockLeasedAndRun(ctx context.Context, arg WorkItemLockLeasedAndRunParams) (int64, error) {
+// Locks a work item the caller leases, then its run's row, and returns the
+// run's context as it is now: the transitions of a run with parallel lanes
+// start here, so that they take turns rather than deadlock over the rows
+// the lanes share (the block's counts, the context, the steps a failing
+// lane cancels), and see what the other lanes merged into the context.
+func (q *Queries) WorkItemLockLeasedAndRun(ctx context.Context, arg WorkItemLockLeasedAndRunParams) ([]byte, error) {
 	row := q.db.QueryRow(ctx, workItemLockLeasedAndRun, arg.ID, arg.LeaseToken)
-	var id int64
-	err := row.Scan(&id)
-	return id, err
+	var context []byte
+	err := row.Scan(&context)
+	return context, err
 }
 
 const workItemNextDue = `-- name: WorkItemNextDue :one

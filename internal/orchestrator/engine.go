@@ -497,6 +497,9 @@ func (s *Service) recordResult(ctx context.Context, a *attempt, res httpstep.Res
 		return next, err
 	}
 	var next *attempt
+	if a.state.def.HasLanes() {
+		defer s.turns.take(a.state.run.ID)()
+	}
 	err := s.db.InTx(ctx, func(tx *postgres.Tx) error {
 		if err := s.lockToRecord(ctx, tx, a); err != nil {
 			return err

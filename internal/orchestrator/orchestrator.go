@@ -44,6 +44,8 @@ type Service struct {
 	workerID    string
 	leaseMargin time.Duration
 	claims      *postgres.DB
+	// turns queue this process's transactions that lock a run's row.
+	turns runTurns
 
 	defaultWaitTimeout time.Duration
 }

@@ -1,10 +1,12 @@
 package e2e_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -169,4 +171,50 @@ func TestCompensationWorkerKilled(t *testing.T) {
 	require.Len(t, refundCalls, 2)
 	require.Equal(t, refundCalls[0].WebhookID, refundCalls[1].WebhookID)
 	require.Equal(t, refundCalls[0].Body.Attempt, refundCalls[1].Body.Attempt, "the lost attempt is made again, not counted as a failure")
+}
+
+// TestCancelWhileCompensating cancels a run whose compensation is in
+// flight: the run ends cancelled, and its error keeps the failure it was
+// compensating for.
+func TestCancelWhileCompensating(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startWorker()
+	refunding, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/boom":
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"message": "declined"}})
+		case "/refund":
+			once.Do(func() { close(refunding) })
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+		default:
+			writeJSON(w, http.StatusOK, map[string]any{"output": 1})
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // before the server closes
+	e.createWorkflow(fmt.Sprintf(`{"name": "cancel-saga", "steps": [
+	  {"name": "charge", "type": "call", "url": "%[1]s/charge", "compensate": {"url": "%[1]s/refund", "timeout": "30s"}},
+	  {"name": "ship", "type": "call", "url": "%[1]s/boom"}]}`, srv.URL))
+	id := e.startRun("cancel-saga", map[string]any{})
+	select {
+	case <-refunding:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the compensation never started")
+	}
+	require.Equal(t, client.RunStatus("compensating"), e.run(id).Status)
+	res, err := e.client.CancelRunWithResponse(context.Background(), id, client.CancelRunRequest{})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode(), string(res.Body))
+	run := e.run(id)
+	require.Equal(t, client.RunStatus("cancelled"), run.Status)
+	require.Equal(t, "cancelled", *run.Error.Code)
+	require.Contains(t, run.Error.Message, "while it compensated for a failure")
+	require.Contains(t, mustJSON(t, run.Error.Details), `"step_failed"`)
+	require.Contains(t, mustJSON(t, run.Error.Details), "declined")
 }

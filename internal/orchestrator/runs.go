@@ -312,15 +312,27 @@ func (s *Service) cancelRunTx(ctx context.Context, tx *postgres.Tx, id uuid.UUID
 	if _, err := tx.LockRunWork(ctx, id); err != nil {
 		return workflow.Run{}, err
 	}
+	current, err := tx.GetRun(ctx, id)
+	if err != nil {
+		return workflow.Run{}, err
+	}
+	if current.Status == workflow.RunCompensating && len(current.Error) > 0 {
+		// The failure the run was compensating for stays in the error.
+		var e workflow.RunError
+		if err := json.Unmarshal(runErr, &e); err != nil {
+			return workflow.Run{}, fmt.Errorf("decode run error: %w", err)
+		}
+		e.Message += " while it compensated for a failure"
+		e.Details = current.Error
+		if runErr, err = json.Marshal(e); err != nil {
+			return workflow.Run{}, fmt.Errorf("encode run error: %w", err)
+		}
+	}
 	run, ok, err := tx.FinishRun(ctx, id, workflow.RunCancelled, nil, runErr)
 	if err != nil {
 		return workflow.Run{}, err
 	}
 	if !ok {
-		current, err := tx.GetRun(ctx, id)
-		if err != nil {
-			return workflow.Run{}, err
-		}
 		return workflow.Run{}, fault.New(fault.Conflict, "run %s is %s and cannot be cancelled", id, current.Status)
 	}
 	appendHistory(tx, id, workflow.EventRunCancelled, "", nil, map[string]any{"reason": reason})

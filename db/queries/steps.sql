@@ -257,6 +257,16 @@ WHERE run_id = @run_id AND status = 'succeeded' AND step_name = ANY (@names::tex
 ORDER BY finished_at DESC, id DESC
 LIMIT 1;
 
+-- name: StepExecutionPrepareCompensation :one
+-- Notes that attempt is being prepared for a succeeded step's compensation
+-- and returns how many compensation attempts were lost with their worker:
+-- preparing the attempt prepared last time means it was.
+UPDATE step_executions
+SET compensation_lost = compensation_lost + (compensation_attempt = @attempt::integer)::integer,
+    compensation_attempt = @attempt::integer
+WHERE id = @id AND status = 'succeeded'
+RETURNING compensation_lost;
+
 -- name: StepExecutionSetCompensation :execrows
 -- Records the outcome of a succeeded step's compensation.
 UPDATE step_executions

@@ -171,6 +171,9 @@ func TestCompensationWorkerKilled(t *testing.T) {
 	require.Len(t, refundCalls, 2)
 	require.Equal(t, refundCalls[0].WebhookID, refundCalls[1].WebhookID)
 	require.Equal(t, refundCalls[0].Body.Attempt, refundCalls[1].Body.Attempt, "the lost attempt is made again, not counted as a failure")
+	// The lost attempt is counted: more than 10 such losses fail the
+	// compensation rather than loop for ever.
+	require.Equal(t, 1, dbCount(t, assertDB(t, e), `SELECT compensation_lost FROM step_executions WHERE run_id = $1 AND step_key = 'charge'`, id))
 }
 
 // TestCancelWhileCompensating cancels a run whose compensation is in

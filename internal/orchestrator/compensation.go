@@ -124,6 +124,15 @@ func (s *Service) prepareCompensation(ctx context.Context, item postgres.WorkIte
 		}
 		comp := step.Call.Compensate
 		job := &compensation{item: item, run: run, step: step, key: exec.Key, execID: exec.ID, number: item.Attempt}
+		lost, ok, err := tx.PrepareCompensation(ctx, exec.ID, job.number)
+		if err != nil || !ok {
+			return orStale(err, ok)
+		}
+		if lost > maxAbandoned {
+			// Its workers keep dying: the compensation fails for good
+			// rather than loop for ever.
+			return s.endCompensation(ctx, tx, job, errorJSON(fmt.Sprintf("the compensation's workers were lost during %d of its attempts", lost), 0))
+		}
 		input := exec.Input
 		var problem error
 		if comp.Input != nil {

@@ -36,6 +36,21 @@ func (tx *Tx) NextToCompensate(ctx context.Context, runID uuid.UUID, names []str
 	return ToCompensate{ID: r.ID, Name: r.StepName}, true, nil
 }
 
+// PrepareCompensation notes that attempt of a succeeded step execution's
+// compensation is being prepared, and returns how many of its attempts
+// were lost with their workers so far; false when the execution is no
+// longer succeeded.
+func (tx *Tx) PrepareCompensation(ctx context.Context, id uuid.UUID, attempt int) (int, bool, error) {
+	lost, err := tx.q.StepExecutionPrepareCompensation(ctx, dbsqlc.StepExecutionPrepareCompensationParams{Attempt: int32(attempt), ID: id})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("prepare compensation: %w", translate(err))
+	}
+	return int(lost), true, nil
+}
+
 // SetCompensation records the outcome of a succeeded step execution's
 // compensation: status compensated or compensation_failed (with stepErr).
 // It returns false when the execution is no longer one that succeeded.

@@ -100,29 +100,31 @@ type StepAttempt struct {
 }
 
 type StepExecution struct {
-	ID           uuid.UUID
-	RunID        uuid.UUID
-	ParentID     *uuid.UUID
-	StepKey      string
-	StepName     string
-	StepType     string
-	Status       string
-	Attempt      int32
-	Abandoned    int32
-	WebhookID    string
-	Input        []byte
-	Output       []byte
-	Error        []byte
-	Deadline     *time.Time
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
-	StartedAt    *time.Time
-	FinishedAt   *time.Time
-	LaneIndex    *int32
-	LanesTotal   *int32
-	LanesStarted int32
-	LanesEnded   int32
-	LanesFailed  int32
+	ID                  uuid.UUID
+	RunID               uuid.UUID
+	ParentID            *uuid.UUID
+	StepKey             string
+	StepName            string
+	StepType            string
+	Status              string
+	Attempt             int32
+	Abandoned           int32
+	WebhookID           string
+	Input               []byte
+	Output              []byte
+	Error               []byte
+	Deadline            *time.Time
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+	StartedAt           *time.Time
+	FinishedAt          *time.Time
+	LaneIndex           *int32
+	LanesTotal          *int32
+	LanesStarted        int32
+	LanesEnded          int32
+	LanesFailed         int32
+	CompensationAttempt int32
+	CompensationLost    int32
 }
 
 type Wait struct {

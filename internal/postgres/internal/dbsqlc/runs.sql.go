@@ -556,7 +556,7 @@ func (q *Queries) StepAttemptListByExecutions(ctx context.Context, stepExecution
 }
 
 const stepExecutionListByRun = `-- name: StepExecutionListByRun :many
-SELECT id, run_id, parent_id, step_key, step_name, step_type, status, attempt, abandoned, webhook_id, input, output, error, deadline, created_at, updated_at, started_at, finished_at, lane_index, lanes_total, lanes_started, lanes_ended, lanes_failed FROM step_executions
+SELECT id, run_id, parent_id, step_key, step_name, step_type, status, attempt, abandoned, webhook_id, input, output, error, deadline, created_at, updated_at, started_at, finished_at, lane_index, lanes_total, lanes_started, lanes_ended, lanes_failed, compensation_attempt, compensation_lost FROM step_executions
 WHERE run_id = $1
   AND ($2::timestamptz IS NULL
        OR (created_at, id) > ($2, $3::uuid))
@@ -609,6 +609,8 @@ func (q *Queries) StepExecutionListByRun(ctx context.Context, arg StepExecutionL
 			&i.LanesStarted,
 			&i.LanesEnded,
 			&i.LanesFailed,
+			&i.CompensationAttempt,
+			&i.CompensationLost,
 		); err != nil {
 			return nil, err
 		}

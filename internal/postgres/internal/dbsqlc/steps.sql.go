@@ -196,7 +196,7 @@ func (q *Queries) StepExecutionFinish(ctx context.Context, arg StepExecutionFini
 }
 
 const stepExecutionGet = `-- name: StepExecutionGet :one
-SELECT id, run_id, parent_id, step_key, step_name, step_type, status, attempt, abandoned, webhook_id, input, output, error, deadline, created_at, updated_at, started_at, finished_at, lane_index, lanes_total, lanes_started, lanes_ended, lanes_failed FROM step_executions WHERE id = $1
+SELECT id, run_id, parent_id, step_key, step_name, step_type, status, attempt, abandoned, webhook_id, input, output, error, deadline, created_at, updated_at, started_at, finished_at, lane_index, lanes_total, lanes_started, lanes_ended, lanes_failed, compensation_attempt, compensation_lost FROM step_executions WHERE id = $1
 `
 
 func (q *Queries) StepExecutionGet(ctx context.Context, id uuid.UUID) (StepExecution, error) {
@@ -226,12 +226,14 @@ func (q *Queries) StepExecutionGet(ctx context.Context, id uuid.UUID) (StepExecu
 		&i.LanesStarted,
 		&i.LanesEnded,
 		&i.LanesFailed,
+		&i.CompensationAttempt,
+		&i.CompensationLost,
 	)
 	return i, err
 }
 
 const stepExecutionGetByKey = `-- name: StepExecutionGetByKey :one
-SELECT id, run_id, parent_id, step_key, step_name, step_type, status, attempt, abandoned, webhook_id, input, output, error, deadline, created_at, updated_at, started_at, finished_at, lane_index, lanes_total, lanes_started, lanes_ended, lanes_failed FROM step_executions WHERE run_id = $1 AND step_key = $2
+SELECT id, run_id, parent_id, step_key, step_name, step_type, status, attempt, abandoned, webhook_id, input, output, error, deadline, created_at, updated_at, started_at, finished_at, lane_index, lanes_total, lanes_started, lanes_ended, lanes_failed, compensation_attempt, compensation_lost FROM step_executions WHERE run_id = $1 AND step_key = $2
 `
 
 type StepExecutionGetByKeyParams struct {
@@ -266,12 +268,14 @@ func (q *Queries) StepExecutionGetByKey(ctx context.Context, arg StepExecutionGe
 		&i.LanesStarted,
 		&i.LanesEnded,
 		&i.LanesFailed,
+		&i.CompensationAttempt,
+		&i.CompensationLost,
 	)
 	return i, err
 }
 
 const stepExecutionListWaiting = `-- name: StepExecutionListWaiting :many
-SELECT id, run_id, parent_id, step_key, step_name, step_type, status, attempt, abandoned, webhook_id, input, output, error, deadline, created_at, updated_at, started_at, finished_at, lane_index, lanes_total, lanes_started, lanes_ended, lanes_failed FROM step_executions WHERE run_id = $1 AND status = 'waiting' ORDER BY created_at, id
+SELECT id, run_id, parent_id, step_key, step_name, step_type, status, attempt, abandoned, webhook_id, input, output, error, deadline, created_at, updated_at, started_at, finished_at, lane_index, lanes_total, lanes_started, lanes_ended, lanes_failed, compensation_attempt, compensation_lost FROM step_executions WHERE run_id = $1 AND status = 'waiting' ORDER BY created_at, id
 `
 
 func (q *Queries) StepExecutionListWaiting(ctx context.Context, runID uuid.UUID) ([]StepExecution, error) {
@@ -307,6 +311,8 @@ func (q *Queries) StepExecutionListWaiting(ctx context.Context, runID uuid.UUID)
 			&i.LanesStarted,
 			&i.LanesEnded,
 			&i.LanesFailed,
+			&i.CompensationAttempt,
+			&i.CompensationLost,
 		); err != nil {
 			return nil, err
 		}
@@ -319,7 +325,7 @@ func (q *Queries) StepExecutionListWaiting(ctx context.Context, runID uuid.UUID)
 }
 
 const stepExecutionLock = `-- name: StepExecutionLock :one
-SELECT step_executions.id, step_executions.run_id, step_executions.parent_id, step_executions.step_key, step_executions.step_name, step_executions.step_type, step_executions.status, step_executions.attempt, step_executions.abandoned, step_executions.webhook_id, step_executions.input, step_executions.output, step_executions.error, step_executions.deadline, step_executions.created_at, step_executions.updated_at, step_executions.started_at, step_executions.finished_at, step_executions.lane_index, step_executions.lanes_total, step_executions.lanes_started, step_executions.lanes_ended, step_executions.lanes_failed, (deadline IS NOT NULL AND deadline <= now())::boolean AS expired
+SELECT step_executions.id, step_executions.run_id, step_executions.parent_id, step_executions.step_key, step_executions.step_name, step_executions.step_type, step_executions.status, step_executions.attempt, step_executions.abandoned, step_executions.webhook_id, step_executions.input, step_executions.output, step_executions.error, step_executions.deadline, step_executions.created_at, step_executions.updated_at, step_executions.started_at, step_executions.finished_at, step_executions.lane_index, step_executions.lanes_total, step_executions.lanes_started, step_executions.lanes_ended, step_executions.lanes_failed, step_executions.compensation_attempt, step_executions.compensation_lost, (deadline IS NOT NULL AND deadline <= now())::boolean AS expired
 FROM step_executions WHERE id = $1 FOR UPDATE
 `
 
@@ -357,6 +363,8 @@ func (q *Queries) StepExecutionLock(ctx context.Context, id uuid.UUID) (StepExec
 		&i.StepExecution.LanesStarted,
 		&i.StepExecution.LanesEnded,
 		&i.StepExecution.LanesFailed,
+		&i.StepExecution.CompensationAttempt,
+		&i.StepExecution.CompensationLost,
 		&i.Expired,
 	)
 	return i, err
@@ -409,6 +417,29 @@ func (q *Queries) StepExecutionPark(ctx context.Context, arg StepExecutionParkPa
 	var deadline *time.Time
 	err := row.Scan(&deadline)
 	return deadline, err
+}
+
+const stepExecutionPrepareCompensation = `-- name: StepExecutionPrepareCompensation :one
+UPDATE step_executions
+SET compensation_lost = compensation_lost + (compensation_attempt = $1::integer)::integer,
+    compensation_attempt = $1::integer
+WHERE id = $2 AND status = 'succeeded'
+RETURNING compensation_lost
+`
+
+type StepExecutionPrepareCompensationParams struct {
+	Attempt int32
+	ID      uuid.UUID
+}
+
+// Notes that attempt is being prepared for a succeeded step's compensation
+// and returns how many compensation attempts were lost with their worker:
+// preparing the attempt prepared last time means it was.
+func (q *Queries) StepExecutionPrepareCompensation(ctx context.Context, arg StepExecutionPrepareCompensationParams) (int32, error) {
+	row := q.db.QueryRow(ctx, stepExecutionPrepareCompensation, arg.Attempt, arg.ID)
+	var compensation_lost int32
+	err := row.Scan(&compensation_lost)
+	return compensation_lost, err
 }
 
 const stepExecutionRetryLater = `-- name: StepExecutionRetryLater :execrows

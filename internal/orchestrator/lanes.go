@@ -244,8 +244,7 @@ func (s *Service) laneGone(ctx context.Context, tx *postgres.Tx, item postgres.W
 // firstOfLane returns the first step of a lane.
 func firstOfLane(st *runState, laneKey string) (*workflow.Step, error) {
 	blockKey, lane := laneBlock(laneKey)
-	_, blockName := splitKey(blockKey)
-	block := st.def.Step(blockName)
+	block := st.def.Step(blockName(blockKey))
 	var first *workflow.Step
 	switch {
 	case block == nil:
@@ -306,11 +305,13 @@ func (s *Service) failLane(ctx context.Context, tx *postgres.Tx, st *runState, l
 	return err
 }
 
+// blockName is the step name of a block's key.
 func blockName(blockKey string) string {
 	_, name := splitKey(blockKey)
 	return name
 }
 
+// onError is a block's error policy.
 func onError(block *workflow.Step) workflow.ErrorPolicy {
 	if block.Parallel != nil {
 		return block.Parallel.OnError

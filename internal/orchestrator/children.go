@@ -39,8 +39,7 @@ type childInput struct {
 // cannot be built) fails the step and the run.
 func (s *Service) startChild(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) error {
 	cw := step.CallWorkflow
-	a := &attempt{item: item, state: st, step: step, key: st.key(step.Name), execID: uuid.Must(uuid.NewV7()), number: 1}
-	a.webhook = "msg_" + a.execID.String()
+	a := newExecution(item, st, step)
 	var problem error
 	input := json.RawMessage(`{}`)
 	if cw.Input != nil {
@@ -71,15 +70,10 @@ func (s *Service) startChild(ctx context.Context, tx *postgres.Tx, item postgres
 			problem = fmt.Errorf("the child's input is %d bytes; the limit is %d", len(input), s.limits.MaxInputBytes)
 		}
 	}
-	exec := postgres.NewStepExecution{
-		ID: a.execID, Key: a.key, ParentKey: st.parentKey(step.Name), Name: step.Name, Type: string(step.Type), WebhookID: a.webhook, WorkerID: s.workerID,
-	}
+	exec := s.execution(a, nil)
 	if problem != nil {
-		started, err := tx.StartSteps(ctx, []postgres.StepStart{{
-			Work: item, Exec: exec, MarkRunning: st.run.Status != workflow.RunRunning, RunStarted: st.run.Status == workflow.RunPending,
-		}})
-		if err != nil || !started[0] {
-			return orLeaseLost(err, err == nil && started[0])
+		if err := s.beginExecution(ctx, tx, st, item, exec); err != nil {
+			return err
 		}
 		return s.failStep(ctx, tx, a, errorJSON(problem.Error(), 0), 0, "failed")
 	}

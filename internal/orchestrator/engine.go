@@ -270,11 +270,42 @@ func (s *Service) newAttemptRecord(a *attempt) ([]byte, error) {
 	return hash, nil
 }
 
+// newExecution describes the first attempt of a step execution not
+// created yet: its id, key and webhook-id.
+func newExecution(item postgres.WorkItem, st *runState, step *workflow.Step) *attempt {
+	a := &attempt{item: item, state: st, step: step, key: st.key(step.Name), execID: uuid.Must(uuid.NewV7()), number: 1}
+	a.webhook = "msg_" + a.execID.String()
+	return a
+}
+
+// execution is what the database needs to create a's step execution, with
+// input.
+func (s *Service) execution(a *attempt, input json.RawMessage) postgres.NewStepExecution {
+	return postgres.NewStepExecution{
+		ID: a.execID, Key: a.key, ParentKey: a.state.parentKey(a.step.Name), Name: a.step.Name, Type: string(a.step.Type),
+		WebhookID: a.webhook, Input: input, WorkerID: s.workerID,
+	}
+}
+
+// beginExecution creates a step execution that the engine runs itself (a
+// branch, a block) or that fails before it could begin, under the work
+// item's lease, and marks the run running.
+func (s *Service) beginExecution(ctx context.Context, tx *postgres.Tx, st *runState, item postgres.WorkItem, exec postgres.NewStepExecution) error {
+	started, err := tx.StartSteps(ctx, []postgres.StepStart{{
+		Work: item, Lease: s.leaseMargin, Exec: exec,
+		MarkRunning: st.run.Status != workflow.RunRunning, RunStarted: st.run.Status == workflow.RunPending,
+	}})
+	if err != nil || !started[0] {
+		return orLeaseLost(err, err == nil && started[0])
+	}
+	st.run.Status = workflow.RunRunning
+	return nil
+}
+
 // newAttempt prepares the first attempt of a step execution not created
 // yet: its ids, callback token (of which only hash is stored) and deadline.
 func (s *Service) newAttempt(item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, []byte, error) {
-	a := &attempt{item: item, state: st, step: step, key: st.key(step.Name), execID: uuid.Must(uuid.NewV7()), number: 1}
-	a.webhook = "msg_" + a.execID.String()
+	a := newExecution(item, st, step)
 	hash, err := s.newAttemptRecord(a)
 	return a, hash, err
 }
@@ -328,13 +359,10 @@ func (s *Service) prepareStart(ctx context.Context, item postgres.WorkItem, st *
 	if renderErr == nil {
 		a.input = input
 	}
+	exec := s.execution(a, a.input)
+	exec.Timeout, exec.CallbackHash = time.Duration(step.Call.Timeout), hash
 	start = postgres.StepStart{
-		Work: item, Lease: s.leaseFor(step),
-		Exec: postgres.NewStepExecution{
-			ID: a.execID, Key: a.key, ParentKey: st.parentKey(step.Name), Name: step.Name, Type: string(step.Type),
-			WebhookID: a.webhook, Input: a.input, Timeout: time.Duration(step.Call.Timeout),
-			WorkerID: s.workerID, CallbackHash: hash,
-		},
+		Work: item, Lease: s.leaseFor(step), Exec: exec,
 		MarkRunning: st.run.Status != workflow.RunRunning, RunStarted: st.run.Status == workflow.RunPending,
 	}
 	return a, start, renderErr, nil
@@ -787,20 +815,10 @@ func (s *Service) startBranch(ctx context.Context, tx *postgres.Tx, item postgre
 		chosen = "default"
 	}
 	input, _ := json.Marshal(map[string]any{"case": chosen}) // an int or a string always encodes
-	a := &attempt{item: item, state: st, step: step, key: st.key(step.Name), execID: uuid.Must(uuid.NewV7()), number: 1}
-	a.webhook = "msg_" + a.execID.String()
-	started, err := tx.StartSteps(ctx, []postgres.StepStart{{
-		Work: item, Lease: s.leaseMargin,
-		Exec: postgres.NewStepExecution{
-			ID: a.execID, Key: a.key, ParentKey: st.parentKey(step.Name), Name: step.Name, Type: string(step.Type), WebhookID: a.webhook,
-			Input: input, WorkerID: s.workerID,
-		},
-		MarkRunning: st.run.Status != workflow.RunRunning, RunStarted: st.run.Status == workflow.RunPending,
-	}})
-	if err != nil || !started[0] {
-		return nil, orLeaseLost(err, err == nil && started[0])
+	a := newExecution(item, st, step)
+	if err := s.beginExecution(ctx, tx, st, item, s.execution(a, input)); err != nil {
+		return nil, err
 	}
-	st.run.Status = workflow.RunRunning
 	switch {
 	case selErr != nil:
 		return nil, s.failStep(ctx, tx, a, errorJSON(fmt.Sprintf("the branch could not choose a case: %v", selErr), 0), 0, "failed")

@@ -8,8 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/google/uuid"
-
 	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/workflow"
 )
@@ -136,8 +134,7 @@ type itemOf struct {
 // the block starts it, and the worker goes on with it. A foreach over no
 // items succeeds at once.
 func (s *Service) startBlock(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, error) {
-	a := &attempt{item: item, state: st, step: step, execID: uuid.Must(uuid.NewV7()), number: 1, key: st.key(step.Name)}
-	a.webhook = "msg_" + a.execID.String()
+	a := newExecution(item, st, step)
 	var input json.RawMessage
 	var names []string
 	var total, open int
@@ -163,18 +160,9 @@ func (s *Service) startBlock(ctx context.Context, tx *postgres.Tx, item postgres
 		}
 		total, open = len(items), step.Foreach.Concurrency
 	}
-	started, err := tx.StartSteps(ctx, []postgres.StepStart{{
-		Work: item, Lease: s.leaseMargin,
-		Exec: postgres.NewStepExecution{
-			ID: a.execID, Key: a.key, ParentKey: st.parentKey(step.Name), Name: step.Name, Type: string(step.Type),
-			WebhookID: a.webhook, Input: input, WorkerID: s.workerID,
-		},
-		MarkRunning: st.run.Status != workflow.RunRunning, RunStarted: st.run.Status == workflow.RunPending,
-	}})
-	if err != nil || !started[0] {
-		return nil, orLeaseLost(err, err == nil && started[0])
+	if err := s.beginExecution(ctx, tx, st, item, s.execution(a, input)); err != nil {
+		return nil, err
 	}
-	st.run.Status = workflow.RunRunning
 	if problem != nil {
 		return nil, s.failStep(ctx, tx, a, errorJSON(problem.Error(), 0), 0, "failed")
 	}

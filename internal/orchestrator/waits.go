@@ -56,8 +56,7 @@ func (s *Service) waitTimeout(step *workflow.Step) time.Duration {
 // When the wait cannot begin (an expression fails), the step and the run
 // fail instead.
 func (s *Service) startWait(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) error {
-	a := &attempt{item: item, state: st, step: step, key: st.key(step.Name), execID: uuid.Must(uuid.NewV7()), number: 1}
-	a.webhook = "msg_" + a.execID.String()
+	a := newExecution(item, st, step)
 	kind, wait := postgres.WorkWaitTimeout, s.waitTimeout(step)
 	var wakeAt *time.Time
 	var conditions []postgres.EventCondition
@@ -84,17 +83,12 @@ func (s *Service) startWait(ctx context.Context, tx *postgres.Tx, item postgres.
 		}
 		a.token, hash = token, h
 	}
-	exec := postgres.NewStepExecution{
-		ID: a.execID, Key: a.key, ParentKey: st.parentKey(step.Name), Name: step.Name, Type: string(step.Type), WebhookID: a.webhook,
-		WorkerID: s.workerID, CallbackHash: hash,
-	}
+	exec := s.execution(a, nil)
+	exec.CallbackHash = hash
 	if prepErr != nil {
 		// Start it as a step in progress, under the lease, to fail it.
-		started, err := tx.StartSteps(ctx, []postgres.StepStart{{
-			Work: item, Exec: exec, MarkRunning: st.run.Status != workflow.RunRunning, RunStarted: st.run.Status == workflow.RunPending,
-		}})
-		if err != nil || !started[0] {
-			return orLeaseLost(err, err == nil && started[0])
+		if err := s.beginExecution(ctx, tx, st, item, exec); err != nil {
+			return err
 		}
 		return s.failStep(ctx, tx, a, errorJSON(fmt.Sprintf("the wait could not begin: %v", prepErr), 0), 0, "failed")
 	}

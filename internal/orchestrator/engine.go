@@ -977,15 +977,9 @@ func (s *Service) propagateFailure(ctx context.Context, tx *postgres.Tx, st *run
 		}
 		appendHistory(tx, st.run.ID, workflow.EventStepFailed, branch.Key, &branch.Attempt, map[string]any{"error": stepErr})
 	}
-	status, code, event, message := workflow.RunFailed, "step_failed", workflow.EventRunFailed, fmt.Sprintf("step %s failed", key)
+	status, code, event, message := workflow.RunFailed, "step_failed", workflow.EventRunFailed, withCause(fmt.Sprintf("step %s failed", key), stepErr)
 	if timedOut {
 		status, code, event, message = workflow.RunTimedOut, "wait_timed_out", workflow.EventRunTimedOut, fmt.Sprintf("step %s timed out waiting", key)
-	}
-	var detail struct {
-		Message string `json:"message"`
-	}
-	if !timedOut && json.Unmarshal(stepErr, &detail) == nil && detail.Message != "" {
-		message += ": " + detail.Message
 	}
 	return s.endRun(ctx, tx, st.run.ID, status, nil, runError(message, code, key, stepErr), event)
 }

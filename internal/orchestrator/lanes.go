@@ -574,16 +574,22 @@ func (s *Service) failBlock(ctx context.Context, tx *postgres.Tx, st *runState, 
 	return s.propagateFailure(ctx, tx, st, blockKey, block.ID, blockErr, false)
 }
 
-// nestedError is an error that wraps the error of what it is about, with its
-// message extended by the inner one's.
-func nestedError(message string, inner json.RawMessage, fields map[string]any) json.RawMessage {
+// withCause extends message with the message of the error cause, if it
+// has one.
+func withCause(message string, cause json.RawMessage) string {
 	var detail struct {
 		Message string `json:"message"`
 	}
-	if json.Unmarshal(inner, &detail) == nil && detail.Message != "" {
+	if json.Unmarshal(cause, &detail) == nil && detail.Message != "" {
 		message += ": " + detail.Message
 	}
-	e := map[string]any{"message": message, "error": json.RawMessage(payloadOrNull(inner))}
+	return message
+}
+
+// nestedError is an error that wraps the error of what it is about, with its
+// message extended by the inner one's.
+func nestedError(message string, inner json.RawMessage, fields map[string]any) json.RawMessage {
+	e := map[string]any{"message": withCause(message, inner), "error": json.RawMessage(payloadOrNull(inner))}
 	for k, v := range fields {
 		e[k] = v
 	}

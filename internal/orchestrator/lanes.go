@@ -344,13 +344,22 @@ func (s *Service) laneEnded(ctx context.Context, tx *postgres.Tx, st *runState, 
 func (s *Service) finishBlock(ctx context.Context, tx *postgres.Tx, st *runState, step *workflow.Step, blockKey string, block postgres.BlockCounts) error {
 	var output, patch json.RawMessage
 	var problem json.RawMessage
+	// The context as it is now, read when the block merges into it: other
+	// lanes merged their context answers after this state was loaded.
+	var before json.RawMessage
+	if (step.Parallel != nil && step.Parallel.Merge == workflow.MergeDeepMerge) || (step.Foreach != nil && step.Foreach.CollectAs != "") {
+		run, err := tx.GetRun(ctx, st.run.ID)
+		if err != nil {
+			return err
+		}
+		before = run.Context
+	}
 	if step.Parallel != nil {
 		lanes, err := tx.Lanes(ctx, block.ID)
 		if err != nil {
 			return err
 		}
-		output, patch, problem, err = s.joinBranches(ctx, tx, st, step, lanes)
-		if err != nil {
+		if output, patch, problem, err = joinBranches(step, lanes, before); err != nil {
 			return err
 		}
 	} else {
@@ -370,10 +379,6 @@ func (s *Service) finishBlock(ctx context.Context, tx *postgres.Tx, st *runState
 		problem = errorJSON(fmt.Sprintf("the step's merged output is %d bytes; the limit is %d", len(output), s.limits.MaxOutputBytes), 0)
 	}
 	if problem == nil && patch != nil {
-		run, err := tx.GetRun(ctx, st.run.ID)
-		if err != nil {
-			return err
-		}
 		merged, err := tx.MergeRunContext(ctx, st.run.ID, patch)
 		if err != nil {
 			return err
@@ -382,7 +387,7 @@ func (s *Service) finishBlock(ctx context.Context, tx *postgres.Tx, st *runState
 			// Failing the block does not roll the merge back: put the
 			// context back as it was.
 			problem = errorJSON(fmt.Sprintf("merging the step's output into the context would make it larger than %d bytes", s.limits.MaxContextBytes), 0)
-			if err := tx.SetRunContext(ctx, st.run.ID, run.Context); err != nil {
+			if err := tx.SetRunContext(ctx, st.run.ID, before); err != nil {
 				return err
 			}
 		} else if err := st.setContext(merged); err != nil {
@@ -400,10 +405,11 @@ func (s *Service) finishBlock(ctx context.Context, tx *postgres.Tx, st *runState
 }
 
 // joinBranches merges the outputs of a parallel step's branches, all of
-// which ended. It returns the step's output and what to merge into the run's
-// context, or the step's error: branches failed (under complete_all), or
-// deep_merge met conflicting values.
-func (s *Service) joinBranches(ctx context.Context, tx *postgres.Tx, st *runState, step *workflow.Step, lanes []postgres.Lane) (output, patch, problem json.RawMessage, err error) {
+// which ended, and for deep_merge the run's context as it is now. It
+// returns the step's output and what to merge into the run's context, or
+// the step's error: branches failed (under complete_all), or deep_merge met
+// conflicting values.
+func joinBranches(step *workflow.Step, lanes []postgres.Lane, runContext json.RawMessage) (output, patch, problem json.RawMessage, err error) {
 	failed := map[string]json.RawMessage{}
 	outputs := make([]json.RawMessage, len(lanes))
 	names := make([]string, len(lanes))
@@ -457,13 +463,8 @@ func (s *Service) joinBranches(ctx context.Context, tx *postgres.Tx, st *runStat
 	if output, err = json.Marshal(merged); err != nil {
 		return nil, nil, nil, fmt.Errorf("encode merged output: %w", err)
 	}
-	// The merge goes deep into the context too: read it as it is now, since
-	// other lanes merged their context answers after this state was loaded.
-	run, err := tx.GetRun(ctx, st.run.ID)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	current, err := workflow.DecodeJSON(run.Context)
+	// The merge goes deep into the context too.
+	current, err := workflow.DecodeJSON(runContext)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("decode run context: %w", err)
 	}

@@ -225,9 +225,6 @@ func (s *Service) endWait(ctx context.Context, tx *postgres.Tx, workID int64, a 
 // when it woke and how late (a timer due while no worker ran fires late).
 func (s *Service) fireSleep(ctx context.Context, item postgres.WorkItem) error {
 	return s.db.InTx(ctx, func(tx *postgres.Tx) error {
-		if _, ok, err := tx.LockLeasedWorkAndRun(ctx, item); err != nil || !ok {
-			return orLeaseLost(err, ok)
-		}
 		a, exec, err := s.lockWaitingStep(ctx, tx, item)
 		if err != nil || a == nil {
 			return err
@@ -243,9 +240,6 @@ func (s *Service) fireSleep(ctx context.Context, item postgres.WorkItem) error {
 // "continue" the step succeeds with an output that says it timed out.
 func (s *Service) timeOutWait(ctx context.Context, item postgres.WorkItem) error {
 	return s.db.InTx(ctx, func(tx *postgres.Tx) error {
-		if _, ok, err := tx.LockLeasedWorkAndRun(ctx, item); err != nil || !ok {
-			return orLeaseLost(err, ok)
-		}
 		a, exec, err := s.lockWaitingStep(ctx, tx, item)
 		if err != nil || a == nil {
 			return err
@@ -283,11 +277,15 @@ func (s *Service) timeOutWait(ctx context.Context, item postgres.WorkItem) error
 	})
 }
 
-// lockWaitingStep locks the waiting step execution a timer item belongs
-// to and describes its attempt. It returns nil, having completed the stale
-// item, when nothing waits on it any more; and reschedules the item when
-// the deadline has not come yet.
+// lockWaitingStep locks a timer item the caller leases, its run and the
+// waiting step execution it belongs to, and describes the step's attempt.
+// It returns errLeaseLost when the lease was lost; nil, having completed
+// the stale item, when nothing waits on it any more; and nil, having
+// rescheduled the item, when the deadline has not come yet.
 func (s *Service) lockWaitingStep(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem) (*attempt, workflow.StepExecution, error) {
+	if _, ok, err := tx.LockLeasedWorkAndRun(ctx, item); err != nil || !ok {
+		return nil, workflow.StepExecution{}, orLeaseLost(err, ok)
+	}
 	exec, expired, err := tx.LockStepExecution(ctx, *item.StepExecutionID)
 	if err != nil {
 		return nil, exec, err

@@ -630,7 +630,7 @@ func (s *Service) succeedAndContinue(ctx context.Context, a *attempt, res httpst
 	// A step in a lane takes the general path, which locks the run's row:
 	// the lanes of a run take turns.
 	if res.Outcome != httpstep.Succeeded || step == nil || step.Call == nil || len(ended) > 0 || draining ||
-		st.run.Status != workflow.RunRunning || len(res.Output) > s.limits.MaxOutputBytes || laneOf(st.def, st.scope, a.step.Name) != "" {
+		st.run.Status != workflow.RunRunning || len(res.Output) > s.limits.MaxOutputBytes || (st.def.HasLanes() && laneOf(st.def, st.scope, a.step.Name) != "") {
 		return nil, false, nil
 	}
 	patch := res.Context

@@ -44,7 +44,8 @@ type CancelledStep struct {
 // SetBlockLanes records how many lanes a block execution has. It returns
 // false when the block is not running.
 func (tx *Tx) SetBlockLanes(ctx context.Context, id uuid.UUID, total int) (bool, error) {
-	n, err := tx.q.BlockSetLanes(ctx, dbsqlc.BlockSetLanesParams{ID: id, Total: ptr(int32(total))})
+	lanes := int32(total)
+	n, err := tx.q.BlockSetLanes(ctx, dbsqlc.BlockSetLanesParams{ID: id, Total: &lanes})
 	if err != nil {
 		return false, fmt.Errorf("set block lanes: %w", translate(err))
 	}
@@ -197,5 +198,3 @@ func (db *DB) DropStaleWork(ctx context.Context, w WorkItem) (bool, error) {
 	}
 	return n == 1, nil
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -12,14 +12,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/cel-go/cel"
-	"github.com/google/cel-go/common/ast"
-	"github.com/google/cel-go/common/operators"
-	"github.com/google/cel-go/common/types"
-	"github.com/google/cel-go/common/types/ref"
-	"github.com/google/cel-go/common/types/traits"
-	"github.com/google/cel-go/ext"
-	"github.com/google/cel-go/interpreter"
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/operators"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/common/types/traits"
+	"cel.dev/cel-go/ext"
+	"cel.dev/cel-go/interpreter"
 )
 
 const (
@@ -34,8 +34,10 @@ const (
 	// program size times the input length.
 	maxRegexProgramSize = 500
 	// interruptCheckFrequency is how many comprehension iterations pass
-	// between checks of the context.
-	interruptCheckFrequency = 100
+	// between checks of the context: a check costs a few nanoseconds, an
+	// iteration over large values far more, and the time limit must end an
+	// evaluation promptly.
+	interruptCheckFrequency = 10
 )
 
 // MaxResultSize bounds, in bytes of JSON, the values one [Expr.Eval],
@@ -53,10 +55,11 @@ var exprPattern = regexp.MustCompile(`(?s)^\$\{\s*(.+?)\s*\}$`)
 // enough to build that doing it per definition would dominate Parse.
 //
 // Besides the standard library it offers optional values and the math and
-// base64 extensions. The string, list and set extensions are left out on
-// purpose: functions such as replace, join, lists.range and distinct can
-// allocate or loop without bound in a single call, before CEL charges their
-// cost, so one expression could take a worker down.
+// base64 extensions. The string, list and set extensions, and the encoders'
+// json and yaml functions, are left out on purpose: functions such as
+// replace, join, lists.range, distinct and json.encode can allocate or loop
+// without bound in a single call, before CEL charges their cost, so one
+// expression could take a worker down.
 var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 	return cel.NewEnv(
 		cel.Variable("input", cel.DynType),
@@ -71,7 +74,7 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 		cel.DefaultUTCTimeZone(true),
 		cel.OptionalTypes(),
 		ext.Math(),
-		ext.Encoders(),
+		ext.Encoders(ext.EncodersVersion(0)),
 		cel.ParserExpressionSizeLimit(maxExprSize),
 		cel.RegexProgramSizeLimit(maxRegexProgramSize),
 		cel.ASTValidators(
@@ -90,31 +93,45 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 // context object), steps (completed steps by name), run (metadata about the
 // run) and, inside foreach steps only, item and index.
 //
-// Evaluation is bounded three ways: by the cost limit of each expression
+// Evaluation is bounded four ways: by the cost limit of each expression
 // ([Limits.CostLimit]), by a time limit on each call that evaluates
 // expressions ([Limits.EvalTimeout]; a Render of a whole template is one
-// call), and by [MaxResultSize]. Exceeding any of them is an [*EvalError]
-// wrapping [ErrCostLimitExceeded].
+// call), by [MaxResultSize], and by [MaxValueSize]. Exceeding any of them is
+// an [*EvalError] wrapping [ErrCostLimitExceeded]. The memory evaluations
+// use is bounded too (see budget.go).
 type Expr struct {
 	src  string // as written, "${ ... }"
 	path string
-	prog cel.Program
+	prog *program
 	cfg  *evalConfig
+}
+
+// program is a compiled expression, planned twice: with the light cost
+// limit, and, when first needed, with the definition's full limit.
+type program struct {
+	light cel.Program
+	// full is nil when the light limit is the full one.
+	full func() (cel.Program, error)
 }
 
 // evalConfig holds the evaluation limits all expressions of a definition
 // share.
 type evalConfig struct {
-	timeout time.Duration
+	timeout   time.Duration
+	costLimit uint64
 }
 
 // evaluation is the state of one call that evaluates expressions: its
-// context, with the time limit applied, the normalized activation, and what
-// remains of its result budget.
+// context, with the time limit applied, the normalized activation, what
+// remains of its result budget, and whether it is heavy (see budget.go).
 type evaluation struct {
-	ctx    context.Context
-	a      Activation
-	budget int
+	ctx       context.Context
+	a         Activation
+	budget    int
+	heavy     bool
+	costLimit uint64
+	reserve   int64
+	release   func()
 }
 
 // begin starts an evaluation. The caller must call the returned function
@@ -130,15 +147,43 @@ func begin(ctx context.Context, a Activation, cfg *evalConfig) (*evaluation, con
 	}
 	limit := fmt.Errorf("%w: evaluation took longer than %s", ErrCostLimitExceeded, timeout)
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, limit)
-	return &evaluation{ctx: ctx, a: a, budget: MaxResultSize}, cancel, nil
+	ev := &evaluation{ctx: ctx, a: a, budget: lightResultSize, costLimit: DefaultCostLimit}
+	if cfg != nil {
+		ev.costLimit = cfg.costLimit
+	}
+	ev.reserve = heavyReserve(ev.costLimit)
+	return ev, func() {
+		cancel()
+		if ev.release != nil {
+			ev.release()
+		}
+	}, nil
 }
 
-// spend takes n bytes from the result budget.
+// spend takes n bytes from the result budget. A light evaluation that
+// outgrows its budget becomes heavy.
 func (ev *evaluation) spend(n int) error {
 	ev.budget -= n
+	if ev.budget < 0 && !ev.heavy {
+		if err := ev.becomeHeavy(); err != nil {
+			return err
+		}
+	}
 	if ev.budget < 0 {
 		return fmt.Errorf("%w: the result is larger than %d bytes", ErrCostLimitExceeded, MaxResultSize)
 	}
+	return nil
+}
+
+// becomeHeavy reserves the evaluation's worst case from the process's
+// expression memory, waiting for it within the time limit.
+func (ev *evaluation) becomeHeavy() error {
+	release, err := evalMemory.Load().reserve(ev.ctx, ev.reserve)
+	if err != nil {
+		return err
+	}
+	ev.heavy, ev.release = true, release
+	ev.budget += MaxResultSize - lightResultSize
 	return nil
 }
 
@@ -347,11 +392,33 @@ func (e *Expr) eval(ev *evaluation) (any, error) {
 	return out, nil
 }
 
-// run evaluates the program. cel-go recovers panics in its own evaluator;
+// run evaluates the program: first with the light cost limit unless the
+// evaluation is heavy already, and again with the full limit, as a heavy
+// evaluation, when the light limit was too low.
+func (e *Expr) run(ev *evaluation) (ref.Val, error) {
+	if !ev.heavy || e.prog.full == nil {
+		v, err := e.runProgram(ev, e.prog.light)
+		if e.prog.full == nil || !errors.Is(err, ErrCostLimitExceeded) || ev.ctx.Err() != nil {
+			return v, err
+		}
+		if !ev.heavy {
+			if err := ev.becomeHeavy(); err != nil {
+				return nil, e.fail(err)
+			}
+		}
+	}
+	full, err := e.prog.full()
+	if err != nil {
+		return nil, e.fail(err)
+	}
+	return e.runProgram(ev, full)
+}
+
+// runProgram evaluates prog. cel-go recovers panics in its own evaluator;
 // the recover here also covers value adaptation and anything a future
 // version does outside that guard, because an expression must never take
 // the process down.
-func (e *Expr) run(ev *evaluation) (v ref.Val, err error) {
+func (e *Expr) runProgram(ev *evaluation, prog cel.Program) (v ref.Val, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			v, err = nil, e.fail(fmt.Errorf("internal error: %v", r))
@@ -360,7 +427,7 @@ func (e *Expr) run(ev *evaluation) (v ref.Val, err error) {
 	if ev.ctx.Err() != nil {
 		return nil, e.fail(context.Cause(ev.ctx))
 	}
-	v, _, err = e.prog.ContextEval(ev.ctx, celActivation{&ev.a})
+	v, _, err = prog.ContextEval(ev.ctx, celActivation{&ev.a})
 	switch {
 	case err == nil:
 		return v, nil
@@ -370,7 +437,7 @@ func (e *Expr) run(ev *evaluation) (v ref.Val, err error) {
 		return nil, e.fail(context.Cause(ev.ctx))
 	}
 	if cancel, ok := errors.AsType[interpreter.EvalCancelledError](err); ok && cancel.Cause == interpreter.CostLimitExceeded {
-		err = ErrCostLimitExceeded
+		err = fmt.Errorf("%w: more than %d cost units, or a string or bytes value larger than %d bytes", ErrCostLimitExceeded, ev.costLimit, MaxValueSize)
 	}
 	return nil, e.fail(err)
 }
@@ -611,13 +678,13 @@ type compileKey struct {
 }
 
 type compiled struct {
-	prog     cel.Program
+	prog     *program
 	messages []string
 }
 
 // compile compiles code, the source inside "${ }", and returns the program or
 // the messages that explain why it is invalid.
-func (c *compiler) compile(code string, want exprType, inForeach bool) (cel.Program, []string) {
+func (c *compiler) compile(code string, want exprType, inForeach bool) (*program, []string) {
 	key := compileKey{code, want, inForeach}
 	if r, ok := c.cache[key]; ok {
 		return r.prog, r.messages
@@ -627,7 +694,15 @@ func (c *compiler) compile(code string, want exprType, inForeach bool) (cel.Prog
 	return prog, messages
 }
 
-func (c *compiler) compileUncached(code string, want exprType, inForeach bool) (cel.Program, []string) {
+func (c *compiler) compileUncached(code string, want exprType, inForeach bool) (prog *program, messages []string) {
+	// A panic in CEL's compiler (cel-go v0.31 had one for every regular
+	// expression with a repetition count) must make the definition
+	// invalid, not fail the request that posted it.
+	defer func() {
+		if r := recover(); r != nil {
+			prog, messages = nil, []string{fmt.Sprintf("the expression could not be compiled (internal error: %v)", r)}
+		}
+	}()
 	if strings.TrimSpace(code) == "" {
 		return nil, []string{"expression is empty"}
 	}
@@ -639,7 +714,6 @@ func (c *compiler) compileUncached(code string, want exprType, inForeach bool) (
 			// results would hide what is really wrong.
 			return nil, []string{wholeStringRule}
 		}
-		var messages []string
 		for _, e := range iss.Errors() {
 			messages = append(messages, celMessage(e.Message, e.Location.Line(), e.Location.Column()))
 		}
@@ -647,19 +721,31 @@ func (c *compiler) compileUncached(code string, want exprType, inForeach bool) (
 	}
 	refs := refChecker{isStep: c.isStep, inForeach: inForeach, shadowed: map[string]int{}}
 	refs.visit(checked.NativeRep().Expr())
-	messages := refs.messages
+	messages = refs.messages
 	if k := checked.OutputType().Kind(); !want.accepts(k) {
 		messages = append(messages, fmt.Sprintf("must evaluate to %s, but evaluates to %s", want, checked.OutputType()))
 	}
 	if len(messages) > 0 {
 		return nil, messages
 	}
-	prog, err := c.env.Program(checked,
-		cel.CostLimit(c.costLimit),
-		cel.InterruptCheckFrequency(interruptCheckFrequency),
-	)
+	// The closure must not hold c: a definition keeps it.
+	env, costLimit := c.env, c.costLimit
+	plan := func(limit uint64) (cel.Program, error) {
+		return env.Program(checked,
+			cel.CostLimit(limit),
+			cel.CostTracking(dynamicCosts{}),
+			cel.InterruptCheckFrequency(interruptCheckFrequency),
+		)
+	}
+	light, err := plan(min(costLimit, lightCostLimit))
 	if err != nil {
 		return nil, []string{err.Error()}
+	}
+	prog = &program{light: light}
+	if costLimit > lightCostLimit {
+		// Most expressions never need it: planning it when first needed
+		// keeps posting a definition as fast as it was.
+		prog.full = sync.OnceValues(func() (cel.Program, error) { return plan(costLimit) })
 	}
 	return prog, nil
 }

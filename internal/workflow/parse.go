@@ -78,7 +78,7 @@ func Parse(doc []byte, limits Limits) (*Definition, error) {
 	}
 	p := &parser{
 		limits:    limits,
-		cfg:       &evalConfig{timeout: limits.EvalTimeout},
+		cfg:       &evalConfig{timeout: limits.EvalTimeout, costLimit: limits.CostLimit},
 		def:       newDefinition(),
 		stepPaths: make(map[string]string),
 	}

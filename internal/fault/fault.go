@@ -22,6 +22,7 @@ const (
 	TooLarge                 // a size limit was exceeded
 	Gone                     // the resource existed but has expired
 	Unauthorized             // credentials are missing or wrong
+	Unavailable              // a dependency (the database) cannot be reached now; the same request may succeed later
 )
 
 // Problem points at one offending part of a request, as an RFC 6901 JSON

@@ -61,7 +61,13 @@ var kindStatus = map[fault.Kind]struct {
 	fault.TooLarge:     {http.StatusRequestEntityTooLarge, "too-large"},
 	fault.Gone:         {http.StatusGone, "gone"},
 	fault.Unauthorized: {http.StatusUnauthorized, "unauthorized"},
+	fault.Unavailable:  {http.StatusServiceUnavailable, "database-unavailable"},
 }
+
+// unavailableRetryAfter is the Retry-After, in seconds, of a 503 answered
+// while the database cannot be reached: long enough for a restart or a
+// failover, short enough that clients retrying do not lose much time.
+const unavailableRetryAfter = "5"
 
 // writeError answers with the problem err stands for. Internal errors are
 // logged with their detail and shown to the client only as an opaque
@@ -70,6 +76,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var fe *fault.Error
 	if errors.As(err, &fe) {
 		if m, ok := kindStatus[fe.Kind]; ok {
+			if fe.Kind == fault.Unavailable {
+				s.logger.WarnContext(r.Context(), "request failed: the database is unavailable", "method", r.Method, "path", loggablePath(r), "error", err)
+				w.Header().Set("Retry-After", unavailableRetryAfter)
+			}
 			writeProblem(w, r, m.status, m.slug, fe.Message, fe.Problems)
 			return
 		}

@@ -37,8 +37,13 @@ type setupOption func(*durablehttp.Config, *orchestrator.Limits)
 
 func setup(t *testing.T, opts ...setupOption) *testBundle {
 	t.Helper()
+	return setupOver(t, pgtest.New(t), opts...)
+}
+
+// setupOver serves the API over db.
+func setupOver(t *testing.T, db *postgres.DB, opts ...setupOption) *testBundle {
+	t.Helper()
 	ctx := context.Background()
-	db := pgtest.New(t)
 	spec, err := api.Load(ctx)
 	require.NoError(t, err)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))

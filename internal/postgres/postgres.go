@@ -7,8 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -110,8 +113,13 @@ const (
 )
 
 // translate turns the database errors a client can cause into [fault]
-// errors and leaves every other error as it is (internal).
+// errors, marks those that say the database cannot be reached
+// [fault.Unavailable] (keeping the cause for logs), and leaves every other
+// error as it is (internal).
 func translate(err error) error {
+	if unreachable(err) {
+		return fmt.Errorf("%w: %w", errUnavailable, err)
+	}
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
 		return err
@@ -134,6 +142,33 @@ func translate(err error) error {
 		return &fault.Error{Kind: fault.Invalid, Message: "the data violates a constraint"}
 	}
 	return err
+}
+
+var errUnavailable = fault.New(fault.Unavailable, "the database is unavailable; try again later")
+
+// unreachable reports whether err says that the database could not be
+// reached or went away: a connection refused, reset or timed out, a server
+// shutting down or starting up, or out of connection slots. Whatever the
+// request was, the same request may succeed once the database is back.
+func unreachable(err error) bool {
+	if errors.Is(err, errUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		// Already marked, or the caller's own deadline (which is also a
+		// net.Error).
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "08") || // connection exception
+			pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03" || // admin or crash shutdown, cannot connect now
+			pgErr.Code == "53300" // too many connections
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	// SafeToRetry: nothing reached the server, as when a pooled connection
+	// turns out to have been closed under it.
+	return pgconn.SafeToRetry(err) || errors.As(err, &connectErr) || errors.As(err, &netErr) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // notFound translates a missing row into a NotFound fault with the given

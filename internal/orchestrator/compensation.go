@@ -71,6 +71,9 @@ type compensation struct {
 	execID  uuid.UUID
 	number  int
 	request httpstep.Request
+	// leaseEnd is when the worker's lease on the attempt ends, by this
+	// process's clock (a little before the database's).
+	leaseEnd time.Time
 }
 
 // compensate makes one attempt at a compensation and records its outcome.
@@ -83,7 +86,7 @@ func (w *Worker) compensate(ctx context.Context, item postgres.WorkItem) {
 		if ctx.Err() != nil {
 			return // the lease runs out and the attempt is made again
 		}
-		err = w.recording(ctx, item.RunID, c.key, func(ctx context.Context) error {
+		err = w.recording(ctx, item.RunID, c.key, c.leaseEnd, func(ctx context.Context) error {
 			return w.svc.recordCompensation(ctx, c, res)
 		})
 	}
@@ -166,6 +169,7 @@ func (s *Service) prepareCompensation(ctx context.Context, item postgres.WorkIte
 		if ok, err := tx.ContinueWork(ctx, item, target, time.Duration(comp.Timeout)+s.leaseMargin); err != nil || !ok {
 			return orLeaseLost(err, ok)
 		}
+		job.leaseEnd = deadline.Add(s.leaseMargin)
 		c = job
 		return nil
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -226,41 +227,74 @@ func (w *Worker) execute(soft, hard context.Context, a *attempt) {
 	}
 }
 
-// recordRetries are the pauses between tries to record a result when the
-// database fails transiently.
-var recordRetries = []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second}
-
 // record records an attempt's result, trying again after transient
-// failures (see [Worker.recording]).
+// failures until the attempt's lease ends (see [Worker.recording]).
 func (w *Worker) record(hard context.Context, a *attempt, res httpstep.Result, draining bool) (*attempt, error) {
 	var next *attempt
-	err := w.recording(hard, a.state.run.ID, a.key, func(ctx context.Context) (err error) {
+	err := w.recording(hard, a.state.run.ID, a.key, a.deadline.Add(w.svc.leaseMargin), func(ctx context.Context) (err error) {
 		next, err = w.svc.recordResult(ctx, a, res, draining)
 		return err
 	})
 	return next, err
 }
 
+// Pauses between tries to record a result: doubling from the first, at most
+// the last, each with up to a fifth of jitter so that the steps in flight
+// during an outage do not all come back at the same instant.
+const (
+	recordRetryFirst = 100 * time.Millisecond
+	recordRetryMax   = 5 * time.Second
+	// recordAtLeast is how long a result is tried for even when the lease
+	// ended already: until another worker takes the work over, the lease
+	// token still matches and the result can still be recorded.
+	recordAtLeast = 10 * time.Second
+)
+
 // recording runs a transaction that records what a request to an endpoint
 // answered. It runs on a context of its own, so that the end of the
 // shutdown grace does not cut a recording short, and tries again after
-// transient database failures: a result recorded a second later beats a
-// run stalled until the lease ends.
-func (w *Worker) recording(hard context.Context, runID uuid.UUID, step string, tx func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(hard), 30*time.Second)
+// transient database failures — an outage included — for as long as the
+// worker holds the work (until leaseEnd, by this process's clock, which the
+// database's lease outlasts): a result already obtained is worth recording
+// rather than asking the endpoint again. Each try re-checks the lease in
+// its transaction, so a worker whose work was taken over stops at once.
+func (w *Worker) recording(hard context.Context, runID uuid.UUID, step string, leaseEnd time.Time, tx func(ctx context.Context) error) error {
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(hard), later(leaseEnd, time.Now().Add(recordAtLeast)))
 	defer cancel()
-	for i := 0; ; i++ {
+	pause := recordRetryFirst
+	for tries := 1; ; tries++ {
 		err := tx(ctx)
-		if err == nil || errors.Is(err, errLeaseLost) || errors.Is(err, errStale) || fault.KindOf(err) != fault.Internal || i == len(recordRetries) {
+		if err == nil || errors.Is(err, errLeaseLost) || errors.Is(err, errStale) || !transient(err) {
+			if err == nil && tries > 1 {
+				w.svc.logger.InfoContext(ctx, "recorded a result after the database failed", "run_id", runID, "step", step, "tries", tries)
+			}
 			return err
 		}
-		w.svc.logger.WarnContext(ctx, "recording a result failed; trying again", "run_id", runID, "step", step, "error", err)
+		if tries == 1 || tries%10 == 0 {
+			w.svc.logger.WarnContext(ctx, "recording a result failed; trying again until the lease ends", "run_id", runID, "step", step, "tries", tries, "lease_ends", leaseEnd, "error", err)
+		}
 		select {
 		case <-ctx.Done():
-			return err
-		case <-time.After(recordRetries[i]):
+			return fmt.Errorf("gave up recording after %d tries, at the end of the lease: %w", tries, err)
+		case <-time.After(pause + rand.N(pause/5+1)):
 		}
+		pause = min(2*pause, recordRetryMax)
 	}
+}
+
+// transient reports whether a failed transition may succeed if tried again:
+// the database was unreachable, or failed in a way that is not the
+// request's fault (a serialization failure, a deadlock, an internal error).
+func transient(err error) bool {
+	k := fault.KindOf(err)
+	return k == fault.Internal || k == fault.Unavailable
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // release gives up an attempt cut short by shutdown: it is recorded as

@@ -331,11 +331,18 @@ func (s *Service) startStep(ctx context.Context, tx *postgres.Tx, item postgres.
 	if err != nil {
 		return nil, err
 	}
+	return s.startPrepared(ctx, tx, a, start, renderErr)
+}
+
+// startPrepared starts an attempt [Service.prepareStart] prepared; when its
+// input could not be built, the step and the run fail instead, and it
+// returns nil.
+func (s *Service) startPrepared(ctx context.Context, tx *postgres.Tx, a *attempt, start postgres.StepStart, renderErr error) (*attempt, error) {
 	started, err := tx.StartSteps(ctx, []postgres.StepStart{start})
 	if err != nil || !started[0] {
 		return nil, orLeaseLost(err, err == nil && started[0])
 	}
-	st.run.Status = workflow.RunRunning
+	a.state.run.Status = workflow.RunRunning
 	if renderErr != nil {
 		stepErr := errorJSON(fmt.Sprintf("the step's input could not be built: %v", renderErr), 0)
 		return nil, s.failStep(ctx, tx, a, stepErr, 0, "failed")

@@ -128,10 +128,21 @@ func (w *Worker) Run(ctx context.Context) error {
 					}
 				})
 			}
+			for _, f := range c.prepared {
+				w.start(slots, func() {
+					a, err := w.svc.beginPrepared(hard, f)
+					if err != nil && !errors.Is(err, errLeaseLost) {
+						w.svc.logger.ErrorContext(hard, "begin work", "run_id", f.item.RunID, "error", err)
+					}
+					if a != nil {
+						w.execute(ctx, hard, a)
+					}
+				})
+			}
 			for _, item := range c.compensations {
 				w.start(slots, func() { w.compensate(hard, item) })
 			}
-			if len(c.attempts)+len(c.timers)+len(c.alone)+len(c.compensations) == n {
+			if c.count() == n {
 				continue // there may be more due work
 			}
 			if !c.nextDue.IsZero() {
@@ -321,39 +332,96 @@ func (w *Worker) release(a *attempt) {
 	}
 }
 
-// errBatchFailed ends a claim whose pipelined first-step starts failed.
-var errBatchFailed = errors.New("starting the claimed runs' first steps failed")
+// firstStepBatchWait is how long a claim waits for the inputs of its new
+// runs' first steps before it starts those that are ready in one round
+// trip. Rendering an input takes microseconds; one that takes longer
+// begins on its own when it is ready, so that it delays no other run.
+const firstStepBatchWait = 20 * time.Millisecond
 
-// claim leases up to n due work items and, in the same transaction, starts
-// the step attempts they call for. Timer items are returned to be fired
-// each in a transaction of its own.
+// claim leases up to n due work items. The claim's transaction only leases
+// them and reads their runs: no expression is evaluated in it, so a costly
+// one delays no other run. Timer items are returned to be fired each in a
+// transaction of its own, and so are the others, each begun in its own
+// transaction, except the common case: a new run's first step.
 //
-// The common case — a new run's first step — is prepared in memory and
-// started for all claimed runs in one round trip: under load, every round
-// trip waits for a busy database, and runs started in a burst would wait
-// for their first step. Other items go one by one, each in a savepoint, so
-// that one item's failure leaves the others' work in place. When the
-// pipelined starts fail, the claim is undone and made again the careful way.
+// First steps have their inputs rendered outside any transaction, in
+// parallel, each once, and those ready within [firstStepBatchWait] are
+// started with one statement each, all sent in one pipelined round trip:
+// under load, every round trip waits for a busy database, and runs started
+// in a burst would wait for their first step. The others begin on their
+// own once rendered, with the input (or the failure) already built.
 func (s *Service) claim(ctx context.Context, n int) (claimed, error) {
-	c, err := s.claimTx(ctx, n, false)
-	if errors.Is(err, errBatchFailed) {
-		s.logger.WarnContext(ctx, "claiming again one item at a time", "error", err)
-		return s.claimTx(ctx, n, true)
+	c, firsts, err := s.claimTx(ctx, n)
+	if err != nil || len(firsts) == 0 {
+		return c, err
 	}
-	return c, err
+	// Rendering is bounded by its own time limit; cut short by a shutdown,
+	// it would fail the step.
+	prepareCtx := context.WithoutCancel(ctx)
+	for _, f := range firsts {
+		go f.prepare(prepareCtx, s)
+	}
+	wait := time.NewTimer(firstStepBatchWait)
+	defer wait.Stop()
+	var batch []*firstStep
+	for i, f := range firsts {
+		select {
+		case <-f.done:
+		case <-wait.C:
+			c.prepared = append(c.prepared, firsts[i:]...)
+			firsts = nil
+		}
+		if firsts == nil {
+			break
+		}
+		if f.err == nil && f.renderErr == nil {
+			batch = append(batch, f)
+		} else {
+			c.prepared = append(c.prepared, f)
+		}
+	}
+	if len(batch) == 0 {
+		return c, nil
+	}
+	starts := make([]postgres.StepStart, len(batch))
+	for i, f := range batch {
+		starts[i] = f.start
+	}
+	var started []bool
+	err = s.claimDB().InTx(ctx, func(tx *postgres.Tx) (err error) {
+		started, err = tx.StartSteps(ctx, starts)
+		return err
+	})
+	if err != nil {
+		// One start failed the transaction: each begins on its own, so
+		// that the others' start in place.
+		s.logger.WarnContext(ctx, "starting first steps one at a time", "error", err)
+		c.prepared = append(c.prepared, batch...)
+		return c, nil
+	}
+	for i, f := range batch {
+		if started[i] {
+			f.a.state.run.Status = workflow.RunRunning
+			c.attempts = append(c.attempts, f.a)
+		}
+	}
+	return c, nil
 }
 
 // claimed is what one claim found.
 type claimed struct {
 	attempts []*attempt
 	timers   []postgres.WorkItem
-	// alone are items whose next step may wait for events (a wait, or a
-	// branch whose case may begin with one): each begins in a transaction
-	// of its own, because beginning a wait takes advisory locks on its event
-	// keys, which a claim of many items must not hold together. So do the
-	// items of runs with lanes: their transitions lock the run's row, which
-	// a claim of many items must not do in any order.
+	// alone are items that begin each in a transaction of its own: whatever
+	// they begin may evaluate expressions, which a claim must not wait for,
+	// and some lock more than their work item (a wait takes advisory locks
+	// on its event keys; the transitions of runs with lanes lock the run's
+	// row), which a claim of many items must not do in any order.
 	alone []postgres.WorkItem
+	// prepared are new runs' first steps that begin on their own: their
+	// input took long to render or could not be built, or their batch
+	// failed.
+	prepared []*firstStep
 	// compensations are attempts at steps' compensations, each prepared
 	// and recorded in transactions of its own.
 	compensations []postgres.WorkItem
@@ -362,10 +430,60 @@ type claimed struct {
 	nextDue time.Time
 }
 
-func (s *Service) claimTx(ctx context.Context, n int, careful bool) (claimed, error) {
+func (c claimed) count() int {
+	return len(c.attempts) + len(c.timers) + len(c.alone) + len(c.prepared) + len(c.compensations)
+}
+
+// firstStep is a claimed new run whose first step is a call: its first
+// attempt is prepared (its input rendered) outside any transaction.
+type firstStep struct {
+	item postgres.WorkItem
+	run  workflow.Run
+	done chan struct{} // closed once prepared
+	// Set once done: the attempt and its start, or renderErr when the
+	// input could not be built (the step then fails), or err when the
+	// attempt could not be prepared at all (the item then begins as any
+	// other).
+	a         *attempt
+	start     postgres.StepStart
+	renderErr error
+	err       error
+}
+
+func (f *firstStep) prepare(ctx context.Context, s *Service) {
+	defer close(f.done)
+	st, err := s.loadRunState(ctx, s.db, f.run, "")
+	if err != nil {
+		f.err = err
+		return
+	}
+	f.a, f.start, f.renderErr, f.err = s.prepareStart(ctx, f.item, st, st.def.Steps[0])
+}
+
+// beginPrepared begins a first step prepared by a claim, in a transaction of
+// its own, once it is prepared.
+func (s *Service) beginPrepared(ctx context.Context, f *firstStep) (*attempt, error) {
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if f.err != nil {
+		return s.beginAlone(ctx, f.item)
+	}
+	var a *attempt
+	err := s.db.InTx(ctx, func(tx *postgres.Tx) (err error) {
+		a, err = s.startPrepared(ctx, tx, f.a, f.start, f.renderErr)
+		return err
+	})
+	return a, err
+}
+
+func (s *Service) claimTx(ctx context.Context, n int) (claimed, []*firstStep, error) {
 	var c claimed
+	var firsts []*firstStep
 	err := s.claimDB().InTx(ctx, func(tx *postgres.Tx) (err error) {
-		c = claimed{}
+		c, firsts = claimed{}, nil
 		items, err := tx.ClaimWork(ctx, s.workerID, n, min(claimLease, s.leaseMargin))
 		if err != nil {
 			return err
@@ -395,80 +513,34 @@ func (s *Service) claimTx(ctx context.Context, n int, careful bool) (claimed, er
 		for _, r := range runs {
 			byID[r.ID] = r
 		}
-		var batch []*attempt
-		var starts []postgres.StepStart
 		for _, item := range items {
-			if isTimer(item.Kind) {
+			switch run := byID[item.RunID]; {
+			case isTimer(item.Kind):
 				c.timers = append(c.timers, item)
-				continue
-			}
-			if item.Kind == postgres.WorkCompensate {
+			case item.Kind == postgres.WorkCompensate:
 				c.compensations = append(c.compensations, item)
-				continue
-			}
-			if s.beginsAlone(ctx, tx, item, byID[item.RunID]) {
+			case s.beginsWithCall(ctx, tx, item, run):
+				firsts = append(firsts, &firstStep{item: item, run: run, done: make(chan struct{})})
+			default:
 				c.alone = append(c.alone, item)
-				continue
-			}
-			if !careful {
-				if a, start, ok := s.prepareFirstStep(ctx, tx, item, byID[item.RunID]); ok {
-					batch, starts = append(batch, a), append(starts, start)
-					continue
-				}
-			}
-			err := tx.Savepoint(ctx, func(sp *postgres.Tx) error {
-				a, err := s.beginWork(ctx, sp, item, byID[item.RunID])
-				if a != nil {
-					c.attempts = append(c.attempts, a)
-				}
-				return err
-			})
-			if err != nil && ctx.Err() == nil {
-				s.logger.ErrorContext(ctx, "begin work", "run_id", item.RunID, "kind", item.Kind, "error", err)
-			}
-		}
-		if len(starts) == 0 {
-			return nil
-		}
-		started, err := tx.StartSteps(ctx, starts)
-		if err != nil {
-			return fmt.Errorf("%w: %w", errBatchFailed, err)
-		}
-		for i, a := range batch {
-			if started[i] {
-				a.state.run.Status = workflow.RunRunning
-				c.attempts = append(c.attempts, a)
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return claimed{}, err
+		return claimed{}, nil, err
 	}
-	return c, nil
+	return c, firsts, nil
 }
 
-// beginsAlone reports whether a claimed item must begin in a transaction
-// of its own: one that may start a wait for events, and any item of a run
-// with parallel lanes, whose transitions lock the run's row first.
-func (s *Service) beginsAlone(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, run workflow.Run) bool {
-	if (item.Kind != postgres.WorkAdvance && item.Kind != postgres.WorkInvoke) || run.ID == uuid.Nil {
+// beginsWithCall reports whether a claimed item is a new run's first step,
+// a call, of a workflow without lanes.
+func (s *Service) beginsWithCall(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, run workflow.Run) bool {
+	if item.Kind != postgres.WorkAdvance || item.AfterStep != "" || run.ID == uuid.Nil || run.Status != workflow.RunPending {
 		return false
 	}
 	def, err := s.definitionOf(ctx, tx, run.Workflow, run.Version)
-	if err != nil {
-		return false
-	}
-	if def.HasLanes() {
-		return true
-	}
-	if item.Kind != postgres.WorkAdvance {
-		return false
-	}
-	// A branch may begin with a wait for events, and a child run's first
-	// steps are claimed like any run's.
-	step, _ := def.Successor(item.AfterStep)
-	return step != nil && (step.WaitForEvent != nil || step.Branch != nil)
+	return err == nil && !def.HasLanes() && def.Steps[0].Call != nil
 }
 
 // beginAlone begins a claimed item's work in a transaction of its own and
@@ -491,30 +563,6 @@ func (s *Service) beginAlone(ctx context.Context, item postgres.WorkItem) (*atte
 		return nil, err
 	}
 	return a, nil
-}
-
-// prepareFirstStep prepares, without touching the database, the first
-// attempt of a claimed new run's first step. It returns false for every
-// other item, and for a first step whose input cannot be built, which
-// [Service.beginWork] handles.
-func (s *Service) prepareFirstStep(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, run workflow.Run) (*attempt, postgres.StepStart, bool) {
-	if item.Kind != postgres.WorkAdvance || item.AfterStep != "" || run.Status != workflow.RunPending {
-		return nil, postgres.StepStart{}, false
-	}
-	// Any trouble here is left to beginWork, which reports it for this
-	// item alone.
-	st, err := s.loadRunState(ctx, tx, run, "")
-	if err != nil {
-		return nil, postgres.StepStart{}, false
-	}
-	if st.def.Steps[0].Call == nil {
-		return nil, postgres.StepStart{}, false
-	}
-	a, start, renderErr, err := s.prepareStart(ctx, item, st, st.def.Steps[0])
-	if err != nil || renderErr != nil {
-		return nil, postgres.StepStart{}, false
-	}
-	return a, start, true
 }
 
 // beginWork starts the attempt a claimed advance or invoke item calls for,

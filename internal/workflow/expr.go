@@ -125,7 +125,11 @@ type evalConfig struct {
 // context, with the time limit applied, the normalized activation, what
 // remains of its result budget, and whether it is heavy (see budget.go).
 type evaluation struct {
-	ctx       context.Context
+	parent    context.Context // the caller's
+	ctx       context.Context // parent with the time limit
+	cancel    context.CancelFunc
+	deadline  time.Time
+	limit     error // the cause of ctx's end at the deadline
 	a         Activation
 	budget    int
 	heavy     bool
@@ -145,15 +149,16 @@ func begin(ctx context.Context, a Activation, cfg *evalConfig) (*evaluation, con
 	if cfg != nil { // nil for values built outside Parse
 		timeout = cfg.timeout
 	}
-	limit := fmt.Errorf("%w: evaluation took longer than %s", ErrCostLimitExceeded, timeout)
-	ctx, cancel := context.WithTimeoutCause(ctx, timeout, limit)
-	ev := &evaluation{ctx: ctx, a: a, budget: lightResultSize, costLimit: DefaultCostLimit}
+	ev := &evaluation{parent: ctx, a: a, budget: lightResultSize, costLimit: DefaultCostLimit}
 	if cfg != nil {
 		ev.costLimit = cfg.costLimit
 	}
 	ev.reserve = heavyReserve(ev.costLimit)
+	ev.limit = fmt.Errorf("%w: evaluation took longer than %s", ErrCostLimitExceeded, timeout)
+	ev.deadline = time.Now().Add(timeout)
+	ev.ctx, ev.cancel = context.WithDeadlineCause(ctx, ev.deadline, ev.limit)
 	return ev, func() {
-		cancel()
+		ev.cancel()
 		if ev.release != nil {
 			ev.release()
 		}
@@ -176,14 +181,22 @@ func (ev *evaluation) spend(n int) error {
 }
 
 // becomeHeavy reserves the evaluation's worst case from the process's
-// expression memory, waiting for it within the time limit.
+// expression memory, waiting for it as long as the caller's context allows.
+// The wait does not count against the time limit, which bounds the work of
+// an evaluation: a busy process makes evaluations slower, never fail.
 func (ev *evaluation) becomeHeavy() error {
-	release, err := evalMemory.Load().reserve(ev.ctx, ev.reserve)
+	waiting := time.Now()
+	release, err := evalMemory.Load().reserve(ev.parent, ev.reserve)
 	if err != nil {
 		return err
 	}
 	ev.heavy, ev.release = true, release
 	ev.budget += MaxResultSize - lightResultSize
+	if waited := time.Since(waiting); waited > time.Millisecond {
+		ev.cancel()
+		ev.deadline = ev.deadline.Add(waited)
+		ev.ctx, ev.cancel = context.WithDeadlineCause(ev.parent, ev.deadline, ev.limit)
+	}
 	return nil
 }
 

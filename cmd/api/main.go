@@ -25,6 +25,7 @@ import (
 	"github.com/durablehq/durable/internal/orchestrator"
 	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/profiling"
+	"github.com/durablehq/durable/internal/workflow"
 )
 
 func main() {
@@ -73,6 +74,7 @@ func (m *Main) Run(ctx context.Context, args []string, getenv func(string) strin
 		return err
 	}
 	m.logger = cfg.NewLogger(stderr)
+	workflow.SetEvalMemory(int64(cfg.EvalMemory))
 	m.db, err = postgres.OpenMigrated(ctx, cfg.DatabaseURL, cfg.DBMaxConns, m.logger)
 	if err != nil {
 		return err

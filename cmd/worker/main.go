@@ -24,6 +24,7 @@ import (
 	"github.com/durablehq/durable/internal/orchestrator"
 	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/profiling"
+	"github.com/durablehq/durable/internal/workflow"
 )
 
 // version is reported in the User-Agent of step requests.
@@ -45,6 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	logger := cfg.NewLogger(stderr)
+	workflow.SetEvalMemory(int64(cfg.EvalMemory))
 	db, err := postgres.OpenMigrated(ctx, cfg.DatabaseURL, cfg.DBMaxConns, logger)
 	if err != nil {
 		return err

@@ -56,6 +56,9 @@ type Config struct {
 	MaxOutputBytes     int
 	MaxContextBytes    int
 	MaxResponseBytes   int
+	// EvalMemory bounds the memory the process's heavy expression
+	// evaluations hold at once (see workflow.SetEvalMemory).
+	EvalMemory int
 }
 
 // setting is one configuration variable: its environment name, the flag that
@@ -141,6 +144,15 @@ var settings = []setting{
 		positiveInt(func(c *Config) *int { return &c.MaxContextBytes })},
 	{"DURABLE_MAX_RESPONSE_BYTES", "max-response-bytes", "1048576", "largest step response body read",
 		positiveInt(func(c *Config) *int { return &c.MaxResponseBytes })},
+	{"DURABLE_EVAL_MEMORY", "eval-memory", strconv.Itoa(workflow.DefaultEvalMemory), "bytes the process's costly expression evaluations may hold at once; more wait their turn (at least 8388608)",
+		func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < workflow.MaxResultSize {
+				return fmt.Errorf("must be an integer of at least %d", workflow.MaxResultSize)
+			}
+			c.EvalMemory = n
+			return nil
+		}},
 }
 
 func positiveDuration(field func(*Config) *time.Duration) func(*Config, string) error {

@@ -119,24 +119,12 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			for _, item := range c.alone {
 				w.start(slots, func() {
-					a, err := w.svc.beginAlone(hard, item)
-					if err != nil && !errors.Is(err, errLeaseLost) {
-						w.svc.logger.ErrorContext(hard, "begin work", "run_id", item.RunID, "error", err)
-					}
-					if a != nil {
-						w.execute(ctx, hard, a)
-					}
+					w.begin(ctx, hard, item.RunID, func() (*attempt, error) { return w.svc.beginAlone(hard, item) })
 				})
 			}
 			for _, f := range c.prepared {
 				w.start(slots, func() {
-					a, err := w.svc.beginPrepared(hard, f)
-					if err != nil && !errors.Is(err, errLeaseLost) {
-						w.svc.logger.ErrorContext(hard, "begin work", "run_id", f.item.RunID, "error", err)
-					}
-					if a != nil {
-						w.execute(ctx, hard, a)
-					}
+					w.begin(ctx, hard, f.item.RunID, func() (*attempt, error) { return w.svc.beginPrepared(hard, f) })
 				})
 			}
 			for _, item := range c.compensations {
@@ -199,6 +187,18 @@ func (w *Worker) start(slots chan struct{}, fn func()) {
 		}()
 		fn()
 	}()
+}
+
+// begin begins a claimed item's work with fn and makes the attempt it
+// started, if any.
+func (w *Worker) begin(soft, hard context.Context, runID uuid.UUID, fn func() (*attempt, error)) {
+	a, err := fn()
+	if err != nil && !errors.Is(err, errLeaseLost) {
+		w.svc.logger.ErrorContext(hard, "begin work", "run_id", runID, "error", err)
+	}
+	if a != nil {
+		w.execute(soft, hard, a)
+	}
 }
 
 // execute makes an attempt and records its result, going straight on to
@@ -364,20 +364,18 @@ func (s *Service) claim(ctx context.Context, n int) (claimed, error) {
 	wait := time.NewTimer(firstStepBatchWait)
 	defer wait.Stop()
 	var batch []*firstStep
+gather:
 	for i, f := range firsts {
 		select {
 		case <-f.done:
+			if f.err == nil && f.renderErr == nil {
+				batch = append(batch, f)
+			} else {
+				c.prepared = append(c.prepared, f)
+			}
 		case <-wait.C:
 			c.prepared = append(c.prepared, firsts[i:]...)
-			firsts = nil
-		}
-		if firsts == nil {
-			break
-		}
-		if f.err == nil && f.renderErr == nil {
-			batch = append(batch, f)
-		} else {
-			c.prepared = append(c.prepared, f)
+			break gather
 		}
 	}
 	if len(batch) == 0 {

@@ -229,3 +229,22 @@ func TestHostileQueriesAreHarmless(t *testing.T) {
 	require.Equal(t, before, b.state(t))
 	b.requireHealthy(t)
 }
+
+// TestRegexRepetitionsInDefinitions: every regular expression with a
+// repetition count made cel-go v0.31 panic, and the definition was answered
+// 500. They are ordinary patterns; a pattern too large is a 422.
+func TestRegexRepetitionsInDefinitions(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, re := range []string{`a{2}`, `a{2,}`, `(ab){3}`, `x{0}`, `^[0-9]{4}-[0-9]{2}$`} {
+		def := `{"name": "re", "steps": [{"name": "c", "type": "call", "url": "https://steps.example.com/c",
+			"input": {"ok": "${ 'aaaa'.matches('` + re + `') }"}}]}`
+		res := b.do(t, http.MethodPost, "/v1/workflows", []byte(def))
+		require.Contains(t, []int{http.StatusCreated, http.StatusOK}, res.status, "%s: %s", re, truncate(res.body))
+	}
+	def := `{"name": "re", "steps": [{"name": "c", "type": "call", "url": "https://steps.example.com/c",
+		"input": {"ok": "${ 'aaaa'.matches('a{1000}') }"}}]}`
+	p := requireProblem(t, b.do(t, http.MethodPost, "/v1/workflows", []byte(def)), http.StatusUnprocessableEntity, "/steps/0/input/ok")
+	require.Contains(t, p.Errors[0].Message, "regex program size 1002 exceeds limit of 500")
+	b.requireHealthy(t)
+}

@@ -1069,13 +1069,19 @@ type StepLogLevel string
 type StepRequest struct {
 	Attempt int `json:"attempt"`
 
+	// CallbackDeadline After a `202`, the callback URL is accepted at least until then: the
+	// step's `callback_timeout` from this request. Precisely, the
+	// deadline is `callback_timeout` after Durable records the `202`
+	// (`GET` on the callback URL tells it), and a heartbeat moves it.
+	CallbackDeadline time.Time `json:"callback_deadline"`
+
 	// CallbackUrl POST here to finish the step later (after answering `202`), or to heartbeat.
 	CallbackUrl string `json:"callback_url"`
 
 	// Context The run's context.
 	Context map[string]interface{} `json:"context"`
 
-	// Deadline When this attempt times out.
+	// Deadline When this attempt's HTTP request times out (the step's `timeout` from the request).
 	Deadline time.Time `json:"deadline"`
 
 	// Input The step's input mapping, evaluated.

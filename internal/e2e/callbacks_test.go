@@ -112,6 +112,10 @@ func TestCallbackCompletesStep(t *testing.T) {
 	require.Equal(t, "waiting", d.Status)
 	require.NotNil(t, d.Deadline)
 	require.WithinDuration(t, parked.Add(time.Hour), *d.Deadline, 10*time.Second, "a parked step's deadline is its callback timeout away")
+	// The request promised the callback at least until its
+	// callback_deadline: the callback timeout from the request.
+	require.WithinDuration(t, calls[0].At.Add(time.Hour), calls[0].Body.CallbackDeadline, 2*time.Second)
+	require.False(t, d.Deadline.Before(calls[0].Body.CallbackDeadline), "deadline %s is before the promised %s", d.Deadline, calls[0].Body.CallbackDeadline)
 
 	steps := e.steps(id)
 	require.Len(t, steps, 1)

@@ -296,14 +296,15 @@ type stepCall struct {
 
 // stepBody is what Durable posts to a step endpoint.
 type stepBody struct {
-	RunID       uuid.UUID       `json:"run_id"`
-	Workflow    map[string]any  `json:"workflow"`
-	Step        string          `json:"step"`
-	Attempt     int             `json:"attempt"`
-	Input       json.RawMessage `json:"input"`
-	Context     json.RawMessage `json:"context"`
-	CallbackURL string          `json:"callback_url"`
-	Deadline    time.Time       `json:"deadline"`
+	RunID            uuid.UUID       `json:"run_id"`
+	Workflow         map[string]any  `json:"workflow"`
+	Step             string          `json:"step"`
+	Attempt          int             `json:"attempt"`
+	Input            json.RawMessage `json:"input"`
+	Context          json.RawMessage `json:"context"`
+	CallbackURL      string          `json:"callback_url"`
+	Deadline         time.Time       `json:"deadline"`
+	CallbackDeadline time.Time       `json:"callback_deadline"`
 }
 
 // recorder records the calls a step server receives.

@@ -185,7 +185,7 @@ func stCheckRequest(t *testing.T, e *env, c stepCall, run uuid.UUID, wf string, 
 	require.NoError(t, err)
 	require.NoError(t, secrets.Verify(c.WebhookID, c.Header.Get("webhook-timestamp"), c.Raw, c.Header.Get("webhook-signature")),
 		"the request's Standard Webhooks signature must verify")
-	for _, key := range []string{"run_id", "workflow", "step", "attempt", "input", "context", "callback_url", "deadline"} {
+	for _, key := range []string{"run_id", "workflow", "step", "attempt", "input", "context", "callback_url", "deadline", "callback_deadline"} {
 		require.Contains(t, string(c.Raw), `"`+key+`"`, "the step request body has no %s", key)
 	}
 }

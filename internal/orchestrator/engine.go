@@ -495,6 +495,10 @@ type stepRequestBody struct {
 	// finishes with its answer.
 	CallbackURL string    `json:"callback_url,omitempty"`
 	Deadline    time.Time `json:"deadline"`
+	// CallbackDeadline is, for a step that may answer 202, the earliest its
+	// callback deadline can be: callback_timeout from this request. The real
+	// one is callback_timeout from when the 202 is recorded, a little later.
+	CallbackDeadline *time.Time `json:"callback_deadline,omitempty"`
 }
 
 type workflowRef struct {
@@ -504,10 +508,12 @@ type workflowRef struct {
 
 // request builds the HTTP request of an attempt.
 func (s *Service) request(ctx context.Context, a *attempt) (httpstep.Request, error) {
+	callbackDeadline := time.Now().Add(time.Duration(a.step.Call.CallbackTimeout)).UTC().Truncate(time.Second)
 	body, err := json.Marshal(stepRequestBody{
 		RunID: a.state.run.ID, Workflow: workflowRef{a.state.run.Workflow, a.state.run.Version},
 		Step: a.step.Name, Attempt: a.number, Input: a.input, Context: a.state.ctxRaw,
 		CallbackURL: s.publicURL + "/v1/callbacks/" + a.token, Deadline: a.deadline.UTC().Truncate(time.Second),
+		CallbackDeadline: &callbackDeadline,
 	})
 	if err != nil {
 		return httpstep.Request{}, fmt.Errorf("encode step request: %w", err)

@@ -103,27 +103,28 @@ WHERE run_id = @run_id AND status IN ('running', 'accepted');
 SELECT sqlc.embed(step_executions), (deadline IS NOT NULL AND deadline <= now())::boolean AS expired
 FROM step_executions WHERE id = @id FOR UPDATE;
 
--- name: StepSucceedAndContinue :one
--- The hot path of a run, as one statement and so one transaction: the
--- attempt and its step execution succeed, the step's context answer merges
--- into the run's context, the run's next step begins (execution and first
--- attempt), the work item moves on to it under the same lease, and the
--- history records both steps. Each part runs only when the one before it
--- matched, so a stale or fenced-off result changes nothing; it returns the
--- number of step executions that succeeded: 1, or 0 when the result was
--- refused.
-WITH work AS (
-    UPDATE work_items
-    SET kind = 'invoke', step_execution_id = @next_id, attempt = 1, after_step = NULL,
-        visible_at = now() + sqlc.arg('lease_ms')::bigint * interval '1 millisecond'
-    WHERE work_items.id = @work_id AND lease_token = @lease_token
-    RETURNING work_items.id
+-- name: StepSucceedAndContinue :batchone
+-- The hot path of a run, as one statement: the attempt and its step
+-- execution succeed, the step's context answer merges into the run's
+-- context, the run's next step begins (execution and first attempt), the
+-- work item moves on to it under the same lease, and the history records
+-- both steps. Each part runs only when the one before it matched — the work
+-- item's lease (locked first, as every transition locks it), then the
+-- attempt and the execution in progress — so a stale or fenced-off result
+-- changes nothing and raises no error: many of these go into one
+-- transaction (group commit), and a refused one must not undo the others.
+-- It returns the number of step executions that succeeded: 1, or 0 when
+-- the result was refused.
+WITH lease AS (
+    SELECT work_items.id FROM work_items
+    WHERE work_items.id = @work_id AND work_items.lease_token = @lease_token
+    FOR UPDATE
 ), finished_attempt AS (
     UPDATE step_attempts
     SET status = 'succeeded', http_status = sqlc.narg('http_status'), logs = @logs, finished_at = now()
     WHERE step_attempts.step_execution_id = @id AND step_attempts.attempt = @attempt
       AND step_attempts.status IN ('running', 'accepted')
-      AND EXISTS (SELECT 1 FROM work)
+      AND EXISTS (SELECT 1 FROM lease)
     RETURNING step_attempts.run_id
 ), finished_execution AS (
     UPDATE step_executions
@@ -132,6 +133,12 @@ WITH work AS (
       AND step_executions.status IN ('pending', 'running', 'waiting')
       AND EXISTS (SELECT 1 FROM finished_attempt)
     RETURNING step_executions.run_id
+), work AS (
+    UPDATE work_items
+    SET kind = 'invoke', step_execution_id = @next_id, attempt = 1, after_step = NULL,
+        visible_at = now() + sqlc.arg('lease_ms')::bigint * interval '1 millisecond'
+    WHERE work_items.id = (SELECT id FROM lease) AND EXISTS (SELECT 1 FROM finished_execution)
+    RETURNING work_items.id
 ), merged AS (
     UPDATE runs SET context = context || sqlc.narg('context_patch')::jsonb, updated_at = now()
     WHERE runs.id = (SELECT run_id FROM finished_execution)

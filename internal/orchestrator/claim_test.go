@@ -17,6 +17,17 @@ import (
 	"github.com/durablehq/durable/internal/workflow"
 )
 
+// newTestService returns a worker's service over a fresh database.
+func newTestService(t *testing.T) *Service {
+	t.Helper()
+	secret, err := signing.GenerateSecret()
+	require.NoError(t, err)
+	secrets, err := signing.ParseSecrets(secret)
+	require.NoError(t, err)
+	return New(pgtest.New(t), DefaultLimits(), slog.New(slog.NewTextHandler(io.Discard, nil)),
+		WithSigning(secrets, "http://127.0.0.1:1"), WithWorkerID("test"))
+}
+
 // TestClaimDoesNotWaitForCostlyInputs is the probe's blocked worker: a run
 // whose first step's input takes the whole evaluation time limit to fail
 // was rendered inside the claim's transaction, one item after another, so
@@ -27,12 +38,7 @@ import (
 func TestClaimDoesNotWaitForCostlyInputs(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	secret, err := signing.GenerateSecret()
-	require.NoError(t, err)
-	secrets, err := signing.ParseSecrets(secret)
-	require.NoError(t, err)
-	svc := New(pgtest.New(t), DefaultLimits(), slog.New(slog.NewTextHandler(io.Discard, nil)),
-		WithSigning(secrets, "http://127.0.0.1:1"), WithWorkerID("test"))
+	svc := newTestService(t)
 	for _, def := range []string{
 		// Comparing lists of long lists costs CEL one unit each, but visits
 		// every element: 10,000 times 40,000 comparisons take longer than

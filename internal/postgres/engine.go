@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/durablehq/durable/internal/postgres/internal/dbsqlc"
 	"github.com/durablehq/durable/internal/workflow"
@@ -493,7 +492,8 @@ type SucceedAndContinue struct {
 }
 
 // SucceedAndContinue records a step's success and starts the run's next
-// step in one statement, which is its own transaction: the attempt and
+// step in one statement, committed with the others of its group (see
+// groupcommit.go): the attempt and
 // execution succeed, the context answer is merged, the next step's
 // execution and first attempt are created, the work item moves on to it
 // under the same lease, and both history events are written. It returns
@@ -512,15 +512,9 @@ func (db *DB) SucceedAndContinue(ctx context.Context, p SucceedAndContinue) (boo
 		s := int32(p.Result.HTTPStatus)
 		params.HttpStatus = &s
 	}
-	n, err := db.q.StepSucceedAndContinue(ctx, params)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == codeForeignKeyViolation {
-		// The work item moved on to a next step that was never created: the
-		// attempt was not in progress, and the statement was undone whole.
-		return false, nil
-	}
+	n, err := db.commits.succeedAndContinue(ctx, db.pool, params)
 	if err != nil {
-		return false, fmt.Errorf("succeed step and continue: %w", translate(err))
+		return false, err
 	}
 	return n == 1, nil
 }

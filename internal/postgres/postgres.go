@@ -26,7 +26,8 @@ import (
 // outside any transaction; state changes go through [DB.InTx].
 type DB struct {
 	queries
-	pool *pgxpool.Pool
+	pool    *pgxpool.Pool
+	commits committer
 }
 
 // queries holds the methods shared by [DB] and [Tx]; built from a pool they
@@ -69,7 +70,10 @@ func Open(ctx context.Context, url string, maxConns int) (*DB, error) {
 }
 
 // Close closes every connection of the pool.
-func (db *DB) Close() { db.pool.Close() }
+func (db *DB) Close() {
+	db.commits.stop()
+	db.pool.Close()
+}
 
 // Ping checks that the database answers.
 func (db *DB) Ping(ctx context.Context) error {

@@ -133,3 +133,153 @@ func (b *StepStartBatchResults) Close() error {
 	b.closed = true
 	return b.br.Close()
 }
+
+const stepSucceedAndContinue = `-- name: StepSucceedAndContinue :batchone
+WITH lease AS (
+    SELECT work_items.id FROM work_items
+    WHERE work_items.id = $1 AND work_items.lease_token = $2
+    FOR UPDATE
+), finished_attempt AS (
+    UPDATE step_attempts
+    SET status = 'succeeded', http_status = $3, logs = $4, finished_at = now()
+    WHERE step_attempts.step_execution_id = $5 AND step_attempts.attempt = $6
+      AND step_attempts.status IN ('running', 'accepted')
+      AND EXISTS (SELECT 1 FROM lease)
+    RETURNING step_attempts.run_id
+), finished_execution AS (
+    UPDATE step_executions
+    SET status = 'succeeded', output = $7, finished_at = now(), updated_at = now()
+    WHERE step_executions.id = $5 AND step_executions.attempt = $6
+      AND step_executions.status IN ('pending', 'running', 'waiting')
+      AND EXISTS (SELECT 1 FROM finished_attempt)
+    RETURNING step_executions.run_id
+), work AS (
+    UPDATE work_items
+    SET kind = 'invoke', step_execution_id = $8, attempt = 1, after_step = NULL,
+        visible_at = now() + $9::bigint * interval '1 millisecond'
+    WHERE work_items.id = (SELECT id FROM lease) AND EXISTS (SELECT 1 FROM finished_execution)
+    RETURNING work_items.id
+), merged AS (
+    UPDATE runs SET context = context || $10::jsonb, updated_at = now()
+    WHERE runs.id = (SELECT run_id FROM finished_execution)
+      AND $10::jsonb IS NOT NULL
+    RETURNING runs.id
+), next_execution AS (
+    INSERT INTO step_executions (
+        id, run_id, parent_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
+    )
+    SELECT $8, run_id,
+           (SELECT p.id FROM step_executions p WHERE p.run_id = finished_execution.run_id AND p.step_key = $11),
+           $12, $13, $14, 'running', 1, $15, $16,
+           now() + $17::bigint * interval '1 millisecond', now()
+    FROM finished_execution
+    RETURNING step_executions.id, step_executions.run_id
+), next_attempt AS (
+    INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
+    SELECT next_execution.id, 1, next_execution.run_id, 'running', $18, $19 FROM next_execution
+), history AS (
+    INSERT INTO history_events (run_id, type, step_key, attempt, data)
+    SELECT finished_execution.run_id, e.type, e.step_key, e.attempt, e.data
+    FROM finished_execution,
+         (VALUES (1, 'step_succeeded', $20::text, $6::integer, $21::jsonb),
+                 (2, 'step_started', $12::text, 1, NULL::jsonb)) AS e(ord, type, step_key, attempt, data)
+    ORDER BY e.ord
+)
+SELECT count(*)::integer FROM finished_execution
+`
+
+type StepSucceedAndContinueBatchResults struct {
+	br     pgx.BatchResults
+	tot    int
+	closed bool
+}
+
+type StepSucceedAndContinueParams struct {
+	WorkID        int64
+	LeaseToken    *uuid.UUID
+	HttpStatus    *int32
+	Logs          []byte
+	ID            uuid.UUID
+	Attempt       int32
+	Output        []byte
+	NextID        *uuid.UUID
+	LeaseMs       int64
+	ContextPatch  []byte
+	NextParentKey *string
+	NextKey       string
+	NextName      string
+	NextType      string
+	NextWebhookID string
+	NextInput     []byte
+	NextTimeoutMs int64
+	WorkerID      *string
+	CallbackHash  []byte
+	StepKey       string
+	SucceededData []byte
+}
+
+// The hot path of a run, as one statement: the attempt and its step
+// execution succeed, the step's context answer merges into the run's
+// context, the run's next step begins (execution and first attempt), the
+// work item moves on to it under the same lease, and the history records
+// both steps. Each part runs only when the one before it matched — the work
+// item's lease (locked first, as every transition locks it), then the
+// attempt and the execution in progress — so a stale or fenced-off result
+// changes nothing and raises no error: many of these go into one
+// transaction (group commit), and a refused one must not undo the others.
+// It returns the number of step executions that succeeded: 1, or 0 when
+// the result was refused.
+func (q *Queries) StepSucceedAndContinue(ctx context.Context, arg []StepSucceedAndContinueParams) *StepSucceedAndContinueBatchResults {
+	batch := &pgx.Batch{}
+	for _, a := range arg {
+		vals := []interface{}{
+			a.WorkID,
+			a.LeaseToken,
+			a.HttpStatus,
+			a.Logs,
+			a.ID,
+			a.Attempt,
+			a.Output,
+			a.NextID,
+			a.LeaseMs,
+			a.ContextPatch,
+			a.NextParentKey,
+			a.NextKey,
+			a.NextName,
+			a.NextType,
+			a.NextWebhookID,
+			a.NextInput,
+			a.NextTimeoutMs,
+			a.WorkerID,
+			a.CallbackHash,
+			a.StepKey,
+			a.SucceededData,
+		}
+		batch.Queue(stepSucceedAndContinue, vals...)
+	}
+	br := q.db.SendBatch(ctx, batch)
+	return &StepSucceedAndContinueBatchResults{br, len(arg), false}
+}
+
+func (b *StepSucceedAndContinueBatchResults) QueryRow(f func(int, int32, error)) {
+	defer b.br.Close()
+	for t := 0; t < b.tot; t++ {
+		var column_1 int32
+		if b.closed {
+			if f != nil {
+				f(t, column_1, ErrBatchAlreadyClosed)
+			}
+			continue
+		}
+		row := b.br.QueryRow()
+		err := row.Scan(&column_1)
+		if f != nil {
+			f(t, column_1, err)
+		}
+	}
+}
+
+func (b *StepSucceedAndContinueBatchResults) Close() error {
+	b.closed = true
+	return b.br.Close()
+}

@@ -113,8 +113,10 @@ FROM step_executions WHERE id = @id FOR UPDATE;
 -- attempt and the execution in progress — so a stale or fenced-off result
 -- changes nothing and raises no error: many of these go into one
 -- transaction (group commit), and a refused one must not undo the others.
--- It returns the number of step executions that succeeded: 1, or 0 when
--- the result was refused.
+-- It returns 1 when the result is recorded — by this statement, or by an
+-- earlier sending of the same one whose commit the sender did not hear of
+-- (the next execution's id is the sender's own, so its existence proves
+-- it) — and 0 when the result was refused.
 WITH lease AS (
     SELECT work_items.id FROM work_items
     WHERE work_items.id = @work_id AND work_items.lease_token = @lease_token
@@ -165,7 +167,8 @@ WITH lease AS (
                  (2, 'step_started', @next_key::text, 1, NULL::jsonb)) AS e(ord, type, step_key, attempt, data)
     ORDER BY e.ord
 )
-SELECT count(*)::integer FROM finished_execution;
+SELECT ((SELECT count(*) FROM finished_execution)
+        + (SELECT count(*) FROM step_executions WHERE step_executions.id = @next_id))::integer;
 
 -- name: StepStart :batchone
 -- Starts a run's next step, as one statement: the work item moves on to the

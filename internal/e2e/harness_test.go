@@ -64,9 +64,15 @@ type env struct {
 // KEY=VALUE settings for every process of the deployment.
 func newEnv(t *testing.T, extra ...string) *env {
 	t.Helper()
+	return newEnvOn(t, pgtest.URL(t), extra...)
+}
+
+// newEnvOn is newEnv over the database at dbURL, which the API migrates.
+func newEnvOn(t *testing.T, dbURL string, extra ...string) *env {
+	t.Helper()
 	secret, err := signing.GenerateSecret()
 	require.NoError(t, err)
-	e := &env{t: t, dbURL: pgtest.URL(t), secret: secret}
+	e := &env{t: t, dbURL: dbURL, secret: secret}
 	e.baseEnv = append([]string{
 		"DATABASE_URL=" + e.dbURL,
 		"DURABLE_SIGNING_SECRET=" + secret,
@@ -86,6 +92,19 @@ func newEnv(t *testing.T, extra ...string) *env {
 	e.client, err = client.NewClientWithResponses(e.apiURL)
 	require.NoError(t, err)
 	return e
+}
+
+// count returns how many of the process's log lines so far have msg.
+func (p *proc) count(msg string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, l := range p.logs {
+		if l["msg"] == msg {
+			n++
+		}
+	}
+	return n
 }
 
 // proc is a running Durable process whose JSON log lines are collected.

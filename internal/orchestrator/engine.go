@@ -229,6 +229,10 @@ type attempt struct {
 	input     json.RawMessage
 	token     string
 	deadline  time.Time
+	// successor is the next step's first attempt, once the hot path has
+	// prepared it for this attempt's result (see [Service.succeedAndContinue]).
+	successor     *attempt
+	successorHash []byte
 }
 
 // maxAbandoned bounds the attempts of one step execution that the engine
@@ -664,10 +668,18 @@ func (s *Service) succeedAndContinue(ctx context.Context, a *attempt, res httpst
 	if err := st.setOutput(a.step.Name, output); err != nil {
 		return nil, false, nil
 	}
-	next, hash, err := s.newAttempt(a.item, st, step)
-	if err != nil {
-		return nil, false, err
+	// The next attempt is made once per result: when a try is sent again
+	// because its commit went unheard, the statement recognises its own
+	// next execution, and the attempt carries the callback token whose hash
+	// was stored.
+	if a.successor == nil {
+		next, hash, err := s.newAttempt(a.item, st, step)
+		if err != nil {
+			return nil, false, err
+		}
+		a.successor, a.successorHash = next, hash
 	}
+	next, hash := a.successor, a.successorHash
 	input, err := renderInput(ctx, st, step)
 	if err != nil || len(input) > s.limits.MaxOutputBytes {
 		return nil, false, nil

@@ -19,7 +19,8 @@ import (
 // TestGroupCommitFencesEachTransition records many steps' results at once,
 // so that they are committed together. A quarter come from a worker whose
 // lease is gone, and a quarter are delivered twice: the stale ones and one
-// of each pair are refused one by one, and the others are recorded.
+// of each pair are refused one by one, and the others are recorded. A
+// result sent again by the worker that recorded it is recognised.
 func TestGroupCommitFencesEachTransition(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -77,6 +78,17 @@ func TestGroupCommitFencesEachTransition(t *testing.T) {
 			errs[i], nexts[i] = nil, againNexts[i]
 		} else {
 			require.ErrorIs(t, againErrs[i], errLeaseLost, "a result delivered twice was recorded twice")
+		}
+	}
+	// A result sent again by the worker that recorded it, as after a
+	// commit it did not hear of, is recognised as recorded: the same next
+	// attempt goes on.
+	for i, a := range attempts {
+		if i%4 == 3 {
+			next, err := svc.recordResult(ctx, a, answer(i), false)
+			require.NoError(t, err)
+			require.Equal(t, nexts[i].execID, next.execID)
+			require.Equal(t, nexts[i].token, next.token)
 		}
 	}
 	for i, a := range attempts {

@@ -137,25 +137,25 @@ func (b *StepStartBatchResults) Close() error {
 const stepSucceedAndContinue = `-- name: StepSucceedAndContinue :batchone
 WITH lease AS (
     SELECT work_items.id FROM work_items
-    WHERE work_items.id = $1 AND work_items.lease_token = $2
+    WHERE work_items.id = $2 AND work_items.lease_token = $3
     FOR UPDATE
 ), finished_attempt AS (
     UPDATE step_attempts
-    SET status = 'succeeded', http_status = $3, logs = $4, finished_at = now()
-    WHERE step_attempts.step_execution_id = $5 AND step_attempts.attempt = $6
+    SET status = 'succeeded', http_status = $4, logs = $5, finished_at = now()
+    WHERE step_attempts.step_execution_id = $6 AND step_attempts.attempt = $7
       AND step_attempts.status IN ('running', 'accepted')
       AND EXISTS (SELECT 1 FROM lease)
     RETURNING step_attempts.run_id
 ), finished_execution AS (
     UPDATE step_executions
-    SET status = 'succeeded', output = $7, finished_at = now(), updated_at = now()
-    WHERE step_executions.id = $5 AND step_executions.attempt = $6
+    SET status = 'succeeded', output = $8, finished_at = now(), updated_at = now()
+    WHERE step_executions.id = $6 AND step_executions.attempt = $7
       AND step_executions.status IN ('pending', 'running', 'waiting')
       AND EXISTS (SELECT 1 FROM finished_attempt)
     RETURNING step_executions.run_id
 ), work AS (
     UPDATE work_items
-    SET kind = 'invoke', step_execution_id = $8, attempt = 1, after_step = NULL,
+    SET kind = 'invoke', step_execution_id = $1, attempt = 1, after_step = NULL,
         visible_at = now() + $9::bigint * interval '1 millisecond'
     WHERE work_items.id = (SELECT id FROM lease) AND EXISTS (SELECT 1 FROM finished_execution)
     RETURNING work_items.id
@@ -168,7 +168,7 @@ WITH lease AS (
     INSERT INTO step_executions (
         id, run_id, parent_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
     )
-    SELECT $8, run_id,
+    SELECT $1, run_id,
            (SELECT p.id FROM step_executions p WHERE p.run_id = finished_execution.run_id AND p.step_key = $11),
            $12, $13, $14, 'running', 1, $15, $16,
            now() + $17::bigint * interval '1 millisecond', now()
@@ -181,11 +181,12 @@ WITH lease AS (
     INSERT INTO history_events (run_id, type, step_key, attempt, data)
     SELECT finished_execution.run_id, e.type, e.step_key, e.attempt, e.data
     FROM finished_execution,
-         (VALUES (1, 'step_succeeded', $20::text, $6::integer, $21::jsonb),
+         (VALUES (1, 'step_succeeded', $20::text, $7::integer, $21::jsonb),
                  (2, 'step_started', $12::text, 1, NULL::jsonb)) AS e(ord, type, step_key, attempt, data)
     ORDER BY e.ord
 )
-SELECT count(*)::integer FROM finished_execution
+SELECT ((SELECT count(*) FROM finished_execution)
+        + (SELECT count(*) FROM step_executions WHERE step_executions.id = $1))::integer
 `
 
 type StepSucceedAndContinueBatchResults struct {
@@ -195,6 +196,7 @@ type StepSucceedAndContinueBatchResults struct {
 }
 
 type StepSucceedAndContinueParams struct {
+	NextID        uuid.UUID
 	WorkID        int64
 	LeaseToken    *uuid.UUID
 	HttpStatus    *int32
@@ -202,7 +204,6 @@ type StepSucceedAndContinueParams struct {
 	ID            uuid.UUID
 	Attempt       int32
 	Output        []byte
-	NextID        *uuid.UUID
 	LeaseMs       int64
 	ContextPatch  []byte
 	NextParentKey *string
@@ -227,12 +228,15 @@ type StepSucceedAndContinueParams struct {
 // attempt and the execution in progress — so a stale or fenced-off result
 // changes nothing and raises no error: many of these go into one
 // transaction (group commit), and a refused one must not undo the others.
-// It returns the number of step executions that succeeded: 1, or 0 when
-// the result was refused.
+// It returns 1 when the result is recorded — by this statement, or by an
+// earlier sending of the same one whose commit the sender did not hear of
+// (the next execution's id is the sender's own, so its existence proves
+// it) — and 0 when the result was refused.
 func (q *Queries) StepSucceedAndContinue(ctx context.Context, arg []StepSucceedAndContinueParams) *StepSucceedAndContinueBatchResults {
 	batch := &pgx.Batch{}
 	for _, a := range arg {
 		vals := []interface{}{
+			a.NextID,
 			a.WorkID,
 			a.LeaseToken,
 			a.HttpStatus,
@@ -240,7 +244,6 @@ func (q *Queries) StepSucceedAndContinue(ctx context.Context, arg []StepSucceedA
 			a.ID,
 			a.Attempt,
 			a.Output,
-			a.NextID,
 			a.LeaseMs,
 			a.ContextPatch,
 			a.NextParentKey,

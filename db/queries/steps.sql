@@ -175,8 +175,10 @@ SELECT ((SELECT count(*) FROM finished_execution)
 -- new step execution under the caller's lease, the run is marked running
 -- (when mark_running), the execution and its first attempt are created, and
 -- the history records the step's start (and the run's, when run_started).
--- It returns the number of executions created: 1, or 0 when the lease was
--- lost and nothing changed.
+-- It returns 1 when the step is started — by this statement, or by an
+-- earlier sending of the same one whose commit the sender did not hear of
+-- (the execution's id is the sender's own) — and 0 when the lease was lost
+-- and nothing changed.
 WITH work AS (
     UPDATE work_items
     SET kind = 'invoke', step_execution_id = @id, attempt = 1, after_step = NULL,
@@ -198,6 +200,7 @@ WITH work AS (
            @step_key, @step_name, @step_type, 'running', 1, @webhook_id, @input,
            now() + sqlc.arg('timeout_ms')::bigint * interval '1 millisecond', now()
     FROM work
+    ON CONFLICT (id) DO NOTHING
     RETURNING step_executions.id, step_executions.run_id
 ), first_attempt AS (
     INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
@@ -211,7 +214,8 @@ WITH work AS (
     WHERE e.ord = 2 OR @run_started::boolean
     ORDER BY e.ord
 )
-SELECT count(*)::integer FROM execution;
+SELECT ((SELECT count(*) FROM execution)
+        + (SELECT count(*) FROM step_executions WHERE step_executions.id = @id))::integer;
 
 -- name: StepStartWait :one
 -- Starts a waiting step (sleep, wait_for_event, wait_for_input), as one

@@ -545,7 +545,7 @@ func (tx *Tx) StartSteps(ctx context.Context, starts []StepStart) ([]bool, error
 	for i, st := range starts {
 		n := st.Exec
 		params[i] = dbsqlc.StepStartParams{
-			ID: &n.ID, LeaseMs: st.Lease.Milliseconds(), WorkID: st.Work.ID, LeaseToken: &st.Work.LeaseToken,
+			ID: n.ID, LeaseMs: st.Lease.Milliseconds(), WorkID: st.Work.ID, LeaseToken: &st.Work.LeaseToken,
 			MarkRunning: st.MarkRunning, StepKey: n.Key, StepName: n.Name, StepType: n.Type, WebhookID: n.WebhookID,
 			Input: n.Input, TimeoutMs: n.Timeout.Milliseconds(), WorkerID: &n.WorkerID, CallbackHash: n.CallbackHash,
 			RunStarted: st.RunStarted, ParentKey: parentKey(n.ParentKey),

@@ -39,6 +39,7 @@ WITH work AS (
            $7, $8, $9, 'running', 1, $10, $11,
            now() + $12::bigint * interval '1 millisecond', now()
     FROM work
+    ON CONFLICT (id) DO NOTHING
     RETURNING step_executions.id, step_executions.run_id
 ), first_attempt AS (
     INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
@@ -52,7 +53,8 @@ WITH work AS (
     WHERE e.ord = 2 OR $15::boolean
     ORDER BY e.ord
 )
-SELECT count(*)::integer FROM execution
+SELECT ((SELECT count(*) FROM execution)
+        + (SELECT count(*) FROM step_executions WHERE step_executions.id = $1))::integer
 `
 
 type StepStartBatchResults struct {
@@ -62,7 +64,7 @@ type StepStartBatchResults struct {
 }
 
 type StepStartParams struct {
-	ID           *uuid.UUID
+	ID           uuid.UUID
 	LeaseMs      int64
 	WorkID       int64
 	LeaseToken   *uuid.UUID
@@ -83,8 +85,10 @@ type StepStartParams struct {
 // new step execution under the caller's lease, the run is marked running
 // (when mark_running), the execution and its first attempt are created, and
 // the history records the step's start (and the run's, when run_started).
-// It returns the number of executions created: 1, or 0 when the lease was
-// lost and nothing changed.
+// It returns 1 when the step is started — by this statement, or by an
+// earlier sending of the same one whose commit the sender did not hear of
+// (the execution's id is the sender's own) — and 0 when the lease was lost
+// and nothing changed.
 func (q *Queries) StepStart(ctx context.Context, arg []StepStartParams) *StepStartBatchResults {
 	batch := &pgx.Batch{}
 	for _, a := range arg {

@@ -51,11 +51,13 @@ func (s *Service) StartRun(ctx context.Context, req StartRun) (workflow.Run, boo
 		}
 	}
 
-	// Everything, reads included, happens in one transaction: a run start
-	// costs the database one commit.
+	// Everything, reads included, happens in one transaction, which starts
+	// that arrive together share: a run start costs the database a share
+	// of one commit. A start touches only its own new rows (and the unique
+	// index of idempotency keys), so sharing holds no one up.
 	var run workflow.Run
 	var inserted bool
-	err = s.db.InTx(ctx, func(tx *postgres.Tx) error {
+	err = s.db.InGroupTx(ctx, func(ctx context.Context, tx *postgres.Tx) (err error) {
 		run, inserted, err = s.startRunTx(ctx, tx, req.Workflow, req.Version, newRunInput{input: input, idempotencyKey: req.IdempotencyKey, requestHash: requestHash})
 		return err
 	})

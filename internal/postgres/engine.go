@@ -512,7 +512,7 @@ func (db *DB) SucceedAndContinue(ctx context.Context, p SucceedAndContinue) (boo
 		s := int32(p.Result.HTTPStatus)
 		params.HttpStatus = &s
 	}
-	n, err := db.commits.succeedAndContinue(ctx, db.pool, params)
+	n, err := db.succeedAndContinueGrouped(ctx, params)
 	if err != nil {
 		return false, err
 	}

@@ -46,51 +46,98 @@ type groupResult struct {
 	err error
 }
 
-type committer struct {
+func (r *groupRequest) fail(err error) { r.done <- groupResult{err: err} }
+
+// batcher gathers requests from many goroutines into batches: a request
+// that arrives when nothing is in flight is sent at once, alone, and those
+// that arrive meanwhile form the next batch. send answers every request of
+// its batch.
+type batcher[R request] struct {
 	once     sync.Once
-	requests chan *groupRequest
+	stopOnce sync.Once
+	requests chan R
 	closed   chan struct{}
 	wg       sync.WaitGroup
 }
 
-// start starts the committer's goroutines the first time it is used.
-func (c *committer) start(pool *pgxpool.Pool) {
-	c.once.Do(func() {
-		c.requests = make(chan *groupRequest, maxGroup*groupCommitters)
-		c.closed = make(chan struct{})
+// start starts the batcher's goroutines the first time it is used.
+func (b *batcher[R]) start(send func(batch []R)) {
+	b.once.Do(func() {
+		b.requests = make(chan R, maxGroup*groupCommitters)
+		b.closed = make(chan struct{})
 		for range groupCommitters {
-			c.wg.Add(1)
+			b.wg.Add(1)
 			go func() {
-				defer c.wg.Done()
-				c.run(pool)
+				defer b.wg.Done()
+				b.run(send)
 			}()
 		}
 	})
 }
 
-// stop ends the committer's goroutines once the batches in flight are done.
-// Transitions sent after it fail.
-func (c *committer) stop() {
-	c.once.Do(func() {}) // never started: nothing to stop, and it never will
-	if c.closed != nil {
-		close(c.closed)
-		c.wg.Wait()
+// request is what a batcher batches: something that can be answered with
+// a failure.
+type request interface{ fail(err error) }
+
+// stop ends the batcher's goroutines once the batches in flight are done,
+// and fails the requests still queued. Requests sent after it fail.
+func (b *batcher[R]) stop() {
+	b.once.Do(func() { b.closed = make(chan struct{}) }) // never started: it never will
+	b.stopOnce.Do(func() { close(b.closed) })
+	b.wg.Wait()
+	for {
+		select {
+		case r := <-b.requests:
+			r.fail(errClosed)
+		default:
+			return
+		}
+	}
+}
+
+// enqueue hands r to the batcher.
+func (b *batcher[R]) enqueue(ctx context.Context, r R, send func(batch []R)) error {
+	b.start(send)
+	select {
+	case b.requests <- r:
+		return nil
+	case <-b.closed:
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *batcher[R]) run(send func(batch []R)) {
+	for {
+		var first R
+		select {
+		case first = <-b.requests:
+		case <-b.closed:
+			return
+		}
+		batch := []R{first}
+	gather:
+		for len(batch) < maxGroup {
+			select {
+			case r := <-b.requests:
+				batch = append(batch, r)
+			default:
+				break gather
+			}
+		}
+		send(batch)
 	}
 }
 
 var errClosed = errors.New("the database pool is closed")
 
-// succeedAndContinue sends one transition through the committer and waits
+// succeedAndContinue sends one transition through the batcher and waits
 // for its batch.
-func (c *committer) succeedAndContinue(ctx context.Context, pool *pgxpool.Pool, p dbsqlc.StepSucceedAndContinueParams) (int32, error) {
-	c.start(pool)
+func (db *DB) succeedAndContinueGrouped(ctx context.Context, p dbsqlc.StepSucceedAndContinueParams) (int32, error) {
 	r := &groupRequest{ctx: ctx, params: p, done: make(chan groupResult, 1)}
-	select {
-	case c.requests <- r:
-	case <-c.closed:
-		return 0, errClosed
-	case <-ctx.Done():
-		return 0, ctx.Err()
+	if err := db.steps.enqueue(ctx, r, db.commitSteps); err != nil {
+		return 0, err
 	}
 	// Once queued, the transition may be committed whatever happens to
 	// ctx: its answer must be awaited to be known.
@@ -98,30 +145,10 @@ func (c *committer) succeedAndContinue(ctx context.Context, pool *pgxpool.Pool, 
 	return res.n, res.err
 }
 
-func (c *committer) run(pool *pgxpool.Pool) {
-	for {
-		var first *groupRequest
-		select {
-		case first = <-c.requests:
-		case <-c.closed:
-			return
-		}
-		batch := []*groupRequest{first}
-	gather:
-		for len(batch) < maxGroup {
-			select {
-			case r := <-c.requests:
-				batch = append(batch, r)
-			default:
-				break gather
-			}
-		}
-		c.commit(pool, batch)
-	}
-}
-
-// commit sends a batch in one transaction and answers each request.
-func (c *committer) commit(pool *pgxpool.Pool, batch []*groupRequest) {
+// commitSteps sends a batch of hot-path statements in one transaction and
+// answers each request.
+func (db *DB) commitSteps(batch []*groupRequest) {
+	pool := db.pool
 	live := batch[:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
@@ -199,4 +226,78 @@ func sendOne(ctx context.Context, q *dbsqlc.Queries, p dbsqlc.StepSucceedAndCont
 		return 0, fmt.Errorf("succeed step and continue: %w", translate(sendErr))
 	}
 	return n, nil
+}
+
+// txRequest is a transaction function sent to [DB.InGroupTx].
+type txRequest struct {
+	ctx  context.Context
+	fn   func(ctx context.Context, tx *Tx) error
+	done chan error
+}
+
+func (r *txRequest) fail(err error) { r.done <- err }
+
+// InGroupTx runs fn in a transaction that it may share with other callers'
+// (group commit): fns sent while a batch commits run one after another in
+// the next batch's transaction, each in a savepoint of its own, so that one
+// that fails is rolled back alone, and all are committed together. It
+// returns fn's error, or the commit's. fn is given the context to use,
+// which outlives the caller's: a cancelled query would break the
+// transaction it shares. fn must not wait for locks that another caller's
+// transaction may hold, such as a row a concurrent request also updates:
+// its batch would hold them until it commits.
+//
+// Use it for transitions that touch their own rows (a run's start); a
+// transition that locks rows other transitions lock goes through [DB.InTx].
+func (db *DB) InGroupTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) error {
+	r := &txRequest{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	if err := db.txs.enqueue(ctx, r, db.commitTxs); err != nil {
+		return err
+	}
+	return <-r.done
+}
+
+// commitTxs runs a batch of transaction functions in one transaction.
+func (db *DB) commitTxs(batch []*txRequest) {
+	live := batch[:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- err
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	if len(live) == 1 {
+		r := live[0]
+		r.done <- db.InTx(r.ctx, func(tx *Tx) error { return r.fn(r.ctx, tx) })
+		return
+	}
+	ctx := context.WithoutCancel(live[0].ctx)
+	errs := make([]error, len(live))
+	err := db.InTx(ctx, func(tx *Tx) error {
+		for i, r := range live {
+			errs[i] = tx.Savepoint(ctx, func(sp *Tx) error { return r.fn(ctx, sp) })
+			if errs[i] != nil && unreachable(errs[i]) {
+				return errs[i] // the connection is gone: so is the batch
+			}
+		}
+		return nil
+	})
+	for i, r := range live {
+		switch {
+		case err == nil && hasCode(errs[i], codeDeadlockDetected, codeSerializationFailure):
+			// Two batches crossed (two starts with each other's
+			// idempotency keys): this one is tried again on its own.
+			r.done <- db.InTx(ctx, func(tx *Tx) error { return r.fn(ctx, tx) })
+		case errs[i] != nil:
+			r.done <- errs[i]
+		case err != nil:
+			r.done <- err
+		default:
+			r.done <- nil
+		}
+	}
 }

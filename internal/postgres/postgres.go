@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -26,8 +27,11 @@ import (
 // outside any transaction; state changes go through [DB.InTx].
 type DB struct {
 	queries
-	pool    *pgxpool.Pool
-	commits committer
+	pool *pgxpool.Pool
+	// steps and txs group the transitions of many callers into shared
+	// commits (see groupcommit.go).
+	steps batcher[*groupRequest]
+	txs   batcher[*txRequest]
 }
 
 // queries holds the methods shared by [DB] and [Tx]; built from a pool they
@@ -71,7 +75,8 @@ func Open(ctx context.Context, url string, maxConns int) (*DB, error) {
 
 // Close closes every connection of the pool.
 func (db *DB) Close() {
-	db.commits.stop()
+	db.steps.stop()
+	db.txs.stop()
 	db.pool.Close()
 }
 
@@ -114,7 +119,15 @@ const (
 	codeCharacterNotInRepertoire = "22021"
 	codeProgramLimitExceeded     = "54000"
 	codeNumericOutOfRange        = "22003"
+	codeDeadlockDetected         = "40P01"
+	codeSerializationFailure     = "40001"
 )
+
+// hasCode reports whether err is a PostgreSQL error with one of codes.
+func hasCode(err error, codes ...string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && slices.Contains(codes, pgErr.Code)
+}
 
 // translate turns the database errors a client can cause into [fault]
 // errors, marks those that say the database cannot be reached

@@ -13,7 +13,6 @@ import (
 
 	"github.com/durablehq/durable/internal/fault"
 	"github.com/durablehq/durable/internal/orchestrator"
-	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/workflow"
 )
 
@@ -192,7 +191,7 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	var f postgres.RunFilter
+	var f workflow.RunFilter
 	var problems []fault.Problem
 	f.Workflow = q.Get("workflow")
 	if v := q.Get("status"); v != "" {
@@ -221,14 +220,14 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var rc *postgres.RunCursor
+	var rc *workflow.Cursor
 	if c != nil {
 		t, terr := time.Parse(time.RFC3339Nano, c.Time)
 		id, ierr := uuid.Parse(c.ID)
 		if terr != nil || ierr != nil {
 			problems = append(problems, fault.Problem{Path: "query:cursor", Message: "not a cursor of this list"})
 		}
-		rc = &postgres.RunCursor{CreatedAt: t, ID: id}
+		rc = &workflow.Cursor{CreatedAt: t, ID: id}
 	}
 	if len(problems) > 0 {
 		s.writeError(w, r, fault.WithProblems(fault.Malformed, "the query is invalid", problems))
@@ -314,7 +313,7 @@ func (s *Server) listRunSteps(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var sc *postgres.StepCursor
+	var sc *workflow.Cursor
 	if c != nil {
 		t, terr := time.Parse(time.RFC3339Nano, c.Time)
 		sid, ierr := uuid.Parse(c.ID)
@@ -322,7 +321,7 @@ func (s *Server) listRunSteps(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, fault.WithProblems(fault.Malformed, "the cursor is not valid", []fault.Problem{{Path: "query:cursor", Message: "not a cursor of this list"}}))
 			return
 		}
-		sc = &postgres.StepCursor{CreatedAt: t, ID: sid}
+		sc = &workflow.Cursor{CreatedAt: t, ID: sid}
 	}
 	limit := pageLimit(r)
 	steps, err := s.svc.ListSteps(r.Context(), id, sc, limit+1)

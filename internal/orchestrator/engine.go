@@ -1036,5 +1036,5 @@ func appendHistory(tx *postgres.Tx, runID uuid.UUID, typ, stepKey string, attemp
 		copied := *attempt
 		n = &copied
 	}
-	tx.AppendHistory(context.Background(), postgres.NewHistoryEvent{RunID: runID, Type: typ, StepKey: stepKey, Attempt: n, Data: raw})
+	tx.AppendHistory(postgres.NewHistoryEvent{RunID: runID, Type: typ, StepKey: stepKey, Attempt: n, Data: raw})
 }

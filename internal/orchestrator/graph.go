@@ -7,7 +7,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/durablehq/durable/internal/graph"
-	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/workflow"
 )
 
@@ -51,7 +50,7 @@ func (s *Service) RunGraph(ctx context.Context, runID uuid.UUID) (*graph.Graph, 
 		return nil, err
 	}
 	states := graph.States{}
-	var cursor *postgres.StepCursor
+	var cursor *workflow.Cursor
 	for {
 		steps, err := s.db.ListSteps(ctx, runID, cursor, graphPageSize)
 		if err != nil {
@@ -68,7 +67,7 @@ func (s *Service) RunGraph(ctx context.Context, runID uuid.UUID) (*graph.Graph, 
 			break
 		}
 		last := steps[len(steps)-1]
-		cursor = &postgres.StepCursor{CreatedAt: last.CreatedAt, ID: last.ID}
+		cursor = &workflow.Cursor{CreatedAt: last.CreatedAt, ID: last.ID}
 	}
 	g := graph.Build(def)
 	g.Version = run.Version

@@ -263,12 +263,12 @@ func (s *Service) GetRun(ctx context.Context, id uuid.UUID) (RunDetail, error) {
 }
 
 // ListRuns returns up to limit runs matching f, newest first, after cursor.
-func (s *Service) ListRuns(ctx context.Context, f postgres.RunFilter, cursor *postgres.RunCursor, limit int) ([]workflow.Run, error) {
+func (s *Service) ListRuns(ctx context.Context, f workflow.RunFilter, cursor *workflow.Cursor, limit int) ([]workflow.Run, error) {
 	return s.db.ListRuns(ctx, f, cursor, limit)
 }
 
 // ListSteps returns a run's step executions with their attempts.
-func (s *Service) ListSteps(ctx context.Context, runID uuid.UUID, cursor *postgres.StepCursor, limit int) ([]workflow.StepExecution, error) {
+func (s *Service) ListSteps(ctx context.Context, runID uuid.UUID, cursor *workflow.Cursor, limit int) ([]workflow.StepExecution, error) {
 	if _, err := s.db.GetRun(ctx, runID); err != nil {
 		return nil, err
 	}

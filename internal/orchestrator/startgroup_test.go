@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/durablehq/durable/internal/fault"
-	"github.com/durablehq/durable/internal/postgres"
+	"github.com/durablehq/durable/internal/workflow"
 )
 
 // TestStartsShareCommits starts many runs at once, so that they share
@@ -61,7 +61,7 @@ func TestStartsShareCommits(t *testing.T) {
 		}
 		byKey[i/2] = r.id
 	}
-	runs, err := svc.ListRuns(ctx, postgres.RunFilter{}, nil, 1000)
+	runs, err := svc.ListRuns(ctx, workflow.RunFilter{}, nil, 1000)
 	require.NoError(t, err)
 	require.Len(t, runs, len(byKey))
 	for _, r := range runs {

@@ -214,7 +214,7 @@ func (w *Worker) execute(soft, hard context.Context, a *attempt) {
 			res = w.cfg.Client.Invoke(hard, req)
 		}
 		if hard.Err() != nil {
-			w.release(a)
+			w.release(hard, a)
 			return
 		}
 		next, err := w.record(hard, a, res, soft.Err() != nil)
@@ -310,8 +310,8 @@ func later(a, b time.Time) time.Time {
 
 // release gives up an attempt cut short by shutdown: it is recorded as
 // abandoned and the step is due again at once, for any worker.
-func (w *Worker) release(a *attempt) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+func (w *Worker) release(hard context.Context, a *attempt) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(hard), 5*time.Second)
 	defer cancel()
 	err := w.svc.db.InTx(ctx, func(tx *postgres.Tx) error {
 		if ok, err := tx.LockLeasedWork(ctx, a.item); err != nil || !ok {

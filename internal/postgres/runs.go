@@ -106,25 +106,9 @@ func (q queries) GetRunByIdempotencyKey(ctx context.Context, key string) (workfl
 	return runFromRow(r), nil
 }
 
-// RunFilter selects runs for [queries.ListRuns]. Zero fields match any run.
-type RunFilter struct {
-	Workflow      string
-	Statuses      []workflow.RunStatus
-	Parent        *uuid.UUID
-	CreatedAfter  *time.Time // inclusive
-	CreatedBefore *time.Time // exclusive
-}
-
-// RunCursor is the position after which [queries.ListRuns] continues: the
-// last run of the previous page.
-type RunCursor struct {
-	CreatedAt time.Time
-	ID        uuid.UUID
-}
-
 // ListRuns returns up to limit runs matching f, newest first, after cursor
 // (nil for the first page). The runs leave out input, context and output.
-func (q queries) ListRuns(ctx context.Context, f RunFilter, cursor *RunCursor, limit int) ([]workflow.Run, error) {
+func (q queries) ListRuns(ctx context.Context, f workflow.RunFilter, cursor *workflow.Cursor, limit int) ([]workflow.Run, error) {
 	params := dbsqlc.RunListParams{
 		Parent:        f.Parent,
 		CreatedAfter:  f.CreatedAfter,
@@ -178,7 +162,7 @@ type NewHistoryEvent struct {
 // AppendHistory appends e to its run's history when the transaction
 // commits. All events of a transaction are written in one statement, just
 // before the commit.
-func (tx *Tx) AppendHistory(_ context.Context, e NewHistoryEvent) {
+func (tx *Tx) AppendHistory(e NewHistoryEvent) {
 	tx.history = append(tx.history, e)
 }
 
@@ -227,16 +211,10 @@ func (q queries) ListHistory(ctx context.Context, runID uuid.UUID, after int64, 
 	return out, nil
 }
 
-// StepCursor is the position after which [queries.ListSteps] continues.
-type StepCursor struct {
-	CreatedAt time.Time
-	ID        uuid.UUID
-}
-
 // ListSteps returns up to limit step executions of a run in the order they
 // were created, after cursor (nil for the first page), each with all of its
 // attempts.
-func (q queries) ListSteps(ctx context.Context, runID uuid.UUID, cursor *StepCursor, limit int) ([]workflow.StepExecution, error) {
+func (q queries) ListSteps(ctx context.Context, runID uuid.UUID, cursor *workflow.Cursor, limit int) ([]workflow.StepExecution, error) {
 	params := dbsqlc.StepExecutionListByRunParams{RunID: runID, Max: int32(limit)}
 	if cursor != nil {
 		params.CursorCreatedAt = &cursor.CreatedAt

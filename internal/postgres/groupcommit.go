@@ -14,7 +14,7 @@ import (
 // Group commit: most of a loaded worker's transitions are steps that
 // succeeded and go on to their run's next step, each one statement. Each
 // used to be its own transaction, and PostgreSQL's work per commit (above
-// all the WAL flush) was most of its CPU. A committer gathers the
+// all the WAL flush) was most of its CPU. A batcher gathers the
 // transitions that arrive while its previous batch is being committed and
 // sends them together: one round trip and one commit for all. Batches form
 // by themselves — a transition that arrives when nothing is in flight is
@@ -25,7 +25,8 @@ import (
 // refused transition does not undo the others. When a batch fails all the
 // same (the connection broke, a statement raised an error), each of its
 // transitions is sent again on its own, so that every one gets its own
-// answer.
+// answer. Run starts are grouped too, as whole transactions in savepoints
+// of one ([DB.InGroupTx]).
 
 // groupCommitters is how many batches may be in flight at once: while one
 // commits, the next forms and is sent on another connection.
@@ -132,8 +133,8 @@ func (b *batcher[R]) run(send func(batch []R)) {
 
 var errClosed = errors.New("the database pool is closed")
 
-// succeedAndContinue sends one transition through the batcher and waits
-// for its batch.
+// succeedAndContinueGrouped sends one hot-path statement through the
+// batcher and waits for its batch.
 func (db *DB) succeedAndContinueGrouped(ctx context.Context, p dbsqlc.StepSucceedAndContinueParams) (int32, error) {
 	r := &groupRequest{ctx: ctx, params: p, done: make(chan groupResult, 1)}
 	if err := db.steps.enqueue(ctx, r, db.commitSteps); err != nil {

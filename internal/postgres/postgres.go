@@ -176,8 +176,8 @@ func unreachable(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		return strings.HasPrefix(pgErr.Code, "08") || // connection exception
-			pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03" || // admin or crash shutdown, cannot connect now
-			pgErr.Code == "53300" // too many connections
+			// admin or crash shutdown, cannot connect now, too many connections
+			hasCode(err, "57P01", "57P02", "57P03", "53300")
 	}
 	var connectErr *pgconn.ConnectError
 	var netErr net.Error

@@ -100,7 +100,7 @@ func (m *Main) Run(ctx context.Context, args []string, getenv func(string) strin
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = "http://" + m.listener.Addr().String()
 	}
-	svc := orchestrator.New(m.db, cfg.Limits(), m.logger, orchestrator.WithSigning(secrets, cfg.PublicURL))
+	svc := orchestrator.New(m.db, limitsOf(cfg), m.logger, orchestrator.WithSigning(secrets, cfg.PublicURL))
 	handler := durablehttp.NewServer(durablehttp.Config{
 		Service: svc, Spec: spec, Ready: m.ready, APIKeyHashes: cfg.APIKeyHashes, Logger: m.logger,
 	})
@@ -155,4 +155,9 @@ func (m *Main) Close() error {
 		m.db.Close()
 	}
 	return err
+}
+
+// limitsOf is the configuration's limits, as the service takes them.
+func limitsOf(cfg config.Config) orchestrator.Limits {
+	return orchestrator.Limits{Definition: cfg.DefinitionLimits(), MaxInputBytes: cfg.MaxInputBytes, MaxOutputBytes: cfg.MaxOutputBytes, MaxContextBytes: cfg.MaxContextBytes}
 }

@@ -75,7 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	svc := orchestrator.New(db, cfg.Limits(), logger.With("worker_id", id),
+	svc := orchestrator.New(db, limitsOf(cfg), logger.With("worker_id", id),
 		orchestrator.WithSigning(secrets, cfg.PublicBaseURL()), orchestrator.WithWorkerID(id), orchestrator.WithLeaseMargin(cfg.LeaseMargin), orchestrator.WithClaimPool(claims),
 		orchestrator.WithDefaultWaitTimeout(cfg.WaitTimeout))
 	return orchestrator.NewWorker(svc, orchestrator.WorkerConfig{
@@ -95,4 +95,9 @@ func workerID() (string, error) {
 		return "", fmt.Errorf("worker id: %w", err)
 	}
 	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b)), nil
+}
+
+// limitsOf is the configuration's limits, as the service takes them.
+func limitsOf(cfg config.Config) orchestrator.Limits {
+	return orchestrator.Limits{Definition: cfg.DefinitionLimits(), MaxInputBytes: cfg.MaxInputBytes, MaxOutputBytes: cfg.MaxOutputBytes, MaxContextBytes: cfg.MaxContextBytes}
 }

@@ -20,7 +20,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/durablehq/durable/internal/orchestrator"
 	"github.com/durablehq/durable/internal/workflow"
 )
 
@@ -130,17 +129,17 @@ var settings = []setting{
 			c.LogFormat = v
 			return nil
 		}},
-	{"DURABLE_MAX_DEFINITION_BYTES", "max-definition-bytes", "1048576", "largest workflow definition accepted",
+	{"DURABLE_MAX_DEFINITION_BYTES", "max-definition-bytes", strconv.Itoa(workflow.DefaultLimits().MaxBytes), "largest workflow definition accepted",
 		positiveInt(func(c *Config) *int { return &c.MaxDefinitionBytes })},
-	{"DURABLE_MAX_DEFINITION_DEPTH", "max-definition-depth", "32", "deepest nesting of steps in a definition",
+	{"DURABLE_MAX_DEFINITION_DEPTH", "max-definition-depth", strconv.Itoa(workflow.DefaultLimits().MaxDepth), "deepest nesting of steps in a definition",
 		positiveInt(func(c *Config) *int { return &c.MaxDefinitionDepth })},
-	{"DURABLE_MAX_DEFINITION_STEPS", "max-definition-steps", "1000", "most steps in a definition, nested ones included",
+	{"DURABLE_MAX_DEFINITION_STEPS", "max-definition-steps", strconv.Itoa(workflow.DefaultLimits().MaxSteps), "most steps in a definition, nested ones included",
 		positiveInt(func(c *Config) *int { return &c.MaxDefinitionSteps })},
-	{"DURABLE_MAX_INPUT_BYTES", "max-input-bytes", "262144", "largest run input accepted",
+	{"DURABLE_MAX_INPUT_BYTES", "max-input-bytes", strconv.Itoa(workflow.DefaultMaxInputBytes), "largest run input accepted",
 		positiveInt(func(c *Config) *int { return &c.MaxInputBytes })},
-	{"DURABLE_MAX_OUTPUT_BYTES", "max-output-bytes", "262144", "largest step output (and callback body) accepted",
+	{"DURABLE_MAX_OUTPUT_BYTES", "max-output-bytes", strconv.Itoa(workflow.DefaultMaxOutputBytes), "largest step output (and callback body) accepted",
 		positiveInt(func(c *Config) *int { return &c.MaxOutputBytes })},
-	{"DURABLE_MAX_CONTEXT_BYTES", "max-context-bytes", "2097152", "largest run context",
+	{"DURABLE_MAX_CONTEXT_BYTES", "max-context-bytes", strconv.Itoa(workflow.DefaultMaxContextBytes), "largest run context",
 		positiveInt(func(c *Config) *int { return &c.MaxContextBytes })},
 	{"DURABLE_MAX_RESPONSE_BYTES", "max-response-bytes", "1048576", "largest step response body read",
 		positiveInt(func(c *Config) *int { return &c.MaxResponseBytes })},
@@ -275,12 +274,8 @@ func (c Config) PublicBaseURL() string {
 	return "http://" + c.Addr
 }
 
-// Limits returns the size limits the configuration sets.
-func (c Config) Limits() orchestrator.Limits {
-	return orchestrator.Limits{
-		Definition:      workflow.Limits{MaxBytes: c.MaxDefinitionBytes, MaxDepth: c.MaxDefinitionDepth, MaxSteps: c.MaxDefinitionSteps},
-		MaxInputBytes:   c.MaxInputBytes,
-		MaxOutputBytes:  c.MaxOutputBytes,
-		MaxContextBytes: c.MaxContextBytes,
-	}
+// DefinitionLimits returns the limits of workflow definitions the
+// configuration sets.
+func (c Config) DefinitionLimits() workflow.Limits {
+	return workflow.Limits{MaxBytes: c.MaxDefinitionBytes, MaxDepth: c.MaxDefinitionDepth, MaxSteps: c.MaxDefinitionSteps}
 }

@@ -34,9 +34,8 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, 2<<20, c.MaxContextBytes)
 	require.Equal(t, slog.LevelInfo, c.LogLevel)
 	require.Positive(t, c.WorkerConcurrency)
-	limits := c.Limits()
-	require.Equal(t, 1000, limits.Definition.MaxSteps)
-	require.Equal(t, 256<<10, limits.MaxOutputBytes)
+	require.Equal(t, 1000, c.DefinitionLimits().MaxSteps)
+	require.Equal(t, 256<<10, c.MaxOutputBytes)
 }
 
 func TestFlagsWinOverEnvironment(t *testing.T) {

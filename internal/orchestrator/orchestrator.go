@@ -26,9 +26,9 @@ type Limits struct {
 func DefaultLimits() Limits {
 	return Limits{
 		Definition:      workflow.DefaultLimits(),
-		MaxInputBytes:   256 << 10,
-		MaxOutputBytes:  256 << 10,
-		MaxContextBytes: 2 << 20,
+		MaxInputBytes:   workflow.DefaultMaxInputBytes,
+		MaxOutputBytes:  workflow.DefaultMaxOutputBytes,
+		MaxContextBytes: workflow.DefaultMaxContextBytes,
 	}
 }
 

@@ -36,6 +36,13 @@ type Limits struct {
 	EvalTimeout time.Duration
 }
 
+// The default bounds of a run's data, which the API and the worker enforce.
+const (
+	DefaultMaxInputBytes   = 256 << 10 // a run's input
+	DefaultMaxOutputBytes  = 256 << 10 // a step's output, and a step's rendered input
+	DefaultMaxContextBytes = 2 << 20   // a run's context
+)
+
 // DefaultEvalTimeout is the default [Limits.EvalTimeout].
 const DefaultEvalTimeout = time.Second
 

@@ -132,11 +132,14 @@ type evaluation struct {
 	limit     error // the cause of ctx's end at the deadline
 	a         Activation
 	budget    int
-	heavy     bool
 	costLimit uint64
-	reserve   int64
-	release   func()
+	// release gives back the memory a heavy evaluation reserved; nil while
+	// the evaluation is light.
+	release func()
 }
+
+// heavy reports whether the evaluation has reserved its worst case.
+func (ev *evaluation) heavy() bool { return ev.release != nil }
 
 // begin starts an evaluation. The caller must call the returned function
 // when done.
@@ -145,15 +148,11 @@ func begin(ctx context.Context, a Activation, cfg *evalConfig) (*evaluation, con
 	if err != nil {
 		return nil, func() {}, err
 	}
-	timeout := DefaultEvalTimeout
+	timeout, costLimit := DefaultEvalTimeout, uint64(DefaultCostLimit)
 	if cfg != nil { // nil for values built outside Parse
-		timeout = cfg.timeout
+		timeout, costLimit = cfg.timeout, cfg.costLimit
 	}
-	ev := &evaluation{parent: ctx, a: a, budget: lightResultSize, costLimit: DefaultCostLimit}
-	if cfg != nil {
-		ev.costLimit = cfg.costLimit
-	}
-	ev.reserve = heavyReserve(ev.costLimit)
+	ev := &evaluation{parent: ctx, a: a, budget: lightResultSize, costLimit: costLimit}
 	ev.limit = fmt.Errorf("%w: evaluation took longer than %s", ErrCostLimitExceeded, timeout)
 	ev.deadline = time.Now().Add(timeout)
 	ev.ctx, ev.cancel = context.WithDeadlineCause(ctx, ev.deadline, ev.limit)
@@ -169,7 +168,7 @@ func begin(ctx context.Context, a Activation, cfg *evalConfig) (*evaluation, con
 // outgrows its budget becomes heavy.
 func (ev *evaluation) spend(n int) error {
 	ev.budget -= n
-	if ev.budget < 0 && !ev.heavy {
+	if ev.budget < 0 && !ev.heavy() {
 		if err := ev.becomeHeavy(); err != nil {
 			return err
 		}
@@ -186,11 +185,11 @@ func (ev *evaluation) spend(n int) error {
 // an evaluation: a busy process makes evaluations slower, never fail.
 func (ev *evaluation) becomeHeavy() error {
 	waiting := time.Now()
-	release, err := evalMemory.Load().reserve(ev.parent, ev.reserve)
+	release, err := evalMemory.Load().reserve(ev.parent, heavyReserve(ev.costLimit))
 	if err != nil {
 		return err
 	}
-	ev.heavy, ev.release = true, release
+	ev.release = release
 	ev.budget += MaxResultSize - lightResultSize
 	if waited := time.Since(waiting); waited > time.Millisecond {
 		ev.cancel()
@@ -409,12 +408,12 @@ func (e *Expr) eval(ev *evaluation) (any, error) {
 // evaluation is heavy already, and again with the full limit, as a heavy
 // evaluation, when the light limit was too low.
 func (e *Expr) run(ev *evaluation) (ref.Val, error) {
-	if !ev.heavy || e.prog.full == nil {
+	if !ev.heavy() || e.prog.full == nil {
 		v, err := e.runProgram(ev, e.prog.light)
 		if e.prog.full == nil || !errors.Is(err, ErrCostLimitExceeded) || ev.ctx.Err() != nil {
 			return v, err
 		}
-		if !ev.heavy {
+		if !ev.heavy() {
 			if err := ev.becomeHeavy(); err != nil {
 				return nil, e.fail(err)
 			}

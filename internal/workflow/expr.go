@@ -408,15 +408,16 @@ func (e *Expr) eval(ev *evaluation) (any, error) {
 // evaluation is heavy already, and again with the full limit, as a heavy
 // evaluation, when the light limit was too low.
 func (e *Expr) run(ev *evaluation) (ref.Val, error) {
-	if !ev.heavy() || e.prog.full == nil {
+	if e.prog.full == nil {
+		return e.runProgram(ev, e.prog.light)
+	}
+	if !ev.heavy() {
 		v, err := e.runProgram(ev, e.prog.light)
-		if e.prog.full == nil || !errors.Is(err, ErrCostLimitExceeded) || ev.ctx.Err() != nil {
+		if !errors.Is(err, ErrCostLimitExceeded) || ev.ctx.Err() != nil {
 			return v, err
 		}
-		if !ev.heavy() {
-			if err := ev.becomeHeavy(); err != nil {
-				return nil, e.fail(err)
-			}
+		if err := ev.becomeHeavy(); err != nil {
+			return nil, e.fail(err)
 		}
 	}
 	full, err := e.prog.full()

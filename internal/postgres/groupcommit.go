@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
+	"github.com/durablehq/durable/internal/fault"
 	"github.com/durablehq/durable/internal/postgres/internal/dbsqlc"
 )
 
@@ -47,7 +46,8 @@ type groupResult struct {
 	err error
 }
 
-func (r *groupRequest) fail(err error) { r.done <- groupResult{err: err} }
+func (r *groupRequest) context() context.Context { return r.ctx }
+func (r *groupRequest) fail(err error)           { r.done <- groupResult{err: err} }
 
 // batcher gathers requests from many goroutines into batches: a request
 // that arrives when nothing is in flight is sent at once, alone, and those
@@ -76,9 +76,26 @@ func (b *batcher[R]) start(send func(batch []R)) {
 	})
 }
 
-// request is what a batcher batches: something that can be answered with
-// a failure.
-type request interface{ fail(err error) }
+// request is what a batcher batches: a caller's request, with the caller's
+// context, that can be answered with a failure.
+type request interface {
+	context() context.Context
+	fail(err error)
+}
+
+// live answers the requests of batch whose callers have gone and returns
+// the others, reusing batch's array.
+func live[R request](batch []R) []R {
+	out := batch[:0]
+	for _, r := range batch {
+		if err := r.context().Err(); err != nil {
+			r.fail(err)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
 
 // stop ends the batcher's goroutines once the batches in flight are done,
 // and fails the requests still queued. Requests sent after it fail.
@@ -149,53 +166,57 @@ func (db *DB) succeedAndContinueGrouped(ctx context.Context, p dbsqlc.StepSuccee
 // commitSteps sends a batch of hot-path statements in one transaction and
 // answers each request.
 func (db *DB) commitSteps(batch []*groupRequest) {
-	pool := db.pool
-	live := batch[:0]
-	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.done <- groupResult{err: err}
-			continue
-		}
-		live = append(live, r)
-	}
-	if len(live) == 0 {
+	batch = live(batch)
+	switch len(batch) {
+	case 0:
 		return
-	}
-	if len(live) == 1 {
+	case 1:
 		// Alone: one statement is its own transaction.
-		n, err := sendOne(live[0].ctx, dbsqlc.New(pool), live[0].params)
-		live[0].done <- groupResult{n, err}
+		n, err := sendSteps(batch[0].ctx, db.q, batch)
+		batch[0].done <- groupResult{n[0], err}
 		return
 	}
 	// The batch outlives any one request's context: they all wait for it.
-	ctx := context.WithoutCancel(live[0].ctx)
-	results, err := sendGroup(ctx, pool, live)
-	if err != nil {
-		for _, r := range live {
-			n, err := sendOne(r.ctx, dbsqlc.New(pool), r.params)
-			r.done <- groupResult{n, err}
+	results, err := db.sendStepsInTx(context.WithoutCancel(batch[0].ctx), batch)
+	for i, r := range batch {
+		if err != nil {
+			n, err := sendSteps(r.ctx, db.q, []*groupRequest{r})
+			r.done <- groupResult{n[0], err}
+			continue
 		}
-		return
-	}
-	for i, r := range live {
 		r.done <- groupResult{n: results[i]}
 	}
 }
 
-// sendGroup runs the batch's statements, pipelined, in one transaction.
-func sendGroup(ctx context.Context, pool *pgxpool.Pool, batch []*groupRequest) ([]int32, error) {
-	tx, err := pool.Begin(ctx)
+// sendStepsInTx sends the batch's statements, pipelined, in one
+// transaction.
+func (db *DB) sendStepsInTx(ctx context.Context, batch []*groupRequest) ([]int32, error) {
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	results, err := sendSteps(ctx, dbsqlc.New(tx), batch)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = tx.Rollback(ctx) }()
+	if err := tx.Commit(ctx); err != nil {
+		return nil, translate(err)
+	}
+	return results, nil
+}
+
+// sendSteps sends the batch's statements, pipelined, through q: in a
+// transaction, or as one implicit transaction of their own. It returns how
+// many executions each statement recorded, or the first error.
+func sendSteps(ctx context.Context, q *dbsqlc.Queries, batch []*groupRequest) ([]int32, error) {
 	params := make([]dbsqlc.StepSucceedAndContinueParams, len(batch))
 	for i, r := range batch {
 		params[i] = r.params
 	}
 	results := make([]int32, len(batch))
 	var firstErr error
-	br := dbsqlc.New(tx).StepSucceedAndContinue(ctx, params)
+	br := q.StepSucceedAndContinue(ctx, params)
 	br.QueryRow(func(i int, n int32, err error) {
 		if err != nil && firstErr == nil {
 			firstErr = err
@@ -206,27 +227,9 @@ func sendGroup(ctx context.Context, pool *pgxpool.Pool, batch []*groupRequest) (
 		firstErr = err
 	}
 	if firstErr != nil {
-		return nil, firstErr
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, err
+		return results, fmt.Errorf("succeed step and continue: %w", translate(firstErr))
 	}
 	return results, nil
-}
-
-// sendOne runs one statement as its own transaction.
-func sendOne(ctx context.Context, q *dbsqlc.Queries, p dbsqlc.StepSucceedAndContinueParams) (int32, error) {
-	var n int32
-	var sendErr error
-	br := q.StepSucceedAndContinue(ctx, []dbsqlc.StepSucceedAndContinueParams{p})
-	br.QueryRow(func(_ int, got int32, err error) { n, sendErr = got, err })
-	if err := br.Close(); err != nil && sendErr == nil {
-		sendErr = err
-	}
-	if sendErr != nil {
-		return 0, fmt.Errorf("succeed step and continue: %w", translate(sendErr))
-	}
-	return n, nil
 }
 
 // txRequest is a transaction function sent to [DB.InGroupTx].
@@ -236,7 +239,8 @@ type txRequest struct {
 	done chan error
 }
 
-func (r *txRequest) fail(err error) { r.done <- err }
+func (r *txRequest) context() context.Context { return r.ctx }
+func (r *txRequest) fail(err error)           { r.done <- err }
 
 // InGroupTx runs fn in a transaction that it may share with other callers'
 // (group commit): fns sent while a batch commits run one after another in
@@ -260,45 +264,40 @@ func (db *DB) InGroupTx(ctx context.Context, fn func(ctx context.Context, tx *Tx
 
 // commitTxs runs a batch of transaction functions in one transaction.
 func (db *DB) commitTxs(batch []*txRequest) {
-	live := batch[:0]
-	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.done <- err
-			continue
-		}
-		live = append(live, r)
-	}
-	if len(live) == 0 {
+	batch = live(batch)
+	switch len(batch) {
+	case 0:
+		return
+	case 1:
+		batch[0].done <- batch[0].alone(db, batch[0].ctx)
 		return
 	}
-	if len(live) == 1 {
-		r := live[0]
-		r.done <- db.InTx(r.ctx, func(tx *Tx) error { return r.fn(r.ctx, tx) })
-		return
-	}
-	ctx := context.WithoutCancel(live[0].ctx)
-	errs := make([]error, len(live))
+	ctx := context.WithoutCancel(batch[0].ctx)
+	errs := make([]error, len(batch))
 	err := db.InTx(ctx, func(tx *Tx) error {
-		for i, r := range live {
+		for i, r := range batch {
 			errs[i] = tx.Savepoint(ctx, func(sp *Tx) error { return r.fn(ctx, sp) })
-			if errs[i] != nil && unreachable(errs[i]) {
+			if fault.Is(errs[i], fault.Unavailable) {
 				return errs[i] // the connection is gone: so is the batch
 			}
 		}
 		return nil
 	})
-	for i, r := range live {
+	for i, r := range batch {
 		switch {
 		case err == nil && hasCode(errs[i], codeDeadlockDetected, codeSerializationFailure):
 			// Two batches crossed (two starts with each other's
 			// idempotency keys): this one is tried again on its own.
-			r.done <- db.InTx(ctx, func(tx *Tx) error { return r.fn(ctx, tx) })
+			r.done <- r.alone(db, ctx)
 		case errs[i] != nil:
 			r.done <- errs[i]
-		case err != nil:
-			r.done <- err
 		default:
-			r.done <- nil
+			r.done <- err
 		}
 	}
+}
+
+// alone runs the request's function in a transaction of its own.
+func (r *txRequest) alone(db *DB, ctx context.Context) error {
+	return db.InTx(ctx, func(tx *Tx) error { return r.fn(ctx, tx) })
 }

@@ -157,6 +157,7 @@ const (
 	StepBranch       StepType = "branch"
 	StepParallel     StepType = "parallel"
 	StepForeach      StepType = "foreach"
+	StepLoop         StepType = "loop"
 	StepSleep        StepType = "sleep"
 	StepWaitForEvent StepType = "wait_for_event"
 	StepWaitForInput StepType = "wait_for_input"
@@ -164,7 +165,7 @@ const (
 )
 
 var stepTypes = []string{
-	string(StepCall), string(StepBranch), string(StepParallel), string(StepForeach),
+	string(StepCall), string(StepBranch), string(StepParallel), string(StepForeach), string(StepLoop),
 	string(StepSleep), string(StepWaitForEvent), string(StepWaitForInput), string(StepCallWorkflow),
 }
 
@@ -182,6 +183,7 @@ type Step struct {
 	Branch       *BranchStep
 	Parallel     *ParallelStep
 	Foreach      *ForeachStep
+	Loop         *LoopStep
 	Sleep        *SleepStep
 	WaitForEvent *WaitForEventStep
 	WaitForInput *WaitForInputStep
@@ -190,7 +192,7 @@ type Step struct {
 
 // Children returns the step lists nested directly in s, in document order:
 // a branch's cases then its default, a parallel step's branches, a foreach
-// step's body. It returns nil for the other types.
+// or loop step's body. It returns nil for the other types.
 func (s *Step) Children() [][]*Step {
 	switch {
 	case s.Branch != nil:
@@ -210,6 +212,8 @@ func (s *Step) Children() [][]*Step {
 		return out
 	case s.Foreach != nil:
 		return [][]*Step{s.Foreach.Steps}
+	case s.Loop != nil:
+		return [][]*Step{s.Loop.Steps}
 	default:
 		return nil
 	}
@@ -427,6 +431,42 @@ const (
 	ForeachSequential ForeachMode = "sequential"
 	ForeachConcurrent ForeachMode = "concurrent"
 )
+
+// LoopStep runs Steps again and again, one iteration after another, while
+// While holds, at most MaxIterations times. While is evaluated before each
+// iteration, the first included, so a loop may run no iteration at all.
+// While and the expressions of Steps may use the variable iteration: in
+// While the number of iterations done so far (the 0-based index of the
+// iteration about to start), in Steps the 0-based index of the current
+// iteration. While sees the outputs of the previous iteration's steps as
+// steps.NAME (before the first iteration they have none). The loop's output
+// is its last iteration's output, the output of its last step; null when
+// it ran no iteration. Running MaxIterations iterations ends the loop
+// successfully, whatever While says.
+type LoopStep struct {
+	// While must evaluate to a bool.
+	While *Expr
+	// MaxIterations is from 1 to 10,000.
+	MaxIterations int
+	Steps         []*Step
+}
+
+// Continue reports whether the loop starts another iteration: false once
+// a.Iteration, the number of iterations done so far, has reached
+// MaxIterations (without evaluating While), otherwise While evaluated with
+// a. a.Steps should hold the outputs of the previous iteration's steps, and
+// of the steps before the loop; a.Item and a.Index those of the enclosing
+// foreach item, if any. A While that fails or does not yield a bool is an
+// [*EvalError].
+func (l *LoopStep) Continue(ctx context.Context, a Activation) (bool, error) {
+	if a.Iteration < 0 {
+		return false, fmt.Errorf("loop: iteration %d is negative", a.Iteration)
+	}
+	if a.Iteration >= int64(l.MaxIterations) {
+		return false, nil
+	}
+	return l.While.EvalBool(ctx, a)
+}
 
 // SleepStep waits for Duration, or until the time Until or UntilTime gives;
 // exactly one of the three is set.

@@ -68,6 +68,7 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 		cel.Variable("run", cel.MapType(cel.StringType, cel.DynType)),
 		cel.Variable("item", cel.DynType),
 		cel.Variable("index", cel.IntType),
+		cel.Variable("iteration", cel.IntType),
 		// JSON has one number type; data decoded from it may be int or
 		// double, and ctx.total > 100 must work either way.
 		cel.CrossTypeNumericComparisons(true),
@@ -91,7 +92,8 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 //
 // Expressions see the variables input (the run's input), ctx (the run's
 // context object), steps (completed steps by name), run (metadata about the
-// run) and, inside foreach steps only, item and index.
+// run), inside foreach steps only item and index, and inside loop steps
+// only (their while included) iteration.
 //
 // Evaluation is bounded four ways: by the cost limit of each expression
 // ([Limits.CostLimit]), by a time limit on each call that evaluates
@@ -221,6 +223,10 @@ type Activation struct {
 	// its position; they are only meaningful inside a foreach.
 	Item  any
 	Index int64
+	// Iteration is the innermost loop's iteration: in its while, the number
+	// of iterations done so far; in its steps, the current iteration's
+	// 0-based index. It is only meaningful inside a loop.
+	Iteration int64
 	// Decoded says that every value is already in the number model of
 	// [DecodeJSON] (it was decoded by it, or built of strings and int64s),
 	// so evaluations need not walk the values to normalise them: a run's
@@ -287,6 +293,8 @@ func (c celActivation) ResolveName(name string) (any, bool) {
 		return c.a.Item, true
 	case "index":
 		return c.a.Index, true
+	case "iteration":
+		return c.a.Iteration, true
 	}
 	return nil, false
 }
@@ -685,9 +693,42 @@ type compiler struct {
 }
 
 type compileKey struct {
-	code      string
-	want      exprType
-	inForeach bool
+	code  string
+	want  exprType
+	scope scope
+}
+
+// scope says which of the variables that only some expressions may use an
+// expression sees: item and index in the steps of a foreach, iteration in
+// the while and the steps of a loop. Scopes nest: in a loop inside a
+// foreach, all three are visible.
+type scope struct {
+	foreach bool
+	loop    bool
+}
+
+// inForeach is the scope of the steps of a foreach in sc.
+func (sc scope) inForeach() scope {
+	sc.foreach = true
+	return sc
+}
+
+// inLoop is the scope of the while and the steps of a loop in sc.
+func (sc scope) inLoop() scope {
+	sc.loop = true
+	return sc
+}
+
+// refusal explains why an expression in sc may not use the variable name,
+// or is "" when it may.
+func (sc scope) refusal(name string) string {
+	switch {
+	case (name == "item" || name == "index") && !sc.foreach:
+		return name + " is only available in the steps of a foreach"
+	case name == "iteration" && !sc.loop:
+		return "iteration is only available in the while and the steps of a loop"
+	}
+	return ""
 }
 
 type compiled struct {
@@ -697,17 +738,17 @@ type compiled struct {
 
 // compile compiles code, the source inside "${ }", and returns the program or
 // the messages that explain why it is invalid.
-func (c *compiler) compile(code string, want exprType, inForeach bool) (*program, []string) {
-	key := compileKey{code, want, inForeach}
+func (c *compiler) compile(code string, want exprType, sc scope) (*program, []string) {
+	key := compileKey{code, want, sc}
 	if r, ok := c.cache[key]; ok {
 		return r.prog, r.messages
 	}
-	prog, messages := c.compileUncached(code, want, inForeach)
+	prog, messages := c.compileUncached(code, want, sc)
 	c.cache[key] = compiled{prog, messages}
 	return prog, messages
 }
 
-func (c *compiler) compileUncached(code string, want exprType, inForeach bool) (prog *program, messages []string) {
+func (c *compiler) compileUncached(code string, want exprType, sc scope) (prog *program, messages []string) {
 	// A panic in CEL's compiler (cel-go v0.31 had one for every regular
 	// expression with a repetition count) must make the definition
 	// invalid, not fail the request that posted it.
@@ -732,7 +773,7 @@ func (c *compiler) compileUncached(code string, want exprType, inForeach bool) (
 		}
 		return nil, messages
 	}
-	refs := refChecker{isStep: c.isStep, inForeach: inForeach, shadowed: map[string]int{}}
+	refs := refChecker{isStep: c.isStep, scope: sc, shadowed: map[string]int{}}
 	refs.visit(checked.NativeRep().Expr())
 	messages = refs.messages
 	if k := checked.OutputType().Kind(); !want.accepts(k) {
@@ -771,15 +812,16 @@ func celMessage(msg string, line, column int) string {
 }
 
 // refChecker inspects a checked expression for references the type checker
-// cannot catch: steps that do not exist, and item or index outside a
-// foreach. It tracks comprehension variables, which shadow the variables of
-// the same name.
+// cannot catch: steps that do not exist, and variables used outside their
+// scope (item or index outside a foreach, iteration outside a loop). It
+// tracks comprehension variables, which shadow the variables of the same
+// name.
 type refChecker struct {
-	isStep    func(string) bool
-	inForeach bool
-	shadowed  map[string]int
-	messages  []string
-	reported  map[string]bool
+	isStep   func(string) bool
+	scope    scope
+	shadowed map[string]int
+	messages []string
+	reported map[string]bool
 }
 
 func (r *refChecker) report(format string, args ...any) {
@@ -807,8 +849,8 @@ func (r *refChecker) visit(e ast.Expr) {
 	switch e.Kind() {
 	case ast.IdentKind:
 		name := e.AsIdent()
-		if (name == "item" || name == "index") && r.shadowed[name] == 0 && !r.inForeach {
-			r.report("%s is only available in the steps of a foreach", name)
+		if msg := r.scope.refusal(name); msg != "" && r.shadowed[name] == 0 {
+			r.report("%s", msg)
 		}
 	case ast.SelectKind:
 		sel := e.AsSelect()

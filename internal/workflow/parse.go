@@ -35,6 +35,7 @@ const (
 	maxEvents              = 100
 	maxOptions             = 100
 	maxEventNameLen        = 256
+	maxLoopIterations      = 10_000
 )
 
 // defaultRetry is Temporal's default policy, which the design adopts.
@@ -97,7 +98,7 @@ func Parse(doc []byte, limits Limits) (*Definition, error) {
 			if p.ps.full {
 				break // nothing more could be reported
 			}
-			prog, messages := c.compile(pe.code, pe.want, pe.inForeach)
+			prog, messages := c.compile(pe.code, pe.want, pe.scope)
 			for _, m := range messages {
 				p.ps.add(pe.expr.path, "%s", m)
 			}
@@ -123,10 +124,10 @@ type parser struct {
 }
 
 type pendingExpr struct {
-	expr      *Expr
-	code      string
-	want      exprType
-	inForeach bool
+	expr  *Expr
+	code  string
+	want  exprType
+	scope scope
 }
 
 // object reads the members of a JSON object, remembering which were read so
@@ -204,10 +205,10 @@ func (p *parser) definition(root *node) {
 	}
 	p.def.Description = o.optString("description")
 	if n, path := o.require("steps"); n != nil {
-		p.def.Steps = p.steps(n, path, false)
+		p.def.Steps = p.steps(n, path, scope{})
 	}
 	if n, path := o.get("output"); n != nil {
-		p.def.Output = p.template(n, path, false)
+		p.def.Output = p.template(n, path, scope{})
 	}
 	p.def.Timeout = o.optDuration("timeout", 0)
 	if n, path := o.get("schedule"); n != nil {
@@ -262,7 +263,7 @@ func (p *parser) schedule(n *node, path string) *DefinitionSchedule {
 // steps parses a non-empty array of steps. Each level of step nesting costs
 // at least two levels of JSON nesting, so the document's depth limit also
 // bounds how deep steps nest.
-func (p *parser) steps(n *node, path string, inForeach bool) []*Step {
+func (p *parser) steps(n *node, path string, sc scope) []*Step {
 	elems, ok := p.array(n, path)
 	if !ok {
 		return nil
@@ -273,14 +274,14 @@ func (p *parser) steps(n *node, path string, inForeach bool) []*Step {
 	}
 	out := make([]*Step, 0, len(elems))
 	for i, e := range elems {
-		if s := p.step(e, pointerAt(path, i), inForeach); s != nil {
+		if s := p.step(e, pointerAt(path, i), sc); s != nil {
 			out = append(out, s)
 		}
 	}
 	return out
 }
 
-func (p *parser) step(n *node, path string, inForeach bool) *Step {
+func (p *parser) step(n *node, path string, sc scope) *Step {
 	o := p.object(n, path)
 	if o == nil {
 		return nil
@@ -312,21 +313,23 @@ func (p *parser) step(n *node, path string, inForeach bool) *Step {
 	s.Description = o.optString("description")
 	switch s.Type {
 	case StepCall:
-		s.Call = p.callStep(o, inForeach)
+		s.Call = p.callStep(o, sc)
 	case StepBranch:
-		s.Branch = p.branchStep(o, inForeach)
+		s.Branch = p.branchStep(o, sc)
 	case StepParallel:
-		s.Parallel = p.parallelStep(o, inForeach)
+		s.Parallel = p.parallelStep(o, sc)
 	case StepForeach:
-		s.Foreach = p.foreachStep(o, inForeach)
+		s.Foreach = p.foreachStep(o, sc)
+	case StepLoop:
+		s.Loop = p.loopStep(o, sc)
 	case StepSleep:
-		s.Sleep = p.sleepStep(o, inForeach)
+		s.Sleep = p.sleepStep(o, sc)
 	case StepWaitForEvent:
-		s.WaitForEvent = p.waitForEventStep(o, inForeach)
+		s.WaitForEvent = p.waitForEventStep(o, sc)
 	case StepWaitForInput:
 		s.WaitForInput = p.waitForInputStep(o)
 	case StepCallWorkflow:
-		s.CallWorkflow = p.callWorkflowStep(o, inForeach)
+		s.CallWorkflow = p.callWorkflowStep(o, sc)
 	default:
 		// Without a valid type the other fields cannot be judged.
 		o.skip()
@@ -335,12 +338,12 @@ func (p *parser) step(n *node, path string, inForeach bool) *Step {
 	return s
 }
 
-func (p *parser) callStep(o *object, inForeach bool) *CallStep {
-	c := &CallStep{Request: p.request(o, inForeach)}
+func (p *parser) callStep(o *object, sc scope) *CallStep {
+	c := &CallStep{Request: p.request(o, sc)}
 	c.CallbackTimeout = o.optDuration("callback_timeout", defaultCallbackTimeout)
 	if n, path := o.get("compensate"); n != nil {
 		if co := p.object(n, path); co != nil {
-			r := p.request(co, inForeach)
+			r := p.request(co, sc)
 			c.Compensate = &r
 			co.finish()
 		}
@@ -349,7 +352,7 @@ func (p *parser) callStep(o *object, inForeach bool) *CallStep {
 }
 
 // request parses the fields a call step shares with its compensation.
-func (p *parser) request(o *object, inForeach bool) Request {
+func (p *parser) request(o *object, sc scope) Request {
 	r := Request{Method: "POST", Timeout: Duration(defaultCallTimeout), Retry: defaultRetry, cfg: p.cfg}
 	r.Retry.MaxInterval = maxIntervalFor(r.Retry.InitialInterval)
 	if n, path := o.require("url"); n != nil {
@@ -364,7 +367,7 @@ func (p *parser) request(o *object, inForeach bool) Request {
 		}
 	}
 	if n, path := o.get("headers"); n != nil {
-		r.Headers = p.headers(n, path, inForeach)
+		r.Headers = p.headers(n, path, sc)
 	}
 	if n, path := o.get("timeout"); n != nil {
 		if d, ok := p.duration(n, path, false); ok {
@@ -378,7 +381,7 @@ func (p *parser) request(o *object, inForeach bool) Request {
 		r.Retry = p.retry(n, path)
 	}
 	if n, path := o.get("input"); n != nil {
-		r.Input = p.template(n, path, inForeach)
+		r.Input = p.template(n, path, sc)
 	}
 	return r
 }
@@ -406,7 +409,7 @@ func (p *parser) checkURL(s, path string) {
 	}
 }
 
-func (p *parser) headers(n *node, path string, inForeach bool) map[string]Text {
+func (p *parser) headers(n *node, path string, sc scope) map[string]Text {
 	o := p.object(n, path)
 	if o == nil {
 		return nil
@@ -427,7 +430,7 @@ func (p *parser) headers(n *node, path string, inForeach bool) map[string]Text {
 		default:
 			seen[lower] = m.key
 		}
-		if t, ok := p.text(m.val, hpath, inForeach); ok {
+		if t, ok := p.text(m.val, hpath, sc); ok {
 			out[m.key] = t
 		}
 	}
@@ -435,13 +438,13 @@ func (p *parser) headers(n *node, path string, inForeach bool) map[string]Text {
 }
 
 // text parses a header value: a literal, or an expression yielding a string.
-func (p *parser) text(n *node, path string, inForeach bool) (Text, bool) {
+func (p *parser) text(n *node, path string, sc scope) (Text, bool) {
 	s, ok := p.str(n, path)
 	if !ok {
 		return Text{}, false
 	}
 	if code, ok := matchExpr(s); ok {
-		return Text{Expr: p.expr(code, s, path, stringType, inForeach)}, true
+		return Text{Expr: p.expr(code, s, path, stringType, sc)}, true
 	}
 	lit, ok := unescape(s)
 	if !ok {
@@ -520,10 +523,10 @@ func maxIntervalFor(initial Duration) Duration {
 	return initial * 100
 }
 
-func (p *parser) branchStep(o *object, inForeach bool) *BranchStep {
+func (p *parser) branchStep(o *object, sc scope) *BranchStep {
 	b := &BranchStep{cfg: p.cfg}
 	if n, path := o.get("on"); n != nil {
-		b.On = p.exprField(n, path, anyType, inForeach)
+		b.On = p.exprField(n, path, anyType, sc)
 	}
 	hasOn := o.has("on")
 	if n, path := o.require("cases"); n != nil {
@@ -532,18 +535,18 @@ func (p *parser) branchStep(o *object, inForeach bool) *BranchStep {
 			p.ps.add(path, "must contain at least one case")
 		}
 		for i, e := range elems {
-			if c := p.branchCase(e, pointerAt(path, i), hasOn, inForeach); c != nil {
+			if c := p.branchCase(e, pointerAt(path, i), hasOn, sc); c != nil {
 				b.Cases = append(b.Cases, c)
 			}
 		}
 	}
 	if n, path := o.get("default"); n != nil {
-		b.Default = p.steps(n, path, inForeach)
+		b.Default = p.steps(n, path, sc)
 	}
 	return b
 }
 
-func (p *parser) branchCase(n *node, path string, hasOn, inForeach bool) *BranchCase {
+func (p *parser) branchCase(n *node, path string, hasOn bool, sc scope) *BranchCase {
 	o := p.object(n, path)
 	if o == nil {
 		return nil
@@ -563,16 +566,16 @@ func (p *parser) branchCase(n *node, path string, hasOn, inForeach bool) *Branch
 		c.Value = vn.literal()
 	}
 	if in != nil {
-		c.If = p.exprField(in, ipath, boolType, inForeach)
+		c.If = p.exprField(in, ipath, boolType, sc)
 	}
 	if sn, spath := o.require("steps"); sn != nil {
-		c.Steps = p.steps(sn, spath, inForeach)
+		c.Steps = p.steps(sn, spath, sc)
 	}
 	o.finish()
 	return c
 }
 
-func (p *parser) parallelStep(o *object, inForeach bool) *ParallelStep {
+func (p *parser) parallelStep(o *object, sc scope) *ParallelStep {
 	ps := &ParallelStep{Merge: MergeObject, OnError: ErrorFailFast}
 	if n, path := o.require("branches"); n != nil {
 		elems, ok := p.array(n, path)
@@ -601,7 +604,7 @@ func (p *parser) parallelStep(o *object, inForeach bool) *ParallelStep {
 				}
 			}
 			if sn, spath := bo.require("steps"); sn != nil {
-				b.Steps = p.steps(sn, spath, inForeach)
+				b.Steps = p.steps(sn, spath, sc)
 			}
 			bo.finish()
 			ps.Branches = append(ps.Branches, b)
@@ -620,13 +623,13 @@ func (p *parser) parallelStep(o *object, inForeach bool) *ParallelStep {
 	return ps
 }
 
-func (p *parser) foreachStep(o *object, inForeach bool) *ForeachStep {
+func (p *parser) foreachStep(o *object, sc scope) *ForeachStep {
 	f := &ForeachStep{Mode: ForeachSequential, OnError: ErrorFailFast}
 	if n, path := o.require("items"); n != nil {
-		f.Items = p.exprField(n, path, listType, inForeach)
+		f.Items = p.exprField(n, path, listType, sc)
 	}
 	if n, path := o.require("steps"); n != nil {
-		f.Steps = p.steps(n, path, true)
+		f.Steps = p.steps(n, path, sc.inForeach())
 	}
 	if n, path := o.get("mode"); n != nil {
 		if m, ok := p.enum(n, path, string(ForeachSequential), string(ForeachConcurrent)); ok {
@@ -661,7 +664,23 @@ func (p *parser) foreachStep(o *object, inForeach bool) *ForeachStep {
 	return f
 }
 
-func (p *parser) sleepStep(o *object, inForeach bool) *SleepStep {
+func (p *parser) loopStep(o *object, sc scope) *LoopStep {
+	l := &LoopStep{}
+	if n, path := o.require("while"); n != nil {
+		l.While = p.exprField(n, path, boolType, sc.inLoop())
+	}
+	if n, path := o.require("max_iterations"); n != nil {
+		if v, ok := p.integer(n, path, 1, maxLoopIterations); ok {
+			l.MaxIterations = int(v)
+		}
+	}
+	if n, path := o.require("steps"); n != nil {
+		l.Steps = p.steps(n, path, sc.inLoop())
+	}
+	return l
+}
+
+func (p *parser) sleepStep(o *object, sc scope) *SleepStep {
 	s := &SleepStep{}
 	dn, dpath := o.get("duration")
 	un, upath := o.get("until")
@@ -677,7 +696,7 @@ func (p *parser) sleepStep(o *object, inForeach bool) *SleepStep {
 	if un != nil {
 		if str, ok := p.str(un, upath); ok {
 			if code, ok := matchExpr(str); ok {
-				s.Until = p.expr(code, str, upath, timeType, inForeach)
+				s.Until = p.expr(code, str, upath, timeType, sc)
 			} else if t, err := time.Parse(time.RFC3339Nano, str); err == nil {
 				s.UntilTime = t.UTC()
 			} else {
@@ -688,7 +707,7 @@ func (p *parser) sleepStep(o *object, inForeach bool) *SleepStep {
 	return s
 }
 
-func (p *parser) waitForEventStep(o *object, inForeach bool) *WaitForEventStep {
+func (p *parser) waitForEventStep(o *object, sc scope) *WaitForEventStep {
 	w := &WaitForEventStep{OnTimeout: ActionFail}
 	single := o.has("event") || o.has("key")
 	forms := 0
@@ -705,7 +724,7 @@ func (p *parser) waitForEventStep(o *object, inForeach bool) *WaitForEventStep {
 	}
 	if single {
 		w.Mode = EventOne
-		w.Events = []EventMatch{p.eventMatch(o, inForeach)}
+		w.Events = []EventMatch{p.eventMatch(o, sc)}
 	}
 	for _, mode := range []EventMode{EventAny, EventAll} {
 		n, path := o.get(string(mode))
@@ -720,7 +739,7 @@ func (p *parser) waitForEventStep(o *object, inForeach bool) *WaitForEventStep {
 		seen := map[string]bool{}
 		for i, e := range elems {
 			if eo := p.object(e, pointerAt(path, i)); eo != nil {
-				m := p.eventMatch(eo, inForeach)
+				m := p.eventMatch(eo, sc)
 				if mode == EventAll && m.Event != "" && seen[m.Event] {
 					// An all wait's output maps each payload by event name.
 					p.ps.add(pointerAt(path, i)+"/event", "event %q is listed twice: the events of an all wait must have distinct names", m.Event)
@@ -746,7 +765,7 @@ func (p *parser) waitForEventStep(o *object, inForeach bool) *WaitForEventStep {
 }
 
 // eventMatch parses the "event" and "key" members of o.
-func (p *parser) eventMatch(o *object, inForeach bool) EventMatch {
+func (p *parser) eventMatch(o *object, sc scope) EventMatch {
 	var m EventMatch
 	if n, path := o.require("event"); n != nil {
 		if s, ok := p.str(n, path); ok {
@@ -755,7 +774,7 @@ func (p *parser) eventMatch(o *object, inForeach bool) EventMatch {
 		}
 	}
 	if n, path := o.require("key"); n != nil {
-		m.Key = p.exprField(n, path, keyType, inForeach)
+		m.Key = p.exprField(n, path, keyType, sc)
 	}
 	return m
 }
@@ -847,7 +866,7 @@ func (p *parser) options(n *node, path string) []string {
 	return out
 }
 
-func (p *parser) callWorkflowStep(o *object, inForeach bool) *CallWorkflowStep {
+func (p *parser) callWorkflowStep(o *object, sc scope) *CallWorkflowStep {
 	c := &CallWorkflowStep{Wait: true}
 	if n, path := o.require("workflow"); n != nil {
 		if s, ok := p.str(n, path); ok {
@@ -863,7 +882,7 @@ func (p *parser) callWorkflowStep(o *object, inForeach bool) *CallWorkflowStep {
 		}
 	}
 	if n, path := o.get("input"); n != nil {
-		c.Input = p.template(n, path, inForeach)
+		c.Input = p.template(n, path, sc)
 	}
 	if n, path := o.get("wait"); n != nil {
 		if b, ok := p.boolean(n, path); ok {
@@ -882,15 +901,15 @@ func (p *parser) callWorkflowStep(o *object, inForeach bool) *CallWorkflowStep {
 }
 
 // template parses a mapping.
-func (p *parser) template(n *node, path string, inForeach bool) *Template {
-	return &Template{root: p.tmplNode(n, path, inForeach), cfg: p.cfg}
+func (p *parser) template(n *node, path string, sc scope) *Template {
+	return &Template{root: p.tmplNode(n, path, sc), cfg: p.cfg}
 }
 
-func (p *parser) tmplNode(n *node, path string, inForeach bool) *tmplNode {
+func (p *parser) tmplNode(n *node, path string, sc scope) *tmplNode {
 	switch n.kind {
 	case jsonString:
 		if code, ok := matchExpr(n.text); ok {
-			return &tmplNode{kind: tmplExpr, expr: p.expr(code, n.text, path, anyType, inForeach)}
+			return &tmplNode{kind: tmplExpr, expr: p.expr(code, n.text, path, anyType, sc)}
 		}
 		s, ok := unescape(n.text)
 		if !ok {
@@ -901,13 +920,13 @@ func (p *parser) tmplNode(n *node, path string, inForeach bool) *tmplNode {
 		t := &tmplNode{kind: tmplObject}
 		for _, m := range n.members {
 			t.keys = append(t.keys, m.key)
-			t.elems = append(t.elems, p.tmplNode(m.val, pointer(path, m.key), inForeach))
+			t.elems = append(t.elems, p.tmplNode(m.val, pointer(path, m.key), sc))
 		}
 		return t.collapse()
 	case jsonArray:
 		t := &tmplNode{kind: tmplArray}
 		for i, e := range n.elems {
-			t.elems = append(t.elems, p.tmplNode(e, pointerAt(path, i), inForeach))
+			t.elems = append(t.elems, p.tmplNode(e, pointerAt(path, i), sc))
 		}
 		return t.collapse()
 	default:
@@ -938,7 +957,7 @@ func (t *tmplNode) collapse() *tmplNode {
 }
 
 // exprField parses a field that must be an expression.
-func (p *parser) exprField(n *node, path string, want exprType, inForeach bool) *Expr {
+func (p *parser) exprField(n *node, path string, want exprType, sc scope) *Expr {
 	s, ok := p.str(n, path)
 	if !ok {
 		return nil
@@ -948,17 +967,17 @@ func (p *parser) exprField(n *node, path string, want exprType, inForeach bool) 
 		p.ps.add(path, `must be an expression of the form "${ expr }"`)
 		return nil
 	}
-	return p.expr(code, s, path, want, inForeach)
+	return p.expr(code, s, path, want, sc)
 }
 
 // expr registers an expression to be compiled once the whole definition has
 // been read.
-func (p *parser) expr(code, src, path string, want exprType, inForeach bool) *Expr {
+func (p *parser) expr(code, src, path string, want exprType, sc scope) *Expr {
 	e := &Expr{src: src, path: path, cfg: p.cfg}
 	p.exprCount++
 	switch {
 	case p.exprCount <= p.limits.MaxExpressions:
-		p.exprs = append(p.exprs, pendingExpr{expr: e, code: code, want: want, inForeach: inForeach})
+		p.exprs = append(p.exprs, pendingExpr{expr: e, code: code, want: want, scope: sc})
 	case p.exprCount == p.limits.MaxExpressions+1:
 		p.ps.add(path, "the definition has more than %d expressions", p.limits.MaxExpressions)
 	}

@@ -392,7 +392,7 @@ func TestParseProblems(t *testing.T) {
 		{"step not an object", doc(`"s"`), Limits{}, []want{{"/steps/0", "must be an object, not a string"}}},
 		{"step missing name and type", doc(`{}`), Limits{}, []want{{"/steps/0/name", "is required"}, {"/steps/0/type", "is required"}}},
 		{"unknown step type", doc(`{"name": "s", "type": "http", "url": "x"}`), Limits{}, []want{
-			{"/steps/0/type", `"http" is not one of "call", "branch", "parallel", "foreach", "sleep", "wait_for_event", "wait_for_input", "call_workflow"`},
+			{"/steps/0/type", `"http" is not one of "call", "branch", "parallel", "foreach", "loop", "sleep", "wait_for_event", "wait_for_input", "call_workflow"`},
 		}},
 		{"step names", doc(
 			`{"name": "1st", "type": "sleep", "duration": "1s"}`,

@@ -36,12 +36,20 @@ func (d *Definition) HasLanes() bool { return d.lanes }
 // step's branches or a foreach step's items.
 func (s *Step) OpensLanes() bool { return s.Parallel != nil || s.Foreach != nil }
 
+// OpensScope reports whether the steps nested in s run once per foreach
+// item or loop iteration, so that their executions' keys are qualified by
+// the item or iteration: "ship[3].label", "poll[2].check". A loop opens a
+// scope but no lanes: its iterations run one after another.
+func (s *Step) OpensScope() bool { return s.Foreach != nil || s.Loop != nil }
+
 // Successor returns the step that runs after the step named name has
 // finished, and the enclosing steps whose nested steps end with it
 // (innermost first): when the last step of a branch's case finishes, the
 // branch finishes too, and the run goes on after the branch. next is nil
 // when the run has no step left. An empty name asks for the run's first
-// step.
+// step. A loop in ended has only ended an iteration: the caller asks
+// [LoopStep.Continue] whether it runs another, from its first step, before
+// going on to next.
 func (d *Definition) Successor(name string) (next *Step, ended []*Step) {
 	if name == "" {
 		return d.Steps[0], nil

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/durablehq/durable/internal/engine"
 	"github.com/durablehq/durable/internal/fault"
 	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/signing"
@@ -221,7 +223,7 @@ func (s *Service) heartbeat(ctx context.Context, tx *postgres.Tx, a *attempt, st
 			return deadline, err
 		}
 	}
-	appendHistory(tx, a.state.run.ID, workflow.EventStepHeartbeat, a.key, &a.number, map[string]any{"deadline": deadline.UTC()})
+	appendHistory(tx, a.state.Run.ID, workflow.EventStepHeartbeat, a.key, &a.number, map[string]any{"deadline": deadline.UTC()})
 	return deadline, nil
 }
 
@@ -231,63 +233,57 @@ func (s *Service) heartbeat(ctx context.Context, tx *postgres.Tx, a *attempt, st
 // item is repointed without regard to any lease, so a worker still holding
 // it (the 202 not recorded yet) finds its lease gone.
 func (s *Service) applyCallback(ctx context.Context, tx *postgres.Tx, a *attempt, cb Callback) (string, error) {
-	runID := a.state.run.ID
-	if cb.Status == CallbackSucceeded {
-		if len(cb.Output) > s.limits.MaxOutputBytes {
-			return "", fault.WithProblems(fault.TooLarge, "the output is too large", []fault.Problem{{Path: "/output", Message: fmt.Sprintf("the limit is %d bytes", s.limits.MaxOutputBytes)}})
+	runID := a.state.Run.ID
+	// A callback whose data is too large is refused, not recorded: its
+	// sender can send a smaller one.
+	if len(cb.Output) > s.limits.MaxOutputBytes {
+		return "", fault.WithProblems(fault.TooLarge, "the output is too large", []fault.Problem{{Path: "/output", Message: fmt.Sprintf("the limit is %d bytes", s.limits.MaxOutputBytes)}})
+	}
+	tooLarge := fault.WithProblems(fault.TooLarge, "the context is too large", []fault.Problem{{Path: "/context", Message: fmt.Sprintf("merged into the run's context it exceeds the limit of %d bytes", s.limits.MaxContextBytes)}})
+	if len(cb.Context) > s.limits.MaxContextBytes {
+		return "", tooLarge
+	}
+	ans := engine.Answer{Outcome: engine.Succeeded, Output: cb.Output, Context: cb.Context, Logs: cb.Logs}
+	if cb.Status != CallbackSucceeded {
+		ans = engine.Answer{Outcome: engine.Permanent, Error: cb.Error}
+		if ans.Error == nil {
+			ans.Error = engine.ErrorJSON("the step reported a failure through its callback", 0)
 		}
+		if cb.Retry {
+			ans.Outcome = engine.Retryable
+		}
+	}
+	d := engine.Judge(a.state, a.step, a.at(), ans, s.limits.engine(), rand.Int64N)
+	switch d.Verdict {
+	case engine.Succeed:
 		if err := tx.RetargetWork(ctx, a.item.ID, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: a.key}, 0); err != nil {
 			return "", err
 		}
 		if _, err := tx.MarkRunRunning(ctx, runID); err != nil {
 			return "", err
 		}
-		if len(cb.Context) > 0 && string(cb.Context) != "{}" {
-			merged, err := tx.MergeRunContext(ctx, runID, cb.Context)
-			if err != nil {
-				return "", err
-			}
-			if len(merged) > s.limits.MaxContextBytes {
-				return "", fault.WithProblems(fault.TooLarge, "the context is too large", []fault.Problem{{Path: "/context", Message: fmt.Sprintf("merged into the run's context it exceeds the limit of %d bytes", s.limits.MaxContextBytes)}})
-			}
+		merged, err := s.recordSuccess(ctx, tx, a, success{output: d.Output, patch: d.Patch, logs: cb.Logs, data: map[string]any{"by": "callback"}})
+		if err != nil {
+			return "", err
 		}
-		output := cb.Output
-		if output == nil {
-			output = json.RawMessage("null")
+		if len(merged) > s.limits.MaxContextBytes {
+			return "", tooLarge
 		}
-		if ok, err := tx.FinishStepAttempt(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, Status: "succeeded", Logs: cb.Logs}); err != nil || !ok {
-			return "", orStale(err, ok)
-		}
-		if ok, err := tx.FinishStepExecution(ctx, a.execID, a.number, "succeeded", output, nil); err != nil || !ok {
-			return "", orStale(err, ok)
-		}
-		appendHistory(tx, runID, workflow.EventStepSucceeded, a.key, &a.number, map[string]any{"by": "callback"})
 		return "succeeded", nil
-	}
-
-	stepErr := cb.Error
-	if stepErr == nil {
-		stepErr = errorJSON("the step reported a failure through its callback", 0)
-	}
-	if cb.Retry && a.retriesLeft() {
-		delay := retryDelay(a.step.Call.Retry, a.number, 0)
-		if err := tx.RetargetWork(ctx, a.item.ID, postgres.WorkTarget{Kind: postgres.WorkInvoke, StepExecutionID: &a.execID, Attempt: a.number + 1}, delay); err != nil {
+	case engine.Retry:
+		if err := tx.RetargetWork(ctx, a.item.ID, postgres.WorkTarget{Kind: postgres.WorkInvoke, StepExecutionID: &a.execID, Attempt: a.number + 1}, d.Delay); err != nil {
 			return "", err
 		}
 		if _, err := tx.MarkRunRunning(ctx, runID); err != nil {
 			return "", err
 		}
-		if ok, err := tx.FinishStepAttempt(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, Status: "failed", Error: stepErr}); err != nil || !ok {
-			return "", orStale(err, ok)
+		if err := s.recordRetry(ctx, tx, a, d.Error, 0, "failed", d.Delay, map[string]any{"by": "callback"}); err != nil {
+			return "", err
 		}
-		if ok, err := tx.RetryStepLater(ctx, a.execID, a.number, stepErr); err != nil || !ok {
-			return "", orStale(err, ok)
-		}
-		appendHistory(tx, runID, workflow.EventStepRetryScheduled, a.key, &a.number, map[string]any{"error": stepErr, "retry_in_ms": delay.Milliseconds(), "by": "callback"})
 		return "pending", nil
 	}
-	if ok, err := tx.FinishStepAttempt(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, Status: "failed", Error: stepErr}); err != nil || !ok {
+	if ok, err := tx.FinishStepAttempt(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, Status: "failed", Error: d.Error}); err != nil || !ok {
 		return "", orStale(err, ok)
 	}
-	return "failed", s.failStepExecution(ctx, tx, a, stepErr)
+	return "failed", s.failStepExecution(ctx, tx, a, d.Error)
 }

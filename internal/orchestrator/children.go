@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/durablehq/durable/internal/engine"
 	"github.com/durablehq/durable/internal/fault"
 	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/workflow"
@@ -43,13 +44,13 @@ func (s *Service) startChild(ctx context.Context, tx *postgres.Tx, item postgres
 	var problem error
 	input := json.RawMessage(`{}`)
 	if cw.Input != nil {
-		rendered, err := cw.Input.RenderJSON(ctx, st.activation())
+		rendered, err := cw.Input.RenderJSON(ctx, st.Activation())
 		if err != nil {
 			problem = fmt.Errorf("the child's input could not be built: %w", err)
 		}
 		input = rendered
 	}
-	if problem == nil && st.run.Depth+1 > MaxRunDepth {
+	if problem == nil && st.Run.Depth+1 > MaxRunDepth {
 		problem = fmt.Errorf("child runs nest at most %d deep", MaxRunDepth)
 	}
 	var version workflow.WorkflowVersion
@@ -75,26 +76,26 @@ func (s *Service) startChild(ctx context.Context, tx *postgres.Tx, item postgres
 		if err := s.beginExecution(ctx, tx, st, item, exec); err != nil {
 			return err
 		}
-		return s.failStep(ctx, tx, a, errorJSON(problem.Error(), 0), 0, "failed")
+		return s.failStep(ctx, tx, a, engine.ErrorJSON(problem.Error(), 0), 0, "failed")
 	}
 
 	childID := uuid.Must(uuid.NewV7())
 	exec.Input, _ = json.Marshal(childInput{RunID: childID, Workflow: version.Name, Version: version.Version, Input: input}) // valid JSON always encodes
-	if st.run.Status == workflow.RunPending {
-		appendHistory(tx, st.run.ID, workflow.EventRunStarted, "", nil, nil)
+	if st.Run.Status == workflow.RunPending {
+		appendHistory(tx, st.Run.ID, workflow.EventRunStarted, "", nil, nil)
 	}
-	appendHistory(tx, st.run.ID, workflow.EventStepStarted, a.key, &a.number, nil)
+	appendHistory(tx, st.Run.ID, workflow.EventStepStarted, a.key, &a.number, nil)
 	if _, ok, err := tx.StartWait(ctx, postgres.WaitStart{Work: item, Kind: postgres.WorkWaitTimeout, Wait: s.waitTimeout(step), Exec: exec}); err != nil || !ok {
 		return orLeaseLost(err, ok)
 	}
-	parent, parentStep := st.run.ID, a.execID
+	parent, parentStep := st.Run.ID, a.execID
 	child, _, err := s.startRunTx(ctx, tx, version.Name, version.Version, newRunInput{
-		id: childID, input: input, parentRunID: &parent, parentStepID: &parentStep, depth: st.run.Depth + 1,
+		id: childID, input: input, parentRunID: &parent, parentStepID: &parentStep, depth: st.Run.Depth + 1,
 	})
 	if err != nil {
 		return err
 	}
-	appendHistory(tx, st.run.ID, workflow.EventStepWaiting, a.key, &a.number, map[string]any{"child_run_id": child.ID.String(), "wait": cw.Wait})
+	appendHistory(tx, st.Run.ID, workflow.EventStepWaiting, a.key, &a.number, map[string]any{"child_run_id": child.ID.String(), "wait": cw.Wait})
 	if !cw.Wait {
 		output, _ := json.Marshal(map[string]any{"run_id": child.ID}) // a uuid always encodes
 		return s.completeWait(ctx, tx, item.ID, a, output, map[string]any{"child_run_id": child.ID.String()})
@@ -140,7 +141,7 @@ func (s *Service) cancelStepChild(ctx context.Context, tx *postgres.Tx, exec wor
 // cancelChild cancels a child run with an error message and a reason for
 // its history; a child that has ended already is left alone.
 func (s *Service) cancelChild(ctx context.Context, tx *postgres.Tx, child uuid.UUID, message, reason string) error {
-	runErr := runError(message, "cancelled", "", nil)
+	runErr := engine.RunError(message, "cancelled", "", nil)
 	if _, err := s.cancelRunTx(ctx, tx, child, reason, runErr); err != nil && !fault.Is(err, fault.Conflict) {
 		return err
 	}
@@ -195,10 +196,10 @@ func (s *Service) childDone(ctx context.Context, item postgres.WorkItem) error {
 			if main.ID == 0 {
 				return fmt.Errorf("run %s has no work item for step %s", run.ID, exec.Key)
 			}
-			return s.completeWait(ctx, tx, main.ID, a, payloadOrNull(child.Output), data)
+			return s.completeWait(ctx, tx, main.ID, a, engine.OrNull(child.Output), data)
 		}
 		stepErr, _ := json.Marshal(map[string]any{
-			"message": fmt.Sprintf("the child run %s ended %s", child.ID, child.Status), "child_run_id": child.ID, "child_error": json.RawMessage(payloadOrNull(child.Error)),
+			"message": fmt.Sprintf("the child run %s ended %s", child.ID, child.Status), "child_run_id": child.ID, "child_error": json.RawMessage(engine.OrNull(child.Error)),
 		}) // valid JSON always encodes
 		if ok, err := tx.FinishStep(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, Status: "failed", Error: stepErr}, "failed", nil); err != nil || !ok {
 			return orStale(err, ok)

@@ -81,9 +81,9 @@ func TestClaimDoesNotWaitForCostlyInputs(t *testing.T) {
 	}
 	started := map[uuid.UUID]bool{}
 	for _, a := range c.attempts {
-		require.True(t, cheap[a.state.run.ID], "run %s started", a.state.run.ID)
-		require.JSONEq(t, string(a.state.run.Input), string(a.input), "the input is rendered from the run's")
-		started[a.state.run.ID] = true
+		require.True(t, cheap[a.state.Run.ID], "run %s started", a.state.Run.ID)
+		require.JSONEq(t, string(a.state.Run.Input), string(a.input), "the input is rendered from the run's")
+		started[a.state.Run.ID] = true
 	}
 	require.Equal(t, cheap, started, "every cheap run's first step started")
 

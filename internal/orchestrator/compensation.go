@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/durablehq/durable/internal/engine"
 	"github.com/durablehq/durable/internal/httpstep"
 	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/workflow"
@@ -116,12 +118,12 @@ func (s *Service) prepareCompensation(ctx context.Context, item postgres.WorkIte
 			_, err := tx.CompleteWork(ctx, item)
 			return err
 		}
-		scope, _ := splitKey(exec.Key)
+		scope, _ := engine.SplitKey(exec.Key)
 		st, err := s.loadRunState(ctx, tx, run, scope)
 		if err != nil {
 			return err
 		}
-		step := st.def.Step(exec.Name)
+		step := st.Def.Step(exec.Name)
 		if step == nil || step.Call == nil || step.Call.Compensate == nil {
 			return fmt.Errorf("step %s of run %s has no compensation", exec.Name, run.ID)
 		}
@@ -131,31 +133,31 @@ func (s *Service) prepareCompensation(ctx context.Context, item postgres.WorkIte
 		if err != nil || !ok {
 			return orStale(err, ok)
 		}
-		if lost > maxAbandoned {
+		if lost > engine.MaxAbandoned {
 			// Its workers keep dying: the compensation fails for good
 			// rather than loop for ever.
-			return s.endCompensation(ctx, tx, job, errorJSON(fmt.Sprintf("the compensation's workers were lost during %d of its attempts", lost), 0))
+			return s.endCompensation(ctx, tx, job, engine.ErrorJSON(fmt.Sprintf("the compensation's workers were lost during %d of its attempts", lost), 0))
 		}
 		input := exec.Input
 		var problem error
 		if comp.Input != nil {
-			if input, problem = comp.Input.RenderJSON(ctx, st.activation()); problem != nil {
+			if input, problem = comp.Input.RenderJSON(ctx, st.Activation()); problem != nil {
 				problem = fmt.Errorf("the compensation's input could not be built: %w", problem)
 			}
 		}
-		headers, err := comp.RenderHeaders(ctx, st.activation())
+		headers, err := comp.RenderHeaders(ctx, st.Activation())
 		if err != nil && problem == nil {
 			problem = fmt.Errorf("the compensation's headers could not be built: %w", err)
 		}
 		if problem != nil {
 			// Rendering fails the same way every time: the compensation
 			// fails for good without a request.
-			return s.endCompensation(ctx, tx, job, errorJSON(problem.Error(), 0))
+			return s.endCompensation(ctx, tx, job, engine.ErrorJSON(problem.Error(), 0))
 		}
 		deadline := time.Now().Add(time.Duration(comp.Timeout))
 		body, err := json.Marshal(stepRequestBody{
 			RunID: run.ID, Workflow: workflowRef{run.Workflow, run.Version}, Step: step.Name, Attempt: job.number,
-			Compensation: true, Input: payloadOrNull(input), Output: payloadOrNull(exec.Output), Context: st.ctxRaw,
+			Compensation: true, Input: engine.OrNull(input), Output: engine.OrNull(exec.Output), Context: st.CtxRaw,
 			Deadline: deadline.UTC().Truncate(time.Second),
 		})
 		if err != nil {
@@ -187,21 +189,19 @@ func (s *Service) recordCompensation(ctx context.Context, c *compensation, res h
 		if ok, err := tx.LockLeasedWork(ctx, c.item); err != nil || !ok {
 			return orLeaseLost(err, ok)
 		}
-		policy := c.step.Call.Compensate.Retry
-		switch {
-		case res.Outcome == httpstep.Succeeded || res.Outcome == httpstep.Accepted:
+		switch d := engine.JudgeCompensation(c.step.Call.Compensate.Retry, c.number, answerOf(res), rand.Int64N); d.Verdict {
+		case engine.Succeed:
 			return s.endCompensation(ctx, tx, c, nil)
-		case res.Outcome == httpstep.Retryable && c.number < policy.MaxAttempts && !nonRetryable(policy, res.HTTPStatus):
-			delay := retryDelay(policy, c.number, res.RetryAfter)
+		case engine.Retry:
 			target := postgres.WorkTarget{Kind: postgres.WorkCompensate, StepExecutionID: &c.execID, Attempt: c.number + 1}
-			if ok, err := tx.RescheduleWork(ctx, c.item, target, delay); err != nil || !ok {
+			if ok, err := tx.RescheduleWork(ctx, c.item, target, d.Delay); err != nil || !ok {
 				return orLeaseLost(err, ok)
 			}
 			appendHistory(tx, c.run.ID, workflow.EventCompensationRetryScheduled, c.key, &c.number,
-				map[string]any{"http_status": res.HTTPStatus, "error": res.Error, "retry_in_ms": delay.Milliseconds()})
+				map[string]any{"http_status": res.HTTPStatus, "error": d.Error, "retry_in_ms": d.Delay.Milliseconds()})
 			return nil
 		default:
-			return s.endCompensation(ctx, tx, c, res.Error)
+			return s.endCompensation(ctx, tx, c, d.Error)
 		}
 	})
 }
@@ -225,12 +225,12 @@ func (s *Service) endCompensation(ctx context.Context, tx *postgres.Tx, c *compe
 	}
 	appendHistory(tx, c.run.ID, event, c.key, &c.number, data)
 	if stepErr != nil {
-		details, err := json.Marshal(map[string]json.RawMessage{"run_error": payloadOrNull(c.run.Error), "compensation_error": stepErr})
+		details, err := json.Marshal(map[string]json.RawMessage{"run_error": engine.OrNull(c.run.Error), "compensation_error": stepErr})
 		if err != nil {
 			return fmt.Errorf("encode the compensation's failure: %w", err)
 		}
-		runErr := runError(fmt.Sprintf("the compensation of step %s failed", c.key), "compensation_failed", c.key, details)
-		return s.endRun(ctx, tx, c.run.ID, workflow.RunCompensationFailed, nil, runErr, workflow.EventRunCompensationFailed)
+		runErr := engine.RunError(fmt.Sprintf("the compensation of step %s failed", c.key), "compensation_failed", c.key, details)
+		return s.endRun(ctx, tx, c.run.ID, engine.RunEnd{Status: workflow.RunCompensationFailed, Event: workflow.EventRunCompensationFailed, Error: runErr})
 	}
 	def, err := s.definitionOf(ctx, tx, c.run.Workflow, c.run.Version)
 	if err != nil {
@@ -241,7 +241,7 @@ func (s *Service) endCompensation(ctx context.Context, tx *postgres.Tx, c *compe
 		return err
 	}
 	if !ok {
-		return s.endRun(ctx, tx, c.run.ID, workflow.RunCompensated, nil, c.run.Error, workflow.EventRunCompensated)
+		return s.endRun(ctx, tx, c.run.ID, engine.RunEnd{Status: workflow.RunCompensated, Event: workflow.EventRunCompensated, Error: c.run.Error})
 	}
 	target := postgres.WorkTarget{Kind: postgres.WorkCompensate, StepExecutionID: &next.ID, Attempt: 1}
 	if ok, err := tx.RescheduleWork(ctx, c.item, target, 0); err != nil || !ok {

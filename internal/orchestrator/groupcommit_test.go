@@ -48,10 +48,10 @@ func TestGroupCommitFencesEachTransition(t *testing.T) {
 		switch i % 4 {
 		case 1:
 			a.item.LeaseToken = uuid.New() // another worker took the step over
-			fenced[a.state.run.ID] = true
+			fenced[a.state.Run.ID] = true
 		case 2:
 			again, st := *a, *a.state
-			st.steps, st.outputs = maps.Clone(st.steps), maps.Clone(st.outputs)
+			st.Steps, st.Outputs = maps.Clone(st.Steps), maps.Clone(st.Outputs)
 			again.state = &st
 			twice[i] = &again
 		}
@@ -92,9 +92,9 @@ func TestGroupCommitFencesEachTransition(t *testing.T) {
 		}
 	}
 	for i, a := range attempts {
-		steps, err := svc.ListSteps(ctx, a.state.run.ID, nil, 10)
+		steps, err := svc.ListSteps(ctx, a.state.Run.ID, nil, 10)
 		require.NoError(t, err)
-		if fenced[a.state.run.ID] {
+		if fenced[a.state.Run.ID] {
 			require.ErrorIs(t, errs[i], errLeaseLost)
 			require.Nil(t, nexts[i])
 			require.Len(t, steps, 1)
@@ -109,7 +109,7 @@ func TestGroupCommitFencesEachTransition(t *testing.T) {
 		require.Equal(t, "succeeded", steps[0].Status)
 		require.JSONEq(t, fmt.Sprintf(`%d`, i), string(steps[0].Output))
 		require.Equal(t, "running", steps[1].Status)
-		detail, err := svc.GetRun(ctx, a.state.run.ID)
+		detail, err := svc.GetRun(ctx, a.state.Run.ID)
 		require.NoError(t, err)
 		require.Equal(t, workflow.RunRunning, detail.Status)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/durablehq/durable/internal/cron"
+	"github.com/durablehq/durable/internal/engine"
 	"github.com/durablehq/durable/internal/fault"
 	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/workflow"
@@ -444,7 +445,7 @@ func (s *Service) fire(ctx context.Context, tx *postgres.Tx, sch workflow.Schedu
 		return fire, nil
 	}
 	if fire.Outcome == "cancelled_other" {
-		runErr := runError("a newer firing of its schedule replaced it", "cancelled", "", nil)
+		runErr := engine.RunError("a newer firing of its schedule replaced it", "cancelled", "", nil)
 		for _, id := range active {
 			if _, err := s.cancelRunTx(ctx, tx, id, "replaced by a newer firing of schedule "+sch.Name, runErr); err != nil && !fault.Is(err, fault.Conflict) {
 				return fire, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/durablehq/durable/internal/engine"
 	"github.com/durablehq/durable/internal/fault"
 	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/signing"
@@ -64,7 +65,7 @@ func (s *Service) startWait(ctx context.Context, tx *postgres.Tx, item postgres.
 	switch {
 	case step.Sleep != nil:
 		var wake time.Time
-		if wake, prepErr = step.Sleep.WakeAt(ctx, time.Now(), st.activation()); prepErr == nil {
+		if wake, prepErr = step.Sleep.WakeAt(ctx, time.Now(), st.Activation()); prepErr == nil {
 			kind, wait = postgres.WorkTimer, time.Until(wake)
 			if step.Sleep.Duration == 0 {
 				wakeAt = &wake // an absolute time: by the database's clock too
@@ -90,12 +91,12 @@ func (s *Service) startWait(ctx context.Context, tx *postgres.Tx, item postgres.
 		if err := s.beginExecution(ctx, tx, st, item, exec); err != nil {
 			return err
 		}
-		return s.failStep(ctx, tx, a, errorJSON(fmt.Sprintf("the wait could not begin: %v", prepErr), 0), 0, "failed")
+		return s.failStep(ctx, tx, a, engine.ErrorJSON(fmt.Sprintf("the wait could not begin: %v", prepErr), 0), 0, "failed")
 	}
-	if st.run.Status == workflow.RunPending {
-		appendHistory(tx, st.run.ID, workflow.EventRunStarted, "", nil, nil)
+	if st.Run.Status == workflow.RunPending {
+		appendHistory(tx, st.Run.ID, workflow.EventRunStarted, "", nil, nil)
 	}
-	appendHistory(tx, st.run.ID, workflow.EventStepStarted, a.key, &a.number, nil)
+	appendHistory(tx, st.Run.ID, workflow.EventStepStarted, a.key, &a.number, nil)
 	deadline, ok, err := tx.StartWait(ctx, postgres.WaitStart{Work: item, Kind: kind, Wait: wait, WakeAt: wakeAt, Exec: exec})
 	if err != nil || !ok {
 		return orLeaseLost(err, ok)
@@ -108,7 +109,7 @@ func (s *Service) startWait(ctx context.Context, tx *postgres.Tx, item postgres.
 		}
 		data["events"] = events
 	}
-	appendHistory(tx, st.run.ID, workflow.EventStepWaiting, a.key, &a.number, data)
+	appendHistory(tx, st.Run.ID, workflow.EventStepWaiting, a.key, &a.number, data)
 	if len(conditions) == 0 {
 		return nil
 	}
@@ -122,11 +123,11 @@ func (s *Service) startWait(ctx context.Context, tx *postgres.Tx, item postgres.
 		if err := tx.LockEventKey(ctx, c.Name, c.Key); err != nil {
 			return err
 		}
-		waitID, err := tx.InsertEventWait(ctx, st.run.ID, a.execID, c)
+		waitID, err := tx.InsertEventWait(ctx, st.Run.ID, a.execID, c)
 		if err != nil {
 			return err
 		}
-		e, found, err := tx.FindRecentEvent(ctx, st.run.ID, c.Name, c.Key, c.Lookback)
+		e, found, err := tx.FindRecentEvent(ctx, st.Run.ID, c.Name, c.Key, c.Lookback)
 		if err != nil {
 			return err
 		}
@@ -154,7 +155,7 @@ func (s *Service) startWait(ctx context.Context, tx *postgres.Tx, item postgres.
 func eventConditions(ctx context.Context, st *runState, w *workflow.WaitForEventStep, timeout time.Duration) ([]postgres.EventCondition, error) {
 	out := make([]postgres.EventCondition, len(w.Events))
 	for i, m := range w.Events {
-		key, err := m.Key.EvalString(ctx, st.activation())
+		key, err := m.Key.EvalString(ctx, st.Activation())
 		if err != nil {
 			return nil, fmt.Errorf("the key of event %q: %w", m.Event, err)
 		}
@@ -170,7 +171,7 @@ func eventOutput(w *workflow.WaitForEventStep, waits []workflow.Wait) (json.RawM
 	if w.Mode != workflow.EventAll {
 		for _, wt := range waits {
 			if wt.Status == "resolved" {
-				return payloadOrNull(wt.Resolution), true
+				return engine.OrNull(wt.Resolution), true
 			}
 		}
 		return nil, false
@@ -180,17 +181,10 @@ func eventOutput(w *workflow.WaitForEventStep, waits []workflow.Wait) (json.RawM
 		if wt.Status != "resolved" {
 			return nil, false
 		}
-		byName[wt.EventName] = payloadOrNull(wt.Resolution)
+		byName[wt.EventName] = engine.OrNull(wt.Resolution)
 	}
 	b, _ := json.Marshal(byName) // raw JSON values always encode
 	return b, true
-}
-
-func payloadOrNull(p json.RawMessage) json.RawMessage {
-	if len(p) == 0 {
-		return json.RawMessage("null")
-	}
-	return p
 }
 
 // completeWait ends a waiting step successfully with output: its attempt
@@ -204,21 +198,15 @@ func (s *Service) completeWait(ctx context.Context, tx *postgres.Tx, workID int6
 // endWait is completeWait with the attempt's own status: "timed_out" for a
 // wait whose timeout continues the run.
 func (s *Service) endWait(ctx context.Context, tx *postgres.Tx, workID int64, a *attempt, attemptStatus string, output json.RawMessage, data map[string]any) error {
-	runID := a.state.run.ID
+	runID := a.state.Run.ID
 	if err := tx.RetargetWork(ctx, workID, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: a.key}, 0); err != nil {
 		return err
 	}
 	if _, err := tx.MarkRunRunning(ctx, runID); err != nil {
 		return err
 	}
-	if ok, err := tx.FinishStep(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, Status: attemptStatus}, "succeeded", output); err != nil || !ok {
-		return orStale(err, ok)
-	}
-	if err := tx.CloseStepWaits(ctx, a.execID, "cancelled"); err != nil {
-		return err
-	}
-	appendHistory(tx, runID, workflow.EventStepSucceeded, a.key, &a.number, data)
-	return nil
+	_, err := s.recordSuccess(ctx, tx, a, success{output: output, attemptStatus: attemptStatus, closeWaits: true, data: data})
+	return err
 }
 
 // fireSleep ends a sleep whose wake time came: the step succeeds, saying
@@ -254,7 +242,7 @@ func (s *Service) timeOutWait(ctx context.Context, item postgres.WorkItem) error
 				return err
 			}
 		}
-		appendHistory(tx, a.state.run.ID, workflow.EventStepTimedOut, a.key, &a.number, nil)
+		appendHistory(tx, a.state.Run.ID, workflow.EventStepTimedOut, a.key, &a.number, nil)
 		onTimeout := workflow.ActionFail
 		switch {
 		case a.step.WaitForEvent != nil:
@@ -265,14 +253,14 @@ func (s *Service) timeOutWait(ctx context.Context, item postgres.WorkItem) error
 		if onTimeout == workflow.ActionContinue {
 			return s.endWait(ctx, tx, item.ID, a, "timed_out", json.RawMessage(`{"timed_out": true}`), map[string]any{"timed_out": true})
 		}
-		stepErr := errorJSON(fmt.Sprintf("the wait timed out after %s", s.waitTimeout(a.step)), 0)
+		stepErr := engine.ErrorJSON(fmt.Sprintf("the wait timed out after %s", s.waitTimeout(a.step)), 0)
 		if ok, err := tx.CompleteWork(ctx, item); err != nil || !ok {
 			return orLeaseLost(err, ok)
 		}
 		if ok, err := tx.FinishStep(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, Status: "timed_out", Error: stepErr}, "timed_out", nil); err != nil || !ok {
 			return orStale(err, ok)
 		}
-		appendHistory(tx, a.state.run.ID, workflow.EventStepFailed, a.key, &a.number, map[string]any{"error": stepErr})
+		appendHistory(tx, a.state.Run.ID, workflow.EventStepFailed, a.key, &a.number, map[string]any{"error": stepErr})
 		return s.propagateFailure(ctx, tx, a.state, a.key, a.execID, stepErr, true)
 	})
 }

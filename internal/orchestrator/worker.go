@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/durablehq/durable/internal/engine"
 	"github.com/durablehq/durable/internal/fault"
 	"github.com/durablehq/durable/internal/httpstep"
 	"github.com/durablehq/durable/internal/postgres"
@@ -209,7 +210,7 @@ func (w *Worker) execute(soft, hard context.Context, a *attempt) {
 		req, err := w.svc.request(hard, a)
 		var res httpstep.Result
 		if err != nil {
-			res = httpstep.Result{Outcome: httpstep.Permanent, Error: errorJSON("the step's headers could not be built: "+err.Error(), 0)}
+			res = httpstep.Result{Outcome: httpstep.Permanent, Error: engine.ErrorJSON("the step's headers could not be built: "+err.Error(), 0)}
 		} else {
 			res = w.cfg.Client.Invoke(hard, req)
 		}
@@ -220,18 +221,18 @@ func (w *Worker) execute(soft, hard context.Context, a *attempt) {
 		next, err := w.record(hard, a, res, soft.Err() != nil)
 		switch {
 		case errors.Is(err, errLeaseLost), errors.Is(err, errStale):
-			logger.InfoContext(hard, "step result ignored", "run_id", a.state.run.ID, "step", a.key, "attempt", a.number, "reason", err)
+			logger.InfoContext(hard, "step result ignored", "run_id", a.state.Run.ID, "step", a.key, "attempt", a.number, "reason", err)
 			if errors.Is(err, errStale) {
 				// The step ended otherwise (its lane was cancelled): its
 				// work has nothing left to do.
 				if _, err := w.svc.db.DropStaleWork(hard, a.item); err != nil {
-					logger.WarnContext(hard, "drop stale work; its lease will expire instead", "run_id", a.state.run.ID, "error", err)
+					logger.WarnContext(hard, "drop stale work; its lease will expire instead", "run_id", a.state.Run.ID, "error", err)
 				}
 			}
 			return
 		case err != nil:
 			// The lease runs out and another worker retries the attempt.
-			logger.ErrorContext(hard, "record step result", "run_id", a.state.run.ID, "step", a.step.Name, "attempt", a.number, "error", err)
+			logger.ErrorContext(hard, "record step result", "run_id", a.state.Run.ID, "step", a.step.Name, "attempt", a.number, "error", err)
 			return
 		}
 		a = next
@@ -242,7 +243,7 @@ func (w *Worker) execute(soft, hard context.Context, a *attempt) {
 // failures until the attempt's lease ends (see [Worker.recording]).
 func (w *Worker) record(hard context.Context, a *attempt, res httpstep.Result, draining bool) (*attempt, error) {
 	var next *attempt
-	err := w.recording(hard, a.state.run.ID, a.key, a.deadline.Add(w.svc.leaseMargin), func(ctx context.Context) (err error) {
+	err := w.recording(hard, a.state.Run.ID, a.key, a.deadline.Add(w.svc.leaseMargin), func(ctx context.Context) (err error) {
 		next, err = w.svc.recordResult(ctx, a, res, draining)
 		return err
 	})
@@ -317,18 +318,18 @@ func (w *Worker) release(hard context.Context, a *attempt) {
 		if ok, err := tx.LockLeasedWork(ctx, a.item); err != nil || !ok {
 			return orLeaseLost(err, ok)
 		}
-		stopped := errorJSON("the worker shut down during the attempt", 0)
+		stopped := engine.ErrorJSON("the worker shut down during the attempt", 0)
 		if _, ok, err := tx.AbandonStepAttempt(ctx, a.execID, a.number, stopped); err != nil || !ok {
 			return orStale(err, ok)
 		}
 		if ok, err := tx.RescheduleWork(ctx, a.item, postgres.WorkTarget{Kind: postgres.WorkInvoke, StepExecutionID: &a.execID, Attempt: a.number + 1}, 0); err != nil || !ok {
 			return orLeaseLost(err, ok)
 		}
-		appendHistory(tx, a.state.run.ID, workflow.EventStepAbandoned, a.key, &a.number, map[string]any{"error": stopped})
+		appendHistory(tx, a.state.Run.ID, workflow.EventStepAbandoned, a.key, &a.number, map[string]any{"error": stopped})
 		return nil
 	})
 	if err != nil {
-		w.svc.logger.Warn("release abandoned attempt; its lease will expire instead", "run_id", a.state.run.ID, "step", a.step.Name, "error", err)
+		w.svc.logger.Warn("release abandoned attempt; its lease will expire instead", "run_id", a.state.Run.ID, "step", a.step.Name, "error", err)
 	}
 }
 
@@ -399,7 +400,7 @@ gather:
 	}
 	for i, f := range batch {
 		if started[i] {
-			f.a.state.run.Status = workflow.RunRunning
+			f.a.state.Run.Status = workflow.RunRunning
 			c.attempts = append(c.attempts, f.a)
 		}
 	}
@@ -455,7 +456,7 @@ func (f *firstStep) prepare(ctx context.Context, s *Service) {
 		f.err = err
 		return
 	}
-	f.a, f.start, f.renderErr, f.err = s.prepareStart(ctx, f.item, st, st.def.Steps[0])
+	f.a, f.start, f.renderErr, f.err = s.prepareStart(ctx, f.item, st, st.Def.Steps[0])
 }
 
 // beginPrepared begins a first step prepared by a claim, in a transaction of
@@ -583,7 +584,7 @@ func (s *Service) beginWork(ctx context.Context, tx *postgres.Tx, item postgres.
 		}
 		key = exec.Key
 	}
-	st, err := s.loadRunState(ctx, tx, run, scopeOf(def, key))
+	st, err := s.loadRunState(ctx, tx, run, engine.ScopeOf(def, key))
 	if err != nil {
 		return nil, err
 	}
@@ -631,7 +632,7 @@ func (s *Service) timeOutRun(ctx context.Context, item postgres.WorkItem) error 
 		if _, err := tx.LockRunWork(ctx, item.RunID); err != nil {
 			return err
 		}
-		run, ok, err := tx.FinishRun(ctx, item.RunID, workflow.RunTimedOut, nil, runError("the run's timeout passed", "run_timed_out", "", nil))
+		run, ok, err := tx.FinishRun(ctx, item.RunID, workflow.RunTimedOut, nil, engine.RunError("the run's timeout passed", "run_timed_out", "", nil))
 		if err != nil {
 			return err
 		}
@@ -677,9 +678,9 @@ func (s *Service) timeOutStep(ctx context.Context, item postgres.WorkItem) error
 		if _, err := tx.MarkRunRunning(ctx, run.ID); err != nil {
 			return err
 		}
-		stepErr := errorJSON(fmt.Sprintf("no callback arrived within the step's callback timeout (%s)", a.step.Call.CallbackTimeout), 0)
-		if a.retriesLeft() {
-			return s.retryStep(ctx, tx, a, stepErr, 0, "timed_out", retryDelay(a.step.Call.Retry, a.number, 0))
+		stepErr := engine.ErrorJSON(fmt.Sprintf("no callback arrived within the step's callback timeout (%s)", a.step.Call.CallbackTimeout), 0)
+		if d := engine.Judge(a.state, a.step, a.at(), engine.Answer{Outcome: engine.Retryable, Error: stepErr}, s.limits.engine(), rand.Int64N); d.Verdict == engine.Retry {
+			return s.retryStep(ctx, tx, a, d.Error, 0, "timed_out", d.Delay)
 		}
 		return s.failStep(ctx, tx, a, stepErr, 0, "timed_out")
 	})

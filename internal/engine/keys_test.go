@@ -58,4 +58,3 @@ func TestLaneOfAndParents(t *testing.T) {
 	require.Len(t, next.Ended, 1) // the branch ends with it, then the lane
 	require.Equal(t, "ship[3].route", next.Ended[0].Key)
 }
-

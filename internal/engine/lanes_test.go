@@ -26,4 +26,3 @@ func TestDeepMerge(t *testing.T) {
 	overwrite(ctx, map[string]any{"user": map[string]any{"name": "ada"}})
 	require.Equal(t, map[string]any{"user": map[string]any{"plan": "pro", "name": "ada"}, "keep": 1}, ctx)
 }
-

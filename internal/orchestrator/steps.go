@@ -149,7 +149,7 @@ func (a *attempt) at() engine.Attempt {
 	return engine.Attempt{Number: a.number, Abandoned: a.abandoned}
 }
 
-// engineLimits are the limits the engine's decisions apply.
+// engine is the part of the limits the engine's decisions apply.
 func (l Limits) engine() engine.Limits {
 	return engine.Limits{MaxOutputBytes: l.MaxOutputBytes, MaxContextBytes: l.MaxContextBytes}
 }

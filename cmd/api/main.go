@@ -100,9 +100,9 @@ func (m *Main) Run(ctx context.Context, args []string, getenv func(string) strin
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = "http://" + m.listener.Addr().String()
 	}
-	svc := orchestrator.New(m.db, limitsOf(cfg), m.logger, orchestrator.WithSigning(secrets, cfg.PublicURL))
+	svc := orchestrator.NewAPI(m.db, limitsOf(cfg), m.logger, orchestrator.WithSigning(secrets, cfg.PublicURL))
 	handler := durablehttp.NewServer(durablehttp.Config{
-		Service: svc, Spec: spec, Ready: m.ready, APIKeyHashes: cfg.APIKeyHashes, Logger: m.logger,
+		API: svc, Spec: spec, Ready: m.ready, APIKeyHashes: cfg.APIKeyHashes, Logger: m.logger,
 	})
 	m.server = &http.Server{
 		Handler:           handler,

@@ -75,12 +75,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	svc := orchestrator.New(db, limitsOf(cfg), logger.With("worker_id", id),
-		orchestrator.WithSigning(secrets, cfg.PublicBaseURL()), orchestrator.WithWorkerID(id), orchestrator.WithLeaseMargin(cfg.LeaseMargin), orchestrator.WithClaimPool(claims),
-		orchestrator.WithDefaultWaitTimeout(cfg.WaitTimeout))
-	return orchestrator.NewWorker(svc, orchestrator.WorkerConfig{
+	return orchestrator.NewWorker(db, limitsOf(cfg), logger.With("worker_id", id), orchestrator.WorkerConfig{
 		Client: client, Concurrency: cfg.WorkerConcurrency, PollInterval: cfg.PollInterval, ShutdownGrace: cfg.ShutdownGrace,
-	}).Run(ctx)
+	}, orchestrator.WithSigning(secrets, cfg.PublicBaseURL()), orchestrator.WithWorkerID(id), orchestrator.WithLeaseMargin(cfg.LeaseMargin), orchestrator.WithClaimPool(claims),
+		orchestrator.WithDefaultWaitTimeout(cfg.WaitTimeout)).Run(ctx)
 }
 
 // workerID names this process in attempts and logs: host, pid and a random

@@ -287,14 +287,12 @@ func startStepWorker(t *testing.T, b *testBundle) {
 	client, err := httpstep.New(httpstep.Config{Secrets: secrets, AllowHosts: []string{"127.0.0.0/8"}})
 	require.NoError(t, err)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := orchestrator.New(b.db, orchestrator.DefaultLimits(), logger,
-		orchestrator.WithSigning(secrets, b.url), orchestrator.WithWorkerID("graph-test"))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- orchestrator.NewWorker(svc, orchestrator.WorkerConfig{
+		done <- orchestrator.NewWorker(b.db, orchestrator.DefaultLimits(), logger, orchestrator.WorkerConfig{
 			Client: client, Concurrency: 4, PollInterval: 50 * time.Millisecond, ShutdownGrace: time.Second,
-		}).Run(ctx)
+		}, orchestrator.WithSigning(secrets, b.url), orchestrator.WithWorkerID("graph-test")).Run(ctx)
 	}()
 	t.Cleanup(func() {
 		cancel()

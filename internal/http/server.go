@@ -20,7 +20,7 @@ import (
 
 // Config is what a [Server] needs.
 type Config struct {
-	Service *orchestrator.Service
+	API *orchestrator.API
 	// Spec is the loaded OpenAPI document every request is validated against.
 	Spec *openapi3.T
 	// Ready reports whether the process can serve requests (for /readyz).
@@ -34,7 +34,7 @@ type Config struct {
 
 // Server is the HTTP handler of the API.
 type Server struct {
-	svc     *orchestrator.Service
+	svc     *orchestrator.API
 	ready   func(context.Context) error
 	keys    [][sha256.Size]byte
 	logger  *slog.Logger
@@ -46,9 +46,9 @@ const bodyLimitDefault = 64 << 10
 
 // NewServer returns the API's handler.
 func NewServer(cfg Config) *Server {
-	s := &Server{svc: cfg.Service, ready: cfg.Ready, keys: cfg.APIKeyHashes, logger: cfg.Logger}
+	s := &Server{svc: cfg.API, ready: cfg.Ready, keys: cfg.APIKeyHashes, logger: cfg.Logger}
 	validate := newValidator(cfg.Spec, s)
-	limits := cfg.Service.Limits()
+	limits := cfg.API.Limits()
 
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, s.recoverer, s.logRequests)

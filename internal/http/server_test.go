@@ -52,7 +52,7 @@ func setupOver(t *testing.T, db *postgres.DB, opts ...setupOption) *testBundle {
 	for _, o := range opts {
 		o(&cfg, &limits)
 	}
-	cfg.Service = orchestrator.New(db, limits, logger)
+	cfg.API = orchestrator.NewAPI(db, limits, logger)
 	server := durablehttp.NewServer(cfg)
 	ts := httptest.NewServer(validateResponses(t, spec, server))
 	t.Cleanup(ts.Close)

@@ -452,14 +452,12 @@ func startWorker(t *testing.T, b *testBundle) {
 	client, err := httpstep.New(httpstep.Config{Secrets: secrets})
 	require.NoError(t, err)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := orchestrator.New(b.db, orchestrator.DefaultLimits(), logger,
-		orchestrator.WithSigning(secrets, b.url), orchestrator.WithWorkerID("waits-test"))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- orchestrator.NewWorker(svc, orchestrator.WorkerConfig{
+		done <- orchestrator.NewWorker(b.db, orchestrator.DefaultLimits(), logger, orchestrator.WorkerConfig{
 			Client: client, Concurrency: 8, PollInterval: 50 * time.Millisecond, ShutdownGrace: time.Second,
-		}).Run(ctx)
+		}, orchestrator.WithSigning(secrets, b.url), orchestrator.WithWorkerID("waits-test")).Run(ctx)
 	}()
 	// Registered after setup's cleanups, so it runs before the database
 	// is closed.

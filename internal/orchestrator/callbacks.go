@@ -74,7 +74,7 @@ func questionOf(step *workflow.Step) *Question {
 // verifyToken checks a callback token: its MAC (forged → Unauthorized),
 // then that it is the token of the attempt it names (only a hash of its
 // random part is stored).
-func (s *Service) verifyToken(ctx context.Context, token string) (signing.CallbackRef, error) {
+func (s *core) verifyToken(ctx context.Context, token string) (signing.CallbackRef, error) {
 	ref, hash, err := s.secrets.ParseCallbackToken(token)
 	switch {
 	case errors.Is(err, signing.ErrForgedToken):
@@ -97,7 +97,7 @@ func (s *Service) verifyToken(ctx context.Context, token string) (signing.Callba
 
 // DescribeCallback returns what the step behind a callback token is and
 // where it stands, so that a UI can be built from the URL alone.
-func (s *Service) DescribeCallback(ctx context.Context, token string) (CallbackStep, error) {
+func (s *API) DescribeCallback(ctx context.Context, token string) (CallbackStep, error) {
 	ref, err := s.verifyToken(ctx, token)
 	if err != nil {
 		return CallbackStep{}, err
@@ -124,7 +124,7 @@ func (s *Service) DescribeCallback(ctx context.Context, token string) (CallbackS
 // completion of a cancelled run, or one for an attempt superseded by a
 // retry is a Conflict and changes nothing; one after the step's deadline is
 // Gone. A success or final failure moves the run on through the queue.
-func (s *Service) CompleteCallback(ctx context.Context, token string, cb Callback) (CallbackStep, error) {
+func (s *API) CompleteCallback(ctx context.Context, token string, cb Callback) (CallbackStep, error) {
 	ref, err := s.verifyToken(ctx, token)
 	if err != nil {
 		return CallbackStep{}, err
@@ -210,7 +210,7 @@ func workItemOf(items []postgres.WorkItem, execID uuid.UUID) (postgres.WorkItem,
 }
 
 // heartbeat extends a step's deadline by its callback timeout from now.
-func (s *Service) heartbeat(ctx context.Context, tx *postgres.Tx, a *attempt, status string) (time.Time, error) {
+func (s *core) heartbeat(ctx context.Context, tx *postgres.Tx, a *attempt, status string) (time.Time, error) {
 	wait := time.Duration(a.step.Call.CallbackTimeout)
 	deadline, ok, err := tx.ExtendStepDeadline(ctx, a.execID, a.number, wait)
 	if err != nil || !ok {
@@ -232,7 +232,7 @@ func (s *Service) heartbeat(ctx context.Context, tx *postgres.Tx, a *attempt, st
 // asks for it and attempts remain) or fails the step and the run. The work
 // item is repointed without regard to any lease, so a worker still holding
 // it (the 202 not recorded yet) finds its lease gone.
-func (s *Service) applyCallback(ctx context.Context, tx *postgres.Tx, a *attempt, cb Callback) (string, error) {
+func (s *core) applyCallback(ctx context.Context, tx *postgres.Tx, a *attempt, cb Callback) (string, error) {
 	runID := a.state.Run.ID
 	// A callback whose data is too large is refused, not recorded: its
 	// sender can send a smaller one.

@@ -38,7 +38,7 @@ type childInput struct {
 // or fails with its error; without, it succeeds at once with the child's
 // id. A child that cannot start (unknown workflow, too deep, an input that
 // cannot be built) fails the step and the run.
-func (s *Service) startChild(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) error {
+func (s *core) startChild(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) error {
 	cw := step.CallWorkflow
 	a := newExecution(item, st, step)
 	var problem error
@@ -115,7 +115,7 @@ func tellParent(ctx context.Context, tx *postgres.Tx, run workflow.Run) error {
 }
 
 // cancelChildren cancels a run's child runs that have not ended.
-func (s *Service) cancelChildren(ctx context.Context, tx *postgres.Tx, runID uuid.UUID) error {
+func (s *core) cancelChildren(ctx context.Context, tx *postgres.Tx, runID uuid.UUID) error {
 	children, err := tx.ActiveChildren(ctx, runID)
 	if err != nil {
 		return err
@@ -130,7 +130,7 @@ func (s *Service) cancelChildren(ctx context.Context, tx *postgres.Tx, runID uui
 
 // cancelStepChild cancels the child run a call_workflow step execution
 // waits for, unless it has ended.
-func (s *Service) cancelStepChild(ctx context.Context, tx *postgres.Tx, exec workflow.StepExecution) error {
+func (s *core) cancelStepChild(ctx context.Context, tx *postgres.Tx, exec workflow.StepExecution) error {
 	var in childInput
 	if err := json.Unmarshal(exec.Input, &in); err != nil {
 		return fmt.Errorf("read child of step %s: %w", exec.Key, err)
@@ -140,7 +140,7 @@ func (s *Service) cancelStepChild(ctx context.Context, tx *postgres.Tx, exec wor
 
 // cancelChild cancels a child run with an error message and a reason for
 // its history; a child that has ended already is left alone.
-func (s *Service) cancelChild(ctx context.Context, tx *postgres.Tx, child uuid.UUID, message, reason string) error {
+func (s *core) cancelChild(ctx context.Context, tx *postgres.Tx, child uuid.UUID, message, reason string) error {
 	runErr := engine.RunError(message, "cancelled", "", nil)
 	if _, err := s.cancelRunTx(ctx, tx, child, reason, runErr); err != nil && !fault.Is(err, fault.Conflict) {
 		return err
@@ -150,7 +150,7 @@ func (s *Service) cancelChild(ctx context.Context, tx *postgres.Tx, child uuid.U
 
 // childDone ends a call_workflow step whose child run ended: with the
 // child's output when it succeeded, else failing with the child's error.
-func (s *Service) childDone(ctx context.Context, item postgres.WorkItem) error {
+func (s *core) childDone(ctx context.Context, item postgres.WorkItem) error {
 	return s.db.InTx(ctx, func(tx *postgres.Tx) error {
 		if ok, err := tx.LockLeasedWork(ctx, item); err != nil || !ok {
 			return orLeaseLost(err, ok)

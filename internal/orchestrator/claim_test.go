@@ -17,14 +17,15 @@ import (
 	"github.com/durablehq/durable/internal/workflow"
 )
 
-// newTestService returns a worker's service over a fresh database.
-func newTestService(t *testing.T) *Service {
+// newTestService returns the API's use cases over a fresh database, with
+// what a worker needs: the tests drive both.
+func newTestService(t *testing.T) *API {
 	t.Helper()
 	secret, err := signing.GenerateSecret()
 	require.NoError(t, err)
 	secrets, err := signing.ParseSecrets(secret)
 	require.NoError(t, err)
-	return New(pgtest.New(t), DefaultLimits(), slog.New(slog.NewTextHandler(io.Discard, nil)),
+	return NewAPI(pgtest.New(t), DefaultLimits(), slog.New(slog.NewTextHandler(io.Discard, nil)),
 		WithSigning(secrets, "http://127.0.0.1:1"), WithWorkerID("test"))
 }
 

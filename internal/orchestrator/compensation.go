@@ -33,7 +33,7 @@ func compensableSteps(def *workflow.Definition) []string {
 // error, its other work is dropped, and the compensation of the step that
 // finished last is queued. It returns false when there is nothing to
 // compensate, and the run should simply fail.
-func (s *Service) startCompensation(ctx context.Context, tx *postgres.Tx, runID uuid.UUID, runErr json.RawMessage) (bool, error) {
+func (s *core) startCompensation(ctx context.Context, tx *postgres.Tx, runID uuid.UUID, runErr json.RawMessage) (bool, error) {
 	run, err := tx.GetRun(ctx, runID)
 	if err != nil {
 		return false, err
@@ -100,7 +100,7 @@ func (w *Worker) compensate(ctx context.Context, item postgres.WorkItem) {
 // prepareCompensation builds the request of a compensation attempt and
 // extends the lease to cover it. It returns nil when the run is no longer
 // compensating (it was cancelled) or the step is compensated already.
-func (s *Service) prepareCompensation(ctx context.Context, item postgres.WorkItem) (*compensation, error) {
+func (s *core) prepareCompensation(ctx context.Context, item postgres.WorkItem) (*compensation, error) {
 	var c *compensation
 	err := s.db.InTx(ctx, func(tx *postgres.Tx) error {
 		if ok, err := tx.LockLeasedWork(ctx, item); err != nil || !ok {
@@ -184,7 +184,7 @@ func (s *Service) prepareCompensation(ctx context.Context, item postgres.WorkIte
 // recordCompensation records how a compensation attempt ended: the next
 // compensation is queued, or the attempt is retried later, or the run ends.
 // Any 2xx answer, 202 included, counts as done.
-func (s *Service) recordCompensation(ctx context.Context, c *compensation, res httpstep.Result) error {
+func (s *core) recordCompensation(ctx context.Context, c *compensation, res httpstep.Result) error {
 	return s.db.InTx(ctx, func(tx *postgres.Tx) error {
 		if ok, err := tx.LockLeasedWork(ctx, c.item); err != nil || !ok {
 			return orLeaseLost(err, ok)
@@ -211,7 +211,7 @@ func (s *Service) recordCompensation(ctx context.Context, c *compensation, res h
 // run ends compensated when none is left; after a failure the run ends
 // compensation_failed at once, leaving the earlier steps uncompensated,
 // since their compensations may rely on this one.
-func (s *Service) endCompensation(ctx context.Context, tx *postgres.Tx, c *compensation, stepErr json.RawMessage) error {
+func (s *core) endCompensation(ctx context.Context, tx *postgres.Tx, c *compensation, stepErr json.RawMessage) error {
 	status, event := "compensated", workflow.EventStepCompensated
 	if stepErr != nil {
 		status, event = "compensation_failed", workflow.EventStepCompensationFailed

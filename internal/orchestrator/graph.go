@@ -10,14 +10,14 @@ import (
 	"github.com/durablehq/durable/internal/workflow"
 )
 
-// graphPageSize is how many step executions [Service.RunGraph] reads at a
+// graphPageSize is how many step executions [API.RunGraph] reads at a
 // time: a run with a foreach over thousands of items is aggregated page by
 // page, never held whole.
 const graphPageSize = 1000
 
 // WorkflowGraph draws a version of a workflow (0: the latest). An unknown
 // workflow or version is a not-found error.
-func (s *Service) WorkflowGraph(ctx context.Context, name string, version int) (*graph.Graph, error) {
+func (s *API) WorkflowGraph(ctx context.Context, name string, version int) (*graph.Graph, error) {
 	var v workflow.WorkflowVersion
 	var err error
 	if version == 0 {
@@ -40,7 +40,7 @@ func (s *Service) WorkflowGraph(ctx context.Context, name string, version int) (
 // RunGraph draws the workflow version a run is pinned to with the state of
 // the run's steps laid over it: each step's executions counted by status,
 // and their attempts. An unknown run is a not-found error.
-func (s *Service) RunGraph(ctx context.Context, runID uuid.UUID) (*graph.Graph, error) {
+func (s *API) RunGraph(ctx context.Context, runID uuid.UUID) (*graph.Graph, error) {
 	run, err := s.db.GetRun(ctx, runID)
 	if err != nil {
 		return nil, err

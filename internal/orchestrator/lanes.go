@@ -30,7 +30,7 @@ type itemOf struct {
 // the lane's first step, except the first lane: the work item that reached
 // the block starts it, and the worker goes on with it. A foreach over no
 // items succeeds at once.
-func (s *Service) startBlock(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, error) {
+func (s *core) startBlock(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, error) {
 	a := newExecution(item, st, step)
 	input, names, total, open, problem := engine.Lanes(ctx, st, step, s.limits.engine())
 	if err := s.beginExecution(ctx, tx, st, item, s.execution(a, input)); err != nil {
@@ -65,7 +65,7 @@ func (s *Service) startBlock(ctx context.Context, tx *postgres.Tx, item postgres
 // the work item the worker holds, so that the worker goes on with it at once
 // rather than leaving it to a claim. Its siblings' items are left to any
 // worker.
-func (s *Service) goOnWith(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, lane postgres.OpenedLane) (*attempt, error) {
+func (s *core) goOnWith(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, lane postgres.OpenedLane) (*attempt, error) {
 	inLane, err := inScope(ctx, tx, st, engine.ScopeOf(st.Def, lane.Key))
 	if err != nil {
 		return nil, err
@@ -79,7 +79,7 @@ func (s *Service) goOnWith(ctx context.Context, tx *postgres.Tx, item postgres.W
 
 // startLane starts the first step of a lane that a block opened, unless a
 // failing sibling cancelled the lane meanwhile.
-func (s *Service) startLane(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, laneKey string) (*attempt, error) {
+func (s *core) startLane(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, laneKey string) (*attempt, error) {
 	if gone, err := s.laneGone(ctx, tx, item, st, laneKey); err != nil || gone {
 		return nil, err
 	}
@@ -93,7 +93,7 @@ func (s *Service) startLane(ctx context.Context, tx *postgres.Tx, item postgres.
 // laneGone reports whether a lane is no longer running (a failing sibling
 // cancelled it, or the run ended), in which case the work item that would
 // go on in it is done.
-func (s *Service) laneGone(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, laneKey string) (bool, error) {
+func (s *core) laneGone(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, laneKey string) (bool, error) {
 	running, err := tx.LaneRunning(ctx, st.Run.ID, laneKey)
 	if err != nil || running {
 		return false, err
@@ -113,7 +113,7 @@ func firstOfLane(st *runState, laneKey string) (*workflow.Step, error) {
 // endLane ends a lane whose last step succeeded with output, for a worker
 // holding item: the worker goes on with the foreach item that opens in the
 // lane's place, if any; else its item is done.
-func (s *Service) endLane(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, laneKey string, output json.RawMessage) (*attempt, error) {
+func (s *core) endLane(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, laneKey string, output json.RawMessage) (*attempt, error) {
 	block, ok, err := tx.EndLane(ctx, st.Run.ID, laneKey, "succeeded", output, nil)
 	if err != nil {
 		return nil, err
@@ -129,7 +129,7 @@ func (s *Service) endLane(ctx context.Context, tx *postgres.Tx, item postgres.Wo
 // failLane ends a lane because its step failedKey failed with stepErr. The
 // block fails at once under fail_fast; otherwise the lane's failure is
 // counted and its siblings go on.
-func (s *Service) failLane(ctx context.Context, tx *postgres.Tx, st *runState, laneKey, failedKey string, stepErr json.RawMessage) error {
+func (s *core) failLane(ctx context.Context, tx *postgres.Tx, st *runState, laneKey, failedKey string, stepErr json.RawMessage) error {
 	laneErr := engine.LaneError(failedKey, stepErr)
 	block, ok, err := tx.EndLane(ctx, st.Run.ID, laneKey, "failed", nil, laneErr)
 	if err != nil || !ok {
@@ -152,7 +152,7 @@ func (s *Service) failLane(ctx context.Context, tx *postgres.Tx, st *runState, l
 // its next item, and the block ends once every lane has. A worker passes
 // the work item it holds (else nil): it starts the next item with it, or
 // the item is done.
-func (s *Service) laneEnded(ctx context.Context, tx *postgres.Tx, st *runState, laneKey string, block postgres.BlockCounts, item *postgres.WorkItem) (*attempt, error) {
+func (s *core) laneEnded(ctx context.Context, tx *postgres.Tx, st *runState, laneKey string, block postgres.BlockCounts, item *postgres.WorkItem) (*attempt, error) {
 	if blockOf(block).Opens() {
 		opened, err := tx.OpenLanes(ctx, block.ID, 1, nil, item != nil)
 		if err != nil {
@@ -182,7 +182,7 @@ func (s *Service) laneEnded(ctx context.Context, tx *postgres.Tx, st *runState, 
 // finishBlock ends a block all of whose lanes ended: it succeeds with its
 // lanes' outputs merged, or fails when lanes failed that its on_error does
 // not tolerate, or when merging fails; then the run goes on after it.
-func (s *Service) finishBlock(ctx context.Context, tx *postgres.Tx, st *runState, step *workflow.Step, blockKey string, block postgres.BlockCounts) error {
+func (s *core) finishBlock(ctx context.Context, tx *postgres.Tx, st *runState, step *workflow.Step, blockKey string, block postgres.BlockCounts) error {
 	var output, patch json.RawMessage
 	var problem json.RawMessage
 	// The context as it is now, read when the block merges into it: other
@@ -242,7 +242,7 @@ func (s *Service) finishBlock(ctx context.Context, tx *postgres.Tx, st *runState
 // failBlock fails a block: what still runs in its lanes is cancelled (their
 // late results are ignored, their child runs cancelled), and the failure
 // goes on outward.
-func (s *Service) failBlock(ctx context.Context, tx *postgres.Tx, st *runState, step *workflow.Step, blockKey string, block postgres.BlockCounts, blockErr json.RawMessage) error {
+func (s *core) failBlock(ctx context.Context, tx *postgres.Tx, st *runState, step *workflow.Step, blockKey string, block postgres.BlockCounts, blockErr json.RawMessage) error {
 	cancelled, err := tx.CancelStepTree(ctx, st.Run.ID, block.ID)
 	if err != nil {
 		return err

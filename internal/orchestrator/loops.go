@@ -18,7 +18,7 @@ import (
 // startLoop starts a loop step: it records the loop's execution and starts
 // its first iteration, or, when its condition says no at once, succeeds
 // with null and goes on.
-func (s *Service) startLoop(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, error) {
+func (s *core) startLoop(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, error) {
 	a := newExecution(item, st, step)
 	input, _ := json.Marshal(map[string]any{"max_iterations": step.Loop.MaxIterations}) // an int always encodes
 	if err := s.beginExecution(ctx, tx, st, item, s.execution(a, input)); err != nil {
@@ -29,7 +29,7 @@ func (s *Service) startLoop(ctx context.Context, tx *postgres.Tx, item postgres.
 
 // endIteration goes on after an iteration of loop e ended with output: the
 // next iteration starts, or the loop ends.
-func (s *Service) endIteration(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, e engine.Enclosure, output json.RawMessage) (*attempt, error) {
+func (s *core) endIteration(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, e engine.Enclosure, output json.RawMessage) (*attempt, error) {
 	return s.iterate(ctx, tx, item, st, e, st.Iteration+1, output)
 }
 
@@ -37,7 +37,7 @@ func (s *Service) endIteration(ctx context.Context, tx *postgres.Tx, item postgr
 // in the scope of the iteration before (of the loop itself for the first,
 // whose last output is nil); else the loop succeeds with that iteration's
 // output, or fails when its condition cannot be evaluated.
-func (s *Service) iterate(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, e engine.Enclosure, i int64, last json.RawMessage) (*attempt, error) {
+func (s *core) iterate(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, e engine.Enclosure, i int64, last json.RawMessage) (*attempt, error) {
 	more, err := engine.Continue(ctx, st, e.Step, i)
 	if err != nil {
 		st.Leave(e)

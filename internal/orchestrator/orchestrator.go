@@ -32,8 +32,9 @@ func DefaultLimits() Limits {
 	}
 }
 
-// Service runs Durable's use cases against the database.
-type Service struct {
+// core is what the API's use cases and the worker's engine share: the
+// database, the limits, the signing secrets and the definitions read.
+type core struct {
 	db          *postgres.DB
 	limits      Limits
 	logger      *slog.Logger
@@ -50,14 +51,14 @@ type Service struct {
 	defaultWaitTimeout time.Duration
 }
 
-// Option configures a [Service].
-type Option func(*Service)
+// Option configures an [API] or a [Worker].
+type Option func(*core)
 
 // WithSigning gives the service the secrets that sign step requests and
 // callback tokens, and the public base URL of callback URLs. Without it the
 // service can neither execute steps nor accept callbacks.
 func WithSigning(secrets *signing.Secrets, publicURL string) Option {
-	return func(s *Service) {
+	return func(s *core) {
 		s.secrets = secrets
 		s.publicURL = strings.TrimRight(publicURL, "/")
 	}
@@ -65,19 +66,19 @@ func WithSigning(secrets *signing.Secrets, publicURL string) Option {
 
 // WithWorkerID names the process in the attempts it makes.
 func WithWorkerID(id string) Option {
-	return func(s *Service) { s.workerID = id }
+	return func(s *core) { s.workerID = id }
 }
 
 // WithLeaseMargin sets how much longer than a step's timeout a worker holds
 // the step's work before another worker may take it over.
 func WithLeaseMargin(d time.Duration) Option {
-	return func(s *Service) { s.leaseMargin = d }
+	return func(s *core) { s.leaseMargin = d }
 }
 
 // WithDefaultWaitTimeout sets how long a wait for events or a person may
 // last when its definition names no timeout.
 func WithDefaultWaitTimeout(d time.Duration) Option {
-	return func(s *Service) { s.defaultWaitTimeout = d }
+	return func(s *core) { s.defaultWaitTimeout = d }
 }
 
 // WithClaimPool gives the worker's claiming and listening connections of
@@ -85,11 +86,11 @@ func WithDefaultWaitTimeout(d time.Duration) Option {
 // steps in flight, they would queue behind those steps' transactions, and
 // runs started in a burst would wait seconds for their first step.
 func WithClaimPool(db *postgres.DB) Option {
-	return func(s *Service) { s.claims = db }
+	return func(s *core) { s.claims = db }
 }
 
 // claimDB is the pool claims and notifications use.
-func (s *Service) claimDB() *postgres.DB {
+func (s *core) claimDB() *postgres.DB {
 	if s.claims != nil {
 		return s.claims
 	}
@@ -100,9 +101,18 @@ func (s *Service) claimDB() *postgres.DB {
 // its work: the time to record the result.
 const defaultLeaseMargin = 30 * time.Second
 
-// New returns a Service.
-func New(db *postgres.DB, limits Limits, logger *slog.Logger, opts ...Option) *Service {
-	s := &Service{db: db, limits: limits, logger: logger, leaseMargin: defaultLeaseMargin, defaultWaitTimeout: DefaultWaitTimeout}
+// API runs the use cases of Durable's HTTP API against the database:
+// definitions, runs, callbacks, events, people's input and schedules. The
+// worker's engine is [Worker].
+type API struct{ *core }
+
+// NewAPI returns the API's use cases.
+func NewAPI(db *postgres.DB, limits Limits, logger *slog.Logger, opts ...Option) *API {
+	return &API{newCore(db, limits, logger, opts...)}
+}
+
+func newCore(db *postgres.DB, limits Limits, logger *slog.Logger, opts ...Option) *core {
+	s := &core{db: db, limits: limits, logger: logger, leaseMargin: defaultLeaseMargin, defaultWaitTimeout: DefaultWaitTimeout}
 	for _, o := range opts {
 		o(s)
 	}
@@ -110,7 +120,7 @@ func New(db *postgres.DB, limits Limits, logger *slog.Logger, opts ...Option) *S
 }
 
 // Limits returns the limits the service enforces.
-func (s *Service) Limits() Limits { return s.limits }
+func (s *API) Limits() Limits { return s.limits }
 
 // definitionCache keeps parsed definitions of workflow versions. Versions are
 // immutable, so an entry never goes stale; the cache is bounded by dropping

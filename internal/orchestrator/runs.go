@@ -31,7 +31,7 @@ type StartRun struct {
 // StartRun creates a run and its first piece of work in one transaction.
 // It returns false when an earlier request with the same idempotency key
 // created the run already.
-func (s *Service) StartRun(ctx context.Context, req StartRun) (workflow.Run, bool, error) {
+func (s *API) StartRun(ctx context.Context, req StartRun) (workflow.Run, bool, error) {
 	if len(req.Input) == 0 || string(req.Input) == "null" {
 		req.Input = json.RawMessage(`{}`)
 	}
@@ -91,7 +91,7 @@ type newRunInput struct {
 // startRunTx creates a run of a workflow version (0: the latest) and its
 // first piece of work in tx. It returns false, creating nothing, when the
 // run's idempotency key is taken.
-func (s *Service) startRunTx(ctx context.Context, tx *postgres.Tx, name string, version int, in newRunInput) (workflow.Run, bool, error) {
+func (s *core) startRunTx(ctx context.Context, tx *postgres.Tx, name string, version int, in newRunInput) (workflow.Run, bool, error) {
 	v, err := resolveVersion(ctx, tx, name, version)
 	if err != nil {
 		return workflow.Run{}, false, err
@@ -136,7 +136,7 @@ func (s *Service) startRunTx(ctx context.Context, tx *postgres.Tx, name string, 
 
 // existingRun returns the run started with key, if any, and refuses a
 // reused key whose request differs.
-func (s *Service) existingRun(ctx context.Context, key string, requestHash []byte) (workflow.Run, bool, error) {
+func (s *core) existingRun(ctx context.Context, key string, requestHash []byte) (workflow.Run, bool, error) {
 	run, err := s.db.GetRunByIdempotencyKey(ctx, key)
 	if fault.Is(err, fault.NotFound) {
 		return workflow.Run{}, false, nil
@@ -222,7 +222,7 @@ type WaitingStep struct {
 }
 
 // GetRun returns a run and, while it waits, what it waits for.
-func (s *Service) GetRun(ctx context.Context, id uuid.UUID) (RunDetail, error) {
+func (s *API) GetRun(ctx context.Context, id uuid.UUID) (RunDetail, error) {
 	run, err := s.db.GetRun(ctx, id)
 	if err != nil || run.Status != workflow.RunWaiting {
 		return RunDetail{Run: run}, err
@@ -263,12 +263,12 @@ func (s *Service) GetRun(ctx context.Context, id uuid.UUID) (RunDetail, error) {
 }
 
 // ListRuns returns up to limit runs matching f, newest first, after cursor.
-func (s *Service) ListRuns(ctx context.Context, f workflow.RunFilter, cursor *workflow.Cursor, limit int) ([]workflow.Run, error) {
+func (s *API) ListRuns(ctx context.Context, f workflow.RunFilter, cursor *workflow.Cursor, limit int) ([]workflow.Run, error) {
 	return s.db.ListRuns(ctx, f, cursor, limit)
 }
 
 // ListSteps returns a run's step executions with their attempts.
-func (s *Service) ListSteps(ctx context.Context, runID uuid.UUID, cursor *workflow.Cursor, limit int) ([]workflow.StepExecution, error) {
+func (s *API) ListSteps(ctx context.Context, runID uuid.UUID, cursor *workflow.Cursor, limit int) ([]workflow.StepExecution, error) {
 	if _, err := s.db.GetRun(ctx, runID); err != nil {
 		return nil, err
 	}
@@ -276,7 +276,7 @@ func (s *Service) ListSteps(ctx context.Context, runID uuid.UUID, cursor *workfl
 }
 
 // ListHistory returns a run's history events with ids above after.
-func (s *Service) ListHistory(ctx context.Context, runID uuid.UUID, after int64, limit int) ([]workflow.HistoryEvent, error) {
+func (s *API) ListHistory(ctx context.Context, runID uuid.UUID, after int64, limit int) ([]workflow.HistoryEvent, error) {
 	if _, err := s.db.GetRun(ctx, runID); err != nil {
 		return nil, err
 	}
@@ -286,7 +286,7 @@ func (s *Service) ListHistory(ctx context.Context, runID uuid.UUID, after int64,
 // CancelRun cancels an unfinished run: its queued work is dropped, and a
 // worker still holding a step of it finds its lease gone and records
 // nothing. Cancelling a finished run is a conflict.
-func (s *Service) CancelRun(ctx context.Context, id uuid.UUID, reason string) (workflow.Run, error) {
+func (s *API) CancelRun(ctx context.Context, id uuid.UUID, reason string) (workflow.Run, error) {
 	message := "the run was cancelled"
 	if reason != "" {
 		message = "the run was cancelled: " + reason
@@ -310,7 +310,7 @@ func (s *Service) CancelRun(ctx context.Context, id uuid.UUID, reason string) (w
 // cancelRunTx cancels an unfinished run in tx: its work items first, then
 // the run, then its steps and waits — the order every transition takes its
 // locks in.
-func (s *Service) cancelRunTx(ctx context.Context, tx *postgres.Tx, id uuid.UUID, reason string, runErr json.RawMessage) (workflow.Run, error) {
+func (s *core) cancelRunTx(ctx context.Context, tx *postgres.Tx, id uuid.UUID, reason string, runErr json.RawMessage) (workflow.Run, error) {
 	if _, err := tx.LockRunWork(ctx, id); err != nil {
 		return workflow.Run{}, err
 	}
@@ -345,7 +345,7 @@ func (s *Service) cancelRunTx(ctx context.Context, tx *postgres.Tx, id uuid.UUID
 // (cancelled, or its timeout passed) still holds: its steps in flight end
 // with stepStatus, its waits close, its queued work goes, its parent hears
 // of its end and its children are cancelled.
-func (s *Service) releaseInterruptedRun(ctx context.Context, tx *postgres.Tx, run workflow.Run, stepStatus string) error {
+func (s *core) releaseInterruptedRun(ctx context.Context, tx *postgres.Tx, run workflow.Run, stepStatus string) error {
 	if err := tx.EndRunSteps(ctx, run.ID, stepStatus); err != nil {
 		return err
 	}

@@ -58,7 +58,7 @@ func cronErrorPath(err error) string {
 
 // validateSchedule checks a schedule spec, filling in defaults, and
 // returns its parsed calendar; every problem is reported at once.
-func (s *Service) validateSchedule(ctx context.Context, tx *postgres.Tx, spec *ScheduleSpec) (*cron.Schedule, error) {
+func (s *core) validateSchedule(ctx context.Context, tx *postgres.Tx, spec *ScheduleSpec) (*cron.Schedule, error) {
 	if spec.Timezone == "" {
 		spec.Timezone = "UTC"
 	}
@@ -101,7 +101,7 @@ func (s *Service) validateSchedule(ctx context.Context, tx *postgres.Tx, spec *S
 
 // CreateSchedule creates a schedule; its first firing is the first fire
 // time after now.
-func (s *Service) CreateSchedule(ctx context.Context, spec ScheduleSpec) (workflow.Schedule, error) {
+func (s *API) CreateSchedule(ctx context.Context, spec ScheduleSpec) (workflow.Schedule, error) {
 	var out workflow.Schedule
 	err := s.db.InTx(ctx, func(tx *postgres.Tx) error {
 		sched, err := s.validateSchedule(ctx, tx, &spec)
@@ -121,7 +121,7 @@ func (s *Service) CreateSchedule(ctx context.Context, spec ScheduleSpec) (workfl
 
 // upsertDefinitionSchedule creates or updates the schedule a workflow
 // definition declares, named after the workflow.
-func (s *Service) upsertDefinitionSchedule(ctx context.Context, tx *postgres.Tx, def *workflow.Definition) error {
+func (s *core) upsertDefinitionSchedule(ctx context.Context, tx *postgres.Tx, def *workflow.Definition) error {
 	ds := def.Schedule
 	sched, err := parseSchedule(ds.Cron, ds.Timezone)
 	if err != nil {
@@ -159,7 +159,7 @@ type SchedulePatch struct {
 
 // UpdateSchedule changes a schedule. A changed calendar takes effect from
 // now: the next firing is recomputed.
-func (s *Service) UpdateSchedule(ctx context.Context, id uuid.UUID, p SchedulePatch) (workflow.Schedule, error) {
+func (s *API) UpdateSchedule(ctx context.Context, id uuid.UUID, p SchedulePatch) (workflow.Schedule, error) {
 	var out workflow.Schedule
 	err := s.db.InTx(ctx, func(tx *postgres.Tx) error {
 		cur, err := tx.LockSchedule(ctx, id)
@@ -213,7 +213,7 @@ func (s *Service) UpdateSchedule(ctx context.Context, id uuid.UUID, p SchedulePa
 // SetSchedulePaused pauses or resumes a schedule. A resumed schedule fires
 // next at its first fire time after now: firings missed while paused are
 // not caught up.
-func (s *Service) SetSchedulePaused(ctx context.Context, id uuid.UUID, paused bool) (workflow.Schedule, error) {
+func (s *API) SetSchedulePaused(ctx context.Context, id uuid.UUID, paused bool) (workflow.Schedule, error) {
 	var out workflow.Schedule
 	err := s.db.InTx(ctx, func(tx *postgres.Tx) error {
 		cur, err := tx.LockSchedule(ctx, id)
@@ -238,7 +238,7 @@ func (s *Service) SetSchedulePaused(ctx context.Context, id uuid.UUID, paused bo
 
 // DeleteSchedule deletes a schedule and its firing history; the runs it
 // started stay.
-func (s *Service) DeleteSchedule(ctx context.Context, id uuid.UUID) error {
+func (s *API) DeleteSchedule(ctx context.Context, id uuid.UUID) error {
 	return s.db.InTx(ctx, func(tx *postgres.Tx) error { return tx.DeleteSchedule(ctx, id) })
 }
 
@@ -251,7 +251,7 @@ type ScheduleDetail struct {
 }
 
 // GetSchedule returns a schedule with its last firings and next fire times.
-func (s *Service) GetSchedule(ctx context.Context, id uuid.UUID) (ScheduleDetail, error) {
+func (s *API) GetSchedule(ctx context.Context, id uuid.UUID) (ScheduleDetail, error) {
 	sch, err := s.db.GetSchedule(ctx, id)
 	if err != nil {
 		return ScheduleDetail{}, err
@@ -272,13 +272,13 @@ func (s *Service) GetSchedule(ctx context.Context, id uuid.UUID) (ScheduleDetail
 }
 
 // ListSchedules returns up to limit schedules by name, after a name.
-func (s *Service) ListSchedules(ctx context.Context, after string, limit int) ([]workflow.Schedule, error) {
+func (s *API) ListSchedules(ctx context.Context, after string, limit int) ([]workflow.Schedule, error) {
 	return s.db.ListSchedules(ctx, after, limit)
 }
 
 // PreviewSchedule returns the next count fire times of a cron expression in
 // a time zone after from.
-func (s *Service) PreviewSchedule(expr, tz string, from time.Time, count int) ([]time.Time, error) {
+func (s *API) PreviewSchedule(expr, tz string, from time.Time, count int) ([]time.Time, error) {
 	sched, err := parseSchedule(expr, tz)
 	var fe *fault.Error
 	if errors.As(err, &fe) {
@@ -295,7 +295,7 @@ func (s *Service) PreviewSchedule(expr, tz string, from time.Time, count int) ([
 
 // TriggerSchedule fires a schedule now, whatever its calendar, pause or
 // overlap policy: a manual firing always starts a run.
-func (s *Service) TriggerSchedule(ctx context.Context, id uuid.UUID) (workflow.ScheduleFire, error) {
+func (s *API) TriggerSchedule(ctx context.Context, id uuid.UUID) (workflow.ScheduleFire, error) {
 	var fire workflow.ScheduleFire
 	err := s.db.InTx(ctx, func(tx *postgres.Tx) error {
 		sch, err := tx.LockSchedule(ctx, id)
@@ -316,7 +316,7 @@ func (s *Service) TriggerSchedule(ctx context.Context, id uuid.UUID) (workflow.S
 // transaction that starts its run, and the schedule's row stays locked
 // until then: any number of workers fire each firing exactly once. It
 // returns how many runs it started.
-func (s *Service) fireDueSchedules(ctx context.Context) (int, error) {
+func (s *core) fireDueSchedules(ctx context.Context) (int, error) {
 	started := 0
 	err := s.claimDB().InTx(ctx, func(tx *postgres.Tx) error {
 		started = 0
@@ -343,7 +343,7 @@ func (s *Service) fireDueSchedules(ctx context.Context) (int, error) {
 // buffer_one once the active run ended, then those whose time came, within
 // the catch-up window (older ones, missed while no worker ran, are
 // skipped), and moves the schedule on to its next fire time.
-func (s *Service) fireSchedule(ctx context.Context, tx *postgres.Tx, sch workflow.Schedule) (int, error) {
+func (s *core) fireSchedule(ctx context.Context, tx *postgres.Tx, sch workflow.Schedule) (int, error) {
 	sched, err := cron.Parse(sch.Cron, sch.Timezone)
 	if err != nil {
 		return 0, fmt.Errorf("schedule %s: %w", sch.Name, err)
@@ -404,7 +404,7 @@ func (s *Service) fireSchedule(ctx context.Context, tx *postgres.Tx, sch workflo
 
 // fire makes one firing of a locked schedule at fireTime, under its unique
 // key, applying the overlap policy (manual firings always start a run).
-func (s *Service) fire(ctx context.Context, tx *postgres.Tx, sch workflow.Schedule, fireTime time.Time, manual bool) (workflow.ScheduleFire, error) {
+func (s *core) fire(ctx context.Context, tx *postgres.Tx, sch workflow.Schedule, fireTime time.Time, manual bool) (workflow.ScheduleFire, error) {
 	fire := workflow.ScheduleFire{FireTime: fireTime, Outcome: "started", Manual: manual}
 	var active []uuid.UUID
 	if !manual && sch.OverlapPolicy != workflow.OverlapAllow {
@@ -461,7 +461,7 @@ func (s *Service) fire(ctx context.Context, tx *postgres.Tx, sch workflow.Schedu
 }
 
 // startScheduledRun starts a run of a schedule's workflow with its input.
-func (s *Service) startScheduledRun(ctx context.Context, tx *postgres.Tx, sch workflow.Schedule) (workflow.Run, error) {
+func (s *core) startScheduledRun(ctx context.Context, tx *postgres.Tx, sch workflow.Schedule) (workflow.Run, error) {
 	input, err := canonicalJSON(sch.Input)
 	if err != nil {
 		return workflow.Run{}, fmt.Errorf("schedule %s input: %w", sch.Name, err)

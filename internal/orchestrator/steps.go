@@ -36,7 +36,7 @@ type runState = engine.State
 // input, context, the outputs of its steps that succeeded (in scope and the
 // scopes around it; inside a foreach item, the item's own steps), and the
 // item and index of the foreach item that scope is in.
-func (s *Service) loadRunState(ctx context.Context, q runReader, run workflow.Run, scope string) (*runState, error) {
+func (s *core) loadRunState(ctx context.Context, q runReader, run workflow.Run, scope string) (*runState, error) {
 	def, err := s.definitionOf(ctx, q, run.Workflow, run.Version)
 	if err != nil {
 		return nil, err
@@ -139,7 +139,7 @@ type attempt struct {
 	token     string
 	deadline  time.Time
 	// successor is the next step's first attempt, once the hot path has
-	// prepared it for this attempt's result (see [Service.succeedAndContinue]).
+	// prepared it for this attempt's result (see [core.succeedAndContinue]).
 	successor     *attempt
 	successorHash []byte
 }
@@ -155,7 +155,7 @@ func (l Limits) engine() engine.Limits {
 }
 
 // judge decides what an answer does to a's step (see [engine.Judge]).
-func (s *Service) judge(a *attempt, res httpstep.Result) engine.Decision {
+func (s *core) judge(a *attempt, res httpstep.Result) engine.Decision {
 	return engine.Judge(a.state, a.step, a.at(), answerOf(res), s.limits.engine(), rand.Int64N)
 }
 
@@ -174,13 +174,13 @@ func answerOf(res httpstep.Result) engine.Answer {
 // leaseFor is how long a worker may hold a step's work: the attempt's
 // timeout plus a margin for recording the result. A worker that dies loses
 // its lease after that long.
-func (s *Service) leaseFor(step *workflow.Step) time.Duration {
+func (s *core) leaseFor(step *workflow.Step) time.Duration {
 	return time.Duration(step.Call.Timeout) + s.leaseMargin
 }
 
 // newAttemptRecord prepares attempt number n of a step execution: its
 // callback token (of which only the hash is stored) and deadline.
-func (s *Service) newAttemptRecord(a *attempt) ([]byte, error) {
+func (s *core) newAttemptRecord(a *attempt) ([]byte, error) {
 	token, hash, err := s.secrets.NewCallbackToken(signing.CallbackRef{StepExecutionID: a.execID, Attempt: a.number})
 	if err != nil {
 		return nil, fmt.Errorf("new callback token: %w", err)
@@ -200,7 +200,7 @@ func newExecution(item postgres.WorkItem, st *runState, step *workflow.Step) *at
 
 // execution is what the database needs to create a's step execution, with
 // input.
-func (s *Service) execution(a *attempt, input json.RawMessage) postgres.NewStepExecution {
+func (s *core) execution(a *attempt, input json.RawMessage) postgres.NewStepExecution {
 	return postgres.NewStepExecution{
 		ID: a.execID, Key: a.key, ParentKey: a.state.ParentKey(a.step.Name), Name: a.step.Name, Type: string(a.step.Type),
 		WebhookID: a.webhook, Input: input, WorkerID: s.workerID,
@@ -210,7 +210,7 @@ func (s *Service) execution(a *attempt, input json.RawMessage) postgres.NewStepE
 // beginExecution creates a step execution that the engine runs itself (a
 // branch, a block) or that fails before it could begin, under the work
 // item's lease, and marks the run running.
-func (s *Service) beginExecution(ctx context.Context, tx *postgres.Tx, st *runState, item postgres.WorkItem, exec postgres.NewStepExecution) error {
+func (s *core) beginExecution(ctx context.Context, tx *postgres.Tx, st *runState, item postgres.WorkItem, exec postgres.NewStepExecution) error {
 	started, err := tx.StartSteps(ctx, []postgres.StepStart{{
 		Work: item, Lease: s.leaseMargin, Exec: exec,
 		MarkRunning: st.Run.Status != workflow.RunRunning, RunStarted: st.Run.Status == workflow.RunPending,
@@ -224,7 +224,7 @@ func (s *Service) beginExecution(ctx context.Context, tx *postgres.Tx, st *runSt
 
 // newAttempt prepares the first attempt of a step execution not created
 // yet: its ids, callback token (of which only hash is stored) and deadline.
-func (s *Service) newAttempt(item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, []byte, error) {
+func (s *core) newAttempt(item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, []byte, error) {
 	a := newExecution(item, st, step)
 	hash, err := s.newAttemptRecord(a)
 	return a, hash, err
@@ -234,7 +234,7 @@ func (s *Service) newAttempt(item postgres.WorkItem, st *runState, step *workflo
 // at it under the caller's lease, with its input rendered from what the run
 // knows now. When the input cannot be built, the step and the run fail
 // instead, and startStep returns nil.
-func (s *Service) startStep(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, error) {
+func (s *core) startStep(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, error) {
 	if isWait(step.Type) {
 		return nil, s.startWait(ctx, tx, item, st, step)
 	}
@@ -257,10 +257,10 @@ func (s *Service) startStep(ctx context.Context, tx *postgres.Tx, item postgres.
 	return s.startPrepared(ctx, tx, a, start, renderErr)
 }
 
-// startPrepared starts an attempt [Service.prepareStart] prepared; when its
+// startPrepared starts an attempt [core.prepareStart] prepared; when its
 // input could not be built, the step and the run fail instead, and it
 // returns nil.
-func (s *Service) startPrepared(ctx context.Context, tx *postgres.Tx, a *attempt, start postgres.StepStart, renderErr error) (*attempt, error) {
+func (s *core) startPrepared(ctx context.Context, tx *postgres.Tx, a *attempt, start postgres.StepStart, renderErr error) (*attempt, error) {
 	started, err := tx.StartSteps(ctx, []postgres.StepStart{start})
 	if err != nil || !started[0] {
 		return nil, orLeaseLost(err, err == nil && started[0])
@@ -277,7 +277,7 @@ func (s *Service) startPrepared(ctx context.Context, tx *postgres.Tx, a *attempt
 // database: its ids and callback token, its input rendered from what the
 // run knows now (renderErr when that fails; the input is then null), and
 // what [postgres.Tx.StartSteps] needs to start it.
-func (s *Service) prepareStart(ctx context.Context, item postgres.WorkItem, st *runState, step *workflow.Step) (a *attempt, start postgres.StepStart, renderErr error, err error) {
+func (s *core) prepareStart(ctx context.Context, item postgres.WorkItem, st *runState, step *workflow.Step) (a *attempt, start postgres.StepStart, renderErr error, err error) {
 	a, hash, err := s.newAttempt(item, st, step)
 	if err != nil {
 		return nil, start, nil, err
@@ -297,7 +297,7 @@ func (s *Service) prepareStart(ctx context.Context, item postgres.WorkItem, st *
 
 // restartStep starts the next attempt of a step execution that failed
 // retryably, or whose worker was lost.
-func (s *Service) restartStep(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, exec workflow.StepExecution) (*attempt, error) {
+func (s *core) restartStep(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, exec workflow.StepExecution) (*attempt, error) {
 	step := st.Def.Step(exec.Name)
 	if step == nil || step.Call == nil {
 		return nil, fmt.Errorf("step %q of run %s is not a call step of %s v%d", exec.Name, st.Run.ID, st.Run.Workflow, st.Run.Version)
@@ -374,7 +374,7 @@ func orStale(err error, ok bool) error {
 // currentAttempt describes the attempt a step execution is at, for the
 // transitions that act on it without a worker's state: callbacks and
 // timeouts.
-func (s *Service) currentAttempt(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, run workflow.Run, exec workflow.StepExecution) (*attempt, error) {
+func (s *core) currentAttempt(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, run workflow.Run, exec workflow.StepExecution) (*attempt, error) {
 	def, err := s.definitionOf(ctx, tx, run.Workflow, run.Version)
 	if err != nil {
 		return nil, err
@@ -420,7 +420,7 @@ type workflowRef struct {
 }
 
 // request builds the HTTP request of an attempt.
-func (s *Service) request(ctx context.Context, a *attempt) (httpstep.Request, error) {
+func (s *core) request(ctx context.Context, a *attempt) (httpstep.Request, error) {
 	callbackDeadline := time.Now().Add(time.Duration(a.step.Call.CallbackTimeout)).UTC().Truncate(time.Second)
 	body, err := json.Marshal(stepRequestBody{
 		RunID: a.state.Run.ID, Workflow: workflowRef{a.state.Run.Workflow, a.state.Run.Version},
@@ -445,7 +445,7 @@ func (s *Service) request(ctx context.Context, a *attempt) (httpstep.Request, er
 // when the step succeeded, the run has a next step and the worker is not
 // draining — starts the next step in the same transaction and returns it,
 // so the worker goes straight on without queueing the run again.
-func (s *Service) recordResult(ctx context.Context, a *attempt, res httpstep.Result, draining bool) (*attempt, error) {
+func (s *core) recordResult(ctx context.Context, a *attempt, res httpstep.Result, draining bool) (*attempt, error) {
 	if next, ok, err := s.succeedAndContinue(ctx, a, res, draining); ok || err != nil {
 		return next, err
 	}
@@ -471,7 +471,7 @@ func (s *Service) recordResult(ctx context.Context, a *attempt, res httpstep.Res
 // recorded. In a run with lanes it locks the run's row too, and brings the
 // worker's view of the context up to date: other lanes may have merged
 // into it since the worker read it, and the steps it starts next send it.
-func (s *Service) lockToRecord(ctx context.Context, tx *postgres.Tx, a *attempt) error {
+func (s *core) lockToRecord(ctx context.Context, tx *postgres.Tx, a *attempt) error {
 	if !a.state.Def.HasLanes() {
 		ok, err := tx.LockLeasedWork(ctx, a.item)
 		return orLeaseLost(err, ok)
@@ -486,7 +486,7 @@ func (s *Service) lockToRecord(ctx context.Context, tx *postgres.Tx, a *attempt)
 	return a.state.SetContext(current)
 }
 
-func (s *Service) recordResultTx(ctx context.Context, tx *postgres.Tx, a *attempt, res httpstep.Result, draining bool) (*attempt, error) {
+func (s *core) recordResultTx(ctx context.Context, tx *postgres.Tx, a *attempt, res httpstep.Result, draining bool) (*attempt, error) {
 	switch d := s.judge(a, res); d.Verdict {
 	case engine.Succeed:
 		return s.succeedStep(ctx, tx, a, res, d, draining)
@@ -499,13 +499,13 @@ func (s *Service) recordResultTx(ctx context.Context, tx *postgres.Tx, a *attemp
 	}
 }
 
-// succeedAndContinue is the hot path of [Service.recordResult]: a step
+// succeedAndContinue is the hot path of [core.recordResult]: a step
 // succeeded and the run goes on to its next step, recorded in one statement
 // (see [postgres.DB.SucceedAndContinue]). It returns false, having done
 // nothing, when the case is not that simple — the run ends, the worker is
 // draining, a limit is exceeded or the next step's input cannot be built —
 // and the general path must record the result.
-func (s *Service) succeedAndContinue(ctx context.Context, a *attempt, res httpstep.Result, draining bool) (*attempt, bool, error) {
+func (s *core) succeedAndContinue(ctx context.Context, a *attempt, res httpstep.Result, draining bool) (*attempt, bool, error) {
 	st := a.state
 	// A step in a lane takes the general path, which locks the run's row:
 	// the lanes of a run take turns.
@@ -568,7 +568,7 @@ func (s *Service) succeedAndContinue(ctx context.Context, a *attempt, res httpst
 // succeedStep records the success of a call step's attempt and goes on:
 // it starts the next step, or ends the lane, the iteration or the run. A
 // draining worker leaves the going on to the advance item it leaves behind.
-func (s *Service) succeedStep(ctx context.Context, tx *postgres.Tx, a *attempt, res httpstep.Result, d engine.Decision, draining bool) (*attempt, error) {
+func (s *core) succeedStep(ctx context.Context, tx *postgres.Tx, a *attempt, res httpstep.Result, d engine.Decision, draining bool) (*attempt, error) {
 	if draining {
 		if ok, err := tx.RescheduleWork(ctx, a.item, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: a.key}, 0); err != nil || !ok {
 			return nil, orLeaseLost(err, ok)
@@ -602,7 +602,7 @@ type success struct {
 // step's success is written (the hot path [postgres.DB.SucceedAndContinue]
 // is its fast form). It merges the context answer into the run's and
 // returns the context as it is then; what follows is the caller's.
-func (s *Service) recordSuccess(ctx context.Context, tx *postgres.Tx, a *attempt, sc success) (json.RawMessage, error) {
+func (s *core) recordSuccess(ctx context.Context, tx *postgres.Tx, a *attempt, sc success) (json.RawMessage, error) {
 	st := a.state
 	var merged json.RawMessage
 	if sc.patch != nil {
@@ -639,7 +639,7 @@ func (s *Service) recordSuccess(ctx context.Context, tx *postgres.Tx, a *attempt
 // lane's first step — for a work item that a worker claimed: the next step,
 // or the end of the enclosing branches, iteration, lane or run. Nothing
 // starts in a lane that a failing sibling cancelled meanwhile.
-func (s *Service) advance(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, key string) (*attempt, error) {
+func (s *core) advance(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, key string) (*attempt, error) {
 	if engine.IsLaneKey(key) {
 		return s.startLane(ctx, tx, item, st, key)
 	}
@@ -656,7 +656,7 @@ func (s *Service) advance(ctx context.Context, tx *postgres.Tx, item postgres.Wo
 // [engine.After]), for a worker holding item: the branches that end with it
 // succeed, then the next step starts, or the lane, the loop's iteration or
 // the run ends.
-func (s *Service) goOn(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, next engine.Next, output json.RawMessage) (*attempt, error) {
+func (s *core) goOn(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, next engine.Next, output json.RawMessage) (*attempt, error) {
 	for _, e := range next.Ended {
 		if err := s.finishEnclosing(ctx, tx, st, e.Key, output, nil); err != nil {
 			return nil, err
@@ -682,7 +682,7 @@ func (s *Service) goOn(ctx context.Context, tx *postgres.Tx, item postgres.WorkI
 // finishEnclosing ends the execution key of a step that the engine runs
 // itself (a branch, a loop): it succeeds with output, or fails with stepErr
 // when that is set.
-func (s *Service) finishEnclosing(ctx context.Context, tx *postgres.Tx, st *runState, key string, output, stepErr json.RawMessage) error {
+func (s *core) finishEnclosing(ctx context.Context, tx *postgres.Tx, st *runState, key string, output, stepErr json.RawMessage) error {
 	exec, err := tx.GetStepExecutionByKey(ctx, st.Run.ID, key)
 	if err != nil {
 		return err
@@ -702,7 +702,7 @@ func (s *Service) finishEnclosing(ctx context.Context, tx *postgres.Tx, st *runS
 // the case it chose, and starts that case's first step. A branch whose
 // selection fails, or where no case matches and there is no default, fails
 // the step and the run.
-func (s *Service) startBranch(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, error) {
+func (s *core) startBranch(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) (*attempt, error) {
 	index, steps, selErr := step.Branch.Select(ctx, st.Activation())
 	chosen := any(index)
 	switch {
@@ -729,7 +729,7 @@ func (s *Service) startBranch(ctx context.Context, tx *postgres.Tx, item postgre
 // caller has dealt with its own work item already. A run that fails
 // compensates first when it has steps to compensate: it ends later, when
 // its compensations have run.
-func (s *Service) endRun(ctx context.Context, tx *postgres.Tx, runID uuid.UUID, end engine.RunEnd) error {
+func (s *core) endRun(ctx context.Context, tx *postgres.Tx, runID uuid.UUID, end engine.RunEnd) error {
 	if end.Status == workflow.RunFailed {
 		if compensating, err := s.startCompensation(ctx, tx, runID, end.Error); err != nil || compensating {
 			return err
@@ -755,7 +755,7 @@ func (s *Service) endRun(ctx context.Context, tx *postgres.Tx, runID uuid.UUID, 
 
 // parkStep records a 202: the step waits for its callback until its
 // callback timeout, and the run is waiting.
-func (s *Service) parkStep(ctx context.Context, tx *postgres.Tx, a *attempt, res httpstep.Result) error {
+func (s *core) parkStep(ctx context.Context, tx *postgres.Tx, a *attempt, res httpstep.Result) error {
 	wait := time.Duration(a.step.Call.CallbackTimeout)
 	if ok, err := tx.RescheduleWork(ctx, a.item, postgres.WorkTarget{Kind: postgres.WorkStepTimeout, StepExecutionID: &a.execID, Attempt: a.number}, wait); err != nil || !ok {
 		return orLeaseLost(err, ok)
@@ -776,7 +776,7 @@ func (s *Service) parkStep(ctx context.Context, tx *postgres.Tx, a *attempt, res
 
 // retryStep records a failed attempt and schedules the next one after
 // delay: durably, in the queue, so no worker sleeps through the backoff.
-func (s *Service) retryStep(ctx context.Context, tx *postgres.Tx, a *attempt, stepErr json.RawMessage, httpStatus int, attemptStatus string, delay time.Duration) error {
+func (s *core) retryStep(ctx context.Context, tx *postgres.Tx, a *attempt, stepErr json.RawMessage, httpStatus int, attemptStatus string, delay time.Duration) error {
 	if ok, err := tx.RescheduleWork(ctx, a.item, postgres.WorkTarget{Kind: postgres.WorkInvoke, StepExecutionID: &a.execID, Attempt: a.number + 1}, delay); err != nil || !ok {
 		return orLeaseLost(err, ok)
 	}
@@ -786,7 +786,7 @@ func (s *Service) retryStep(ctx context.Context, tx *postgres.Tx, a *attempt, st
 // recordRetry writes that a's attempt failed and its step is retried after
 // delay, the history saying so with data added; the work item that makes
 // the next attempt is the caller's.
-func (s *Service) recordRetry(ctx context.Context, tx *postgres.Tx, a *attempt, stepErr json.RawMessage, httpStatus int, attemptStatus string, delay time.Duration, data map[string]any) error {
+func (s *core) recordRetry(ctx context.Context, tx *postgres.Tx, a *attempt, stepErr json.RawMessage, httpStatus int, attemptStatus string, delay time.Duration, data map[string]any) error {
 	if ok, err := tx.FinishStepAttempt(ctx, postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, Status: attemptStatus, HTTPStatus: httpStatus, Error: stepErr}); err != nil || !ok {
 		return orStale(err, ok)
 	}
@@ -799,7 +799,7 @@ func (s *Service) recordRetry(ctx context.Context, tx *postgres.Tx, a *attempt, 
 }
 
 // failStep records an attempt's failure as final: the step and the run fail.
-func (s *Service) failStep(ctx context.Context, tx *postgres.Tx, a *attempt, stepErr json.RawMessage, httpStatus int, attemptStatus string) error {
+func (s *core) failStep(ctx context.Context, tx *postgres.Tx, a *attempt, stepErr json.RawMessage, httpStatus int, attemptStatus string) error {
 	if ok, err := tx.CompleteWork(ctx, a.item); err != nil || !ok {
 		return orLeaseLost(err, ok)
 	}
@@ -811,7 +811,7 @@ func (s *Service) failStep(ctx context.Context, tx *postgres.Tx, a *attempt, ste
 
 // failStepExecution fails a step execution and its run; the attempt and the
 // work item are dealt with already.
-func (s *Service) failStepExecution(ctx context.Context, tx *postgres.Tx, a *attempt, stepErr json.RawMessage) error {
+func (s *core) failStepExecution(ctx context.Context, tx *postgres.Tx, a *attempt, stepErr json.RawMessage) error {
 	if ok, err := tx.FinishStepExecution(ctx, a.execID, a.number, "failed", nil, stepErr); err != nil || !ok {
 		return orStale(err, ok)
 	}
@@ -819,8 +819,8 @@ func (s *Service) failStepExecution(ctx context.Context, tx *postgres.Tx, a *att
 }
 
 // failRun carries the failure of a step that failed for good outward,
-// with the step's error: see [Service.propagateFailure].
-func (s *Service) failRun(ctx context.Context, tx *postgres.Tx, a *attempt, stepErr json.RawMessage) error {
+// with the step's error: see [core.propagateFailure].
+func (s *core) failRun(ctx context.Context, tx *postgres.Tx, a *attempt, stepErr json.RawMessage) error {
 	appendHistory(tx, a.state.Run.ID, workflow.EventStepFailed, a.key, &a.number, map[string]any{"error": stepErr})
 	return s.propagateFailure(ctx, tx, a.state, a.key, a.execID, stepErr, false)
 }
@@ -830,7 +830,7 @@ func (s *Service) failRun(ctx context.Context, tx *postgres.Tx, a *attempt, step
 // with it, then its lane fails, or at the top the run — failed, or
 // timed_out when a wait timed out (timedOut). The step's own execution and
 // work are dealt with already.
-func (s *Service) propagateFailure(ctx context.Context, tx *postgres.Tx, st *runState, key string, execID uuid.UUID, stepErr json.RawMessage, timedOut bool) error {
+func (s *core) propagateFailure(ctx context.Context, tx *postgres.Tx, st *runState, key string, execID uuid.UUID, stepErr json.RawMessage, timedOut bool) error {
 	f := engine.FailureOf(st.Def, key)
 	for _, e := range f.Failed {
 		if err := s.finishEnclosing(ctx, tx, st, e.Key, nil, stepErr); err != nil {

@@ -33,7 +33,7 @@ func isWait(t workflow.StepType) bool {
 
 // waitTimeout is how long a waiting step may wait: a call_workflow step
 // without a timeout as long as its child runs.
-func (s *Service) waitTimeout(step *workflow.Step) time.Duration {
+func (s *core) waitTimeout(step *workflow.Step) time.Duration {
 	var d workflow.Duration
 	switch {
 	case step.WaitForEvent != nil:
@@ -56,7 +56,7 @@ func (s *Service) waitTimeout(step *workflow.Step) time.Duration {
 // window), or a wait for a person. The work item becomes the wait's timer.
 // When the wait cannot begin (an expression fails), the step and the run
 // fail instead.
-func (s *Service) startWait(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) error {
+func (s *core) startWait(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) error {
 	a := newExecution(item, st, step)
 	kind, wait := postgres.WorkWaitTimeout, s.waitTimeout(step)
 	var wakeAt *time.Time
@@ -191,13 +191,13 @@ func eventOutput(w *workflow.WaitForEventStep, waits []workflow.Wait) (json.RawM
 // and execution succeed, its remaining waits close, and the run's work
 // item (workID, locked by the caller) hands the run to the queue to start
 // its next step.
-func (s *Service) completeWait(ctx context.Context, tx *postgres.Tx, workID int64, a *attempt, output json.RawMessage, data map[string]any) error {
+func (s *core) completeWait(ctx context.Context, tx *postgres.Tx, workID int64, a *attempt, output json.RawMessage, data map[string]any) error {
 	return s.endWait(ctx, tx, workID, a, "succeeded", output, data)
 }
 
 // endWait is completeWait with the attempt's own status: "timed_out" for a
 // wait whose timeout continues the run.
-func (s *Service) endWait(ctx context.Context, tx *postgres.Tx, workID int64, a *attempt, attemptStatus string, output json.RawMessage, data map[string]any) error {
+func (s *core) endWait(ctx context.Context, tx *postgres.Tx, workID int64, a *attempt, attemptStatus string, output json.RawMessage, data map[string]any) error {
 	runID := a.state.Run.ID
 	if err := tx.RetargetWork(ctx, workID, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: a.key}, 0); err != nil {
 		return err
@@ -211,7 +211,7 @@ func (s *Service) endWait(ctx context.Context, tx *postgres.Tx, workID int64, a 
 
 // fireSleep ends a sleep whose wake time came: the step succeeds, saying
 // when it woke and how late (a timer due while no worker ran fires late).
-func (s *Service) fireSleep(ctx context.Context, item postgres.WorkItem) error {
+func (s *core) fireSleep(ctx context.Context, item postgres.WorkItem) error {
 	return s.db.InTx(ctx, func(tx *postgres.Tx) error {
 		a, exec, err := s.lockWaitingStep(ctx, tx, item)
 		if err != nil || a == nil {
@@ -226,7 +226,7 @@ func (s *Service) fireSleep(ctx context.Context, item postgres.WorkItem) error {
 // timeOutWait fires the deadline of a wait for events or a person: with
 // on_timeout "fail" the step times out and the run ends timed_out; with
 // "continue" the step succeeds with an output that says it timed out.
-func (s *Service) timeOutWait(ctx context.Context, item postgres.WorkItem) error {
+func (s *core) timeOutWait(ctx context.Context, item postgres.WorkItem) error {
 	return s.db.InTx(ctx, func(tx *postgres.Tx) error {
 		a, exec, err := s.lockWaitingStep(ctx, tx, item)
 		if err != nil || a == nil {
@@ -270,7 +270,7 @@ func (s *Service) timeOutWait(ctx context.Context, item postgres.WorkItem) error
 // It returns errLeaseLost when the lease was lost; nil, having completed
 // the stale item, when nothing waits on it any more; and nil, having
 // rescheduled the item, when the deadline has not come yet.
-func (s *Service) lockWaitingStep(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem) (*attempt, workflow.StepExecution, error) {
+func (s *core) lockWaitingStep(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem) (*attempt, workflow.StepExecution, error) {
 	if _, ok, err := tx.LockLeasedWorkAndRun(ctx, item); err != nil || !ok {
 		return nil, workflow.StepExecution{}, orLeaseLost(err, ok)
 	}
@@ -305,7 +305,7 @@ type PublishedEvent struct {
 // exactly once, in one transaction. An event id (dedupID) used before
 // publishes nothing. The event is kept, so that a wait beginning within its
 // look-back window after it still sees it.
-func (s *Service) PublishEvent(ctx context.Context, e workflow.Event) (PublishedEvent, error) {
+func (s *API) PublishEvent(ctx context.Context, e workflow.Event) (PublishedEvent, error) {
 	if len(e.Payload) > s.limits.MaxOutputBytes {
 		return PublishedEvent{}, fault.WithProblems(fault.TooLarge, "the event payload is too large", []fault.Problem{{Path: "/payload", Message: fmt.Sprintf("the limit is %d bytes", s.limits.MaxOutputBytes)}})
 	}
@@ -350,7 +350,7 @@ func (s *Service) PublishEvent(ctx context.Context, e workflow.Event) (Published
 
 // resumeRun applies an event to one run's open waits for it, returning how
 // many waiting steps it matched.
-func (s *Service) resumeRun(ctx context.Context, tx *postgres.Tx, waits []workflow.Wait, e workflow.Event) (int, error) {
+func (s *core) resumeRun(ctx context.Context, tx *postgres.Tx, waits []workflow.Wait, e workflow.Event) (int, error) {
 	items, err := tx.LockRunWork(ctx, waits[0].RunID)
 	if err != nil {
 		return 0, err
@@ -407,7 +407,7 @@ type Input struct {
 // validated against what the step asks for (a boolean for approval, one of
 // the options for choice, a string for text, an object valid against the
 // form's schema); an invalid one is refused and the run keeps waiting.
-func (s *Service) GiveInput(ctx context.Context, runID uuid.UUID, stepKey string, in Input) (CallbackStep, error) {
+func (s *API) GiveInput(ctx context.Context, runID uuid.UUID, stepKey string, in Input) (CallbackStep, error) {
 	exec, err := s.db.GetStepExecutionByKey(ctx, runID, stepKey)
 	if err != nil {
 		return CallbackStep{}, err
@@ -417,7 +417,7 @@ func (s *Service) GiveInput(ctx context.Context, runID uuid.UUID, stepKey string
 
 // giveInput answers the waiting input step exec; a non-zero attempt
 // requires that attempt (callbacks).
-func (s *Service) giveInput(ctx context.Context, execID uuid.UUID, attempt int, in Input) (CallbackStep, error) {
+func (s *core) giveInput(ctx context.Context, execID uuid.UUID, attempt int, in Input) (CallbackStep, error) {
 	var out CallbackStep
 	err := s.db.InTx(ctx, func(tx *postgres.Tx) error {
 		found, err := tx.GetStepExecution(ctx, execID)

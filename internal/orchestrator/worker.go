@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -55,16 +56,17 @@ const claimLease = 15 * time.Second
 // step attempts, records their results, and fires timeouts. Any number of
 // workers may run against one database.
 type Worker struct {
-	svc    *Service
+	svc    *core
 	cfg    WorkerConfig
 	wake   chan struct{}
 	freed  chan struct{}
 	active sync.WaitGroup
 }
 
-// NewWorker returns a worker over svc, which must have been built with
-// [WithSigning] and [WithWorkerID].
-func NewWorker(svc *Service, cfg WorkerConfig) *Worker {
+// NewWorker returns a worker: the engine that advances runs. Its options
+// must include [WithSigning] and [WithWorkerID].
+func NewWorker(db *postgres.DB, limits Limits, logger *slog.Logger, cfg WorkerConfig, opts ...Option) *Worker {
+	svc := newCore(db, limits, logger, opts...)
 	if cfg.Concurrency < 1 {
 		cfg.Concurrency = 1
 	}
@@ -351,7 +353,7 @@ const firstStepBatchWait = 20 * time.Millisecond
 // under load, every round trip waits for a busy database, and runs started
 // in a burst would wait for their first step. The others begin on their
 // own once rendered, with the input (or the failure) already built.
-func (s *Service) claim(ctx context.Context, n int) (claimed, error) {
+func (s *core) claim(ctx context.Context, n int) (claimed, error) {
 	c, firsts, err := s.claimTx(ctx, n)
 	if err != nil || len(firsts) == 0 {
 		return c, err
@@ -449,7 +451,7 @@ type firstStep struct {
 	err       error
 }
 
-func (f *firstStep) prepare(ctx context.Context, s *Service) {
+func (f *firstStep) prepare(ctx context.Context, s *core) {
 	defer close(f.done)
 	st, err := s.loadRunState(ctx, s.db, f.run, "")
 	if err != nil {
@@ -461,7 +463,7 @@ func (f *firstStep) prepare(ctx context.Context, s *Service) {
 
 // beginPrepared begins a first step prepared by a claim, in a transaction of
 // its own, once it is prepared.
-func (s *Service) beginPrepared(ctx context.Context, f *firstStep) (*attempt, error) {
+func (s *core) beginPrepared(ctx context.Context, f *firstStep) (*attempt, error) {
 	select {
 	case <-f.done:
 	case <-ctx.Done():
@@ -478,7 +480,7 @@ func (s *Service) beginPrepared(ctx context.Context, f *firstStep) (*attempt, er
 	return a, err
 }
 
-func (s *Service) claimTx(ctx context.Context, n int) (claimed, []*firstStep, error) {
+func (s *core) claimTx(ctx context.Context, n int) (claimed, []*firstStep, error) {
 	var c claimed
 	var firsts []*firstStep
 	err := s.claimDB().InTx(ctx, func(tx *postgres.Tx) (err error) {
@@ -534,7 +536,7 @@ func (s *Service) claimTx(ctx context.Context, n int) (claimed, []*firstStep, er
 
 // beginsWithCall reports whether a claimed item is a new run's first step,
 // a call, of a workflow without lanes.
-func (s *Service) beginsWithCall(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, run workflow.Run) bool {
+func (s *core) beginsWithCall(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, run workflow.Run) bool {
 	if item.Kind != postgres.WorkAdvance || item.AfterStep != "" || run.ID == uuid.Nil || run.Status != workflow.RunPending {
 		return false
 	}
@@ -544,7 +546,7 @@ func (s *Service) beginsWithCall(ctx context.Context, tx *postgres.Tx, item post
 
 // beginAlone begins a claimed item's work in a transaction of its own and
 // returns the attempt it started, if any.
-func (s *Service) beginAlone(ctx context.Context, item postgres.WorkItem) (*attempt, error) {
+func (s *core) beginAlone(ctx context.Context, item postgres.WorkItem) (*attempt, error) {
 	defer s.turns.take(item.RunID)()
 	var a *attempt
 	err := s.db.InTx(ctx, func(tx *postgres.Tx) error {
@@ -567,7 +569,7 @@ func (s *Service) beginAlone(ctx context.Context, item postgres.WorkItem) (*atte
 // beginWork starts the attempt a claimed advance or invoke item calls for,
 // or finishes the run when it has no step left. A run that is no longer
 // active (ended, compensating) has nothing for it to do.
-func (s *Service) beginWork(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, run workflow.Run) (*attempt, error) {
+func (s *core) beginWork(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, run workflow.Run) (*attempt, error) {
 	if run.ID == uuid.Nil || !run.Status.Active() {
 		_, err := tx.CompleteWork(ctx, item)
 		return nil, err
@@ -627,7 +629,7 @@ func (w *Worker) fireTimer(ctx context.Context, item postgres.WorkItem) {
 }
 
 // timeOutRun ends a run whose run-level timeout passed.
-func (s *Service) timeOutRun(ctx context.Context, item postgres.WorkItem) error {
+func (s *core) timeOutRun(ctx context.Context, item postgres.WorkItem) error {
 	return s.db.InTx(ctx, func(tx *postgres.Tx) error {
 		if _, err := tx.LockRunWork(ctx, item.RunID); err != nil {
 			return err
@@ -647,7 +649,7 @@ func (s *Service) timeOutRun(ctx context.Context, item postgres.WorkItem) error 
 
 // timeOutStep fires the deadline of a step parked after a 202: the attempt
 // timed out and is retried or, with no attempts left, fails the step.
-func (s *Service) timeOutStep(ctx context.Context, item postgres.WorkItem) error {
+func (s *core) timeOutStep(ctx context.Context, item postgres.WorkItem) error {
 	return s.db.InTx(ctx, func(tx *postgres.Tx) error {
 		if _, ok, err := tx.LockLeasedWorkAndRun(ctx, item); err != nil || !ok {
 			return orLeaseLost(err, ok)

@@ -17,7 +17,7 @@ var errVersionExists = errors.New("version exists")
 // CreateWorkflow validates a definition document and stores it as a new
 // version of its workflow. Posting a definition identical to an existing
 // version (by canonical content) returns that version and false.
-func (s *Service) CreateWorkflow(ctx context.Context, doc []byte) (workflow.WorkflowVersion, bool, error) {
+func (s *API) CreateWorkflow(ctx context.Context, doc []byte) (workflow.WorkflowVersion, bool, error) {
 	def, err := s.parseDefinition(doc)
 	if err != nil {
 		return workflow.WorkflowVersion{}, false, err
@@ -66,7 +66,7 @@ func (s *Service) CreateWorkflow(ctx context.Context, doc []byte) (workflow.Work
 
 // parseDefinition parses and validates doc, reporting every problem at
 // once.
-func (s *Service) parseDefinition(doc []byte) (*workflow.Definition, error) {
+func (s *core) parseDefinition(doc []byte) (*workflow.Definition, error) {
 	def, err := workflow.Parse(doc, s.limits.Definition)
 	var verr *workflow.ValidationError
 	if errors.As(err, &verr) {
@@ -87,7 +87,7 @@ func problemsOf(ps []workflow.Problem) []fault.Problem {
 }
 
 // definition returns the parsed definition of a stored workflow version.
-func (s *Service) definition(v workflow.WorkflowVersion) (*workflow.Definition, error) {
+func (s *core) definition(v workflow.WorkflowVersion) (*workflow.Definition, error) {
 	k := versionKey{v.Name, v.Version}
 	if d, ok := s.definitions.get(k); ok {
 		return d, nil
@@ -105,7 +105,7 @@ func (s *Service) definition(v workflow.WorkflowVersion) (*workflow.Definition, 
 // definitionOf returns the parsed definition of a workflow version, read
 // through q (the caller's transaction, so that it needs no second
 // connection) when it is not cached.
-func (s *Service) definitionOf(ctx context.Context, q versionReader, name string, version int) (*workflow.Definition, error) {
+func (s *core) definitionOf(ctx context.Context, q versionReader, name string, version int) (*workflow.Definition, error) {
 	if d, ok := s.definitions.get(versionKey{name, version}); ok {
 		return d, nil
 	}
@@ -121,23 +121,23 @@ type versionReader interface {
 }
 
 // GetWorkflow returns a workflow's latest version.
-func (s *Service) GetWorkflow(ctx context.Context, name string) (workflow.WorkflowVersion, error) {
+func (s *API) GetWorkflow(ctx context.Context, name string) (workflow.WorkflowVersion, error) {
 	return s.db.GetLatestWorkflowVersion(ctx, name)
 }
 
 // GetWorkflowVersion returns one version of a workflow.
-func (s *Service) GetWorkflowVersion(ctx context.Context, name string, version int) (workflow.WorkflowVersion, error) {
+func (s *API) GetWorkflowVersion(ctx context.Context, name string, version int) (workflow.WorkflowVersion, error) {
 	return s.db.GetWorkflowVersion(ctx, name, version)
 }
 
 // ListWorkflows returns up to limit workflows by name, after the given name.
-func (s *Service) ListWorkflows(ctx context.Context, after string, limit int) ([]workflow.WorkflowSummary, error) {
+func (s *API) ListWorkflows(ctx context.Context, after string, limit int) ([]workflow.WorkflowSummary, error) {
 	return s.db.ListWorkflows(ctx, after, limit)
 }
 
 // ListWorkflowVersions returns up to limit versions of a workflow, newest
 // first, older than before (0: from the newest).
-func (s *Service) ListWorkflowVersions(ctx context.Context, name string, before, limit int) ([]workflow.WorkflowVersion, error) {
+func (s *API) ListWorkflowVersions(ctx context.Context, name string, before, limit int) ([]workflow.WorkflowVersion, error) {
 	if _, err := s.db.GetWorkflow(ctx, name); err != nil {
 		return nil, err
 	}

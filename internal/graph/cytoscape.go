@@ -60,8 +60,9 @@ type cytoscapeEdge struct {
 //
 // A node's data has its id, label (lines separated by "\n"), kind, a
 // suggested shape, and, for step nodes, the step's name and JSON Pointer.
-// Lanes and loop bodies are compound nodes (kind "lane" or "loop", class
-// "group"), which their nodes name as parent. A node's classes are its
+// Lanes and the bodies of foreach and loop steps are compound nodes (kind
+// "lane" or "loop", class "group"), which their nodes name as parent; a
+// loop step's own node has the kind "loop" too, and no class "group". A node's classes are its
 // kind and, with a run overlay, its status; step nodes of an overlaid graph
 // also have status, color, attempts and executions, and counts of
 // executions by status when the step ran. An edge's data has its id

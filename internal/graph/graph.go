@@ -15,6 +15,9 @@
 //   - a foreach step is a loop node, labelled with its items expression,
 //     with an edge "each item" into its body (a group), a back edge "next
 //     item" from the body's end, and an edge "done" to what follows;
+//   - a loop step is drawn the same way, labelled with its while expression
+//     and its max_iterations, with the edges "each iteration", "next
+//     iteration" and "done";
 //   - a call step's compensation is a node of its own, reached from the
 //     step by a dashed edge.
 //
@@ -49,6 +52,7 @@ const (
 	KindBranch       Kind = Kind(workflow.StepBranch)
 	KindParallel     Kind = Kind(workflow.StepParallel)
 	KindForeach      Kind = Kind(workflow.StepForeach)
+	KindLoop         Kind = Kind(workflow.StepLoop)
 	KindSleep        Kind = Kind(workflow.StepSleep)
 	KindWaitForEvent Kind = Kind(workflow.StepWaitForEvent)
 	KindWaitForInput Kind = Kind(workflow.StepWaitForInput)
@@ -67,7 +71,7 @@ type EdgeKind string
 const (
 	// EdgeFlow is the ordinary path from one node to the next.
 	EdgeFlow EdgeKind = "flow"
-	// EdgeLoop is a foreach body's back edge to its loop node.
+	// EdgeLoop is a foreach or loop body's back edge to its step's node.
 	EdgeLoop EdgeKind = "loop"
 	// EdgeCompensation leads from a call step to its compensation; drawn
 	// dashed.
@@ -80,7 +84,9 @@ type GroupKind string
 const (
 	// GroupLane is one branch of a parallel step.
 	GroupLane GroupKind = "lane"
-	// GroupLoop is the body of a foreach step.
+	// GroupLoop is the body of a foreach or loop step, run once per item or
+	// iteration. A group of this kind is not a node of [KindLoop], whose
+	// kind has the same name.
 	GroupLoop GroupKind = "loop"
 )
 
@@ -126,7 +132,7 @@ type Node struct {
 	// Attempts counts the attempts of all of the step's executions.
 	Attempts int
 	// Executions counts the step's executions: more than one for a step in
-	// the body of a foreach.
+	// the body of a foreach or a loop.
 	Executions int
 	// Counts is the number of the step's executions in each status.
 	Counts map[string]int
@@ -172,15 +178,15 @@ type Edge struct {
 }
 
 // Group is a set of nodes drawn together in a box: a lane of a parallel
-// step, or the body of a foreach step.
+// step, or the body of a foreach or loop step.
 type Group struct {
 	// ID is unique among the graph's nodes and groups, with the same
 	// alphabet as node IDs.
 	ID    string
 	Kind  GroupKind
 	Label string
-	// Step is the name of the parallel or foreach step the group belongs
-	// to.
+	// Step is the name of the parallel, foreach or loop step the group
+	// belongs to.
 	Step string
 	// Parent is the ID of the enclosing group, or "".
 	Parent string
@@ -306,6 +312,14 @@ func (b *builder) step(s *workflow.Step, group string, in exit) exit {
 		last := b.steps(f.Steps, body.ID, exit{n.ID, "each item"})
 		b.edge(last.from, n.ID, "next item", EdgeLoop)
 		return exit{n.ID, "done"}
+	case s.Loop != nil:
+		l := s.Loop
+		n.Label = append(n.Label, "while "+expression(l.While), iterations(l.MaxIterations))
+		body := &Group{ID: bodyID(s.Name), Kind: GroupLoop, Label: "each iteration of " + s.Name, Step: s.Name, Parent: group}
+		b.g.Groups = append(b.g.Groups, body)
+		last := b.steps(l.Steps, body.ID, exit{n.ID, "each iteration"})
+		b.edge(last.from, n.ID, "next iteration", EdgeLoop)
+		return exit{n.ID, "done"}
 	case s.Sleep != nil:
 		switch {
 		case s.Sleep.Until != nil:
@@ -367,6 +381,15 @@ func duration(d workflow.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// iterations says how many iterations a loop may run: "at most 100
+// iterations".
+func iterations(n int) string {
+	if n == 1 {
+		return "at most 1 iteration"
+	}
+	return "at most " + strconv.Itoa(n) + " iterations"
 }
 
 // maxLine bounds a label line, in characters; longer ones end in "…".

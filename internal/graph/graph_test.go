@@ -21,9 +21,11 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // definitions are the test definitions in testdata/: orders uses every
-// step type, hostile puts text that means something to the output formats
-// wherever a definition allows text, refunds is a saga.
-var definitions = []string{"orders", "hostile", "refunds"}
+// step type but loop, hostile puts text that means something to the output
+// formats wherever a definition allows text, refunds is a saga, polling
+// has loops: one polling a job, one inside a foreach whose body ends in a
+// branch.
+var definitions = []string{"orders", "hostile", "refunds", "polling"}
 
 // parse reads testdata/NAME.json.
 func parse(t *testing.T, name string) *workflow.Definition {
@@ -117,6 +119,26 @@ func refundsRun() graph.States {
 	return s
 }
 
+// pollingRun is a run of polling in its third iteration of poll: the job
+// was checked twice and is checked again. The executions of the loop's
+// steps have keys qualified by their iteration, and count for the step
+// their key ends with.
+func pollingRun() graph.States {
+	s := graph.States{}
+	for _, e := range []struct{ key, status string }{
+		{"submit", "succeeded"},
+		{"poll", "running"},
+		{"poll[0].check", "succeeded"},
+		{"poll[0].pause", "succeeded"},
+		{"poll[1].check", "succeeded"},
+		{"poll[1].pause", "succeeded"},
+		{"poll[2].check", "running"},
+	} {
+		s.Add(e.key[strings.LastIndexByte(e.key, '.')+1:], e.status, 1)
+	}
+	return s
+}
+
 func TestRunOverlayGolden(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
@@ -126,6 +148,7 @@ func TestRunOverlayGolden(t *testing.T) {
 	}{
 		{"orders", ordersRun(), "running"},
 		{"refunds", refundsRun(), "compensated"},
+		{"polling", pollingRun(), "running"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -195,6 +218,81 @@ func TestOverlay(t *testing.T) {
 			require.Equal(t, "pending", node(g, "c_label").Status)
 		})
 	}
+}
+
+// TestLoopGraph checks how a loop is drawn: a loop node with its while
+// and bound, its body in a group of kind loop, a back edge from the body's
+// end, even when the body ends in a branch, and an edge "done" out; and
+// that the executions of its steps in every iteration ("poll[2].check")
+// count for the step.
+func TestLoopGraph(t *testing.T) {
+	t.Parallel()
+	g := graph.Build(parse(t, "polling"))
+	nodes := map[string]*graph.Node{}
+	for _, n := range g.Nodes {
+		nodes[n.ID] = n
+	}
+	poll := nodes["s_poll"]
+	require.Equal(t, graph.KindLoop, poll.Kind)
+	require.Equal(t, []string{"poll", "while ${ iteration == 0 || steps.check.output.state != 'done' }", "at most 100 iterations"}, poll.Label)
+	require.Equal(t, []string{"upload", "while ${ iteration == 0 || !steps.put.output.ok }", "at most 3 iterations"}, nodes["s_upload"].Label)
+	once, err := workflow.Parse([]byte(`{"name": "once", "steps": [{"name": "l", "type": "loop", "while": "${ true }", "max_iterations": 1,
+		"steps": [{"name": "s", "type": "sleep", "duration": "1s"}]}]}`), workflow.Limits{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"l", "while ${ true }", "at most 1 iteration"}, graph.Build(once).Nodes[1].Label)
+
+	groups := map[string]*graph.Group{}
+	for _, gr := range g.Groups {
+		groups[gr.ID] = gr
+	}
+	require.Equal(t, &graph.Group{ID: "b_poll", Kind: graph.GroupLoop, Label: "each iteration of poll", Step: "poll"}, groups["b_poll"])
+	require.Equal(t, &graph.Group{ID: "b_upload", Kind: graph.GroupLoop, Label: "each iteration of upload", Step: "upload", Parent: "b_deliver"}, groups["b_upload"])
+	require.Equal(t, "b_poll", nodes["s_check"].Group)
+	require.Equal(t, "b_upload", nodes["s_put"].Group)
+	require.Equal(t, "b_upload", nodes["m_stored"].Group)
+	require.Equal(t, "b_deliver", nodes["s_upload"].Group)
+
+	type edge struct{ from, to, label string }
+	edges := map[edge]graph.EdgeKind{}
+	for _, e := range g.Edges {
+		edges[edge{e.From, e.To, e.Label}] = e.Kind
+	}
+	want := map[edge]graph.EdgeKind{
+		{graph.StartID, "s_submit", ""}:                          graph.EdgeFlow,
+		{"s_submit", "s_poll", ""}:                               graph.EdgeFlow,
+		{"s_poll", "s_check", "each iteration"}:                  graph.EdgeFlow,
+		{"s_check", "s_pause", ""}:                               graph.EdgeFlow,
+		{"s_pause", "s_poll", "next iteration"}:                  graph.EdgeLoop,
+		{"s_poll", "s_deliver", "done"}:                          graph.EdgeFlow,
+		{"s_deliver", "s_upload", "each item"}:                   graph.EdgeFlow,
+		{"s_upload", "s_put", "each iteration"}:                  graph.EdgeFlow,
+		{"s_put", "s_stored", ""}:                                graph.EdgeFlow,
+		{"s_stored", "s_receipt", "if ${ steps.put.output.ok }"}: graph.EdgeFlow,
+		{"s_receipt", "m_stored", ""}:                            graph.EdgeFlow,
+		{"s_stored", "m_stored", "default"}:                      graph.EdgeFlow,
+		{"m_stored", "s_upload", "next iteration"}:               graph.EdgeLoop,
+		{"s_upload", "s_deliver", "next item"}:                   graph.EdgeLoop,
+		{"s_deliver", "s_notify", "done"}:                        graph.EdgeFlow,
+		{"s_notify", graph.EndID, ""}:                            graph.EdgeFlow,
+	}
+	for e, kind := range want {
+		got, ok := edges[e]
+		require.True(t, ok, "no edge %v in %v", e, edges)
+		require.Equal(t, kind, got, "%v", e)
+	}
+	require.Len(t, g.Edges, len(want))
+
+	g.Overlay(pollingRun(), "running")
+	check := nodes["s_check"]
+	require.Equal(t, "running", check.Status)
+	require.Equal(t, 3, check.Executions)
+	require.Equal(t, map[string]int{"running": 1, "succeeded": 2}, check.Counts)
+	require.Equal(t, "1 running, 2 succeeded · 3 attempts", check.Lines()[len(check.Lines())-1])
+	require.Equal(t, "succeeded", nodes["s_pause"].Status)
+	require.Equal(t, 2, nodes["s_pause"].Executions)
+	require.Equal(t, "running", poll.Status)
+	require.Equal(t, 1, poll.Executions)
+	require.Equal(t, "pending", nodes["s_put"].Status)
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9_]+$`)

@@ -5,9 +5,10 @@ import (
 )
 
 // The statuses a step execution can have, in order of precedence: a step
-// executed several times (in the body of a foreach) shows the first of
-// them that any of its executions has, so a loop still in progress shows
-// as running, and a finished one with a failed item as failed.
+// executed several times (in the body of a foreach or a loop) shows the
+// first of them that any of its executions has, so a loop still in
+// progress shows as running, and a finished one with a failed item as
+// failed.
 var statusOrder = []string{
 	"running", "waiting", "pending",
 	"failed", "compensation_failed", "compensating", "timed_out", "cancelled",
@@ -53,7 +54,10 @@ type StepState struct {
 // [States.Add], one step execution at a time.
 type States map[string]*StepState
 
-// Add counts one execution of the named step.
+// Add counts one execution of the named step. step is the step's name in
+// the definition, not the execution's key: the executions of the steps of
+// foreach items and loop iterations, such as "ship[3].label" or
+// "poll[2].check", all count for their step, label or check.
 func (s States) Add(step, status string, attempts int) {
 	st := s[step]
 	if st == nil {

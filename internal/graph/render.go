@@ -20,6 +20,7 @@ var looks = map[Kind]look{
 	KindParallel:     {"trapezium", "filled", "[/", `\]`, "rectangle"},
 	KindJoin:         {"invtrapezium", "filled", `[\`, "/]", "rectangle"},
 	KindForeach:      {"hexagon", "filled", "{{", "}}", "hexagon"},
+	KindLoop:         {"hexagon", "filled", "{{", "}}", "hexagon"},
 	KindSleep:        {"octagon", "filled", "([", "])", "octagon"},
 	KindWaitForEvent: {"cds", "filled", ">", "]", "tag"},
 	KindWaitForInput: {"parallelogram", "filled", "[/", "/]", "rhomboid"},

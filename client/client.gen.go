@@ -625,7 +625,7 @@ type CytoscapeEdge struct {
 	Data    struct {
 		Id string `json:"id"`
 
-		// Kind `flow`; `loop` for a foreach's back edge; `compensation` (drawn dashed).
+		// Kind `flow`; `loop` for the back edge of a foreach or loop step; `compensation` (drawn dashed).
 		Kind   CytoscapeEdgeDataKind `json:"kind"`
 		Label  *string               `json:"label,omitempty"`
 		Source string                `json:"source"`
@@ -633,13 +633,13 @@ type CytoscapeEdge struct {
 	} `json:"data"`
 }
 
-// CytoscapeEdgeDataKind `flow`; `loop` for a foreach's back edge; `compensation` (drawn dashed).
+// CytoscapeEdgeDataKind `flow`; `loop` for the back edge of a foreach or loop step; `compensation` (drawn dashed).
 type CytoscapeEdgeDataKind string
 
 // CytoscapeGraph A graph as Cytoscape.js JSON (`format=cytoscape`): `elements` can be
 // passed to `cytoscape({elements})` as is. Lanes of parallel steps and
-// bodies of foreach steps are compound nodes that their nodes name as
-// `parent`; they come before their children.
+// bodies of foreach and loop steps are compound nodes that their nodes
+// name as `parent`; they come before their children.
 type CytoscapeGraph struct {
 	Data struct {
 		Version  *int   `json:"version,omitempty"`
@@ -665,13 +665,13 @@ type CytoscapeNode struct {
 		// Counts In a run's graph, the step's executions by status.
 		Counts *map[string]int `json:"counts,omitempty"`
 
-		// Executions In a run's graph, how many times the step was executed (more than once inside a foreach).
+		// Executions In a run's graph, how many times the step was executed (more than once inside a foreach or a loop).
 		Executions *int `json:"executions,omitempty"`
 
 		// Id Stable for a definition; ASCII letters, digits and `_`. Step nodes are `s_` and the step's name.
 		Id string `json:"id"`
 
-		// Kind A step type, a structural node (`start`, `end`, `merge`, `join`, `compensation`) or a group (`lane`, `loop`).
+		// Kind A step type, a structural node (`start`, `end`, `merge`, `join`, `compensation`) or a group (`lane`, or `loop` for the body of a foreach or loop step). `loop` is thus both the kind of a loop step's node and that of a body; groups, and only they, have the class `group`.
 		Kind CytoscapeNodeDataKind `json:"kind"`
 
 		// Label The node's text, lines separated by `\n`.
@@ -694,7 +694,7 @@ type CytoscapeNode struct {
 	} `json:"data"`
 }
 
-// CytoscapeNodeDataKind A step type, a structural node (`start`, `end`, `merge`, `join`, `compensation`) or a group (`lane`, `loop`).
+// CytoscapeNodeDataKind A step type, a structural node (`start`, `end`, `merge`, `join`, `compensation`) or a group (`lane`, or `loop` for the body of a foreach or loop step). `loop` is thus both the kind of a loop step's node and that of a body; groups, and only they, have the class `group`.
 type CytoscapeNodeDataKind string
 
 // CytoscapeNodeDataStatus In a run's graph, the step's status; `pending` for a step that has not run.
@@ -987,8 +987,28 @@ type StartRunRequest struct {
 }
 
 // Step One step. `type` is one of `call`, `branch`, `parallel`, `foreach`,
-// `sleep`, `wait_for_event`, `wait_for_input`, `call_workflow`; each
-// type has its own fields (see docs/workflows.md).
+// `loop`, `sleep`, `wait_for_event`, `wait_for_input`, `call_workflow`;
+// each type has its own fields (see docs/workflows.md), which are
+// validated with the whole definition when it is posted.
+//
+// A `loop` step runs its `steps` (required, a non-empty list of steps
+// of any type, loops included) again and again, one iteration after
+// the other, while `while` holds: `while` (required) is an expression
+// `"${ … }"` yielding a bool, evaluated before each iteration, the
+// first included, and `max_iterations` (required, an integer from 1 to
+// 10000) bounds the iterations: once that many have run, the loop
+// ends, successfully, whatever `while` says. In `while`, `iteration`
+// is the number of iterations done so far, and `steps.NAME.output`
+// the output of the loop's steps in the previous iteration (before
+// the first there is none, so write `has(steps.NAME)` or
+// `iteration == 0 || …`); in the loop's steps, `iteration` is the
+// current iteration's 0-based index. `iteration` is refused outside a
+// loop. The step's output is its last iteration's output (that of its
+// last step), `null` if it ran no iteration. Its steps' keys are
+// qualified by the iteration: `poll[2].check`. For example
+// `{"name": "poll", "type": "loop", "while": "${ iteration == 0 ||
+// steps.check.output.state != 'done' }", "max_iterations": 100,
+// "steps": [{"name": "check", "type": "call", "url": "…"}]}`.
 type Step struct {
 	Description          *string                `json:"description,omitempty"`
 	Name                 string                 `json:"name"`
@@ -1023,7 +1043,7 @@ type StepExecution struct {
 	Id         openapi_types.UUID `json:"id"`
 	Input      interface{}        `json:"input,omitempty"`
 
-	// Key The step's name, qualified by the item inside foreach (for example `ship[3].label`). A lane — one branch of a parallel step or one item of a foreach — has its block's key and the branch name or item index in brackets (`notify[email]`, `ship[3]`).
+	// Key The step's name, qualified by the item inside foreach and by the iteration inside loop (for example `ship[3].label`, `poll[2].check`). A lane — one branch of a parallel step or one item of a foreach — has its block's key and the branch name or item index in brackets (`notify[email]`, `ship[3]`).
 	Key string `json:"key"`
 
 	// Name The step's name in the definition; a lane bears its block's name.
@@ -1216,8 +1236,8 @@ type Gone = Problem
 
 // Graph A graph as Cytoscape.js JSON (`format=cytoscape`): `elements` can be
 // passed to `cytoscape({elements})` as is. Lanes of parallel steps and
-// bodies of foreach steps are compound nodes that their nodes name as
-// `parent`; they come before their children.
+// bodies of foreach and loop steps are compound nodes that their nodes
+// name as `parent`; they come before their children.
 type Graph = CytoscapeGraph
 
 // NotFound An RFC 9457 problem document.
@@ -1702,9 +1722,9 @@ type ClientInterface interface {
 	// `GET /v1/workflows/{name}/graph`), with each step node coloured by
 	// its state: succeeded green, failed red, running blue, waiting amber,
 	// not run (yet) grey, cancelled and timed out dark. A step executed
-	// several times (inside a `foreach`) shows the most pressing status of
-	// its executions — running, waiting or pending first, then failed —
-	// and its label counts them by status. Labels end with the step's
+	// several times (inside a `foreach` or a `loop`) shows the most
+	// pressing status of its executions — running, waiting or pending
+	// first, then failed — and its label counts them by status. Labels end with the step's
 	// attempts; once the run has ended, the end node takes its status.
 	// In Mermaid each status is a `classDef`; in DOT a `fillcolor`; in
 	// Cytoscape a class, with `status`, `attempts`, `executions` and
@@ -1870,7 +1890,10 @@ type ClientInterface interface {
 	// again after the branch; a `parallel` step as a fork and a join with
 	// one lane per branch, labelled with the branch's name; a `foreach` as a
 	// loop node labelled with its `items` expression, an edge `each item`
-	// into its body, a back edge `next item` and an edge `done` out; each
+	// into its body, a back edge `next item` and an edge `done` out; a
+	// `loop` step likewise, labelled with its `while` expression and
+	// `max_iterations`, with the edges `each iteration`, `next iteration`
+	// and `done`; each
 	// step type with a shape of its own; a `call` step's compensation as a
 	// dashed edge to a compensation node. Node ids are stable: step nodes
 	// are `s_` and the step's name.
@@ -2167,9 +2190,9 @@ func (c *Client) CancelRun(ctx context.Context, id RunID, body CancelRunJSONRequ
 // `GET /v1/workflows/{name}/graph`), with each step node coloured by
 // its state: succeeded green, failed red, running blue, waiting amber,
 // not run (yet) grey, cancelled and timed out dark. A step executed
-// several times (inside a `foreach`) shows the most pressing status of
-// its executions — running, waiting or pending first, then failed —
-// and its label counts them by status. Labels end with the step's
+// several times (inside a `foreach` or a `loop`) shows the most
+// pressing status of its executions — running, waiting or pending
+// first, then failed — and its label counts them by status. Labels end with the step's
 // attempts; once the run has ended, the end node takes its status.
 // In Mermaid each status is a `classDef`; in DOT a `fillcolor`; in
 // Cytoscape a class, with `status`, `attempts`, `executions` and
@@ -2535,7 +2558,10 @@ func (c *Client) GetWorkflow(ctx context.Context, name WorkflowName, reqEditors 
 // again after the branch; a `parallel` step as a fork and a join with
 // one lane per branch, labelled with the branch's name; a `foreach` as a
 // loop node labelled with its `items` expression, an edge `each item`
-// into its body, a back edge `next item` and an edge `done` out; each
+// into its body, a back edge `next item` and an edge `done` out; a
+// `loop` step likewise, labelled with its `while` expression and
+// `max_iterations`, with the edges `each iteration`, `next iteration`
+// and `done`; each
 // step type with a shape of its own; a `call` step's compensation as a
 // dashed edge to a compensation node. Node ids are stable: step nodes
 // are `s_` and the step's name.
@@ -4219,9 +4245,9 @@ type ClientWithResponsesInterface interface {
 	// `GET /v1/workflows/{name}/graph`), with each step node coloured by
 	// its state: succeeded green, failed red, running blue, waiting amber,
 	// not run (yet) grey, cancelled and timed out dark. A step executed
-	// several times (inside a `foreach`) shows the most pressing status of
-	// its executions — running, waiting or pending first, then failed —
-	// and its label counts them by status. Labels end with the step's
+	// several times (inside a `foreach` or a `loop`) shows the most
+	// pressing status of its executions — running, waiting or pending
+	// first, then failed — and its label counts them by status. Labels end with the step's
 	// attempts; once the run has ended, the end node takes its status.
 	// In Mermaid each status is a `classDef`; in DOT a `fillcolor`; in
 	// Cytoscape a class, with `status`, `attempts`, `executions` and
@@ -4411,7 +4437,10 @@ type ClientWithResponsesInterface interface {
 	// again after the branch; a `parallel` step as a fork and a join with
 	// one lane per branch, labelled with the branch's name; a `foreach` as a
 	// loop node labelled with its `items` expression, an edge `each item`
-	// into its body, a back edge `next item` and an edge `done` out; each
+	// into its body, a back edge `next item` and an edge `done` out; a
+	// `loop` step likewise, labelled with its `while` expression and
+	// `max_iterations`, with the edges `each iteration`, `next iteration`
+	// and `done`; each
 	// step type with a shape of its own; a `call` step's compensation as a
 	// dashed edge to a compensation node. Node ids are stable: step nodes
 	// are `s_` and the step's name.
@@ -6919,9 +6948,9 @@ func (c *ClientWithResponses) CancelRunWithResponse(ctx context.Context, id RunI
 // `GET /v1/workflows/{name}/graph`), with each step node coloured by
 // its state: succeeded green, failed red, running blue, waiting amber,
 // not run (yet) grey, cancelled and timed out dark. A step executed
-// several times (inside a `foreach`) shows the most pressing status of
-// its executions — running, waiting or pending first, then failed —
-// and its label counts them by status. Labels end with the step's
+// several times (inside a `foreach` or a `loop`) shows the most
+// pressing status of its executions — running, waiting or pending
+// first, then failed — and its label counts them by status. Labels end with the step's
 // attempts; once the run has ended, the end node takes its status.
 // In Mermaid each status is a `classDef`; in DOT a `fillcolor`; in
 // Cytoscape a class, with `status`, `attempts`, `executions` and
@@ -7231,7 +7260,10 @@ func (c *ClientWithResponses) GetWorkflowWithResponse(ctx context.Context, name 
 // again after the branch; a `parallel` step as a fork and a join with
 // one lane per branch, labelled with the branch's name; a `foreach` as a
 // loop node labelled with its `items` expression, an edge `each item`
-// into its body, a back edge `next item` and an edge `done` out; each
+// into its body, a back edge `next item` and an edge `done` out; a
+// `loop` step likewise, labelled with its `while` expression and
+// `max_iterations`, with the edges `each iteration`, `next iteration`
+// and `done`; each
 // step type with a shape of its own; a `call` step's compensation as a
 // dashed edge to a compensation node. Node ids are stable: step nodes
 // are `s_` and the step's name.

@@ -103,6 +103,12 @@ WHERE id = @id;
 -- work items are always locked before the rows of their run.
 SELECT id FROM work_items WHERE id = @id AND lease_token = @lease_token FOR UPDATE;
 
+-- name: WorkItemLockMany :exec
+-- Locks work items in id order, as cancellation does: a transaction that
+-- records several of a run's transitions locks all their items first, so
+-- that it and a cancellation never wait for each other.
+SELECT id FROM work_items WHERE id = ANY(@ids::bigint[]) ORDER BY id FOR UPDATE;
+
 -- name: WorkItemLockLeasedAndRun :one
 -- Locks a work item the caller leases, then its run's row, and returns the
 -- run's context as it is now: the transitions of a run with parallel lanes

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
 
 	"github.com/durablehq/durable/internal/workflow"
 )
@@ -60,4 +61,15 @@ func (st *State) forget(step *workflow.Step) {
 // Loop describes the loop step for its steps, the loop running in scope.
 func Loop(scope string, step *workflow.Step) Enclosure {
 	return Enclosure{Step: step, Scope: scope, Key: scope + step.Name, Parent: scope + step.Name}
+}
+
+// EnterItem moves a copy of st, in a foreach's scope or in one of its
+// items, into the item whose lane is laneKey, with its item and index: the
+// outputs of the foreach's steps are forgotten, those around it kept.
+func (st *State) EnterItem(foreach *workflow.Step, laneKey string, item any, index int64) *State {
+	c := st.Copy()
+	c.Steps, c.Outputs = maps.Clone(st.Steps), maps.Clone(st.Outputs)
+	c.forget(foreach)
+	c.Scope, c.Item, c.Index = laneKey+".", item, index
+	return c
 }

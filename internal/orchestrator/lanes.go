@@ -66,7 +66,7 @@ func (s *core) startBlock(ctx context.Context, tx *postgres.Tx, item postgres.Wo
 // rather than leaving it to a claim. Its siblings' items are left to any
 // worker.
 func (s *core) goOnWith(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, lane postgres.OpenedLane) (*attempt, error) {
-	inLane, err := inScope(ctx, tx, st, engine.ScopeOf(st.Def, lane.Key))
+	inLane, err := s.enterLane(ctx, tx, st, lane)
 	if err != nil {
 		return nil, err
 	}
@@ -75,6 +75,29 @@ func (s *core) goOnWith(ctx context.Context, tx *postgres.Tx, item postgres.Work
 		return nil, err
 	}
 	return s.startStep(ctx, tx, item, inLane, first)
+}
+
+// enterLane is the state of a lane the transaction opened, from st, the
+// state of its block or of a lane of it that ended. A foreach item's is
+// derived without reading the run again: its item is the lane's input, and
+// what is outside the foreach is what st sees, unless the foreach is in a
+// lane itself, whose siblings may have moved on since st was read.
+func (s *core) enterLane(ctx context.Context, q runReader, st *runState, lane postgres.OpenedLane) (*runState, error) {
+	blockKey, _ := engine.LaneBlock(lane.Key)
+	blockScope, name := engine.SplitKey(blockKey)
+	block := st.Def.Step(name)
+	if block == nil || block.Foreach == nil || engine.LaneOf(st.Def, blockScope, name) != "" {
+		return inScope(ctx, q, st, engine.ScopeOf(st.Def, lane.Key))
+	}
+	var in itemOf
+	if err := json.Unmarshal(lane.Input, &in); err != nil {
+		return nil, fmt.Errorf("decode item of lane %s: %w", lane.Key, err)
+	}
+	item, err := workflow.DecodeJSON(engine.OrNull(in.Item))
+	if err != nil {
+		return nil, fmt.Errorf("decode item of lane %s: %w", lane.Key, err)
+	}
+	return st.EnterItem(block, lane.Key, item, in.Index), nil
 }
 
 // startLane starts the first step of a lane that a block opened, unless a

@@ -450,17 +450,20 @@ func (s *core) recordResult(ctx context.Context, a *attempt, res httpstep.Result
 		return next, err
 	}
 	var next *attempt
-	if a.state.Def.HasLanes() {
-		defer s.turns.take(a.state.Run.ID)()
-	}
-	err := s.db.InTx(ctx, func(tx *postgres.Tx) error {
+	record := func(ctx context.Context, tx *postgres.Tx) error {
 		if err := s.lockToRecord(ctx, tx, a); err != nil {
 			return err
 		}
 		var err error
 		next, err = s.recordResultTx(ctx, tx, a, res, draining)
 		return err
-	})
+	}
+	var err error
+	if a.state.Def.HasLanes() {
+		err = s.inTurn(ctx, a.state.Run.ID, a.item, record)
+	} else {
+		err = s.db.InTx(ctx, func(tx *postgres.Tx) error { return record(ctx, tx) })
+	}
 	if err != nil {
 		return nil, err
 	}

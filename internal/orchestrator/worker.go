@@ -547,9 +547,8 @@ func (s *core) beginsWithCall(ctx context.Context, tx *postgres.Tx, item postgre
 // beginAlone begins a claimed item's work in a transaction of its own and
 // returns the attempt it started, if any.
 func (s *core) beginAlone(ctx context.Context, item postgres.WorkItem) (*attempt, error) {
-	defer s.turns.take(item.RunID)()
 	var a *attempt
-	err := s.db.InTx(ctx, func(tx *postgres.Tx) error {
+	err := s.inTurn(ctx, item.RunID, item, func(ctx context.Context, tx *postgres.Tx) error {
 		if _, ok, err := tx.LockLeasedWorkAndRun(ctx, item); err != nil || !ok {
 			return orLeaseLost(err, ok)
 		}

@@ -442,6 +442,16 @@ func (tx *Tx) LockLeasedWork(ctx context.Context, w WorkItem) (bool, error) {
 	return lockedOrLost(err)
 }
 
+// LockWorkItems locks work items in id order (see [Tx.LockRunWork]), leased
+// by whoever: a transaction that records transitions of several of them
+// starts here. Each transition still checks its own lease.
+func (tx *Tx) LockWorkItems(ctx context.Context, ids []int64) error {
+	if err := tx.q.WorkItemLockMany(ctx, ids); err != nil {
+		return fmt.Errorf("lock work items: %w", translate(err))
+	}
+	return nil
+}
+
 // LockLeasedWorkAndRun locks a work item the caller leases, then its run's
 // row, which serialises the transitions of a run's lanes, and returns the
 // run's context. It returns false when the lease was lost.

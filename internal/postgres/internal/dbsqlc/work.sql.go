@@ -293,6 +293,18 @@ func (q *Queries) WorkItemLockLeasedAndRun(ctx context.Context, arg WorkItemLock
 	return context, err
 }
 
+const workItemLockMany = `-- name: WorkItemLockMany :exec
+SELECT id FROM work_items WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
+`
+
+// Locks work items in id order, as cancellation does: a transaction that
+// records several of a run's transitions locks all their items first, so
+// that it and a cancellation never wait for each other.
+func (q *Queries) WorkItemLockMany(ctx context.Context, ids []int64) error {
+	_, err := q.db.Exec(ctx, workItemLockMany, ids)
+	return err
+}
+
 const workItemNextDue = `-- name: WorkItemNextDue :one
 SELECT LEAST(
     COALESCE((SELECT min(visible_at) FROM work_items), now() + interval '1 hour'),

@@ -114,3 +114,25 @@ func TestFinishAndRunFails(t *testing.T) {
 	require.Equal(t, workflow.EventRunTimedOut, end.Event)
 	require.Contains(t, string(end.Error), "step approve timed out waiting")
 }
+
+func TestEnterItem(t *testing.T) {
+	t.Parallel()
+	def := parse(t, shapes)
+	st, err := NewState(workflow.Run{Input: json.RawMessage(`{}`), Context: json.RawMessage(`{}`)}, def)
+	require.NoError(t, err)
+	st.Enter("f[2].")
+	st.Item, st.Index = "two", 2
+	require.NoError(t, st.SetOutput("a", json.RawMessage(`1`)))
+	require.NoError(t, st.SetOutput("f1", json.RawMessage(`"of item 2"`)))
+	require.NoError(t, st.SetOutput("m1", json.RawMessage(`"deeper"`)))
+	next := st.EnterItem(def.Step("f"), "f[3]", "three", 3)
+	require.Equal(t, "f[3].", next.Scope)
+	require.Equal(t, "three", next.Item)
+	require.Equal(t, int64(3), next.Index)
+	require.Contains(t, next.Steps, "a", "the steps around the foreach are still seen")
+	require.NotContains(t, next.Steps, "f1", "the item before's are not")
+	require.NotContains(t, next.Outputs, "m1")
+	require.Contains(t, st.Steps, "f1", "the state it came from is left as it was")
+	require.Equal(t, "f[2].", st.Scope)
+	require.Equal(t, "f[3].f1", next.Key("f1"))
+}

@@ -53,7 +53,9 @@ func TestTurnsRecordTogether(t *testing.T) {
 	}
 	errs := make([]error, n)
 	var wg sync.WaitGroup
-	wg.Go(func() { errs[0] = svc.inTurn(context.WithValue(ctx, leaderKey{}, 0), run.ID, postgres.WorkItem{ID: 1}, transition(0)) })
+	wg.Go(func() {
+		errs[0] = svc.inTurn(context.WithValue(ctx, leaderKey{}, 0), run.ID, postgres.WorkItem{ID: 1}, transition(0))
+	})
 	require.Eventually(t, func() bool {
 		svc.turns.mu.Lock()
 		defer svc.turns.mu.Unlock()

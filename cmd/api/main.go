@@ -22,6 +22,7 @@ import (
 	"github.com/durablehq/durable/api"
 	"github.com/durablehq/durable/internal/config"
 	durablehttp "github.com/durablehq/durable/internal/http"
+	"github.com/durablehq/durable/internal/metrics"
 	"github.com/durablehq/durable/internal/orchestrator"
 	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/profiling"
@@ -100,9 +101,11 @@ func (m *Main) Run(ctx context.Context, args []string, getenv func(string) strin
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = "http://" + m.listener.Addr().String()
 	}
-	svc := orchestrator.NewAPI(m.db, limitsOf(cfg), m.logger, orchestrator.WithSigning(secrets, cfg.PublicURL))
+	metered := metrics.New()
+	metered.WatchDatabase(ctx, m.db, m.logger)
+	svc := orchestrator.NewAPI(m.db, limitsOf(cfg), m.logger, orchestrator.WithSigning(secrets, cfg.PublicURL), orchestrator.WithObserver(metered))
 	handler := durablehttp.NewServer(durablehttp.Config{
-		API: svc, Spec: spec, Ready: m.ready, APIKeyHashes: cfg.APIKeyHashes, Logger: m.logger,
+		API: svc, Spec: spec, Ready: m.ready, APIKeyHashes: cfg.APIKeyHashes, Logger: m.logger, Metrics: metered,
 	})
 	m.server = &http.Server{
 		Handler:           handler,

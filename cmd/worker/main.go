@@ -21,6 +21,7 @@ import (
 
 	"github.com/durablehq/durable/internal/config"
 	"github.com/durablehq/durable/internal/httpstep"
+	"github.com/durablehq/durable/internal/metrics"
 	"github.com/durablehq/durable/internal/orchestrator"
 	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/profiling"
@@ -75,10 +76,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
+	metered := metrics.New()
+	metered.WatchDatabase(ctx, db, logger)
+	if addr := getenv("DURABLE_METRICS_ADDR"); addr != "" {
+		if _, err := metered.Serve(ctx, addr, logger); err != nil {
+			return err
+		}
+	}
 	return orchestrator.NewWorker(db, limitsOf(cfg), logger.With("worker_id", id), orchestrator.WorkerConfig{
 		Client: client, Concurrency: cfg.WorkerConcurrency, PollInterval: cfg.PollInterval, ShutdownGrace: cfg.ShutdownGrace,
 	}, orchestrator.WithSigning(secrets, cfg.PublicBaseURL()), orchestrator.WithWorkerID(id), orchestrator.WithLeaseMargin(cfg.LeaseMargin), orchestrator.WithClaimPool(claims),
-		orchestrator.WithDefaultWaitTimeout(cfg.WaitTimeout)).Run(ctx)
+		orchestrator.WithDefaultWaitTimeout(cfg.WaitTimeout), orchestrator.WithObserver(metered)).Run(ctx)
 }
 
 // workerID names this process in attempts and logs: host, pid and a random

@@ -128,3 +128,10 @@ SELECT LEAST(
     COALESCE((SELECT min(visible_at) FROM work_items), now() + interval '1 hour'),
     COALESCE((SELECT min(next_fire_at) FROM schedules WHERE NOT paused), now() + interval '1 hour')
 )::timestamptz AS next_due;
+
+-- name: WorkDue :one
+-- How much work is due and unclaimed, counting no further than max, and how
+-- long the oldest has been due: both read from the first entries of
+-- work_items_visible_idx, so a scrape stays cheap however long the queue.
+SELECT (SELECT count(*) FROM (SELECT 1 FROM work_items d WHERE d.visible_at <= now() LIMIT @max::integer) due)::bigint AS due,
+       GREATEST(EXTRACT(EPOCH FROM now() - (SELECT min(o.visible_at) FROM work_items o)), 0)::float8 AS lag_seconds;

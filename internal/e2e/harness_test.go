@@ -58,6 +58,7 @@ type env struct {
 	apiURL  string
 	client  *client.ClientWithResponses
 	baseEnv []string
+	api     *proc
 }
 
 // newEnv starts an API process over a fresh database. extra holds
@@ -83,8 +84,8 @@ func newEnvOn(t *testing.T, dbURL string, extra ...string) *env {
 		// whose connections are limited.
 		"DURABLE_DB_MAX_CONNS=4",
 	}, extra...)
-	api := e.start(bins.api, "DURABLE_ADDR=127.0.0.1:0")
-	addr := api.waitLog(t, "api listening", "addr")
+	e.api = e.start(bins.api, "DURABLE_ADDR=127.0.0.1:0")
+	addr := e.api.waitLog(t, "api listening", "addr")
 	e.apiURL = "http://" + addr
 	// The public URL is only known now; callback URLs carry it, so the
 	// workers get it explicitly.
@@ -95,16 +96,19 @@ func newEnvOn(t *testing.T, dbURL string, extra ...string) *env {
 }
 
 // count returns how many of the process's log lines so far have msg.
-func (p *proc) count(msg string) int {
+func (p *proc) count(msg string) int { return len(p.logsWith(msg)) }
+
+// logsWith returns the process's log lines so far that have msg.
+func (p *proc) logsWith(msg string) []map[string]any {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n := 0
+	var out []map[string]any
 	for _, l := range p.logs {
 		if l["msg"] == msg {
-			n++
+			out = append(out, l)
 		}
 	}
-	return n
+	return out
 }
 
 // proc is a running Durable process whose JSON log lines are collected.

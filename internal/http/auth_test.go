@@ -96,6 +96,12 @@ func TestAPIKeys(t *testing.T) {
 		require.Equal(t, http.StatusOK, res.status, "%s: %s", path, truncate(res.body))
 		require.JSONEq(t, `{"status": "ok"}`, string(res.body))
 	}
+	// So do the metrics, which Prometheus scrapes without credentials;
+	// they count the refused requests by route, never by path.
+	res = b.do(t, http.MethodGet, "/metrics", nil)
+	require.Equal(t, http.StatusOK, res.status)
+	require.Contains(t, string(res.body), `durable_http_requests_total{code="401",method="GET",route="/v1/runs/{id}"}`)
+	require.NotContains(t, string(res.body), "Bearer")
 }
 
 // getRunWith reads a run with the given headers.

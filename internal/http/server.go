@@ -10,11 +10,13 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
+	"github.com/durablehq/durable/internal/metrics"
 	"github.com/durablehq/durable/internal/orchestrator"
 )
 
@@ -30,6 +32,9 @@ type Config struct {
 	// none, the API is open (development mode).
 	APIKeyHashes [][sha256.Size]byte
 	Logger       *slog.Logger
+	// Metrics are served at /metrics and count the requests served; nil:
+	// the server's own.
+	Metrics *metrics.Metrics
 }
 
 // Server is the HTTP handler of the API.
@@ -38,6 +43,7 @@ type Server struct {
 	ready   func(context.Context) error
 	keys    [][sha256.Size]byte
 	logger  *slog.Logger
+	metrics *metrics.Metrics
 	handler http.Handler
 }
 
@@ -46,12 +52,15 @@ const bodyLimitDefault = 64 << 10
 
 // NewServer returns the API's handler.
 func NewServer(cfg Config) *Server {
-	s := &Server{svc: cfg.API, ready: cfg.Ready, keys: cfg.APIKeyHashes, logger: cfg.Logger}
+	s := &Server{svc: cfg.API, ready: cfg.Ready, keys: cfg.APIKeyHashes, logger: cfg.Logger, metrics: cfg.Metrics}
+	if s.metrics == nil {
+		s.metrics = metrics.New()
+	}
 	validate := newValidator(cfg.Spec, s)
 	limits := cfg.API.Limits()
 
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.recoverer, s.logRequests)
+	r.Use(middleware.RequestID, s.observeRequests, s.recoverer)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, "not-found", "no such endpoint", nil)
 	})
@@ -62,6 +71,10 @@ func NewServer(cfg Config) *Server {
 	})
 	r.Get("/healthz", s.health)
 	r.Get("/readyz", s.readiness)
+	// Metrics hold no run data and their labels are bounded, and
+	// Prometheus scrapes without credentials: like the health checks,
+	// they are open (see docs/observability.md).
+	r.Method(http.MethodGet, "/metrics", s.metrics.Handler())
 
 	r.Route("/v1", func(r chi.Router) {
 		// A callback's token is its credential: step endpoints and people
@@ -179,11 +192,16 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 	})
 }
 
-// logRequests logs every request at debug level, and failures at warn.
-func (s *Server) logRequests(next http.Handler) http.Handler {
+// observeRequests counts every request by the route that served it, logs
+// it at debug level, and failures at warn.
+func (s *Server) observeRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		done := s.metrics.RequestStarted()
+		defer done()
+		began := time.Now()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r)
+		s.metrics.RequestServed(r.Method, chi.RouteContext(r.Context()).RoutePattern(), ww.Status(), time.Since(began))
 		level := slog.LevelDebug
 		if ww.Status() >= 500 {
 			level = slog.LevelWarn

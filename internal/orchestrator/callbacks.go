@@ -125,6 +125,36 @@ func (s *API) DescribeCallback(ctx context.Context, token string) (CallbackStep,
 // retry is a Conflict and changes nothing; one after the step's deadline is
 // Gone. A success or final failure moves the run on through the queue.
 func (s *API) CompleteCallback(ctx context.Context, token string, cb Callback) (CallbackStep, error) {
+	out, err := s.completeCallback(ctx, token, cb)
+	s.obs.CallbackAnswered(callbackOutcome(cb, err))
+	return out, err
+}
+
+// callbackOutcome is what a callback did, or why it was refused, as the
+// metrics count it.
+func callbackOutcome(cb Callback, err error) string {
+	if err == nil {
+		if cb.Status == "" {
+			return "input"
+		}
+		return string(cb.Status)
+	}
+	switch fault.KindOf(err) {
+	case fault.Gone:
+		return "expired"
+	case fault.Conflict:
+		return "conflict"
+	case fault.NotFound, fault.Unauthorized:
+		return "rejected"
+	case fault.Malformed, fault.Invalid, fault.TooLarge:
+		return "invalid"
+	case fault.Unavailable:
+		return "unavailable"
+	}
+	return "error"
+}
+
+func (s *API) completeCallback(ctx context.Context, token string, cb Callback) (CallbackStep, error) {
 	ref, err := s.verifyToken(ctx, token)
 	if err != nil {
 		return CallbackStep{}, err

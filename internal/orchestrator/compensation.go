@@ -60,6 +60,7 @@ func (s *core) startCompensation(ctx context.Context, tx *postgres.Tx, runID uui
 		return false, err
 	}
 	appendHistory(tx, runID, workflow.EventRunCompensating, "", nil, map[string]any{"error": runErr})
+	s.runEnded(ctx, tx, run, workflow.RunCompensating, runErr)
 	return true, nil
 }
 
@@ -224,6 +225,7 @@ func (s *core) endCompensation(ctx context.Context, tx *postgres.Tx, c *compensa
 		data = map[string]any{"error": stepErr}
 	}
 	appendHistory(tx, c.run.ID, event, c.key, &c.number, data)
+	s.stepEnded(tx, c.run, c.key, status)
 	if stepErr != nil {
 		details, err := json.Marshal(map[string]json.RawMessage{"run_error": engine.OrNull(c.run.Error), "compensation_error": stepErr})
 		if err != nil {

@@ -259,6 +259,7 @@ func (s *core) finishBlock(ctx context.Context, tx *postgres.Tx, st *runState, s
 		return orStale(err, ok)
 	}
 	appendHistory(tx, st.Run.ID, workflow.EventStepSucceeded, blockKey, &block.Attempt, nil)
+	s.stepEnded(tx, st.Run, blockKey, StepSucceeded)
 	return tx.EnqueueWork(ctx, st.Run.ID, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: blockKey}, 0)
 }
 
@@ -281,6 +282,7 @@ func (s *core) failBlock(ctx context.Context, tx *postgres.Tx, st *runState, ste
 		return orStale(err, ok)
 	}
 	appendHistory(tx, st.Run.ID, workflow.EventStepFailed, blockKey, &block.Attempt, map[string]any{"error": blockErr, "cancelled": len(cancelled)})
+	s.stepEnded(tx, st.Run, blockKey, StepFailed)
 	return s.propagateFailure(ctx, tx, st, blockKey, block.ID, blockErr, false)
 }
 

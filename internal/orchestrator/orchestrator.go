@@ -49,6 +49,8 @@ type core struct {
 	turns runTurns
 
 	defaultWaitTimeout time.Duration
+	// obs is told what the engine did, once committed.
+	obs Observer
 }
 
 // Option configures an [API] or a [Worker].
@@ -112,7 +114,7 @@ func NewAPI(db *postgres.DB, limits Limits, logger *slog.Logger, opts ...Option)
 }
 
 func newCore(db *postgres.DB, limits Limits, logger *slog.Logger, opts ...Option) *core {
-	s := &core{db: db, limits: limits, logger: logger, leaseMargin: defaultLeaseMargin, defaultWaitTimeout: DefaultWaitTimeout}
+	s := &core{db: db, limits: limits, logger: logger, leaseMargin: defaultLeaseMargin, defaultWaitTimeout: DefaultWaitTimeout, obs: unobserved{}}
 	for _, o := range opts {
 		o(s)
 	}

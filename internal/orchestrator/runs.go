@@ -72,7 +72,6 @@ func (s *API) StartRun(ctx context.Context, req StartRun) (workflow.Run, bool, e
 		}
 		return run, false, err
 	}
-	s.logger.InfoContext(ctx, "run started", "run_id", run.ID, "workflow", run.Workflow, "version", run.Version)
 	return run, true, nil
 }
 
@@ -123,6 +122,7 @@ func (s *core) startRunTx(ctx context.Context, tx *postgres.Tx, name string, ver
 		data["parent_run_id"] = in.parentRunID.String()
 	}
 	appendHistory(tx, run.ID, workflow.EventRunCreated, "", nil, data)
+	s.runStarted(ctx, tx, run)
 	if err := tx.EnqueueWork(ctx, run.ID, postgres.WorkTarget{Kind: postgres.WorkAdvance}, 0); err != nil {
 		return run, true, err
 	}
@@ -303,7 +303,6 @@ func (s *API) CancelRun(ctx context.Context, id uuid.UUID, reason string) (workf
 	if err != nil {
 		return workflow.Run{}, fmt.Errorf("cancel run %s: %w", id, err)
 	}
-	s.logger.InfoContext(ctx, "run cancelled", "run_id", id)
 	return run, nil
 }
 
@@ -338,6 +337,7 @@ func (s *core) cancelRunTx(ctx context.Context, tx *postgres.Tx, id uuid.UUID, r
 		return workflow.Run{}, fault.New(fault.Conflict, "run %s is %s and cannot be cancelled", id, current.Status)
 	}
 	appendHistory(tx, id, workflow.EventRunCancelled, "", nil, map[string]any{"reason": reason})
+	s.runEnded(ctx, tx, run, workflow.RunCancelled, runErr)
 	return run, s.releaseInterruptedRun(ctx, tx, run, "cancelled")
 }
 

@@ -457,6 +457,7 @@ func (s *core) fire(ctx context.Context, tx *postgres.Tx, sch workflow.Schedule,
 		return fire, err
 	}
 	fire.RunID = &run.ID
+	tx.AfterCommit(func() { s.obs.ScheduleFired(sch.Workflow) })
 	return fire, tx.SetScheduleFireRun(ctx, sch.ID, fireTime, run.ID)
 }
 

@@ -565,6 +565,7 @@ func (s *core) succeedAndContinue(ctx context.Context, a *attempt, res httpstep.
 	if !ok {
 		return nil, true, errLeaseLost
 	}
+	s.obs.StepEnded(st.Run.Workflow, a.step.Name, StepSucceeded)
 	return next, true, nil
 }
 
@@ -635,6 +636,7 @@ func (s *core) recordSuccess(ctx context.Context, tx *postgres.Tx, a *attempt, s
 		return nil, err
 	}
 	appendHistory(tx, st.Run.ID, workflow.EventStepSucceeded, a.key, &a.number, sc.data)
+	s.stepEnded(tx, st.Run, a.key, StepSucceeded)
 	return merged, nil
 }
 
@@ -698,6 +700,7 @@ func (s *core) finishEnclosing(ctx context.Context, tx *postgres.Tx, st *runStat
 		return orStale(err, ok)
 	}
 	appendHistory(tx, st.Run.ID, event, exec.Key, &exec.Attempt, data)
+	s.stepEnded(tx, st.Run, exec.Key, status)
 	return nil
 }
 
@@ -753,6 +756,7 @@ func (s *core) endRun(ctx context.Context, tx *postgres.Tx, runID uuid.UUID, end
 		data = map[string]any{"error": end.Error}
 	}
 	appendHistory(tx, runID, end.Event, "", nil, data)
+	s.runEnded(ctx, tx, run, end.Status, end.Error)
 	return nil
 }
 
@@ -774,6 +778,7 @@ func (s *core) parkStep(ctx context.Context, tx *postgres.Tx, a *attempt, res ht
 		return orStale(err, ok)
 	}
 	appendHistory(tx, a.state.Run.ID, workflow.EventStepAccepted, a.key, &a.number, map[string]any{"deadline": deadline.UTC()})
+	s.stepEnded(tx, a.state.Run, a.key, StepAccepted)
 	return nil
 }
 
@@ -798,6 +803,7 @@ func (s *core) recordRetry(ctx context.Context, tx *postgres.Tx, a *attempt, ste
 	}
 	data["error"], data["retry_in_ms"] = stepErr, delay.Milliseconds()
 	appendHistory(tx, a.state.Run.ID, workflow.EventStepRetryScheduled, a.key, &a.number, data)
+	s.stepEnded(tx, a.state.Run, a.key, StepRetried)
 	return nil
 }
 
@@ -825,6 +831,7 @@ func (s *core) failStepExecution(ctx context.Context, tx *postgres.Tx, a *attemp
 // with the step's error: see [core.propagateFailure].
 func (s *core) failRun(ctx context.Context, tx *postgres.Tx, a *attempt, stepErr json.RawMessage) error {
 	appendHistory(tx, a.state.Run.ID, workflow.EventStepFailed, a.key, &a.number, map[string]any{"error": stepErr})
+	s.stepEnded(tx, a.state.Run, a.key, StepFailed)
 	return s.propagateFailure(ctx, tx, a.state, a.key, a.execID, stepErr, false)
 }
 

@@ -261,6 +261,7 @@ func (s *core) timeOutWait(ctx context.Context, item postgres.WorkItem) error {
 			return orStale(err, ok)
 		}
 		appendHistory(tx, a.state.Run.ID, workflow.EventStepFailed, a.key, &a.number, map[string]any{"error": stepErr})
+		s.stepEnded(tx, a.state.Run, a.key, StepFailed)
 		return s.propagateFailure(ctx, tx, a.state, a.key, a.execID, stepErr, true)
 	})
 }
@@ -344,6 +345,9 @@ func (s *API) PublishEvent(ctx context.Context, e workflow.Event) (PublishedEven
 	})
 	if err != nil {
 		return PublishedEvent{}, fmt.Errorf("publish event %s: %w", e.Name, err)
+	}
+	if !out.Duplicate {
+		s.obs.EventPublished()
 	}
 	return out, nil
 }

@@ -215,6 +215,7 @@ func (w *Worker) execute(soft, hard context.Context, a *attempt) {
 			res = httpstep.Result{Outcome: httpstep.Permanent, Error: engine.ErrorJSON("the step's headers could not be built: "+err.Error(), 0)}
 		} else {
 			res = w.cfg.Client.Invoke(hard, req)
+			w.svc.obs.AttemptTook(a.state.Run.Workflow, a.step.Name, res.Duration)
 		}
 		if hard.Err() != nil {
 			w.release(hard, a)
@@ -223,7 +224,7 @@ func (w *Worker) execute(soft, hard context.Context, a *attempt) {
 		next, err := w.record(hard, a, res, soft.Err() != nil)
 		switch {
 		case errors.Is(err, errLeaseLost), errors.Is(err, errStale):
-			logger.InfoContext(hard, "step result ignored", "run_id", a.state.Run.ID, "step", a.key, "attempt", a.number, "reason", err)
+			logger.InfoContext(hard, "step result ignored", "run_id", a.state.Run.ID, "workflow", a.state.Run.Workflow, "step", a.key, "attempt", a.number, "reason", w.ignoredBecause(hard, a, err))
 			if errors.Is(err, errStale) {
 				// The step ended otherwise (its lane was cancelled): its
 				// work has nothing left to do.
@@ -239,6 +240,16 @@ func (w *Worker) execute(soft, hard context.Context, a *attempt) {
 		}
 		a = next
 	}
+}
+
+// ignoredBecause says why a's result was not recorded: the run ended
+// meanwhile (a cancel, its timeout) drops its work, which the worker sees
+// as a lost lease, so the run is read to tell the two apart.
+func (w *Worker) ignoredBecause(ctx context.Context, a *attempt, err error) string {
+	if run, rerr := w.svc.db.GetRun(ctx, a.state.Run.ID); rerr == nil && run.Status.Terminal() {
+		return "the run is " + string(run.Status) + "; the result is ignored"
+	}
+	return err.Error()
 }
 
 // record records an attempt's result, trying again after transient
@@ -642,6 +653,7 @@ func (s *core) timeOutRun(ctx context.Context, item postgres.WorkItem) error {
 			return err
 		}
 		appendHistory(tx, item.RunID, workflow.EventRunTimedOut, "", nil, nil)
+		s.runEnded(ctx, tx, run, workflow.RunTimedOut, run.Error)
 		return s.releaseInterruptedRun(ctx, tx, run, "timed_out")
 	})
 }

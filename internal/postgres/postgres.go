@@ -48,6 +48,8 @@ type Tx struct {
 	// history buffers the events appended in the transaction; they are
 	// written in one statement just before it commits.
 	history []NewHistoryEvent
+	// committed are called once the transaction has committed.
+	committed []func()
 }
 
 // Open connects to the database at url with a pool of at most maxConns
@@ -107,7 +109,17 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	if err := ptx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit transaction: %w", translate(err))
 	}
+	for _, f := range tx.committed {
+		f()
+	}
 	return nil
+}
+
+// AfterCommit has f called once the transaction has committed, and never
+// if it rolls back: what is told of a transition (metrics, logs) is what
+// was recorded. f must be quick; it runs on the committing goroutine.
+func (tx *Tx) AfterCommit(f func()) {
+	tx.committed = append(tx.committed, f)
 }
 
 // PostgreSQL error codes Durable gives a meaning to.
@@ -224,6 +236,7 @@ func (tx *Tx) Savepoint(ctx context.Context, fn func(tx *Tx) error) error {
 		return fmt.Errorf("release savepoint: %w", translate(err))
 	}
 	tx.history = append(tx.history, inner.history...)
+	tx.committed = append(tx.committed, inner.committed...)
 	return nil
 }
 

@@ -12,6 +12,26 @@ import (
 	"github.com/google/uuid"
 )
 
+const workDue = `-- name: WorkDue :one
+SELECT (SELECT count(*) FROM (SELECT 1 FROM work_items d WHERE d.visible_at <= now() LIMIT $1::integer) due)::bigint AS due,
+       GREATEST(EXTRACT(EPOCH FROM now() - (SELECT min(o.visible_at) FROM work_items o)), 0)::float8 AS lag_seconds
+`
+
+type WorkDueRow struct {
+	Due        int64
+	LagSeconds float64
+}
+
+// How much work is due and unclaimed, counting no further than max, and how
+// long the oldest has been due: both read from the first entries of
+// work_items_visible_idx, so a scrape stays cheap however long the queue.
+func (q *Queries) WorkDue(ctx context.Context, max int32) (WorkDueRow, error) {
+	row := q.db.QueryRow(ctx, workDue, max)
+	var i WorkDueRow
+	err := row.Scan(&i.Due, &i.LagSeconds)
+	return i, err
+}
+
 const workItemClaim = `-- name: WorkItemClaim :many
 UPDATE work_items w
 SET lease_owner = $1,

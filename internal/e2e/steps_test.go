@@ -720,8 +720,8 @@ func TestStepCancelMidRun(t *testing.T) {
 	require.Equal(t, client.RunStatus("cancelled"), res.JSON200.Status)
 
 	gate.open()
-	// The worker gets the late answer and must drop it.
-	worker.waitLog(t, "step result ignored", "")
+	// The worker gets the late answer and must drop it, saying why.
+	require.Equal(t, "the run is cancelled; the result is ignored", worker.waitLog(t, "step result ignored", "reason"))
 	time.Sleep(300 * time.Millisecond)
 
 	r := e.run(id)

@@ -32,14 +32,6 @@ const (
 	other               = "_other"
 )
 
-// Step outcomes, the values of durable_steps_total's outcome label.
-const (
-	StepSucceeded = "succeeded" // a step execution succeeded
-	StepFailed    = "failed"    // a step execution failed for good
-	StepRetried   = "retried"   // an attempt failed and another follows
-	StepAccepted  = "accepted"  // the endpoint answered 202: a callback finishes the step
-)
-
 // Metrics is one process's metrics.
 type Metrics struct {
 	reg *prometheus.Registry
@@ -154,7 +146,7 @@ func (m *Metrics) RunFinished(workflow, status string) {
 	m.runsFinished.WithLabelValues(m.names.workflow(workflow), status).Inc()
 }
 
-// StepEnded counts a step outcome (StepSucceeded, StepFailed, ...).
+// StepEnded counts a step outcome (orchestrator.StepSucceeded, ...).
 func (m *Metrics) StepEnded(workflow, step, outcome string) {
 	w, s := m.names.step(workflow, step)
 	m.steps.WithLabelValues(w, s, outcome).Inc()

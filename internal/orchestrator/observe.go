@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/durablehq/durable/internal/engine"
@@ -92,7 +93,7 @@ func (s *core) runEnded(ctx context.Context, tx *postgres.Tx, run workflow.Run, 
 		}
 		attrs = append(attrs, "error", e.Message)
 	}
-	msg := "run " + string(status)
+	msg := "run " + strings.ReplaceAll(string(status), "_", " ")
 	switch status {
 	case workflow.RunFailed, workflow.RunTimedOut, workflow.RunCompensationFailed:
 		level = slog.LevelWarn

@@ -23,7 +23,7 @@ import (
 func TestCallWorkflow(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.startWorker()
+	worker := e.startWorker()
 	rec := &recorder{}
 	// Held steps occupy worker slots until released, so the test lets them
 	// go as soon as it has seen what it needs.
@@ -85,6 +85,17 @@ func TestCallWorkflow(t *testing.T) {
 	require.Equal(t, map[string]any{"n": float64(7)}, child.Input)
 	require.JSONEq(t, `{"got": {"n": 7}}`, mustJSON(t, child.Output))
 	require.JSONEq(t, `{"got": {"child": {"got": {"n": 7}}}}`, mustJSON(t, run.Output))
+	// The worker that started the child logs its start, naming its parent.
+	var logged []map[string]any
+	for _, line := range worker.logsWith("run started") {
+		if line["run_id"] == child.Id.String() {
+			logged = append(logged, line)
+		}
+	}
+	require.Len(t, logged, 1)
+	require.Equal(t, "parent", logged[0]["started_by"])
+	require.Equal(t, id.String(), logged[0]["parent_run_id"])
+	require.Equal(t, "child", logged[0]["workflow"])
 
 	// A failing child fails its parent with the child's error.
 	id = e.startRun("bad-parent", nil)

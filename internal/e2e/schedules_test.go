@@ -370,9 +370,18 @@ func TestScheduleEverySecondThreeWorkers(t *testing.T) {
 
 	// A worker that lost a race for a firing has nothing to report: a
 	// conflict on the (schedule, fire time) key would be logged as an error.
+	// The one that won logs the run's start, saying the schedule started it.
+	started := map[string]bool{}
 	for i, w := range workers {
 		require.Empty(t, scErrorLogs(w), "worker %d logged errors", i+1)
+		for _, line := range w.logsWith("run started") {
+			require.Equal(t, "schedule", line["started_by"])
+			require.Equal(t, sch.Id.String(), line["schedule_id"])
+			require.False(t, started[line["run_id"].(string)], "run %s's start logged twice", line["run_id"])
+			started[line["run_id"].(string)] = true
+		}
 	}
+	require.Len(t, started, len(runs))
 }
 
 // TestScheduleManySchedulesThreeWorkers: more due schedules than one worker

@@ -97,10 +97,11 @@ func (m *Main) Run(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return err
 	}
-	if len(cfg.APIKeyHashes) == 0 {
+	development := len(cfg.APIKeyHashes) == 0
+	if development {
 		m.logger.Warn("DEVELOPMENT MODE: no API keys are configured (DURABLE_API_KEYS), so the API is open to anyone who can reach " + cfg.Addr)
 	}
-	secrets, err := orchestrator.LoadSecrets(ctx, m.db, cfg.SigningSecret, m.logger)
+	secrets, err := orchestrator.LoadSecrets(ctx, m.db, cfg.SigningSecret, development, m.logger)
 	if err != nil {
 		return err
 	}

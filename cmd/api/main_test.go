@@ -16,6 +16,7 @@ import (
 	"github.com/durablehq/durable/db/migrations"
 	"github.com/durablehq/durable/internal/config"
 	"github.com/durablehq/durable/internal/postgres/pgtest"
+	"github.com/durablehq/durable/internal/signing"
 )
 
 // syncBuffer collects the program's log output from several goroutines.
@@ -67,6 +68,7 @@ func TestFirstSession(t *testing.T) {
 	ctx := context.Background()
 	m, logs := start(t, pgtest.URL(t), nil)
 	require.Contains(t, logs.String(), "DEVELOPMENT MODE")
+	require.Regexp(t, `no DURABLE_SIGNING_SECRET is configured.* secret="?whsec_`, logs.String(), "development prints the secret to check signatures with")
 	c := newClient(t, m)
 
 	var def client.WorkflowDefinition
@@ -167,13 +169,16 @@ func TestConcurrentStartsMigrateOnce(t *testing.T) {
 	require.Equal(t, len(files), applied, "each migration is applied exactly once")
 }
 
-// TestAPIKeys checks that configured keys are required.
+// TestAPIKeys checks that configured keys are required, and that with
+// them the development signing secret stays out of the logs.
 func TestAPIKeys(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	key := "a-long-enough-test-key"
 	m, logs := start(t, pgtest.URL(t), map[string]string{"DURABLE_API_KEYS": key})
 	require.NotContains(t, logs.String(), "DEVELOPMENT MODE")
+	require.Contains(t, logs.String(), "no DURABLE_SIGNING_SECRET is configured")
+	require.NotContains(t, logs.String(), "whsec_")
 
 	anonymous := newClient(t, m)
 	res, err := anonymous.ListWorkflowsWithResponse(ctx, nil)
@@ -189,6 +194,21 @@ func TestAPIKeys(t *testing.T) {
 	res, err = authed.ListWorkflowsWithResponse(ctx, nil)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, res.StatusCode())
+}
+
+// TestConfiguredSecretNotLogged starts the API with a signing secret of
+// its own, in development mode and with API keys: neither logs it.
+func TestConfiguredSecretNotLogged(t *testing.T) {
+	t.Parallel()
+	secret, err := signing.GenerateSecret()
+	require.NoError(t, err)
+	url := pgtest.URL(t)
+	for _, keys := range []string{"", "a-long-enough-test-key"} {
+		_, logs := start(t, url, map[string]string{"DURABLE_SIGNING_SECRET": secret, "DURABLE_API_KEYS": keys})
+		require.NotContains(t, logs.String(), "whsec_")
+		require.NotContains(t, logs.String(), strings.TrimPrefix(secret, "whsec_"))
+		require.NotContains(t, logs.String(), "DURABLE_SIGNING_SECRET")
+	}
 }
 
 // TestHelpListsSettings checks that api -h lists the API's settings, not

@@ -69,7 +69,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer claims.Close()
-	secrets, err := orchestrator.LoadSecrets(ctx, db, cfg.SigningSecret, logger)
+	// The API prints the development secret, when it may; a worker never
+	// does, knowing nothing of the API keys that say whether it may.
+	secrets, err := orchestrator.LoadSecrets(ctx, db, cfg.SigningSecret, false, logger)
 	if err != nil {
 		return err
 	}

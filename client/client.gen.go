@@ -703,9 +703,6 @@ type CytoscapeNodeDataStatus string
 // Duration A Go duration string, such as `30s`, `5m` or `24h`.
 type Duration = string
 
-// Expression A CEL expression written as `"${ expr }"`.
-type Expression = string
-
 // FireTimes defines model for FireTimes.
 type FireTimes struct {
 	Items []time.Time `json:"items"`

@@ -43,9 +43,11 @@ db: ## make sure PostgreSQL answers at DATABASE_URL and the database exists
 db-stop: ## stop the throwaway PostgreSQL cluster under .data, if one runs
 	go run ./scripts/devpg -stop
 
+# The worker's DURABLE_METRICS_ADDR is 127.0.0.1:9091 unless the
+# environment sets it (DURABLE_METRICS_ADDR= make run: none).
 .PHONY: run
-run: build db ## start the API and a worker; Ctrl-C stops both
-	@bin/api & api=$$!; bin/worker & worker=$$!; \
+run: build db ## start the API and a worker (DURABLE_METRICS_ADDR=127.0.0.1:9091 unless set); Ctrl-C stops both
+	@bin/api & api=$$!; DURABLE_METRICS_ADDR="$${DURABLE_METRICS_ADDR-127.0.0.1:9091}" bin/worker & worker=$$!; \
 	trap 'kill -TERM $$api $$worker 2>/dev/null || true' INT TERM; \
 	wait -n || true; kill -TERM $$api $$worker 2>/dev/null || true; wait
 
@@ -54,8 +56,16 @@ migrate: db ## apply pending database migrations and exit
 	go run ./cmd/api migrate
 
 .PHONY: test
-test: db ## run every test against a real PostgreSQL
+test: db ## run every test against a real PostgreSQL; leaves testdb_tpl_* databases there (make test-clean)
 	DURABLE_TEST_DATABASE_URL='$(TEST_DATABASE_URL)' go test -count=1 ./...
+
+# pgtestdb keeps a template database per schema (testdb_tpl_<hash>), so
+# that the next run need not migrate again, and the database of each failed
+# test (testdb_tpl_<hash>_inst_<id>), for inspection. Databases in use, such
+# as those of tests running now, are kept.
+.PHONY: test-clean
+test-clean: ## drop the testdb_tpl_* databases that make test leaves on the test server
+	go run ./scripts/devpg -database-url '$(TEST_DATABASE_URL)' -drop-test-databases
 
 .PHONY: bench
 bench: db ## the end-to-end benchmark (bench/: api + worker + steps, 1,000 runs × 10 steps), then the micro-benchmarks

@@ -816,7 +816,9 @@ type Run struct {
 	CreatedAt time.Time              `json:"created_at"`
 
 	// Deadline When the run times out, if its workflow sets a timeout.
-	Deadline       *time.Time         `json:"deadline,omitempty"`
+	Deadline *time.Time `json:"deadline,omitempty"`
+
+	// Error Why a run did not succeed.
 	Error          *RunError          `json:"error,omitempty"`
 	FinishedAt     *time.Time         `json:"finished_at,omitempty"`
 	Id             openapi_types.UUID `json:"id"`
@@ -837,12 +839,19 @@ type Run struct {
 	Workflow   WorkflowRef   `json:"workflow"`
 }
 
-// RunError defines model for RunError.
+// RunError Why a run did not succeed.
 type RunError struct {
-	Code    *string     `json:"code,omitempty"`
+	// Code `step_failed`, `wait_timed_out`, `run_timed_out`, `cancelled`, `compensation_failed`, `output_failed`.
+	Code *string `json:"code,omitempty"`
+
+	// Details More about the error. For `step_failed`, the step's own error: for a call step, `message`, `status` and the endpoint's `error` member or, without one, the first 4 KiB of its `body`.
 	Details interface{} `json:"details,omitempty"`
-	Message string      `json:"message"`
-	Step    *string     `json:"step,omitempty"`
+
+	// Message What went wrong, such as `step charge failed: the step answered 500 Internal Server Error: upstream down`. When a call step failed because its endpoint answered a failure, the message ends with the endpoint's own words: the `error` member of its answer (a string, else that member's `message`, `detail` or `title`, else the member as JSON) or, without one, the same members of a JSON object body, or the body's text (not HTML); at most 200 characters, on one line.
+	Message string `json:"message"`
+
+	// Step The key of the step the error is about.
+	Step *string `json:"step,omitempty"`
 }
 
 // RunList defines model for RunList.
@@ -856,8 +865,10 @@ type RunStatus string
 
 // RunSummary defines model for RunSummary.
 type RunSummary struct {
-	Attempt     int                 `json:"attempt"`
-	CreatedAt   time.Time           `json:"created_at"`
+	Attempt   int       `json:"attempt"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// Error The run's error, as `GET /v1/runs/{id}` has it.
 	Error       *RunError           `json:"error,omitempty"`
 	FinishedAt  *time.Time          `json:"finished_at,omitempty"`
 	Id          openapi_types.UUID  `json:"id"`
@@ -1064,7 +1075,7 @@ type StepExecutionList struct {
 
 // StepFailure defines model for StepFailure.
 type StepFailure struct {
-	// Error Kept as the attempt's error.
+	// Error Kept as the attempt's error. A string, or an object's `message` (else its `detail` or `title`), is quoted in the error's message, so that the run's error says it.
 	Error interface{} `json:"error,omitempty"`
 
 	// Retry Overrides whether the failure is retried.

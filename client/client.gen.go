@@ -718,8 +718,10 @@ type HealthStatus string
 
 // HistoryEvent defines model for HistoryEvent.
 type HistoryEvent struct {
-	Attempt *int        `json:"attempt,omitempty"`
-	Data    interface{} `json:"data,omitempty"`
+	Attempt *int `json:"attempt,omitempty"`
+
+	// Data What the event says, by type. `step_succeeded` of a call step answered synchronously has `http_status` and `duration_ms`, the milliseconds of the HTTP exchange alone; the attempt's `duration_ms` in `GET /v1/runs/{id}/steps` spans the whole attempt as recorded, dispatch and recording included.
+	Data interface{} `json:"data,omitempty"`
 
 	// Id Increases with every event; events are listed in this order.
 	Id int64 `json:"id"`
@@ -1026,15 +1028,21 @@ type Step struct {
 
 // StepAttempt defines model for StepAttempt.
 type StepAttempt struct {
-	Attempt    int               `json:"attempt"`
-	DurationMs *int              `json:"duration_ms,omitempty"`
-	Error      interface{}       `json:"error,omitempty"`
-	FinishedAt *time.Time        `json:"finished_at,omitempty"`
-	HttpStatus *int              `json:"http_status,omitempty"`
-	Logs       *[]StepLog        `json:"logs,omitempty"`
-	StartedAt  time.Time         `json:"started_at"`
-	Status     StepAttemptStatus `json:"status"`
-	Worker     *string           `json:"worker,omitempty"`
+	Attempt int `json:"attempt"`
+
+	// DurationMs Milliseconds from `started_at` to `finished_at`: the attempt as the engine recorded it, including the dispatch of its request and the recording of its result, and, after a `202`, the wait for its callback. The history's `step_succeeded` event has a `duration_ms` of its own, the HTTP exchange alone (from sending the request to reading the answer, measured by the worker), and so at most this one.
+	DurationMs *int        `json:"duration_ms,omitempty"`
+	Error      interface{} `json:"error,omitempty"`
+
+	// FinishedAt When the attempt's end was recorded: its answer, its timeout, its callback (after a `202`) or its cancellation.
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	HttpStatus *int       `json:"http_status,omitempty"`
+	Logs       *[]StepLog `json:"logs,omitempty"`
+
+	// StartedAt When the attempt was recorded as started, in the transaction that started it, before its request was sent.
+	StartedAt time.Time         `json:"started_at"`
+	Status    StepAttemptStatus `json:"status"`
+	Worker    *string           `json:"worker,omitempty"`
 }
 
 // StepAttemptStatus defines model for StepAttempt.Status.

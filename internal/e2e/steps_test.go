@@ -895,3 +895,41 @@ func TestStepFailureMessage(t *testing.T) {
 		require.Equal(t, "step_failed", *item.Error.Code)
 	}
 }
+
+// TestStepDurations checks the two durations of a step attempt that
+// docs/api.md tells apart: the history's duration_ms, the HTTP exchange
+// alone, and the attempt's, from its start to its end as recorded, which
+// holds the exchange.
+func TestStepDurations(t *testing.T) {
+	t.Parallel()
+	e, _ := stDeploy(t)
+	const work = 150 * time.Millisecond
+	srv, _ := stServer(t, func(w http.ResponseWriter, _ *http.Request, _ stepCall) {
+		time.Sleep(work)
+		writeJSON(w, http.StatusOK, map[string]any{"output": "done"})
+	})
+	e.createWorkflow(stDef(t, map[string]any{"name": "slow", "steps": []any{
+		map[string]any{"name": "a", "type": "call", "url": srv.URL},
+		map[string]any{"name": "b", "type": "call", "url": srv.URL},
+	}}))
+	id := e.startRun("slow", nil)
+	require.Equal(t, client.RunStatus("succeeded"), e.waitRun(id, 15*time.Second).Status)
+
+	exchange := map[string]int{}
+	for _, h := range e.history(id) {
+		if h.Type == "step_succeeded" {
+			ms, ok := h.Data.(map[string]any)["duration_ms"].(float64)
+			require.True(t, ok, "step_succeeded of %v has a duration_ms: %v", h.Step, h.Data)
+			exchange[*h.Step] = int(ms)
+		}
+	}
+	for _, s := range e.steps(id) {
+		require.Len(t, s.Attempts, 1)
+		a := s.Attempts[0]
+		require.NotNil(t, a.DurationMs)
+		require.NotNil(t, a.FinishedAt)
+		require.Equal(t, a.FinishedAt.Sub(a.StartedAt).Milliseconds(), int64(*a.DurationMs), "from started_at to finished_at")
+		require.GreaterOrEqual(t, exchange[s.Key], int(work.Milliseconds()), "the exchange holds the endpoint's work")
+		require.GreaterOrEqual(t, *a.DurationMs, exchange[s.Key], "the attempt holds the exchange")
+	}
+}

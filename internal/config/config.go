@@ -59,8 +59,8 @@ type Config struct {
 	// evaluations hold at once (see workflow.SetEvalMemory).
 	EvalMemory int
 
-	// MetricsAddr is where a worker serves its Prometheus metrics; empty
-	// means nowhere. The API serves /metrics on Addr.
+	// MetricsAddr is where a worker is to serve its Prometheus metrics;
+	// empty means nowhere. (The API's are to be on Addr.)
 	MetricsAddr string
 	// PprofAddr is where the process serves Go's profiles, on a listener
 	// of their own; empty means they are not served.
@@ -189,7 +189,7 @@ var settings = []setting{
 			c.EvalMemory = n
 			return nil
 		}},
-	{Worker, "DURABLE_METRICS_ADDR", "metrics-addr", "", "address to serve Prometheus metrics (/metrics) on; none: not served (the API serves /metrics on DURABLE_ADDR)",
+	{Worker, "DURABLE_METRICS_ADDR", "metrics-addr", "", "address for the worker's Prometheus metrics (/metrics); none: off. Checked, but not served yet: metrics are being added",
 		optional(hostPort(func(c *Config) *string { return &c.MetricsAddr }))},
 	{Both, "DURABLE_PPROF_ADDR", "pprof-addr", "", "address to serve Go's profiles (/debug/pprof/) on, apart from the API; none: not served. Keep it on loopback: the profiles show the process's internals",
 		optional(hostPort(func(c *Config) *string { return &c.PprofAddr }))},

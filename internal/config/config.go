@@ -195,6 +195,11 @@ var settings = []setting{
 		optional(hostPort(func(c *Config) *string { return &c.PprofAddr }))},
 }
 
+// concealed are the settings whose values may hold credentials (a
+// password in DATABASE_URL): -h shows their built-in defaults, never the
+// environment's values.
+var concealed = map[string]bool{"DATABASE_URL": true, "DURABLE_API_KEYS": true, "DURABLE_SIGNING_SECRET": true}
+
 func hostPort(field func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		if _, _, err := net.SplitHostPort(v); err != nil {
@@ -262,7 +267,7 @@ func Load(program Program, args []string, getenv func(string) string, usage io.W
 			values[i] = &v
 			continue
 		}
-		if e := getenv(s.env); e != "" {
+		if e := getenv(s.env); e != "" && !concealed[s.env] {
 			v = e
 		}
 		values[i] = fs.String(s.flag, v, s.help+" ($"+s.env+")")
@@ -280,6 +285,16 @@ func Load(program Program, args []string, getenv func(string) string, usage io.W
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for i, s := range settings {
+		if !concealed[s.env] || s.programs&program == 0 || given[s.flag] {
+			continue
+		}
+		if e := getenv(s.env); e != "" {
+			*values[i] = e
+		}
 	}
 	var c Config
 	var errs []error

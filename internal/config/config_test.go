@@ -101,6 +101,36 @@ func TestHelpListsOwnSettings(t *testing.T) {
 	}
 }
 
+// TestHelpConcealsCredentials checks that -h shows no credential of the
+// environment, which still applies, and that a flag still wins over it.
+func TestHelpConcealsCredentials(t *testing.T) {
+	t.Parallel()
+	secrets := map[string]string{
+		"DATABASE_URL":           "postgres://durable:hunter2-password@db.internal:5432/durable",
+		"DURABLE_API_KEYS":       "a-long-enough-api-key-0123",
+		"DURABLE_SIGNING_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+	}
+	var out bytes.Buffer
+	_, err := Load(API, []string{"-h"}, env(secrets), &out)
+	require.ErrorIs(t, err, ErrHelp)
+	for _, v := range []string{"hunter2", "a-long-enough-api-key", "whsec_MfKQ"} {
+		require.NotContains(t, out.String(), v)
+	}
+	require.Contains(t, out.String(), `(default "postgres://postgres@127.0.0.1:5432/durable?sslmode=disable")`, "the built-in default instead")
+
+	c, err := Load(API, nil, env(secrets), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, secrets["DATABASE_URL"], c.DatabaseURL)
+	require.Equal(t, secrets["DURABLE_SIGNING_SECRET"], c.SigningSecret)
+	require.Equal(t, [][sha256.Size]byte{sha256.Sum256([]byte(secrets["DURABLE_API_KEYS"]))}, c.APIKeyHashes)
+
+	c, err = Load(Worker, []string{"-database-url", "postgres://other@127.0.0.1/durable"}, env(secrets), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, "postgres://other@127.0.0.1/durable", c.DatabaseURL, "the flag wins")
+	require.Equal(t, secrets["DURABLE_SIGNING_SECRET"], c.SigningSecret)
+	require.Empty(t, c.APIKeyHashes, "not the worker's")
+}
+
 // TestEverySettingAppliesSomewhere keeps a setting from being read by no
 // program at all.
 func TestEverySettingAppliesSomewhere(t *testing.T) {

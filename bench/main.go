@@ -64,8 +64,8 @@ func run() error {
 	flag.IntVar(&o.concurrency, "worker-concurrency", 0, "DURABLE_WORKER_CONCURRENCY of the worker (0: its default)")
 	flag.IntVar(&o.clients, "clients", 50, "concurrent clients starting the runs")
 	flag.IntVar(&o.waits, "waits", 200, "runs measured for event and timer latency")
-	flag.StringVar(&o.profile, "pprof", "", "serve the worker's Go profiles on this address (the binaries are built with -tags pprof)")
-	flag.StringVar(&o.apiProfile, "api-pprof", "", "serve the api's Go profiles on this address")
+	flag.StringVar(&o.profile, "pprof", "", "serve the worker's Go profiles on this address (its DURABLE_PPROF_ADDR)")
+	flag.StringVar(&o.apiProfile, "api-pprof", "", "serve the api's Go profiles on this address (its DURABLE_PPROF_ADDR)")
 	flag.Parse()
 
 	ctx := context.Background()
@@ -78,7 +78,7 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	build := exec.Command("go", "build", "-tags", "pprof", "-o", dir, "./cmd/api", "./cmd/worker")
+	build := exec.Command("go", "build", "-o", dir, "./cmd/api", "./cmd/worker")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("build: %w", err)

@@ -703,9 +703,6 @@ type CytoscapeNodeDataStatus string
 // Duration A Go duration string, such as `30s`, `5m` or `24h`.
 type Duration = string
 
-// Expression A CEL expression written as `"${ expr }"`.
-type Expression = string
-
 // FireTimes defines model for FireTimes.
 type FireTimes struct {
 	Items []time.Time `json:"items"`
@@ -721,8 +718,10 @@ type HealthStatus string
 
 // HistoryEvent defines model for HistoryEvent.
 type HistoryEvent struct {
-	Attempt *int        `json:"attempt,omitempty"`
-	Data    interface{} `json:"data,omitempty"`
+	Attempt *int `json:"attempt,omitempty"`
+
+	// Data What the event says, by type. `step_succeeded` of a call step answered synchronously has `http_status` and `duration_ms`, the milliseconds of the HTTP exchange alone; the attempt's `duration_ms` in `GET /v1/runs/{id}/steps` spans the whole attempt as recorded, dispatch and recording included.
+	Data interface{} `json:"data,omitempty"`
 
 	// Id Increases with every event; events are listed in this order.
 	Id int64 `json:"id"`
@@ -819,7 +818,9 @@ type Run struct {
 	CreatedAt time.Time              `json:"created_at"`
 
 	// Deadline When the run times out, if its workflow sets a timeout.
-	Deadline       *time.Time         `json:"deadline,omitempty"`
+	Deadline *time.Time `json:"deadline,omitempty"`
+
+	// Error Why a run did not succeed.
 	Error          *RunError          `json:"error,omitempty"`
 	FinishedAt     *time.Time         `json:"finished_at,omitempty"`
 	Id             openapi_types.UUID `json:"id"`
@@ -840,12 +841,19 @@ type Run struct {
 	Workflow   WorkflowRef   `json:"workflow"`
 }
 
-// RunError defines model for RunError.
+// RunError Why a run did not succeed.
 type RunError struct {
-	Code    *string     `json:"code,omitempty"`
+	// Code `step_failed`, `wait_timed_out`, `run_timed_out`, `cancelled`, `compensation_failed`, `output_failed`.
+	Code *string `json:"code,omitempty"`
+
+	// Details More about the error. For `step_failed`, the step's own error: for a call step, `message`, `status` and the endpoint's `error` member or, without one, the first 4 KiB of its `body`.
 	Details interface{} `json:"details,omitempty"`
-	Message string      `json:"message"`
-	Step    *string     `json:"step,omitempty"`
+
+	// Message What went wrong, such as `step charge failed: the step answered 500 Internal Server Error: upstream down`. When a call step failed because its endpoint answered a failure, the message ends with the endpoint's own words: the `error` member of its answer (a string, else that member's `message`, `detail` or `title`, else the member as JSON) or, without one, the same members of a JSON object body, or the body's text (not HTML); at most 200 characters, on one line.
+	Message string `json:"message"`
+
+	// Step The key of the step the error is about.
+	Step *string `json:"step,omitempty"`
 }
 
 // RunList defines model for RunList.
@@ -859,8 +867,10 @@ type RunStatus string
 
 // RunSummary defines model for RunSummary.
 type RunSummary struct {
-	Attempt     int                 `json:"attempt"`
-	CreatedAt   time.Time           `json:"created_at"`
+	Attempt   int       `json:"attempt"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// Error The run's error, as `GET /v1/runs/{id}` has it.
 	Error       *RunError           `json:"error,omitempty"`
 	FinishedAt  *time.Time          `json:"finished_at,omitempty"`
 	Id          openapi_types.UUID  `json:"id"`
@@ -1018,15 +1028,21 @@ type Step struct {
 
 // StepAttempt defines model for StepAttempt.
 type StepAttempt struct {
-	Attempt    int               `json:"attempt"`
-	DurationMs *int              `json:"duration_ms,omitempty"`
-	Error      interface{}       `json:"error,omitempty"`
-	FinishedAt *time.Time        `json:"finished_at,omitempty"`
-	HttpStatus *int              `json:"http_status,omitempty"`
-	Logs       *[]StepLog        `json:"logs,omitempty"`
-	StartedAt  time.Time         `json:"started_at"`
-	Status     StepAttemptStatus `json:"status"`
-	Worker     *string           `json:"worker,omitempty"`
+	Attempt int `json:"attempt"`
+
+	// DurationMs Milliseconds from `started_at` to `finished_at`: the attempt as the engine recorded it, including the dispatch of its request and the recording of its result, and, after a `202`, the wait for its callback. The history's `step_succeeded` event has a `duration_ms` of its own, the HTTP exchange alone (from sending the request to reading the answer, measured by the worker), and so at most this one.
+	DurationMs *int        `json:"duration_ms,omitempty"`
+	Error      interface{} `json:"error,omitempty"`
+
+	// FinishedAt When the attempt's end was recorded: its answer, its timeout, its callback (after a `202`) or its cancellation.
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	HttpStatus *int       `json:"http_status,omitempty"`
+	Logs       *[]StepLog `json:"logs,omitempty"`
+
+	// StartedAt When the attempt was recorded as started, in the transaction that started it, before its request was sent.
+	StartedAt time.Time         `json:"started_at"`
+	Status    StepAttemptStatus `json:"status"`
+	Worker    *string           `json:"worker,omitempty"`
 }
 
 // StepAttemptStatus defines model for StepAttempt.Status.
@@ -1067,7 +1083,7 @@ type StepExecutionList struct {
 
 // StepFailure defines model for StepFailure.
 type StepFailure struct {
-	// Error Kept as the attempt's error.
+	// Error Kept as the attempt's error. A string, or an object's `message` (else its `detail` or `title`), is quoted in the error's message, so that the run's error says it.
 	Error interface{} `json:"error,omitempty"`
 
 	// Retry Overrides whether the failure is retried.

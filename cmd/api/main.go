@@ -2,8 +2,9 @@
 // migrations at start-up, so any number of api and worker processes may
 // start together against one database.
 //
-// Usage: api [flags] (api -h lists every setting and its variable).
-// "api migrate" applies the migrations and exits.
+// Usage: api [flags] (api -h lists the api's settings and their
+// variables; api -version prints the version). "api migrate" applies the
+// migrations and exits.
 package main
 
 import (
@@ -26,16 +27,20 @@ import (
 	"github.com/durablehq/durable/internal/orchestrator"
 	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/profiling"
+	"github.com/durablehq/durable/internal/version"
 	"github.com/durablehq/durable/internal/workflow"
 )
 
 func main() {
-	profiling.Serve()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m := NewMain()
 	err := m.Run(ctx, os.Args[1:], os.Getenv, os.Stderr)
-	if errors.Is(err, config.ErrHelp) {
+	switch {
+	case errors.Is(err, config.ErrHelp):
+		return
+	case errors.Is(err, config.ErrVersion):
+		fmt.Println(version.Line("api"))
 		return
 	}
 	if err == nil && !m.migrateOnly {
@@ -56,6 +61,7 @@ type Main struct {
 	db          *postgres.DB
 	server      *http.Server
 	listener    net.Listener
+	profiles    *profiling.Server
 	logger      *slog.Logger
 	served      chan error
 	migrateOnly bool
@@ -70,12 +76,17 @@ func (m *Main) Run(ctx context.Context, args []string, getenv func(string) strin
 		m.migrateOnly = true
 		args = args[1:]
 	}
-	cfg, err := config.Load("api", args, getenv, stderr)
+	cfg, err := config.Load(config.API, args, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	m.logger = cfg.NewLogger(stderr)
 	workflow.SetEvalMemory(int64(cfg.EvalMemory))
+	if cfg.PprofAddr != "" && !m.migrateOnly {
+		if m.profiles, err = profiling.Start(cfg.PprofAddr, m.logger); err != nil {
+			return err
+		}
+	}
 	m.db, err = postgres.OpenMigrated(ctx, cfg.DatabaseURL, cfg.DBMaxConns, m.logger)
 	if err != nil {
 		return err
@@ -87,10 +98,11 @@ func (m *Main) Run(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return err
 	}
-	if len(cfg.APIKeyHashes) == 0 {
+	development := len(cfg.APIKeyHashes) == 0
+	if development {
 		m.logger.Warn("DEVELOPMENT MODE: no API keys are configured (DURABLE_API_KEYS), so the API is open to anyone who can reach " + cfg.Addr)
 	}
-	secrets, err := orchestrator.LoadSecrets(ctx, m.db, cfg.SigningSecret, m.logger)
+	secrets, err := orchestrator.LoadSecrets(ctx, m.db, cfg.SigningSecret, development, m.logger)
 	if err != nil {
 		return err
 	}
@@ -125,6 +137,15 @@ func (m *Main) Run(ctx context.Context, args []string, getenv func(string) strin
 // Addr returns the address the API listens on.
 func (m *Main) Addr() net.Addr { return m.listener.Addr() }
 
+// ProfilesAddr returns the address Go's profiles are served on, or nil
+// when DURABLE_PPROF_ADDR is not set.
+func (m *Main) ProfilesAddr() net.Addr {
+	if m.profiles == nil {
+		return nil
+	}
+	return m.profiles.Addr()
+}
+
 // ready is the /readyz check: the database answers and holds every
 // migration this binary knows. Its messages are shown to callers.
 func (m *Main) ready(ctx context.Context) error {
@@ -141,8 +162,8 @@ func (m *Main) ready(ctx context.Context) error {
 	return nil
 }
 
-// Close stops serving, letting requests in flight finish for a while, and
-// closes the database.
+// Close stops serving, letting requests in flight finish for a while, stops
+// serving the profiles and closes the database.
 func (m *Main) Close() error {
 	var err error
 	if m.server != nil {
@@ -153,6 +174,11 @@ func (m *Main) Close() error {
 			err = serr
 		}
 		m.logger.Info("api stopped")
+	}
+	if m.profiles != nil {
+		if perr := m.profiles.Close(); err == nil {
+			err = perr
+		}
 	}
 	if m.db != nil {
 		m.db.Close()

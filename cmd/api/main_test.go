@@ -14,7 +14,9 @@ import (
 
 	"github.com/durablehq/durable/client"
 	"github.com/durablehq/durable/db/migrations"
+	"github.com/durablehq/durable/internal/config"
 	"github.com/durablehq/durable/internal/postgres/pgtest"
+	"github.com/durablehq/durable/internal/signing"
 )
 
 // syncBuffer collects the program's log output from several goroutines.
@@ -66,6 +68,7 @@ func TestFirstSession(t *testing.T) {
 	ctx := context.Background()
 	m, logs := start(t, pgtest.URL(t), nil)
 	require.Contains(t, logs.String(), "DEVELOPMENT MODE")
+	require.Regexp(t, `no DURABLE_SIGNING_SECRET is configured.* secret="?whsec_`, logs.String(), "development prints the secret to check signatures with")
 	c := newClient(t, m)
 
 	var def client.WorkflowDefinition
@@ -166,14 +169,16 @@ func TestConcurrentStartsMigrateOnce(t *testing.T) {
 	require.Equal(t, len(files), applied, "each migration is applied exactly once")
 }
 
-// TestAPIKeys checks that configured keys are required and that help lists
-// every setting.
+// TestAPIKeys checks that configured keys are required, and that with
+// them the development signing secret stays out of the logs.
 func TestAPIKeys(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	key := "a-long-enough-test-key"
 	m, logs := start(t, pgtest.URL(t), map[string]string{"DURABLE_API_KEYS": key})
 	require.NotContains(t, logs.String(), "DEVELOPMENT MODE")
+	require.Contains(t, logs.String(), "no DURABLE_SIGNING_SECRET is configured")
+	require.NotContains(t, logs.String(), "whsec_")
 
 	anonymous := newClient(t, m)
 	res, err := anonymous.ListWorkflowsWithResponse(ctx, nil)
@@ -191,12 +196,87 @@ func TestAPIKeys(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.StatusCode())
 }
 
+// TestConfiguredSecretNotLogged starts the API with a signing secret of
+// its own, in development mode and with API keys: neither logs it.
+func TestConfiguredSecretNotLogged(t *testing.T) {
+	t.Parallel()
+	secret, err := signing.GenerateSecret()
+	require.NoError(t, err)
+	url := pgtest.URL(t)
+	for _, keys := range []string{"", "a-long-enough-test-key"} {
+		_, logs := start(t, url, map[string]string{"DURABLE_SIGNING_SECRET": secret, "DURABLE_API_KEYS": keys})
+		require.NotContains(t, logs.String(), "whsec_")
+		require.NotContains(t, logs.String(), strings.TrimPrefix(secret, "whsec_"))
+		require.NotContains(t, logs.String(), "DURABLE_SIGNING_SECRET")
+	}
+}
+
+// TestHelpListsSettings checks that api -h lists the API's settings, not
+// the worker's, and names api migrate.
 func TestHelpListsSettings(t *testing.T) {
 	t.Parallel()
 	var out syncBuffer
 	err := NewMain().Run(context.Background(), []string{"-h"}, func(string) string { return "" }, &out)
-	require.Error(t, err)
-	for _, v := range []string{"DATABASE_URL", "DURABLE_ADDR", "DURABLE_PUBLIC_URL", "DURABLE_API_KEYS", "DURABLE_MAX_INPUT_BYTES"} {
+	require.ErrorIs(t, err, config.ErrHelp)
+	for _, v := range []string{"DATABASE_URL", "DURABLE_ADDR", "DURABLE_PUBLIC_URL", "DURABLE_API_KEYS", "DURABLE_MAX_INPUT_BYTES", "DURABLE_PPROF_ADDR", "-version"} {
 		require.Contains(t, out.String(), v)
+	}
+	for _, v := range []string{"DURABLE_WORKER_CONCURRENCY", "DURABLE_POLL_INTERVAL", "DURABLE_ALLOW_HOSTS", "DURABLE_METRICS_ADDR"} {
+		require.NotContains(t, out.String(), v)
+	}
+	require.Contains(t, out.String(), "api migrate [flags]   apply pending database migrations and exit")
+}
+
+// TestVersion checks that -version stops the program before it touches
+// the database; main prints version.Line.
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"-version"}, {"migrate", "-version"}} {
+		var out syncBuffer
+		getenv := func(k string) string {
+			return map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"}[k]
+		}
+		err := NewMain().Run(context.Background(), args, getenv, &out)
+		require.ErrorIs(t, err, config.ErrVersion, args)
+		require.Empty(t, out.String())
+	}
+}
+
+// TestProfiles checks that DURABLE_PPROF_ADDR serves Go's profiles on an
+// address of their own, and that the API's address never serves them.
+func TestProfiles(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	get := func(url string) int {
+		res, err := http.Get(url)
+		require.NoError(t, err)
+		res.Body.Close()
+		return res.StatusCode
+	}
+
+	m, _ := start(t, url, nil)
+	require.Nil(t, m.ProfilesAddr(), "off by default")
+	require.Equal(t, http.StatusNotFound, get("http://"+m.Addr().String()+"/debug/pprof/"))
+
+	m, logs := start(t, url, map[string]string{"DURABLE_PPROF_ADDR": "127.0.0.1:0"})
+	require.NotNil(t, m.ProfilesAddr())
+	require.NotEqual(t, m.Addr().String(), m.ProfilesAddr().String())
+	require.Contains(t, logs.String(), "serving Go profiles")
+	require.Equal(t, http.StatusOK, get("http://"+m.ProfilesAddr().String()+"/debug/pprof/"))
+	require.Equal(t, http.StatusOK, get("http://"+m.ProfilesAddr().String()+"/debug/pprof/heap"))
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/profile?seconds=1"} {
+		require.Equal(t, http.StatusNotFound, get("http://"+m.Addr().String()+path), path)
+	}
+
+	// A port number alone is refused; an address in use (here the API's
+	// own) fails the start.
+	for bad, want := range map[string]string{"6060": "DURABLE_PPROF_ADDR (-pprof-addr): not a host:port", m.Addr().String(): "profiles: listen on " + m.Addr().String()} {
+		var out syncBuffer
+		other := NewMain()
+		err := other.Run(context.Background(), nil, func(k string) string {
+			return map[string]string{"DATABASE_URL": url, "DURABLE_ADDR": "127.0.0.1:0", "DURABLE_PPROF_ADDR": bad}[k]
+		}, &out)
+		require.ErrorContains(t, err, want)
+		require.NoError(t, other.Close())
 	}
 }

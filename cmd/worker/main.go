@@ -3,7 +3,8 @@
 // timeouts. It applies pending database migrations at start-up, so any
 // number of api and worker processes may start together.
 //
-// Usage: worker [flags] (worker -h lists every setting and its variable).
+// Usage: worker [flags] (worker -h lists the worker's settings and their
+// variables; worker -version prints the version).
 // SIGTERM or SIGINT stops claiming, lets steps in flight finish within
 // DURABLE_SHUTDOWN_GRACE, and releases the rest for other workers.
 package main
@@ -25,29 +26,38 @@ import (
 	"github.com/durablehq/durable/internal/orchestrator"
 	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/profiling"
+	"github.com/durablehq/durable/internal/version"
 	"github.com/durablehq/durable/internal/workflow"
 )
 
-// version is reported in the User-Agent of step requests.
-const version = "0.1.0"
-
 func main() {
-	profiling.Serve()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil && !errors.Is(err, config.ErrHelp) {
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	switch {
+	case err == nil, errors.Is(err, config.ErrHelp):
+	case errors.Is(err, config.ErrVersion):
+		fmt.Println(version.Line("worker"))
+	default:
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(1)
 	}
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	cfg, err := config.Load("worker", args, getenv, stderr)
+	cfg, err := config.Load(config.Worker, args, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	logger := cfg.NewLogger(stderr)
 	workflow.SetEvalMemory(int64(cfg.EvalMemory))
+	if cfg.PprofAddr != "" {
+		profiles, err := profiling.Start(cfg.PprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer profiles.Close()
+	}
 	db, err := postgres.OpenMigrated(ctx, cfg.DatabaseURL, cfg.DBMaxConns, logger)
 	if err != nil {
 		return err
@@ -60,13 +70,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer claims.Close()
-	secrets, err := orchestrator.LoadSecrets(ctx, db, cfg.SigningSecret, logger)
+	// The API prints the development secret, when it may; a worker never
+	// does, knowing nothing of the API keys that say whether it may.
+	secrets, err := orchestrator.LoadSecrets(ctx, db, cfg.SigningSecret, false, logger)
 	if err != nil {
 		return err
 	}
 	client, err := httpstep.New(httpstep.Config{
 		Secrets: secrets, AllowHosts: cfg.AllowHosts, MaxResponseBytes: int64(cfg.MaxResponseBytes),
-		UserAgent: "Durable/" + version,
+		UserAgent: version.UserAgent(),
 	})
 	if err != nil {
 		return fmt.Errorf("step client: %w", err)
@@ -78,8 +90,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	metered := metrics.New()
 	metered.WatchDatabase(ctx, db, logger)
-	if addr := getenv("DURABLE_METRICS_ADDR"); addr != "" {
-		if _, err := metered.Serve(ctx, addr, logger); err != nil {
+	if cfg.MetricsAddr != "" {
+		if _, err := metered.Serve(ctx, cfg.MetricsAddr, logger); err != nil {
 			return err
 		}
 	}

@@ -23,7 +23,7 @@ import (
 	"github.com/durablehq/durable/internal/workflow"
 )
 
-// Config is the configuration of the API and the worker.
+// Config is the configuration of the API or the worker.
 type Config struct {
 	DatabaseURL string
 	DBMaxConns  int
@@ -58,29 +58,66 @@ type Config struct {
 	// EvalMemory bounds the memory the process's heavy expression
 	// evaluations hold at once (see workflow.SetEvalMemory).
 	EvalMemory int
+
+	// MetricsAddr is where a worker is to serve its Prometheus metrics;
+	// empty means nowhere. (The API's are to be on Addr.)
+	MetricsAddr string
+	// PprofAddr is where the process serves Go's profiles, on a listener
+	// of their own; empty means they are not served.
+	PprofAddr string
 }
 
-// setting is one configuration variable: its environment name, the flag that
-// mirrors it, its default and how to apply a value.
+// Program is one of Durable's programs, or several of them: each setting
+// applies to some, and each program reads and lists only its own.
+type Program uint8
+
+const (
+	API Program = 1 << iota
+	Worker
+	// Both is a setting of the API and the worker.
+	Both = API | Worker
+)
+
+func (p Program) String() string {
+	switch p {
+	case API:
+		return "api"
+	case Worker:
+		return "worker"
+	}
+	return fmt.Sprintf("Program(%d)", uint8(p))
+}
+
+// synopses open each program's -h, before its flags.
+var synopses = map[Program]string{
+	API: `Usage:
+  api [flags]           serve the REST API, applying pending database migrations first
+  api migrate [flags]   apply pending database migrations and exit
+`,
+	Worker: `Usage:
+  worker [flags]        claim due work and advance runs, applying pending database migrations first
+`,
+}
+
+// setting is one configuration variable: the programs it applies to, its
+// environment name, the flag that mirrors it, its default and how to apply
+// a value.
 type setting struct {
+	programs             Program
 	env, flag, def, help string
 	set                  func(c *Config, v string) error
 }
 
 var settings = []setting{
-	{"DATABASE_URL", "database-url", "postgres://postgres@127.0.0.1:5432/durable?sslmode=disable",
+	{Both, "DATABASE_URL", "database-url", "postgres://postgres@127.0.0.1:5432/durable?sslmode=disable",
 		"PostgreSQL connection string", func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
-	{"DURABLE_DB_MAX_CONNS", "db-max-conns", "16", "most PostgreSQL connections the process opens (a pool_max_conns in DATABASE_URL wins)",
+	{Both, "DURABLE_DB_MAX_CONNS", "db-max-conns", "16", "most PostgreSQL connections the process opens (a pool_max_conns in DATABASE_URL wins)",
 		positiveInt(func(c *Config) *int { return &c.DBMaxConns })},
-	{"DURABLE_ADDR", "addr", "127.0.0.1:8080", "API listen address",
-		func(c *Config, v string) error {
-			if _, _, err := net.SplitHostPort(v); err != nil {
-				return fmt.Errorf("not a host:port: %w", err)
-			}
-			c.Addr = v
-			return nil
-		}},
-	{"DURABLE_PUBLIC_URL", "public-url", "", "base URL step endpoints use for callbacks (default http://<DURABLE_ADDR>)",
+	// The worker reads the API's address too: it is the default of the
+	// callback URLs the worker hands to steps.
+	{Both, "DURABLE_ADDR", "addr", "127.0.0.1:8080", "the API's listen address (a worker's default DURABLE_PUBLIC_URL is derived from it)",
+		hostPort(func(c *Config) *string { return &c.Addr })},
+	{Both, "DURABLE_PUBLIC_URL", "public-url", "", "base URL step endpoints use for callbacks (default http://<DURABLE_ADDR>)",
 		func(c *Config, v string) error {
 			if v == "" {
 				return nil
@@ -92,15 +129,15 @@ var settings = []setting{
 			c.PublicURL = strings.TrimRight(v, "/")
 			return nil
 		}},
-	{"DURABLE_API_KEYS", "api-keys", "", "accepted API keys, space-separated, or file:PATH of a file with one key or sha256:<hex> hash per line; none: development mode, open API",
+	{API, "DURABLE_API_KEYS", "api-keys", "", "accepted API keys, space-separated, or file:PATH of a file with one key or sha256:<hex> hash per line; none: development mode, open API",
 		func(c *Config, v string) error {
 			hashes, err := parseAPIKeys(v)
 			c.APIKeyHashes = hashes
 			return err
 		}},
-	{"DURABLE_SIGNING_SECRET", "signing-secret", "", "Standard Webhooks secrets (whsec_…), space-separated for rotation, the first signs; none: a development secret generated once and stored in the database",
+	{Both, "DURABLE_SIGNING_SECRET", "signing-secret", "", "Standard Webhooks secrets (whsec_…), space-separated for rotation, the first signs; none: a development secret generated once and stored in the database",
 		func(c *Config, v string) error { c.SigningSecret = v; return nil }},
-	{"DURABLE_ALLOW_HOSTS", "allow-hosts", "127.0.0.0/8 ::1", "CIDRs and host names steps may call despite the private-address rule (space- or comma-separated); replaces the default",
+	{Worker, "DURABLE_ALLOW_HOSTS", "allow-hosts", "127.0.0.0/8 ::1", "CIDRs and host names steps may call despite the private-address rule (space- or comma-separated); replaces the default",
 		func(c *Config, v string) error {
 			c.AllowHosts = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
 			return nil
@@ -109,19 +146,19 @@ var settings = []setting{
 	// bounds the work they make for PostgreSQL, so a worker holds many: a
 	// burst of new runs gets its first steps at once rather than waiting
 	// for a slot.
-	{"DURABLE_WORKER_CONCURRENCY", "worker-concurrency", strconv.Itoa(min(512*runtime.NumCPU(), 4096)), "steps a worker runs at once",
+	{Worker, "DURABLE_WORKER_CONCURRENCY", "worker-concurrency", strconv.Itoa(min(512*runtime.NumCPU(), 4096)), "steps a worker runs at once",
 		positiveInt(func(c *Config) *int { return &c.WorkerConcurrency })},
-	{"DURABLE_POLL_INTERVAL", "poll-interval", "1s", "how often a worker looks for due work without a notification",
+	{Worker, "DURABLE_POLL_INTERVAL", "poll-interval", "1s", "how often a worker looks for due work without a notification",
 		positiveDuration(func(c *Config) *time.Duration { return &c.PollInterval })},
-	{"DURABLE_SHUTDOWN_GRACE", "shutdown-grace", "30s", "how long a stopping worker lets steps in flight finish",
+	{Worker, "DURABLE_SHUTDOWN_GRACE", "shutdown-grace", "30s", "how long a stopping worker lets steps in flight finish",
 		positiveDuration(func(c *Config) *time.Duration { return &c.ShutdownGrace })},
-	{"DURABLE_LEASE_MARGIN", "lease-margin", "30s", "how much longer than a step's timeout a worker holds its work; a dead worker's step is retried after timeout + margin",
+	{Worker, "DURABLE_LEASE_MARGIN", "lease-margin", "30s", "how much longer than a step's timeout a worker holds its work; a dead worker's step is retried after timeout + margin",
 		positiveDuration(func(c *Config) *time.Duration { return &c.LeaseMargin })},
-	{"DURABLE_WAIT_TIMEOUT", "wait-timeout", "168h", "how long a wait for events or a person may last when its definition names no timeout",
+	{Worker, "DURABLE_WAIT_TIMEOUT", "wait-timeout", "168h", "how long a wait for events or a person may last when its definition names no timeout",
 		positiveDuration(func(c *Config) *time.Duration { return &c.WaitTimeout })},
-	{"DURABLE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error",
+	{Both, "DURABLE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error",
 		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
-	{"DURABLE_LOG_FORMAT", "log-format", "text", "text or json",
+	{Both, "DURABLE_LOG_FORMAT", "log-format", "text", "text or json",
 		func(c *Config, v string) error {
 			if v != "text" && v != "json" {
 				return errors.New("must be text or json")
@@ -129,21 +166,21 @@ var settings = []setting{
 			c.LogFormat = v
 			return nil
 		}},
-	{"DURABLE_MAX_DEFINITION_BYTES", "max-definition-bytes", strconv.Itoa(workflow.DefaultLimits().MaxBytes), "largest workflow definition accepted",
+	{API, "DURABLE_MAX_DEFINITION_BYTES", "max-definition-bytes", strconv.Itoa(workflow.DefaultLimits().MaxBytes), "largest workflow definition accepted",
 		positiveInt(func(c *Config) *int { return &c.MaxDefinitionBytes })},
-	{"DURABLE_MAX_DEFINITION_DEPTH", "max-definition-depth", strconv.Itoa(workflow.DefaultLimits().MaxDepth), "deepest nesting of steps in a definition",
+	{API, "DURABLE_MAX_DEFINITION_DEPTH", "max-definition-depth", strconv.Itoa(workflow.DefaultLimits().MaxDepth), "deepest nesting of steps in a definition",
 		positiveInt(func(c *Config) *int { return &c.MaxDefinitionDepth })},
-	{"DURABLE_MAX_DEFINITION_STEPS", "max-definition-steps", strconv.Itoa(workflow.DefaultLimits().MaxSteps), "most steps in a definition, nested ones included",
+	{API, "DURABLE_MAX_DEFINITION_STEPS", "max-definition-steps", strconv.Itoa(workflow.DefaultLimits().MaxSteps), "most steps in a definition, nested ones included",
 		positiveInt(func(c *Config) *int { return &c.MaxDefinitionSteps })},
-	{"DURABLE_MAX_INPUT_BYTES", "max-input-bytes", strconv.Itoa(workflow.DefaultMaxInputBytes), "largest run input accepted",
+	{Both, "DURABLE_MAX_INPUT_BYTES", "max-input-bytes", strconv.Itoa(workflow.DefaultMaxInputBytes), "largest run input accepted",
 		positiveInt(func(c *Config) *int { return &c.MaxInputBytes })},
-	{"DURABLE_MAX_OUTPUT_BYTES", "max-output-bytes", strconv.Itoa(workflow.DefaultMaxOutputBytes), "largest step output (and callback body) accepted",
+	{Both, "DURABLE_MAX_OUTPUT_BYTES", "max-output-bytes", strconv.Itoa(workflow.DefaultMaxOutputBytes), "largest step output (and callback body) accepted",
 		positiveInt(func(c *Config) *int { return &c.MaxOutputBytes })},
-	{"DURABLE_MAX_CONTEXT_BYTES", "max-context-bytes", strconv.Itoa(workflow.DefaultMaxContextBytes), "largest run context",
+	{Both, "DURABLE_MAX_CONTEXT_BYTES", "max-context-bytes", strconv.Itoa(workflow.DefaultMaxContextBytes), "largest run context",
 		positiveInt(func(c *Config) *int { return &c.MaxContextBytes })},
-	{"DURABLE_MAX_RESPONSE_BYTES", "max-response-bytes", "1048576", "largest step response body read",
+	{Worker, "DURABLE_MAX_RESPONSE_BYTES", "max-response-bytes", "1048576", "largest step response body read",
 		positiveInt(func(c *Config) *int { return &c.MaxResponseBytes })},
-	{"DURABLE_EVAL_MEMORY", "eval-memory", strconv.Itoa(workflow.DefaultEvalMemory), "bytes the process's costly expression evaluations may hold at once; more wait their turn (at least 8388608)",
+	{Both, "DURABLE_EVAL_MEMORY", "eval-memory", strconv.Itoa(workflow.DefaultEvalMemory), "bytes the process's costly expression evaluations may hold at once; more wait their turn (at least 8388608)",
 		func(c *Config, v string) error {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < workflow.MaxResultSize {
@@ -152,6 +189,36 @@ var settings = []setting{
 			c.EvalMemory = n
 			return nil
 		}},
+	{Worker, "DURABLE_METRICS_ADDR", "metrics-addr", "", "address the worker serves its Prometheus metrics on (/metrics); none: off",
+		optional(hostPort(func(c *Config) *string { return &c.MetricsAddr }))},
+	{Both, "DURABLE_PPROF_ADDR", "pprof-addr", "", "address to serve Go's profiles (/debug/pprof/) on, apart from the API; none: not served. Keep it on loopback: the profiles show the process's internals",
+		optional(hostPort(func(c *Config) *string { return &c.PprofAddr }))},
+}
+
+// concealed are the settings whose values may hold credentials (a
+// password in DATABASE_URL): -h shows their built-in defaults, never the
+// environment's values.
+var concealed = map[string]bool{"DATABASE_URL": true, "DURABLE_API_KEYS": true, "DURABLE_SIGNING_SECRET": true}
+
+func hostPort(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return fmt.Errorf("not a host:port: %w", err)
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+// optional lets an empty value mean "off" for a setting whose values set
+// checks.
+func optional(set func(*Config, string) error) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v == "" {
+			return nil
+		}
+		return set(c, v)
+	}
 }
 
 func positiveDuration(field func(*Config) *time.Duration) func(*Config, string) error {
@@ -180,29 +247,54 @@ func positiveInt(field func(*Config) *int) func(*Config, string) error {
 // has been printed.
 var ErrHelp = flag.ErrHelp
 
-// Load reads the configuration of program from the environment (getenv)
-// and the command-line args, flags taking precedence. It validates every
-// value and reports all problems at once.
-func Load(program string, args []string, getenv func(string) string, usage io.Writer) (Config, error) {
-	fs := flag.NewFlagSet(program, flag.ContinueOnError)
+// ErrVersion is returned by [Load] when -version was asked for; the caller
+// prints the version (see
+// [github.com/durablehq/durable/internal/version.Line]) and exits.
+var ErrVersion = errors.New("version requested")
+
+// Load reads the configuration of program (API or Worker) from the
+// environment (getenv) and the command-line args, flags taking precedence.
+// Only the settings that apply to program are read and have flags; the
+// others keep their defaults, so a deployment may give both programs one
+// environment. Load validates every value and reports all problems at once.
+func Load(program Program, args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	fs := flag.NewFlagSet(program.String(), flag.ContinueOnError)
 	fs.SetOutput(usage)
 	values := make([]*string, len(settings))
 	for i, s := range settings {
 		v := s.def
-		if e := getenv(s.env); e != "" {
+		if s.programs&program == 0 {
+			values[i] = &v
+			continue
+		}
+		if e := getenv(s.env); e != "" && !concealed[s.env] {
 			v = e
 		}
 		values[i] = fs.String(s.flag, v, s.help+" ($"+s.env+")")
 	}
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(usage, "Usage of %s:\n\nEvery flag mirrors an environment variable; the flag wins.\n\n", program)
+		fmt.Fprintf(usage, "%s\nEvery flag but -h and -version mirrors an environment variable; the flag wins.\n\n", synopses[program])
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
+	if *showVersion {
+		return Config{}, ErrVersion
+	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for i, s := range settings {
+		if !concealed[s.env] || s.programs&program == 0 || given[s.flag] {
+			continue
+		}
+		if e := getenv(s.env); e != "" {
+			*values[i] = e
+		}
 	}
 	var c Config
 	var errs []error

@@ -20,7 +20,7 @@ func env(m map[string]string) func(string) string {
 
 func TestDefaults(t *testing.T) {
 	t.Parallel()
-	c, err := Load("api", nil, env(nil), &bytes.Buffer{})
+	c, err := Load(API, nil, env(nil), &bytes.Buffer{})
 	require.NoError(t, err)
 	require.Equal(t, "postgres://postgres@127.0.0.1:5432/durable?sslmode=disable", c.DatabaseURL)
 	require.Equal(t, "127.0.0.1:8080", c.Addr)
@@ -40,7 +40,7 @@ func TestDefaults(t *testing.T) {
 
 func TestFlagsWinOverEnvironment(t *testing.T) {
 	t.Parallel()
-	c, err := Load("worker", []string{"-addr", "0.0.0.0:9999", "-poll-interval", "250ms"}, env(map[string]string{
+	c, err := Load(Worker, []string{"-addr", "0.0.0.0:9999", "-poll-interval", "250ms"}, env(map[string]string{
 		"DURABLE_ADDR": "127.0.0.1:7000", "DURABLE_POLL_INTERVAL": "5s", "DURABLE_PUBLIC_URL": "https://durable.example.com/",
 		"DURABLE_ALLOW_HOSTS": "10.0.0.0/8, steps.internal",
 	}), &bytes.Buffer{})
@@ -53,12 +53,12 @@ func TestFlagsWinOverEnvironment(t *testing.T) {
 
 func TestEveryProblemReported(t *testing.T) {
 	t.Parallel()
-	_, err := Load("api", nil, env(map[string]string{
+	_, err := Load(API, nil, env(map[string]string{
 		"DURABLE_ADDR": "nonsense", "DURABLE_PUBLIC_URL": "ftp://x", "DURABLE_LOG_FORMAT": "xml",
-		"DURABLE_MAX_INPUT_BYTES": "-1", "DURABLE_POLL_INTERVAL": "soon", "DURABLE_API_KEYS": "short",
+		"DURABLE_MAX_INPUT_BYTES": "-1", "DURABLE_EVAL_MEMORY": "lots", "DURABLE_API_KEYS": "short",
 	}), &bytes.Buffer{})
 	require.Error(t, err)
-	for _, name := range []string{"DURABLE_ADDR", "DURABLE_PUBLIC_URL", "DURABLE_LOG_FORMAT", "DURABLE_MAX_INPUT_BYTES", "DURABLE_POLL_INTERVAL", "DURABLE_API_KEYS"} {
+	for _, name := range []string{"DURABLE_ADDR", "DURABLE_PUBLIC_URL", "DURABLE_LOG_FORMAT", "DURABLE_MAX_INPUT_BYTES", "DURABLE_EVAL_MEMORY", "DURABLE_API_KEYS"} {
 		require.Contains(t, err.Error(), name)
 	}
 	require.NotContains(t, err.Error(), "short", "a key's value must not be echoed")
@@ -66,43 +66,161 @@ func TestEveryProblemReported(t *testing.T) {
 
 func TestUnexpectedArguments(t *testing.T) {
 	t.Parallel()
-	_, err := Load("api", []string{"extra"}, env(nil), &bytes.Buffer{})
+	_, err := Load(API, []string{"extra"}, env(nil), &bytes.Buffer{})
 	require.ErrorContains(t, err, "unexpected arguments")
 }
 
-func TestHelpListsEverySetting(t *testing.T) {
+// TestHelpListsOwnSettings checks that each program's -h lists the
+// settings that apply to it and no other.
+func TestHelpListsOwnSettings(t *testing.T) {
 	t.Parallel()
-	var out bytes.Buffer
-	_, err := Load("worker", []string{"-h"}, env(nil), &out)
-	require.ErrorIs(t, err, ErrHelp)
-	for _, s := range settings {
-		require.Contains(t, out.String(), "$"+s.env)
+	for _, program := range []Program{API, Worker} {
+		var out bytes.Buffer
+		_, err := Load(program, []string{"-h"}, env(nil), &out)
+		require.ErrorIs(t, err, ErrHelp)
+		for _, s := range settings {
+			if s.programs&program != 0 {
+				require.Contains(t, out.String(), "$"+s.env+")", "%s -h", program)
+			} else {
+				require.NotContains(t, out.String(), "$"+s.env+")", "%s -h", program)
+				require.NotContains(t, out.String(), "-"+s.flag+" ", "%s -h", program)
+			}
+		}
+		require.Contains(t, out.String(), "-version")
 	}
+
+	var api bytes.Buffer
+	_, err := Load(API, []string{"-h"}, env(nil), &api)
+	require.ErrorIs(t, err, ErrHelp)
+	require.Contains(t, api.String(), "api migrate [flags]   apply pending database migrations and exit")
+	for _, s := range []string{"DURABLE_API_KEYS", "DURABLE_MAX_DEFINITION_BYTES", "DURABLE_PPROF_ADDR"} {
+		require.Contains(t, api.String(), s)
+	}
+	for _, s := range []string{"DURABLE_WORKER_CONCURRENCY", "DURABLE_ALLOW_HOSTS", "DURABLE_METRICS_ADDR"} {
+		require.NotContains(t, api.String(), s)
+	}
+}
+
+// TestHelpConcealsCredentials checks that -h shows no credential of the
+// environment, which still applies, and that a flag still wins over it.
+func TestHelpConcealsCredentials(t *testing.T) {
+	t.Parallel()
+	secrets := map[string]string{
+		"DATABASE_URL":           "postgres://durable:hunter2-password@db.internal:5432/durable",
+		"DURABLE_API_KEYS":       "a-long-enough-api-key-0123",
+		"DURABLE_SIGNING_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+	}
+	var out bytes.Buffer
+	_, err := Load(API, []string{"-h"}, env(secrets), &out)
+	require.ErrorIs(t, err, ErrHelp)
+	for _, v := range []string{"hunter2", "a-long-enough-api-key", "whsec_MfKQ"} {
+		require.NotContains(t, out.String(), v)
+	}
+	require.Contains(t, out.String(), `(default "postgres://postgres@127.0.0.1:5432/durable?sslmode=disable")`, "the built-in default instead")
+
+	c, err := Load(API, nil, env(secrets), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, secrets["DATABASE_URL"], c.DatabaseURL)
+	require.Equal(t, secrets["DURABLE_SIGNING_SECRET"], c.SigningSecret)
+	require.Equal(t, [][sha256.Size]byte{sha256.Sum256([]byte(secrets["DURABLE_API_KEYS"]))}, c.APIKeyHashes)
+
+	c, err = Load(Worker, []string{"-database-url", "postgres://other@127.0.0.1/durable"}, env(secrets), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, "postgres://other@127.0.0.1/durable", c.DatabaseURL, "the flag wins")
+	require.Equal(t, secrets["DURABLE_SIGNING_SECRET"], c.SigningSecret)
+	require.Empty(t, c.APIKeyHashes, "not the worker's")
+}
+
+// TestEverySettingAppliesSomewhere keeps a setting from being read by no
+// program at all.
+func TestEverySettingAppliesSomewhere(t *testing.T) {
+	t.Parallel()
+	for _, s := range settings {
+		require.NotZero(t, s.programs&Both, s.env)
+		require.Zero(t, s.programs&^Both, s.env)
+	}
+}
+
+// TestOtherProgramsSettings checks that a program ignores the settings of
+// the other, in the environment (one environment may serve both) and as
+// flags, and keeps their defaults.
+func TestOtherProgramsSettings(t *testing.T) {
+	t.Parallel()
+	c, err := Load(API, nil, env(map[string]string{
+		"DURABLE_WORKER_CONCURRENCY": "nonsense", "DURABLE_METRICS_ADDR": "127.0.0.1:9091", "DURABLE_MAX_RESPONSE_BYTES": "7",
+	}), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Empty(t, c.MetricsAddr)
+	require.Equal(t, 1<<20, c.MaxResponseBytes)
+	require.Positive(t, c.WorkerConcurrency)
+
+	c, err = Load(Worker, nil, env(map[string]string{"DURABLE_API_KEYS": "short", "DURABLE_MAX_DEFINITION_STEPS": "3"}), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Empty(t, c.APIKeyHashes)
+	require.Equal(t, 1000, c.DefinitionLimits().MaxSteps)
+
+	_, err = Load(Worker, []string{"-api-keys", "a-long-enough-test-key"}, env(nil), &bytes.Buffer{})
+	require.ErrorContains(t, err, "flag provided but not defined: -api-keys")
+	_, err = Load(API, []string{"-metrics-addr", "127.0.0.1:9091"}, env(nil), &bytes.Buffer{})
+	require.ErrorContains(t, err, "flag provided but not defined: -metrics-addr")
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	for _, program := range []Program{API, Worker} {
+		var out bytes.Buffer
+		_, err := Load(program, []string{"-version"}, env(map[string]string{"DURABLE_ADDR": "nonsense"}), &out)
+		require.ErrorIs(t, err, ErrVersion, "-version wins over a bad setting")
+		require.Empty(t, out.String())
+	}
+}
+
+// TestObservabilityAddrs covers DURABLE_METRICS_ADDR and DURABLE_PPROF_ADDR:
+// off by default, a host:port when set.
+func TestObservabilityAddrs(t *testing.T) {
+	t.Parallel()
+	c, err := Load(Worker, nil, env(nil), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Empty(t, c.MetricsAddr)
+	require.Empty(t, c.PprofAddr)
+
+	c, err = Load(Worker, []string{"-pprof-addr", "127.0.0.1:6060"}, env(map[string]string{"DURABLE_METRICS_ADDR": "127.0.0.1:9091", "DURABLE_PPROF_ADDR": "127.0.0.1:1"}), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:9091", c.MetricsAddr)
+	require.Equal(t, "127.0.0.1:6060", c.PprofAddr)
+
+	c, err = Load(API, nil, env(map[string]string{"DURABLE_PPROF_ADDR": "localhost:0"}), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, "localhost:0", c.PprofAddr)
+
+	_, err = Load(Worker, nil, env(map[string]string{"DURABLE_METRICS_ADDR": "9091", "DURABLE_PPROF_ADDR": "http://127.0.0.1:6060"}), &bytes.Buffer{})
+	require.ErrorContains(t, err, "DURABLE_METRICS_ADDR (-metrics-addr): not a host:port")
+	require.ErrorContains(t, err, "DURABLE_PPROF_ADDR (-pprof-addr): not a host:port")
 }
 
 func TestAPIKeys(t *testing.T) {
 	t.Parallel()
 	key1, key2 := "first-key-0123456789", "second-key-0123456789"
 	sum2 := sha256.Sum256([]byte(key2))
-	c, err := Load("api", nil, env(map[string]string{"DURABLE_API_KEYS": key1 + " " + key2}), &bytes.Buffer{})
+	c, err := Load(API, nil, env(map[string]string{"DURABLE_API_KEYS": key1 + " " + key2}), &bytes.Buffer{})
 	require.NoError(t, err)
 	require.Equal(t, [][sha256.Size]byte{sha256.Sum256([]byte(key1)), sum2}, c.APIKeyHashes)
 
 	file := filepath.Join(t.TempDir(), "keys")
 	require.NoError(t, os.WriteFile(file, []byte("# team keys\n\n"+key1+"\nsha256:"+hex.EncodeToString(sum2[:])+"\n"), 0o600))
-	c, err = Load("api", nil, env(map[string]string{"DURABLE_API_KEYS": "file:" + file}), &bytes.Buffer{})
+	c, err = Load(API, nil, env(map[string]string{"DURABLE_API_KEYS": "file:" + file}), &bytes.Buffer{})
 	require.NoError(t, err)
 	require.Equal(t, [][sha256.Size]byte{sha256.Sum256([]byte(key1)), sum2}, c.APIKeyHashes)
 
 	for _, bad := range []string{"sha256:abc", "sha256:" + strings.Repeat("z", 64), "file:" + filepath.Join(t.TempDir(), "missing")} {
-		_, err := Load("api", nil, env(map[string]string{"DURABLE_API_KEYS": bad}), &bytes.Buffer{})
+		_, err := Load(API, nil, env(map[string]string{"DURABLE_API_KEYS": bad}), &bytes.Buffer{})
 		require.Error(t, err, bad)
 	}
 }
 
 func TestLogger(t *testing.T) {
 	t.Parallel()
-	c, err := Load("api", nil, env(map[string]string{"DURABLE_LOG_FORMAT": "json", "DURABLE_LOG_LEVEL": "warn"}), &bytes.Buffer{})
+	c, err := Load(API, nil, env(map[string]string{"DURABLE_LOG_FORMAT": "json", "DURABLE_LOG_LEVEL": "warn"}), &bytes.Buffer{})
 	require.NoError(t, err)
 	var out bytes.Buffer
 	logger := c.NewLogger(&out)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -843,4 +844,92 @@ func TestStepRunTimeout(t *testing.T) {
 	types := e.historyTypes(id)
 	require.Equal(t, "run_timed_out", types[len(types)-1])
 	require.NotContains(t, types, "step_succeeded")
+}
+
+// TestStepFailureMessage checks that a failed run's error says what the
+// endpoint said — its "error" member, or its text — in GET /v1/runs/{id}
+// and in the run list, and still keeps the endpoint's answer in details.
+func TestStepFailureMessage(t *testing.T) {
+	t.Parallel()
+	e, _ := stDeploy(t)
+	jsonErr, _ := stServer(t, stAnswer(http.StatusInternalServerError, map[string]any{"error": "upstream down"}))
+	text, _ := stServer(t, func(w http.ResponseWriter, _ *http.Request, _ stepCall) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "maintenance window:\n  back at 10:00\n")
+	})
+	once := map[string]any{"max_attempts": 1}
+	for name, url := range map[string]string{"fails-json": jsonErr.URL, "fails-text": text.URL} {
+		e.createWorkflow(stDef(t, map[string]any{"name": name, "steps": []any{
+			map[string]any{"name": "charge", "type": "call", "url": url, "retry": once},
+		}}))
+	}
+	want := map[uuid.UUID]string{
+		e.startRun("fails-json", nil): "step charge failed: the step answered 500 Internal Server Error: upstream down",
+		e.startRun("fails-text", nil): "step charge failed: the step answered 503 Service Unavailable: maintenance window: back at 10:00",
+	}
+	for id, message := range want {
+		r := e.waitRun(id, 15*time.Second)
+		require.Equal(t, client.RunStatus("failed"), r.Status)
+		require.NotNil(t, r.Error)
+		require.Equal(t, message, r.Error.Message)
+		require.Equal(t, "charge", *r.Error.Step)
+		details := r.Error.Details.(map[string]any)
+		require.Equal(t, strings.TrimPrefix(message, "step charge failed: "), details["message"], "the step's error says it too")
+		if _, ok := details["error"]; ok {
+			require.Equal(t, "upstream down", details["error"], "details keep the endpoint's error")
+		} else {
+			require.Equal(t, "maintenance window:\n  back at 10:00\n", details["body"], "details keep the endpoint's body")
+		}
+	}
+
+	failed := []client.RunStatus{"failed"}
+	res, err := e.client.ListRunsWithResponse(context.Background(), &client.ListRunsParams{Status: &failed})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode(), string(res.Body))
+	require.Len(t, res.JSON200.Items, 2)
+	for _, item := range res.JSON200.Items {
+		require.NotNil(t, item.Error, "a failed run's list item carries its error")
+		require.Equal(t, want[item.Id], item.Error.Message)
+		require.Equal(t, "charge", *item.Error.Step)
+		require.Equal(t, "step_failed", *item.Error.Code)
+	}
+}
+
+// TestStepDurations checks the two durations of a step attempt that
+// docs/api.md tells apart: the history's duration_ms, the HTTP exchange
+// alone, and the attempt's, from its start to its end as recorded, which
+// holds the exchange.
+func TestStepDurations(t *testing.T) {
+	t.Parallel()
+	e, _ := stDeploy(t)
+	const work = 150 * time.Millisecond
+	srv, _ := stServer(t, func(w http.ResponseWriter, _ *http.Request, _ stepCall) {
+		time.Sleep(work)
+		writeJSON(w, http.StatusOK, map[string]any{"output": "done"})
+	})
+	e.createWorkflow(stDef(t, map[string]any{"name": "slow", "steps": []any{
+		map[string]any{"name": "a", "type": "call", "url": srv.URL},
+		map[string]any{"name": "b", "type": "call", "url": srv.URL},
+	}}))
+	id := e.startRun("slow", nil)
+	require.Equal(t, client.RunStatus("succeeded"), e.waitRun(id, 15*time.Second).Status)
+
+	exchange := map[string]int{}
+	for _, h := range e.history(id) {
+		if h.Type == "step_succeeded" {
+			ms, ok := h.Data.(map[string]any)["duration_ms"].(float64)
+			require.True(t, ok, "step_succeeded of %v has a duration_ms: %v", h.Step, h.Data)
+			exchange[*h.Step] = int(ms)
+		}
+	}
+	for _, s := range e.steps(id) {
+		require.Len(t, s.Attempts, 1)
+		a := s.Attempts[0]
+		require.NotNil(t, a.DurationMs)
+		require.NotNil(t, a.FinishedAt)
+		require.Equal(t, a.FinishedAt.Sub(a.StartedAt).Milliseconds(), int64(*a.DurationMs), "from started_at to finished_at")
+		require.GreaterOrEqual(t, exchange[s.Key], int(work.Milliseconds()), "the exchange holds the endpoint's work")
+		require.GreaterOrEqual(t, *a.DurationMs, exchange[s.Key], "the attempt holds the exchange")
+	}
 }

@@ -62,7 +62,12 @@ func setupOver(t *testing.T, db *postgres.DB, opts ...setupOption) *testBundle {
 // validateResponses checks every answer of the server against the OpenAPI
 // document, failing the test on any answer the document does not describe.
 func validateResponses(t *testing.T, spec *openapi3.T, next http.Handler) http.Handler {
-	router, err := gorillamux.NewRouter(spec)
+	// The document's servers name the default local address; test servers
+	// listen elsewhere, and the API matches paths alone (its validator does
+	// not check servers either).
+	anyServer := *spec
+	anyServer.Servers = nil
+	router, err := gorillamux.NewRouter(&anyServer)
 	require.NoError(t, err)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)

@@ -24,6 +24,9 @@ func TestRequestProblems(t *testing.T) {
 	t.Parallel()
 	spec, err := api.Load(context.Background())
 	require.NoError(t, err)
+	// Paths alone, as the API's validator matches them: the document's
+	// servers name an address the test's requests are not made to.
+	spec.Servers = nil
 	router, err := gorillamux.NewRouter(spec)
 	require.NoError(t, err)
 	const cancel = "/v1/runs/0190a4c2-7d3e-7000-8000-000000000000/cancel"

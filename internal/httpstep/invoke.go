@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -83,6 +85,9 @@ type Result struct {
 const (
 	errorBodyBytes = 4 << 10
 	maxRetryAfter  = 24 * time.Hour
+	// ownWordsRunes bounds what a failure's message quotes of the answer;
+	// the error's "error" or "body" keeps more.
+	ownWordsRunes = 200
 )
 
 // errTimeout is the cause of an attempt's context when its timeout expires.
@@ -223,6 +228,9 @@ func (c *Client) classify(resp *http.Response) (Result, error) {
 			errMember = env.Error
 		}
 	}
+	if said := ownWords(errMember, b, resp.Header.Get("Content-Type")); said != "" {
+		msg += ": " + said
+	}
 	f := failureBody{Message: msg, Status: code}
 	if errMember != nil {
 		f.Error = errMember
@@ -260,6 +268,68 @@ func succeeded(res Result, b []byte) Result {
 	}
 	res.Outcome = Succeeded
 	return res
+}
+
+// ownWords is what a failure answer says of itself, for the error's
+// message, so that a run's error tells why without opening its details:
+// the "error" member (errMember) when it is a string, else its "message",
+// "detail" or "title" (RFC 9457), else the member as JSON; without one, the
+// same members of a JSON object body, else the body as text. An HTML body
+// is markup, not a message, and is quoted only in "body". The words are
+// made one line of at most [ownWordsRunes] characters; empty means none.
+func ownWords(errMember json.RawMessage, body []byte, contentType string) string {
+	if errMember != nil {
+		return oneLine(described(errMember))
+	}
+	body = bytes.TrimSpace(body)
+	if isJSONObject(body) && json.Valid(body) {
+		return oneLine(described(body))
+	}
+	if mediaType, _, _ := mime.ParseMediaType(contentType); mediaType == "text/html" {
+		return ""
+	}
+	return oneLine(string(body))
+}
+
+// described is the words of v, valid JSON: a string itself, an object's
+// first string member of "message", "detail" and "title", else v compacted.
+func described(v json.RawMessage) string {
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		return s
+	}
+	var members map[string]json.RawMessage
+	if json.Unmarshal(v, &members) == nil {
+		for _, k := range []string{"message", "detail", "title"} {
+			if json.Unmarshal(members[k], &s) == nil && strings.TrimSpace(s) != "" {
+				return s
+			}
+		}
+	}
+	var compact bytes.Buffer
+	if json.Compact(&compact, v) != nil {
+		return ""
+	}
+	return compact.String()
+}
+
+// oneLine makes s fit a message: of its first 4 KiB (what "body" keeps),
+// valid UTF-8, each run of white space and control characters one space,
+// at most [ownWordsRunes] characters, an ellipsis marking a cut.
+func oneLine(s string) string {
+	s = truncateUTF8([]byte(s), errorBodyBytes)
+	words := strings.FieldsFunc(strings.ToValidUTF8(s, "\uFFFD"), func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r)
+	})
+	s = strings.Join(words, " ")
+	n := 0
+	for i := range s {
+		if n == ownWordsRunes {
+			return strings.TrimRight(s[:i], " ") + "…"
+		}
+		n++
+	}
+	return s
 }
 
 // failureBody is the JSON form of Result.Error.

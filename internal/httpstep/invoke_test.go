@@ -204,18 +204,18 @@ func TestFailureEnvelope(t *testing.T) {
 
 	srv, _ := server(t, answer(503, "upstream is down"))
 	r := b.client.Invoke(t.Context(), request(srv.URL))
-	require.JSONEq(t, `{"message": "the step answered 503 Service Unavailable", "status": 503, "body": "upstream is down"}`, string(r.Error))
+	require.JSONEq(t, `{"message": "the step answered 503 Service Unavailable: upstream is down", "status": 503, "body": "upstream is down"}`, string(r.Error))
 
 	srv, _ = server(t, answer(422, `{"error": {"code": "invalid_card", "detail": "expired"}}`, "Content-Type", "application/json"))
 	r = b.client.Invoke(t.Context(), request(srv.URL))
 	require.Equal(t, httpstep.Permanent, r.Outcome)
-	require.JSONEq(t, `{"message": "the step answered 422 Unprocessable Entity", "status": 422,
+	require.JSONEq(t, `{"message": "the step answered 422 Unprocessable Entity: expired", "status": 422,
 		"error": {"code": "invalid_card", "detail": "expired"}}`, string(r.Error))
 
 	// A JSON body without "error" is kept as text.
 	srv, _ = server(t, answer(404, `{"detail": "no such order"}`))
 	r = b.client.Invoke(t.Context(), request(srv.URL))
-	require.JSONEq(t, `{"message": "the step answered 404 Not Found", "status": 404, "body": "{\"detail\": \"no such order\"}"}`, string(r.Error))
+	require.JSONEq(t, `{"message": "the step answered 404 Not Found: no such order", "status": 404, "body": "{\"detail\": \"no such order\"}"}`, string(r.Error))
 
 	// Only the first 4 KiB of a long body is kept, without cutting a character.
 	long := strings.Repeat("é", 3000) // 6000 bytes
@@ -229,6 +229,64 @@ func TestFailureEnvelope(t *testing.T) {
 	srv, _ = server(t, answer(500, ""))
 	r = b.client.Invoke(t.Context(), request(srv.URL))
 	require.JSONEq(t, `{"message": "the step answered 500 Internal Server Error", "status": 500}`, string(r.Error))
+}
+
+// TestFailureMessageQuotesTheEndpoint checks that a failure's message
+// carries the endpoint's own words, bounded to one line, while "error" or
+// "body" keeps the answer.
+func TestFailureMessageQuotesTheEndpoint(t *testing.T) {
+	t.Parallel()
+	b := setup(t, httpstep.Config{AllowHosts: loopback, MaxResponseBytes: 8 << 10})
+	json := []string{"Content-Type", "application/json"}
+	for _, c := range []struct {
+		name    string
+		status  int
+		body    string
+		headers []string
+		message string
+	}{
+		{"error string", 500, `{"error": "upstream down"}`, json, "the step answered 500 Internal Server Error: upstream down"},
+		{"error message", 422, `{"error": {"message": "card declined", "code": 7}}`, json, "the step answered 422 Unprocessable Entity: card declined"},
+		{"error title", 409, `{"error": {"title": "Conflict", "detail": " "}}`, json, "the step answered 409 Conflict: Conflict"},
+		{"error without words", 400, `{"error": {"code": "bad_sku", "sku": 3}}`, json, `the step answered 400 Bad Request: {"code":"bad_sku","sku":3}`},
+		{"error and retry", 500, `{"error": "card declined", "retry": false}`, json, "the step answered 500 Internal Server Error (the step asked not to be retried): card declined"},
+		{"problem document", 404, `{"type": "about:blank", "title": "Not Found", "detail": "no order 42"}`, []string{"Content-Type", "application/problem+json"}, "the step answered 404 Not Found: no order 42"},
+		{"message member", 503, `{"message": "maintenance until 10:00"}`, json, "the step answered 503 Service Unavailable: maintenance until 10:00"},
+		{"object without words", 500, `{"ok": false}`, json, `the step answered 500 Internal Server Error: {"ok":false}`},
+		{"text", 502, "bad gateway\r\n\tupstream: payments\n", nil, "the step answered 502 Bad Gateway: bad gateway upstream: payments"},
+		{"control characters", 500, "a\x00b\x1bc", nil, "the step answered 500 Internal Server Error: a b c"},
+		{"invalid UTF-8", 500, "caf\xe9 ferm\xc3\xa9", nil, "the step answered 500 Internal Server Error: caf\uFFFD fermé"},
+		{"broken JSON", 500, `{"error": "upstream`, json, `the step answered 500 Internal Server Error: {"error": "upstream`},
+		{"HTML", 502, "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>", nil, "the step answered 502 Bad Gateway"},
+		{"white space only", 500, " \n\t ", nil, "the step answered 500 Internal Server Error"},
+		{"empty error", 500, `{"error": ""}`, json, "the step answered 500 Internal Server Error"},
+		{"redirect", 302, "see elsewhere", []string{"Location", "http://127.0.0.1:1/"}, "the step answered 302 Found: redirects are not followed: see elsewhere"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			srv, _ := server(t, answer(c.status, c.body, c.headers...))
+			r := b.client.Invoke(t.Context(), request(srv.URL))
+			require.Equal(t, c.message, errorOf(t, r)["message"])
+		})
+	}
+
+	// At most 200 characters of one line, the details keeping the rest.
+	long := strings.Repeat("é ", 150) + "\n" + strings.Repeat("x", 9000)
+	srv, _ := server(t, answer(500, long))
+	r := b.client.Invoke(t.Context(), request(srv.URL))
+	e := errorOf(t, r)
+	msg := e["message"].(string)
+	said, ok := strings.CutPrefix(msg, "the step answered 500 Internal Server Error: ")
+	require.True(t, ok, msg)
+	require.Equal(t, strings.TrimSpace(strings.Repeat("é ", 100))+"…", said)
+	require.NotContains(t, msg, "\n")
+	require.Len(t, e["body"], 4096)
+
+	srv, _ = server(t, answer(500, `{"error": "`+strings.Repeat("y", 300)+`"}`, json...))
+	r = b.client.Invoke(t.Context(), request(srv.URL))
+	e = errorOf(t, r)
+	require.Equal(t, "the step answered 500 Internal Server Error: "+strings.Repeat("y", 200)+"…", e["message"])
+	require.Equal(t, strings.Repeat("y", 300), e["error"])
 }
 
 func TestHeaders(t *testing.T) {

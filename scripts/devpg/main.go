@@ -12,6 +12,12 @@
 //
 // With -stop, devpg stops the throwaway cluster under -data-dir, if one runs.
 //
+// With -drop-test-databases, devpg drops the databases that the tests'
+// pgtestdb leaves on the server of -database-url: the template databases
+// (testdb_tpl_<hash>), kept so that the next run skips the migrations, and
+// the databases of failed tests (testdb_tpl_<hash>_inst_<id>), kept for
+// inspection. A database in use is left alone.
+//
 // PostgreSQL refuses to run as root. When devpg runs as root, it runs initdb
 // and pg_ctl as the "postgres" OS user (with runuser, or su) and gives that
 // user the data directory.
@@ -68,6 +74,8 @@ const (
 	codeInsufficientPrivilege = "42501"
 	codeCannotConnectNow      = "57P03"
 	codeTooManyConnections    = "53300"
+	codeObjectInUse           = "55006"
+	codeInvalidCatalogName    = "3D000"
 )
 
 // binDirGlobs are where PostgreSQL server binaries live when they are not on
@@ -86,9 +94,10 @@ func main() {
 		databaseURL = flag.String("database-url", "", "PostgreSQL connection string (default $DATABASE_URL, else "+defaultDatabaseURL+")")
 		dataDir     = flag.String("data-dir", defaultDataDir, "directory of the throwaway cluster devpg starts when no local server answers")
 		stopCluster = flag.Bool("stop", false, "stop the throwaway cluster under -data-dir, if one is running")
+		dropTests   = flag.Bool("drop-test-databases", false, "drop the databases the tests leave on the server ("+testDatabasePrefix+"*), except those in use, and exit")
 	)
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: devpg [-database-url URL] [-data-dir DIR] [-stop]\n\n"+
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: devpg [-database-url URL] [-data-dir DIR] [-stop | -drop-test-databases]\n\n"+
 			"devpg makes sure a PostgreSQL server and the database of DATABASE_URL exist,\n"+
 			"starting a throwaway cluster under -data-dir when no local server answers.\n\n")
 		flag.PrintDefaults()
@@ -109,9 +118,12 @@ func main() {
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	var err error
-	if *stopCluster {
+	switch {
+	case *stopCluster:
 		err = stop(ctx, opts, os.Stderr)
-	} else {
+	case *dropTests:
+		err = dropTestDatabases(ctx, opts, testDatabasePrefix, os.Stderr)
+	default:
 		_, err = ensure(ctx, opts, os.Stderr)
 	}
 	cancel()
@@ -217,6 +229,56 @@ func stop(ctx context.Context, opts options, w io.Writer) error {
 		return fmt.Errorf("stop the throwaway cluster under %s: %w", dataDir, err)
 	}
 	fmt.Fprintf(w, "devpg: stopped the throwaway cluster under %s\n", dataDir)
+	return nil
+}
+
+// testDatabasePrefix starts the names of the databases pgtestdb makes.
+const testDatabasePrefix = "testdb_tpl_"
+
+// dropTestDatabases drops the databases whose names start with prefix on
+// the server of opts.databaseURL, templates included, and says what it
+// dropped and kept to w. A database someone is connected to — a test
+// running now, or its template being cloned — is kept: its connections are
+// not ended.
+func dropTestDatabases(ctx context.Context, opts options, prefix string, w io.Writer) error {
+	cfg, err := pgx.ParseConfig(opts.databaseURL)
+	if err != nil {
+		return fmt.Errorf("parse database URL: %w", err)
+	}
+	where := serverAddress(cfg.Host, cfg.Port)
+	conn, err := connectMaintenance(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect to PostgreSQL at %s: %w", where, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, err := conn.Query(ctx, "SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname", prefix)
+	if err != nil {
+		return fmt.Errorf("list test databases: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("list test databases: %w", err)
+	}
+	dropped := 0
+	for _, name := range names {
+		ident := pgx.Identifier{name}.Sanitize()
+		// PostgreSQL refuses to drop a template database.
+		_, err := conn.Exec(ctx, "ALTER DATABASE "+ident+" IS_TEMPLATE false")
+		if err == nil {
+			_, err = conn.Exec(ctx, "DROP DATABASE "+ident)
+		}
+		switch {
+		case err == nil:
+			dropped++
+		case hasCode(err, codeObjectInUse):
+			fmt.Fprintf(w, "devpg: kept %s: it is in use\n", name)
+		case hasCode(err, codeInvalidCatalogName):
+			// Dropped by someone else meanwhile.
+		default:
+			return fmt.Errorf("drop test database %s: %w", name, err)
+		}
+	}
+	fmt.Fprintf(w, "devpg: dropped %d of %d test databases (%s*) at %s\n", dropped, len(names), prefix, where)
 	return nil
 }
 

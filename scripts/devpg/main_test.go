@@ -107,6 +107,69 @@ func TestEnsureExistingServer(t *testing.T) {
 	}
 }
 
+// TestDropTestDatabases drops the databases of a prefix, templates
+// included, and keeps one in use and those of other names. Its prefix is
+// its own, so that it never touches the databases of tests running now.
+func TestDropTestDatabases(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	base, err := url.Parse(cmp.Or(os.Getenv("DATABASE_URL"), defaultDatabaseURL))
+	if err != nil || (base.Scheme != "postgres" && base.Scheme != "postgresql") {
+		t.Skipf("DATABASE_URL is not a postgres:// URL (%v)", err)
+	}
+	admin := connectAdmin(t, base.String())
+	if admin == nil {
+		t.Fatalf("no PostgreSQL answers at %s: start one, or run `go run ./scripts/devpg` first", base.Host)
+	}
+	prefix := fmt.Sprintf(`devpg drop "T" %d `, time.Now().UnixNano())
+	template, leftover, inUse, other := prefix+"tpl", prefix+"tpl_inst_1", prefix+"busy", "other "+prefix
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, name := range []string{template, leftover, inUse, other} {
+			ident := pgx.Identifier{name}.Sanitize()
+			_, _ = admin.Exec(ctx, "ALTER DATABASE "+ident+" IS_TEMPLATE false")
+			if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
+				t.Errorf("drop database %q: %v", name, err)
+			}
+		}
+		admin.Close(ctx)
+	})
+	for _, name := range []string{template, leftover, inUse, other} {
+		if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+			t.Fatalf("create database %q: %v", name, err)
+		}
+	}
+	if _, err := admin.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{template}.Sanitize()+" IS_TEMPLATE true"); err != nil {
+		t.Fatal(err)
+	}
+	busy, err := pgx.Connect(ctx, withDatabase(base, inUse))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close(context.WithoutCancel(ctx))
+
+	var out bytes.Buffer
+	if err := dropTestDatabases(ctx, options{databaseURL: base.String()}, prefix, &out); err != nil {
+		t.Fatalf("dropTestDatabases: %v", err)
+	}
+	t.Log(out.String())
+	if !strings.Contains(out.String(), "dropped 2 of 3 test databases") || !strings.Contains(out.String(), "kept "+inUse+": it is in use") {
+		t.Errorf("output %q does not say two were dropped and the busy one kept", out.String())
+	}
+	rows, err := admin.Query(ctx, "SELECT datname FROM pg_database WHERE datname = ANY($1) ORDER BY datname", []string{template, leftover, inUse, other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{inUse, other}; !slices.Equal(left, want) {
+		t.Errorf("databases left = %q, want %q", left, want)
+	}
+}
+
 // TestEnsureStartsThrowawayCluster starts a throwaway cluster where nothing
 // listens, checks that it serves the database, and stops it.
 func TestEnsureStartsThrowawayCluster(t *testing.T) {

@@ -1,7 +1,16 @@
 -- name: BlockSetLanes :execrows
--- Records how many lanes a parallel or foreach step has.
-UPDATE step_executions SET lanes_total = @total, updated_at = now()
-WHERE id = @id AND status = 'running';
+-- Records how many lanes a parallel or foreach step has and writes a
+-- foreach's items to block_items, one row each, for its lanes to open with.
+WITH block AS (
+    UPDATE step_executions SET lanes_total = @total, updated_at = now()
+    WHERE id = @id AND status = 'running'
+    RETURNING id, input
+), items AS (
+    INSERT INTO block_items (block_id, idx, item)
+    SELECT block.id, o.i - 1, o.item
+    FROM block, jsonb_array_elements(block.input -> 'items') WITH ORDINALITY AS o(item, i)
+)
+SELECT 1 FROM block;
 
 -- name: LaneOpen :many
 -- Opens up to n more lanes of a running block (never more than it has): for
@@ -10,13 +19,20 @@ WHERE id = @id AND status = 'running';
 -- the caller starts it with a work item of its own (keep_first). Lanes open
 -- in index order, so a lane's index is the count of lanes opened before it.
 -- names are the branch names of a parallel step; a foreach's lanes are named
--- by index.
+-- by index. A foreach lane takes its item out of block_items; the block's
+-- input is read only for a foreach that began without them (started by a
+-- worker of an earlier version), never for every lane: the whole list would
+-- be unpacked each time.
 WITH block AS (
     UPDATE step_executions b
     SET lanes_started = LEAST(b.lanes_total, o.lanes_started + @n::integer), updated_at = now()
     FROM (SELECT x.id, x.lanes_started FROM step_executions x WHERE x.id = @block_id FOR UPDATE) o
     WHERE b.id = @block_id AND b.id = o.id AND b.status = 'running' AND b.lanes_started < b.lanes_total
-    RETURNING b.id, b.run_id, b.step_key, b.step_name, b.step_type, b.input, o.lanes_started AS first, b.lanes_started AS upto
+    RETURNING b.id, b.run_id, b.step_key, b.step_name, b.step_type, o.lanes_started AS first, b.lanes_started AS upto
+), item AS (
+    DELETE FROM block_items i USING block
+    WHERE i.block_id = block.id AND i.idx >= block.first AND i.idx < block.upto
+    RETURNING i.idx, i.item
 ), lane AS (
     INSERT INTO step_executions (
         id, run_id, parent_id, step_key, step_name, step_type, status, attempt, webhook_id, input, lane_index, started_at
@@ -25,9 +41,11 @@ WITH block AS (
            block.step_key || '[' || COALESCE((@names::text[])[l.i + 1], l.i::text) || ']',
            block.step_name, 'lane', 'running', 1, 'msg_' || l.id::text,
            CASE WHEN block.step_type = 'foreach'
-                THEN jsonb_build_object('item', block.input -> 'items' -> l.i, 'index', l.i) END,
+                THEN jsonb_build_object('item', COALESCE(item.item, (SELECT x.input -> 'items' -> l.i FROM step_executions x WHERE x.id = block.id)),
+                                        'index', l.i) END,
            l.i, now()
     FROM block, (SELECT gen_random_uuid() AS id, i FROM block, generate_series(block.first, block.upto - 1) AS i) l
+         LEFT JOIN item ON item.idx = l.i
     RETURNING step_executions.run_id, step_executions.step_key, step_executions.lane_index, step_executions.input
 ), work AS (
     INSERT INTO work_items (run_id, kind, after_step)
@@ -92,6 +110,16 @@ SET status = 'cancelled', finished_at = now(), updated_at = now()
 FROM tree
 WHERE e.id = tree.id AND e.status IN ('pending', 'running', 'waiting')
 RETURNING e.id, e.step_key, e.step_type, e.input;
+
+-- name: BlockItemDeleteMany :exec
+-- Deletes the items that foreach blocks which ended early did not open.
+DELETE FROM block_items WHERE block_id = ANY (@ids::uuid[]);
+
+-- name: BlockItemDeleteByRun :exec
+-- Deletes the items that a run's foreach blocks did not open, as the run is
+-- cancelled or times out.
+DELETE FROM block_items
+WHERE block_id IN (SELECT s.id FROM step_executions s WHERE s.run_id = @run_id AND s.step_type = 'foreach');
 
 -- name: StepAttemptCancelMany :exec
 UPDATE step_attempts

@@ -218,6 +218,7 @@ func TestForeachErrors(t *testing.T) {
 	require.Contains(t, run.Error.Message, "item 1 failed")
 	require.Contains(t, run.Error.Message, "step each[1].one failed: the step answered 422")
 	require.Equal(t, []string{"a", "bad"}, calls("/fail_fast"), "no item opens after the failure")
+	require.Zero(t, dbCount(t, assertDB(t, e), `SELECT count(*) FROM block_items`), "the items never opened are dropped")
 
 	run = e.waitRun(e.startRun("e-continue", map[string]any{"xs": xs}), 20*time.Second)
 	require.Equal(t, client.RunStatus("succeeded"), run.Status, "%+v", run.Error)
@@ -305,6 +306,46 @@ func TestWaitsInLanes(t *testing.T) {
 	require.Equal(t, client.RunStatus("succeeded"), run.Status, "%+v", run.Error)
 }
 
+// TestForeachItemsFromInput runs a foreach whose items are not in
+// block_items, as when a worker of an earlier version started it: its lanes
+// open with their items read from the foreach's input.
+func TestForeachItemsFromInput(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startWorker()
+	rec := &recorder{}
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := rec.readStep(t, r)
+		if len(rec.all()) == 1 {
+			<-release
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"output": json.RawMessage(c.Body.Input)})
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	e.createWorkflow(fmt.Sprintf(`{"name": "old-items", "steps": [
+	  {"name": "each", "type": "foreach", "items": "${ input.xs }", "steps": [
+	    {"name": "one", "type": "call", "url": "%s/one", "input": {"x": "${ item }", "i": "${ index }"}}]}]}`, srv.URL))
+	id := e.startRun("old-items", map[string]any{"xs": []string{"a", "b", "c"}})
+	require.Eventually(t, func() bool { return len(rec.all()) == 1 }, 20*time.Second, 10*time.Millisecond)
+	pool := assertDB(t, e)
+	_, err := pool.Exec(context.Background(), `DELETE FROM block_items`)
+	require.NoError(t, err)
+	close(release)
+	run := e.waitRun(id, 20*time.Second)
+	require.Equal(t, client.RunStatus("succeeded"), run.Status, "%+v", run.Error)
+	out, err := json.Marshal(run.Output)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"results": [{"x": "a", "i": 0}, {"x": "b", "i": 1}, {"x": "c", "i": 2}], "errors": []}`, string(out))
+}
+
 // TestForeachLarge runs a foreach over 10,000 items: the run succeeds with
 // every result in order, the items in flight never exceed the concurrency,
 // and the run's queue never holds more work items than that. It keeps a
@@ -359,6 +400,7 @@ func TestForeachLarge(t *testing.T) {
 	// Each open item has its lane and its step; the foreach is open too.
 	require.LessOrEqual(t, maxOpen, 2*concurrency+1, "unfinished step executions of the run")
 	require.Equal(t, int64(n), calls.Load(), "each item's step ran once")
+	require.Zero(t, dbCount(t, pool, `SELECT count(*) FROM block_items`), "each item is dropped as its lane opens")
 	var out struct {
 		Results []int `json:"results"`
 	}

@@ -386,13 +386,17 @@ func (tx *Tx) ExtendStepDeadline(ctx context.Context, id uuid.UUID, attempt int,
 }
 
 // EndRunSteps ends every unfinished step execution and attempt of a run
-// that is being cancelled or timed out, with the given step status.
+// that is being cancelled or timed out, with the given step status, and
+// drops the items its foreach blocks did not open.
 func (tx *Tx) EndRunSteps(ctx context.Context, runID uuid.UUID, status string) error {
 	if err := tx.q.StepExecutionCancelByRun(ctx, dbsqlc.StepExecutionCancelByRunParams{RunID: runID, Status: status}); err != nil {
 		return fmt.Errorf("end run steps: %w", translate(err))
 	}
 	if err := tx.q.StepAttemptCancelByRun(ctx, runID); err != nil {
 		return fmt.Errorf("end run attempts: %w", translate(err))
+	}
+	if err := tx.q.BlockItemDeleteByRun(ctx, runID); err != nil {
+		return fmt.Errorf("drop run block items: %w", translate(err))
 	}
 	return nil
 }

@@ -144,7 +144,8 @@ func (tx *Tx) CollectLanes(ctx context.Context, blockID uuid.UUID) (results, lan
 // CancelStepTree cancels everything unfinished below a step execution —
 // executions, their attempts in progress and open waits — and drops their
 // queued work, except work another transaction holds (it finds its step
-// cancelled and drops it itself). It returns what it cancelled.
+// cancelled and drops it itself), and the items that the root or foreach
+// blocks below it never opened. It returns what it cancelled.
 func (tx *Tx) CancelStepTree(ctx context.Context, runID, rootID uuid.UUID) ([]CancelledStep, error) {
 	rows, err := tx.q.StepTreeCancel(ctx, &rootID)
 	if err != nil {
@@ -155,6 +156,9 @@ func (tx *Tx) CancelStepTree(ctx context.Context, runID, rootID uuid.UUID) ([]Ca
 	for i, r := range rows {
 		out[i] = CancelledStep{ID: r.ID, Key: r.StepKey, Type: r.StepType, Input: r.Input}
 		ids[i] = r.ID
+	}
+	if err := tx.q.BlockItemDeleteMany(ctx, append([]uuid.UUID{rootID}, ids...)); err != nil {
+		return nil, fmt.Errorf("drop block items: %w", translate(err))
 	}
 	if len(ids) == 0 {
 		return out, nil

@@ -44,7 +44,9 @@ type queries struct {
 // exactly one Tx.
 type Tx struct {
 	queries
-	tx pgx.Tx
+	conn *txConn
+	// depth counts the savepoints the Tx is in (see [Tx.Savepoint]).
+	depth int
 	// history buffers the events appended in the transaction; they are
 	// written in one statement just before it commits.
 	history []NewHistoryEvent
@@ -92,19 +94,19 @@ func (db *DB) Ping(ctx context.Context) error {
 // it rolls back and returns fn's error. fn must use only the Tx it is given,
 // never the DB, or its queries would run outside the transaction.
 func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
-	ptx, err := db.pool.Begin(ctx)
+	conn, err := beginTx(ctx, db.pool)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", translate(err))
 	}
-	defer func() { _ = ptx.Rollback(context.WithoutCancel(ctx)) }()
-	tx := &Tx{queries: queries{q: dbsqlc.New(ptx)}, tx: ptx}
+	defer conn.close(context.WithoutCancel(ctx))
+	tx := &Tx{queries: queries{q: dbsqlc.New(conn)}, conn: conn}
 	if err := fn(tx); err != nil {
 		return err
 	}
 	if err := tx.flushHistory(ctx); err != nil {
 		return err
 	}
-	if err := ptx.Commit(ctx); err != nil {
+	if err := conn.commit(ctx); err != nil {
 		return fmt.Errorf("commit transaction: %w", translate(err))
 	}
 	return nil
@@ -207,21 +209,24 @@ func notFoundOK(err error, what string) error {
 }
 
 // Savepoint runs fn in a savepoint of the transaction: when fn fails, what
-// it did is rolled back and the transaction goes on.
+// it did is rolled back and the transaction goes on. The savepoint's
+// statements go with the statements around them (see [txConn]): a failure
+// to roll back is the error of the transaction's next statement.
 func (tx *Tx) Savepoint(ctx context.Context, fn func(tx *Tx) error) error {
-	sp, err := tx.tx.Begin(ctx)
+	name := savepointName(tx.depth + 1)
+	tx.conn.hold("SAVEPOINT " + name)
+	inner := &Tx{queries: tx.queries, conn: tx.conn, depth: tx.depth + 1}
+	err := fn(inner)
+	switch {
+	case tx.conn.unhold("SAVEPOINT " + name):
+		// fn sent nothing: there is nothing to release or roll back.
+	case err != nil:
+		tx.conn.holdRollback(name)
+	default:
+		tx.conn.hold("RELEASE SAVEPOINT " + name)
+	}
 	if err != nil {
-		return fmt.Errorf("begin savepoint: %w", translate(err))
-	}
-	inner := &Tx{queries: queries{q: dbsqlc.New(sp)}, tx: sp}
-	if err := fn(inner); err != nil {
-		if rerr := sp.Rollback(ctx); rerr != nil {
-			return fmt.Errorf("%w (and rolling back the savepoint: %v)", err, rerr)
-		}
 		return err
-	}
-	if err := sp.Commit(ctx); err != nil {
-		return fmt.Errorf("release savepoint: %w", translate(err))
 	}
 	tx.history = append(tx.history, inner.history...)
 	return nil

@@ -545,16 +545,13 @@ type StepStart struct {
 
 // StartSteps starts steps of runs, each in one statement (the work item
 // moves on to the new execution under its lease; the run is marked running
-// if asked; the execution and its first attempt are created; history records
-// the starts), all sent to the database in one round trip. History appended
-// before in the transaction is written first, to keep the order. It reports
+// if asked; the execution and its first attempt are created), all sent to
+// the database in one round trip; history records the starts (and the
+// run's, when RunStarted) with the rest of the transaction's. It reports
 // for each step whether it started: false, having changed nothing, when the
 // work item's lease was lost. When one statement fails, the transaction is
 // unusable and the error is returned.
 func (tx *Tx) StartSteps(ctx context.Context, starts []StepStart) ([]bool, error) {
-	if err := tx.flushHistory(ctx); err != nil {
-		return nil, err
-	}
 	params := make([]dbsqlc.StepStartParams, len(starts))
 	for i, st := range starts {
 		n := st.Exec
@@ -562,17 +559,27 @@ func (tx *Tx) StartSteps(ctx context.Context, starts []StepStart) ([]bool, error
 			ID: n.ID, LeaseMs: st.Lease.Milliseconds(), WorkID: st.Work.ID, LeaseToken: &st.Work.LeaseToken,
 			MarkRunning: st.MarkRunning, StepKey: n.Key, StepName: n.Name, StepType: n.Type, WebhookID: n.WebhookID,
 			Input: n.Input, TimeoutMs: n.Timeout.Milliseconds(), WorkerID: &n.WorkerID, CallbackHash: n.CallbackHash,
-			RunStarted: st.RunStarted, ParentKey: parentKey(n.ParentKey),
+			ParentKey: parentKey(n.ParentKey),
 		}
 	}
 	started := make([]bool, len(starts))
 	var firstErr error
 	results := tx.q.StepStart(ctx, params)
-	results.QueryRow(func(i int, created int32, err error) {
-		if err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("start step %s: %w", starts[i].Exec.Key, translate(err))
+	results.QueryRow(func(i int, r dbsqlc.StepStartRow, err error) {
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("start step %s: %w", starts[i].Exec.Key, translate(err))
+			}
+			return
 		}
-		started[i] = err == nil && created == 1
+		started[i] = r.Created || r.Existed
+		if r.Created {
+			if starts[i].RunStarted {
+				tx.AppendHistory(NewHistoryEvent{RunID: starts[i].Work.RunID, Type: workflow.EventRunStarted})
+			}
+			first := 1
+			tx.AppendHistory(NewHistoryEvent{RunID: starts[i].Work.RunID, Type: workflow.EventStepStarted, StepKey: starts[i].Exec.Key, Attempt: &first})
+		}
 	})
 	if err := results.Close(); err != nil && firstErr == nil {
 		firstErr = fmt.Errorf("start steps: %w", translate(err))

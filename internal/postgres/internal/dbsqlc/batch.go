@@ -44,17 +44,9 @@ WITH work AS (
 ), first_attempt AS (
     INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
     SELECT execution.id, 1, execution.run_id, 'running', $13, $14 FROM execution
-), history AS (
-    INSERT INTO history_events (run_id, type, step_key, attempt)
-    SELECT execution.run_id, e.type, e.step_key, e.attempt
-    FROM execution,
-         (VALUES (1, 'run_started', NULL::text, NULL::integer), (2, 'step_started', $7::text, 1))
-             AS e(ord, type, step_key, attempt)
-    WHERE e.ord = 2 OR $15::boolean
-    ORDER BY e.ord
 )
-SELECT ((SELECT count(*) FROM execution)
-        + (SELECT count(*) FROM step_executions WHERE step_executions.id = $1))::integer
+SELECT EXISTS (SELECT 1 FROM execution) AS created,
+       EXISTS (SELECT 1 FROM step_executions WHERE step_executions.id = $1) AS existed
 `
 
 type StepStartBatchResults struct {
@@ -78,17 +70,22 @@ type StepStartParams struct {
 	TimeoutMs    int64
 	WorkerID     *string
 	CallbackHash []byte
-	RunStarted   bool
+}
+
+type StepStartRow struct {
+	Created bool
+	Existed bool
 }
 
 // Starts a run's next step, as one statement: the work item moves on to the
 // new step execution under the caller's lease, the run is marked running
-// (when mark_running), the execution and its first attempt are created, and
-// the history records the step's start (and the run's, when run_started).
-// It returns 1 when the step is started — by this statement, or by an
-// earlier sending of the same one whose commit the sender did not hear of
-// (the execution's id is the sender's own) — and 0 when the lease was lost
-// and nothing changed.
+// (when mark_running), and the execution and its first attempt are created.
+// The step is started when this statement created its execution, or when
+// it existed already: an earlier sending of the same statement was
+// committed without its sender hearing of it (the execution's id is the
+// sender's own). Neither means the lease was lost and nothing changed. The
+// history of what it created is the caller's to write, with the rest of
+// its transaction's.
 func (q *Queries) StepStart(ctx context.Context, arg []StepStartParams) *StepStartBatchResults {
 	batch := &pgx.Batch{}
 	for _, a := range arg {
@@ -107,7 +104,6 @@ func (q *Queries) StepStart(ctx context.Context, arg []StepStartParams) *StepSta
 			a.TimeoutMs,
 			a.WorkerID,
 			a.CallbackHash,
-			a.RunStarted,
 		}
 		batch.Queue(stepStart, vals...)
 	}
@@ -115,20 +111,20 @@ func (q *Queries) StepStart(ctx context.Context, arg []StepStartParams) *StepSta
 	return &StepStartBatchResults{br, len(arg), false}
 }
 
-func (b *StepStartBatchResults) QueryRow(f func(int, int32, error)) {
+func (b *StepStartBatchResults) QueryRow(f func(int, StepStartRow, error)) {
 	defer b.br.Close()
 	for t := 0; t < b.tot; t++ {
-		var column_1 int32
+		var i StepStartRow
 		if b.closed {
 			if f != nil {
-				f(t, column_1, ErrBatchAlreadyClosed)
+				f(t, i, ErrBatchAlreadyClosed)
 			}
 			continue
 		}
 		row := b.br.QueryRow()
-		err := row.Scan(&column_1)
+		err := row.Scan(&i.Created, &i.Existed)
 		if f != nil {
-			f(t, column_1, err)
+			f(t, i, err)
 		}
 	}
 }

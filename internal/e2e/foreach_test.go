@@ -248,6 +248,53 @@ func TestForeachErrors(t *testing.T) {
 	require.Contains(t, got.Errors[0].Error.Message, "422")
 }
 
+// TestForeachLateResult fails a foreach fast while another item's only
+// step is in flight: that step's late success is refused — the step and
+// its lane stay cancelled, and no item opens in its place.
+func TestForeachLateResult(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startWorker()
+	rec := &recorder{}
+	slowStarted, release, answered := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := rec.readStep(t, r)
+		var in map[string]string
+		_ = json.Unmarshal(c.Body.Input, &in)
+		switch in["x"] {
+		case "bad":
+			<-slowStarted
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"message": "bad item"}})
+		case "slow":
+			close(slowStarted)
+			<-release
+			writeJSON(w, http.StatusOK, map[string]any{"output": "late"})
+			close(answered)
+		default:
+			writeJSON(w, http.StatusOK, map[string]any{"output": in["x"]})
+		}
+	}))
+	t.Cleanup(srv.Close)
+	e.createWorkflow(fmt.Sprintf(`{"name": "late", "steps": [
+	  {"name": "each", "type": "foreach", "items": "${ input.xs }", "mode": "concurrent", "concurrency": 2, "steps": [
+	    {"name": "one", "type": "call", "url": "%s/one", "input": {"x": "${ item }"}}]}]}`, srv.URL))
+	id := e.startRun("late", map[string]any{"xs": []string{"slow", "bad", "c"}})
+	run := e.waitRun(id, 20*time.Second)
+	require.Equal(t, client.RunStatus("failed"), run.Status)
+	close(release)
+	<-answered
+	time.Sleep(500 * time.Millisecond) // for the late answer to be recorded, or refused
+	status := map[string]string{}
+	for _, s := range e.steps(id) {
+		status[s.Key] = string(s.Status)
+	}
+	require.Equal(t, map[string]string{
+		"each": "failed", "each[0]": "cancelled", "each[0].one": "cancelled", "each[1]": "failed", "each[1].one": "failed",
+	}, status)
+	require.Len(t, rec.all(), 2, "no item opened after the failure")
+	require.Zero(t, dbCount(t, assertDB(t, e), `SELECT count(*) FROM block_items`), "the items never opened are dropped")
+}
+
 // TestWaitsInLanes puts waits inside parallel branches and foreach items:
 // each lane waits for its own event, independently of the others, and the
 // events resume them in whatever order they come.

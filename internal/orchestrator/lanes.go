@@ -1,11 +1,13 @@
 package orchestrator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 
 	"github.com/durablehq/durable/internal/engine"
+	"github.com/durablehq/durable/internal/httpstep"
 	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/workflow"
 )
@@ -171,19 +173,84 @@ func (s *core) failLane(ctx context.Context, tx *postgres.Tx, st *runState, lane
 	return err
 }
 
+// succeedLastOfLane records that a's step, the last of its lane, succeeded
+// without a context answer, for a worker holding a's item, in the fast form
+// of lockToRecord, recordSuccess, endLane and the opening of the next item:
+// one statement ([postgres.Tx.SucceedLaneStep]); then it goes on as
+// [core.laneEnded] does. It returns false, having sent nothing, when the
+// case is not that simple (the worker is draining, the step answered
+// otherwise, or its lane does not end with it), and the general path must
+// record the result. The answer is judged before the run's context is read
+// again: without a context answer, the verdict does not depend on it.
+func (s *core) succeedLastOfLane(ctx context.Context, tx *postgres.Tx, a *attempt, res httpstep.Result, draining bool) (*attempt, bool, error) {
+	st := a.state
+	if draining {
+		return nil, false, nil
+	}
+	after := engine.After(st.Def, st.Scope, a.step.Name)
+	if after.Lane == "" || len(after.Ended) > 0 {
+		return nil, false, nil
+	}
+	d := s.judge(a, res)
+	if d.Verdict != engine.Succeed || d.Patch != nil {
+		return nil, false, nil
+	}
+	r, err := tx.SucceedLaneStep(ctx, postgres.LaneStepSuccess{
+		Work:    a.item,
+		Result:  postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, HTTPStatus: res.HTTPStatus, Logs: res.Logs},
+		Output:  d.Output,
+		LaneKey: after.Lane,
+	})
+	switch {
+	case err != nil:
+		return nil, true, err
+	case !r.Leased:
+		return nil, true, errLeaseLost
+	case !r.Finished:
+		return nil, true, errStale
+	}
+	if !bytes.Equal(r.Context, st.CtxRaw) {
+		if err := st.SetContext(r.Context); err != nil {
+			return nil, true, err
+		}
+	}
+	if err := st.SetOutput(a.step.Name, d.Output); err != nil {
+		return nil, true, err
+	}
+	appendHistory(tx, st.Run.ID, workflow.EventStepSucceeded, a.key, &a.number, map[string]any{"http_status": res.HTTPStatus, "duration_ms": res.Duration.Milliseconds()})
+	if !r.LaneEnded {
+		_, err := tx.CompleteWork(ctx, a.item)
+		return nil, true, err
+	}
+	appendHistory(tx, st.Run.ID, workflow.EventStepSucceeded, after.Lane, nil, nil)
+	var opened []postgres.OpenedLane
+	if r.Opened != nil {
+		opened = []postgres.OpenedLane{*r.Opened}
+	}
+	next, err := s.goOnAfterLane(ctx, tx, st, after.Lane, r.Block, &a.item, opened)
+	return next, true, err
+}
+
 // laneEnded goes on after a lane of a running block ended: a foreach opens
 // its next item, and the block ends once every lane has. A worker passes
 // the work item it holds (else nil): it starts the next item with it, or
 // the item is done.
 func (s *core) laneEnded(ctx context.Context, tx *postgres.Tx, st *runState, laneKey string, block postgres.BlockCounts, item *postgres.WorkItem) (*attempt, error) {
+	var opened []postgres.OpenedLane
 	if blockOf(block).Opens() {
-		opened, err := tx.OpenLanes(ctx, block.ID, 1, nil, item != nil)
-		if err != nil {
+		var err error
+		if opened, err = tx.OpenLanes(ctx, block.ID, 1, nil, item != nil); err != nil {
 			return nil, err
 		}
-		if item != nil && len(opened) == 1 {
-			return s.goOnWith(ctx, tx, *item, st, opened[0])
-		}
+	}
+	return s.goOnAfterLane(ctx, tx, st, laneKey, block, item, opened)
+}
+
+// goOnAfterLane is what follows the end of a lane once the foreach opened
+// what it opens in its place (see [core.laneEnded]).
+func (s *core) goOnAfterLane(ctx context.Context, tx *postgres.Tx, st *runState, laneKey string, block postgres.BlockCounts, item *postgres.WorkItem, opened []postgres.OpenedLane) (*attempt, error) {
+	if item != nil && len(opened) == 1 {
+		return s.goOnWith(ctx, tx, *item, st, opened[0])
 	}
 	if item != nil {
 		if ok, err := tx.CompleteWork(ctx, *item); err != nil || !ok {

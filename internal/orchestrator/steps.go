@@ -460,7 +460,14 @@ func (s *core) recordResult(ctx context.Context, a *attempt, res httpstep.Result
 	}
 	var err error
 	if a.state.Def.HasLanes() {
-		err = s.inTurn(ctx, a.state.Run.ID, a.item, record)
+		err = s.inTurn(ctx, a.state.Run.ID, a.item, func(ctx context.Context, tx *postgres.Tx) error {
+			var done bool
+			var err error
+			if next, done, err = s.succeedLastOfLane(ctx, tx, a, res, draining); done || err != nil {
+				return err
+			}
+			return record(ctx, tx)
+		})
 	} else {
 		err = s.db.InTx(ctx, func(tx *postgres.Tx) error { return record(ctx, tx) })
 	}

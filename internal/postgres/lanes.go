@@ -103,6 +103,71 @@ func (tx *Tx) EndLane(ctx context.Context, runID uuid.UUID, laneKey, status stri
 	return c, true, nil
 }
 
+// LaneStepSuccess is the success of a lane's last step, for
+// [Tx.SucceedLaneStep].
+type LaneStepSuccess struct {
+	Work    WorkItem
+	Result  AttemptResult   // Status and Error are ignored: the attempt succeeded
+	Output  json.RawMessage // the step's output, and its lane's
+	LaneKey string
+}
+
+// LaneStepOutcome is what [Tx.SucceedLaneStep] did.
+type LaneStepOutcome struct {
+	Leased   bool            // false: the lease was lost, and nothing changed
+	Finished bool            // false: the attempt was over, and nothing changed
+	Context  json.RawMessage // the run's context as it is now
+	// LaneEnded is false when the lane had ended already; Block is then
+	// empty.
+	LaneEnded bool
+	Block     BlockCounts // after the lane ended
+	// Opened is the block's next item, opened for the caller to start with
+	// its work item; nil when none was.
+	Opened *OpenedLane
+}
+
+// SucceedLaneStep records in one statement that a lane's last step
+// succeeded, under the locks a lane's transition takes: it locks the work
+// item by its lease and the run's row, records the step's success, ends
+// the lane and counts it at its block, and opens the block's next item if
+// it is a running foreach with items left, without a work item of its own.
+// What the engine decides next — starting the opened item, or the block's
+// end — is the caller's.
+func (tx *Tx) SucceedLaneStep(ctx context.Context, p LaneStepSuccess) (LaneStepOutcome, error) {
+	params := dbsqlc.LaneStepSucceedParams{
+		WorkID: p.Work.ID, LeaseToken: &p.Work.LeaseToken, Logs: p.Result.Logs, ID: p.Result.StepExecutionID,
+		Attempt: int32(p.Result.Attempt), Output: p.Output, LaneKey: p.LaneKey,
+	}
+	if p.Result.HTTPStatus != 0 {
+		s := int32(p.Result.HTTPStatus)
+		params.HttpStatus = &s
+	}
+	r, err := tx.q.LaneStepSucceed(ctx, params)
+	if err != nil {
+		return LaneStepOutcome{}, fmt.Errorf("succeed lane step %s: %w", p.LaneKey, translate(err))
+	}
+	out := LaneStepOutcome{Leased: r.Leased, Finished: r.Finished, Context: r.Context, LaneEnded: r.LaneEnded && r.BlockID != nil}
+	if out.LaneEnded {
+		out.Block = BlockCounts{
+			ID: *r.BlockID, Status: deref(r.BlockStatus), Attempt: int(deref(r.BlockAttempt)), Total: int(deref(r.LanesTotal)),
+			Started: int(deref(r.LanesStarted)), Ended: int(deref(r.LanesEnded)), Failed: int(deref(r.LanesFailed)),
+		}
+	}
+	if r.OpenedKey != nil {
+		out.Opened = &OpenedLane{Key: *r.OpenedKey, Input: r.OpenedInput}
+	}
+	return out, nil
+}
+
+// deref is *p, or the zero value for nil.
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
 // LaneRunning reports whether a lane of a run is running.
 func (tx *Tx) LaneRunning(ctx context.Context, runID uuid.UUID, laneKey string) (bool, error) {
 	status, err := tx.q.LaneStatus(ctx, dbsqlc.LaneStatusParams{RunID: runID, LaneKey: laneKey})

@@ -443,7 +443,11 @@ func (db *DB) Setting(ctx context.Context, key string, create func() (string, er
 // the lease was lost.
 func (tx *Tx) LockLeasedWork(ctx context.Context, w WorkItem) (bool, error) {
 	_, err := tx.q.WorkItemLockLeased(ctx, dbsqlc.WorkItemLockLeasedParams{ID: w.ID, LeaseToken: &w.LeaseToken})
-	return lockedOrLost(err)
+	ok, err := lockedOrLost(err)
+	if ok {
+		tx.lockedLease(w)
+	}
+	return ok, err
 }
 
 // LockWorkItems locks work items in id order (see [Tx.LockRunWork]), leased
@@ -462,6 +466,9 @@ func (tx *Tx) LockWorkItems(ctx context.Context, ids []int64) error {
 func (tx *Tx) LockLeasedWorkAndRun(ctx context.Context, w WorkItem) (json.RawMessage, bool, error) {
 	runContext, err := tx.q.WorkItemLockLeasedAndRun(ctx, dbsqlc.WorkItemLockLeasedAndRunParams{ID: w.ID, LeaseToken: &w.LeaseToken})
 	ok, err := lockedOrLost(err)
+	if ok {
+		tx.lockedLease(w)
+	}
 	return runContext, ok, err
 }
 
@@ -551,8 +558,14 @@ type StepStart struct {
 // for each step whether it started: false, having changed nothing, when the
 // work item's lease was lost. When one statement fails, the transaction is
 // unusable and the error is returned.
+//
+// When the transaction holds every one of their leases under the items'
+// row locks, nothing can refuse the starts: their statements are held, to
+// go with the transaction's next (see [txConn]), and a start that did not
+// happen after all fails the transaction.
 func (tx *Tx) StartSteps(ctx context.Context, starts []StepStart) ([]bool, error) {
 	params := make([]dbsqlc.StepStartParams, len(starts))
+	held := true
 	for i, st := range starts {
 		n := st.Exec
 		params[i] = dbsqlc.StepStartParams{
@@ -561,8 +574,27 @@ func (tx *Tx) StartSteps(ctx context.Context, starts []StepStart) ([]bool, error
 			Input: n.Input, TimeoutMs: n.Timeout.Milliseconds(), WorkerID: &n.WorkerID, CallbackHash: n.CallbackHash,
 			ParentKey: parentKey(n.ParentKey),
 		}
+		held = held && tx.holdsLease(st.Work)
 	}
 	started := make([]bool, len(starts))
+	if held {
+		check := func(i int, row pgx.Row) error {
+			var r dbsqlc.StepStartRow
+			if err := row.Scan(&r.Created, &r.Existed); err != nil {
+				return fmt.Errorf("start step %s: %w", starts[i].Exec.Key, translate(err))
+			}
+			if !r.Created {
+				return fmt.Errorf("start step %s: the work item's lease was lost under its lock", starts[i].Exec.Key)
+			}
+			return nil
+		}
+		_ = tx.conn.holding(check).StepStart(ctx, params).Close() // its answers are checked as they come
+		for i := range starts {
+			started[i] = true
+			tx.historyOfStart(starts[i])
+		}
+		return started, nil
+	}
 	var firstErr error
 	results := tx.q.StepStart(ctx, params)
 	results.QueryRow(func(i int, r dbsqlc.StepStartRow, err error) {
@@ -574,17 +606,23 @@ func (tx *Tx) StartSteps(ctx context.Context, starts []StepStart) ([]bool, error
 		}
 		started[i] = r.Created || r.Existed
 		if r.Created {
-			if starts[i].RunStarted {
-				tx.AppendHistory(NewHistoryEvent{RunID: starts[i].Work.RunID, Type: workflow.EventRunStarted})
-			}
-			first := 1
-			tx.AppendHistory(NewHistoryEvent{RunID: starts[i].Work.RunID, Type: workflow.EventStepStarted, StepKey: starts[i].Exec.Key, Attempt: &first})
+			tx.historyOfStart(starts[i])
 		}
 	})
 	if err := results.Close(); err != nil && firstErr == nil {
 		firstErr = fmt.Errorf("start steps: %w", translate(err))
 	}
 	return started, firstErr
+}
+
+// historyOfStart appends the history of a step's start, and of its run's
+// when the step is the run's first.
+func (tx *Tx) historyOfStart(st StepStart) {
+	if st.RunStarted {
+		tx.AppendHistory(NewHistoryEvent{RunID: st.Work.RunID, Type: workflow.EventRunStarted})
+	}
+	first := 1
+	tx.AppendHistory(NewHistoryEvent{RunID: st.Work.RunID, Type: workflow.EventStepStarted, StepKey: st.Exec.Key, Attempt: &first})
 }
 
 func parentKey(key string) *string {

@@ -146,8 +146,11 @@ func (tx *Tx) SucceedLaneStep(ctx context.Context, p LaneStepSuccess) (LaneStepO
 	if err != nil {
 		return LaneStepOutcome{}, fmt.Errorf("succeed lane step %s: %w", p.LaneKey, translate(err))
 	}
-	out := LaneStepOutcome{Leased: r.Leased, Finished: r.Finished, Context: r.Context, LaneEnded: r.LaneEnded && r.BlockID != nil}
-	if out.LaneEnded {
+	if r.Leased {
+		tx.lockedLease(p.Work)
+	}
+	out := LaneStepOutcome{Leased: r.Leased, Finished: r.Finished, Context: r.Context, LaneEnded: r.LaneEnded}
+	if r.BlockID != nil {
 		out.Block = BlockCounts{
 			ID: *r.BlockID, Status: deref(r.BlockStatus), Attempt: int(deref(r.BlockAttempt)), Total: int(deref(r.LanesTotal)),
 			Started: int(deref(r.LanesStarted)), Ended: int(deref(r.LanesEnded)), Failed: int(deref(r.LanesFailed)),

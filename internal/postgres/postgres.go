@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -50,6 +52,25 @@ type Tx struct {
 	// history buffers the events appended in the transaction; they are
 	// written in one statement just before it commits.
 	history []NewHistoryEvent
+	// leases are the work items whose leases the transaction checked
+	// under the item's row lock, by id: until it ends, no other
+	// transaction can take them.
+	leases map[int64]uuid.UUID
+}
+
+// lockedLease notes that w's lease was checked under its row lock.
+func (tx *Tx) lockedLease(w WorkItem) {
+	if tx.leases == nil {
+		tx.leases = map[int64]uuid.UUID{}
+	}
+	tx.leases[w.ID] = w.LeaseToken
+}
+
+// holdsLease reports whether the transaction holds w's lease under its row
+// lock.
+func (tx *Tx) holdsLease(w WorkItem) bool {
+	token, ok := tx.leases[w.ID]
+	return ok && token == w.LeaseToken
 }
 
 // Open connects to the database at url with a pool of at most maxConns
@@ -213,22 +234,15 @@ func notFoundOK(err error, what string) error {
 // statements go with the statements around them (see [txConn]): a failure
 // to roll back is the error of the transaction's next statement.
 func (tx *Tx) Savepoint(ctx context.Context, fn func(tx *Tx) error) error {
-	name := savepointName(tx.depth + 1)
-	tx.conn.hold("SAVEPOINT " + name)
-	inner := &Tx{queries: tx.queries, conn: tx.conn, depth: tx.depth + 1}
+	m := tx.conn.beginSavepoint(tx.depth + 1)
+	inner := &Tx{queries: tx.queries, conn: tx.conn, depth: tx.depth + 1, leases: maps.Clone(tx.leases)}
 	err := fn(inner)
-	switch {
-	case tx.conn.unhold("SAVEPOINT " + name):
-		// fn sent nothing: there is nothing to release or roll back.
-	case err != nil:
-		tx.conn.holdRollback(name)
-	default:
-		tx.conn.hold("RELEASE SAVEPOINT " + name)
-	}
+	tx.conn.endSavepoint(m, err != nil)
 	if err != nil {
 		return err
 	}
 	tx.history = append(tx.history, inner.history...)
+	tx.leases = inner.leases
 	return nil
 }
 

@@ -76,7 +76,7 @@ SET lanes_ended = b.lanes_ended + 1,
 WHERE b.id = (SELECT lane.parent_id FROM lane)
 RETURNING b.id, b.status, b.attempt, b.lanes_total, b.lanes_started, b.lanes_ended, b.lanes_failed;
 
--- name: LaneStepSucceed :one
+-- name: LaneStepSucceed :batchone
 -- The success of a lane's last step, as one statement: what LaneEnd and
 -- LaneOpen do after StepFinish, under the locks a lane's transition takes
 -- (WorkItemLockLeasedAndRun). It locks the work item by its lease and then
@@ -89,7 +89,8 @@ RETURNING b.id, b.status, b.attempt, b.lanes_total, b.lanes_started, b.lanes_end
 -- lease was lost, finished false when the attempt was over; lane_ended is
 -- false when the lane had ended already (a failing sibling cancelled it).
 -- It returns the run's context as it is now, the block's counts after the
--- lane ended, and the lane it opened, if any.
+-- lane ended, and the lane it opened, if any. A batch of these, of one
+-- run's lanes, goes in one round trip: none raises an error when refused.
 WITH lease AS MATERIALIZED (
     SELECT w.id, w.run_id FROM work_items w WHERE w.id = @work_id AND w.lease_token = @lease_token FOR UPDATE
 ), run AS MATERIALIZED (

@@ -295,6 +295,62 @@ func TestForeachLateResult(t *testing.T) {
 	require.Zero(t, dbCount(t, assertDB(t, e), `SELECT count(*) FROM block_items`), "the items never opened are dropped")
 }
 
+// TestForeachFailsAmidSuccesses fails a foreach fast while many of its
+// items succeed at the same moment, so that their results are recorded
+// together with the failure, some before it and some after: the run fails
+// once, every execution ends, nothing of the run is left queued, and a lane
+// succeeded exactly when its step did.
+func TestForeachFailsAmidSuccesses(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startWorker()
+	const concurrency = 20
+	var calls atomic.Int64
+	arrived := make(chan struct{}, concurrency)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body stepBody
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			t.Errorf("decode step body: %v", err)
+		}
+		if calls.Add(1) <= concurrency {
+			arrived <- struct{}{}
+			<-release
+		}
+		if string(body.Input) == "7" {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"message": "bad item"}})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"output": json.RawMessage(body.Input)})
+	}))
+	t.Cleanup(srv.Close)
+	e.createWorkflow(fmt.Sprintf(`{"name": "amid", "steps": [
+	  {"name": "each", "type": "foreach", "items": "${ input.xs }", "mode": "concurrent", "concurrency": %d, "steps": [
+	    {"name": "one", "type": "call", "url": "%s/one", "input": "${ index }"}]}]}`, concurrency, srv.URL))
+	id := e.startRun("amid", map[string]any{"xs": make([]int, 200)})
+	for range concurrency {
+		<-arrived
+	}
+	close(release)
+	run := e.waitRun(id, 30*time.Second)
+	require.Equal(t, client.RunStatus("failed"), run.Status)
+	require.Contains(t, run.Error.Message, "item 7 failed")
+	pool := assertDB(t, e)
+	require.Eventually(t, func() bool {
+		return dbCount(t, pool, `SELECT count(*) FROM work_items WHERE run_id = $1`, id) == 0
+	}, 10*time.Second, 20*time.Millisecond, "nothing of the run is left queued")
+	require.Zero(t, dbCount(t, pool, `SELECT count(*) FROM step_executions WHERE run_id = $1 AND status IN ('pending', 'running', 'waiting')`, id))
+	require.Zero(t, dbCount(t, pool, `SELECT count(*) FROM step_attempts WHERE run_id = $1 AND status IN ('running', 'accepted')`, id))
+	require.Zero(t, dbCount(t, pool, `SELECT count(*) FROM block_items`))
+	lanes := dbCount(t, pool, `SELECT count(*) FROM step_executions WHERE run_id = $1 AND step_type = 'lane'`, id)
+	require.LessOrEqual(t, lanes, 2*concurrency-1, "only the successes before the failure opened items")
+	require.Equal(t, 1, dbCount(t, pool, `SELECT count(*) FROM history_events WHERE run_id = $1 AND type = 'run_failed'`, id))
+	// A lane that succeeded has its step succeeded, and one that did not
+	// has no step that did.
+	require.Zero(t, dbCount(t, pool, `SELECT count(*) FROM step_executions l JOIN step_executions s ON s.parent_id = l.id
+		WHERE l.run_id = $1 AND l.step_type = 'lane' AND (l.status = 'succeeded') <> (s.status = 'succeeded')`, id))
+}
+
 // TestWaitsInLanes puts waits inside parallel branches and foreach items:
 // each lane waits for its own event, independently of the others, and the
 // events resume them in whatever order they come.

@@ -173,62 +173,92 @@ func (s *core) failLane(ctx context.Context, tx *postgres.Tx, st *runState, lane
 	return err
 }
 
-// succeedLastOfLane records that a's step, the last of its lane, succeeded
-// without a context answer, for a worker holding a's item, in the fast form
-// of lockToRecord, recordSuccess, endLane and the opening of the next item:
-// one statement ([postgres.Tx.SucceedLaneStep]); then it goes on as
-// [core.laneEnded] does. It returns false, having sent nothing, when the
-// case is not that simple (the worker is draining, the step answered
-// otherwise, or its lane does not end with it), and the general path must
-// record the result. The answer is judged before the run's context is read
-// again: without a context answer, the verdict does not depend on it.
-func (s *core) succeedLastOfLane(ctx context.Context, tx *postgres.Tx, a *attempt, res httpstep.Result, draining bool) (*attempt, bool, error) {
+// laneStep is the fast form of recording that a call step, the last of its
+// lane, succeeded without a context answer: the locks of the worker's work
+// item and of the run, the step's success, the lane's end and the opening of
+// the foreach's next item are one statement ([postgres.Tx.SucceedLaneSteps]),
+// and what follows is decided from what it did (see [core.succeedLastOfLane]).
+// The statement is known before the transaction begins, so a batch of a
+// run's transitions sends those of all its lane steps together (see
+// [core.recordTurns]).
+type laneStep struct {
+	success postgres.LaneStepSuccess
+	output  json.RawMessage
+	// outcome is what the statement did, once a batch sent it; nil until
+	// then.
+	outcome *postgres.LaneStepOutcome
+}
+
+// prepareLastOfLane returns the lane step that records a's result, or nil
+// when the case is not that simple (the worker is draining, the step
+// answered otherwise, or its lane does not end with it) and the general
+// path must record the result. The answer is judged before the run's
+// context is read again: without a context answer, the verdict does not
+// depend on it.
+func (s *core) prepareLastOfLane(a *attempt, res httpstep.Result, draining bool) *laneStep {
 	st := a.state
-	if draining {
-		return nil, false, nil
+	if draining || !st.Def.HasLanes() {
+		return nil
 	}
 	after := engine.After(st.Def, st.Scope, a.step.Name)
 	if after.Lane == "" || len(after.Ended) > 0 {
-		return nil, false, nil
+		return nil
 	}
 	d := s.judge(a, res)
 	if d.Verdict != engine.Succeed || d.Patch != nil {
-		return nil, false, nil
+		return nil
 	}
-	r, err := tx.SucceedLaneStep(ctx, postgres.LaneStepSuccess{
-		Work:    a.item,
-		Result:  postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, HTTPStatus: res.HTTPStatus, Logs: res.Logs},
-		Output:  d.Output,
-		LaneKey: after.Lane,
-	})
+	return &laneStep{
+		success: postgres.LaneStepSuccess{
+			Work:    a.item,
+			Result:  postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, HTTPStatus: res.HTTPStatus, Logs: res.Logs},
+			Output:  d.Output,
+			LaneKey: after.Lane,
+		},
+		output: d.Output,
+	}
+}
+
+// succeedLastOfLane records a's result as the lane step l, for a worker
+// holding a's item: it sends l's statement unless a batch did, and goes on
+// from what it did as [core.endLane] does. It returns errLeaseLost or
+// errStale, having changed nothing, when the statement was refused.
+func (s *core) succeedLastOfLane(ctx context.Context, tx *postgres.Tx, a *attempt, res httpstep.Result, l *laneStep) (*attempt, error) {
+	if l.outcome == nil {
+		r, err := tx.SucceedLaneSteps(ctx, []postgres.LaneStepSuccess{l.success})
+		if err != nil {
+			return nil, err
+		}
+		l.outcome = &r[0]
+	}
+	r := *l.outcome
 	switch {
-	case err != nil:
-		return nil, true, err
 	case !r.Leased:
-		return nil, true, errLeaseLost
+		return nil, errLeaseLost
 	case !r.Finished:
-		return nil, true, errStale
+		return nil, errStale
 	}
+	st := a.state
 	if !bytes.Equal(r.Context, st.CtxRaw) {
 		if err := st.SetContext(r.Context); err != nil {
-			return nil, true, err
+			return nil, err
 		}
 	}
-	if err := st.SetOutput(a.step.Name, d.Output); err != nil {
-		return nil, true, err
+	if err := st.SetOutput(a.step.Name, l.output); err != nil {
+		return nil, err
 	}
 	appendHistory(tx, st.Run.ID, workflow.EventStepSucceeded, a.key, &a.number, map[string]any{"http_status": res.HTTPStatus, "duration_ms": res.Duration.Milliseconds()})
+	laneKey := l.success.LaneKey
 	if !r.LaneEnded {
 		_, err := tx.CompleteWork(ctx, a.item)
-		return nil, true, err
+		return nil, err
 	}
-	appendHistory(tx, st.Run.ID, workflow.EventStepSucceeded, after.Lane, nil, nil)
+	appendHistory(tx, st.Run.ID, workflow.EventStepSucceeded, laneKey, nil, nil)
 	var opened []postgres.OpenedLane
 	if r.Opened != nil {
 		opened = []postgres.OpenedLane{*r.Opened}
 	}
-	next, err := s.goOnAfterLane(ctx, tx, st, after.Lane, r.Block, &a.item, opened)
-	return next, true, err
+	return s.goOnAfterLane(ctx, tx, st, laneKey, r.Block, &a.item, opened)
 }
 
 // laneEnded goes on after a lane of a running block ended: a foreach opens

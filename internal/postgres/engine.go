@@ -452,9 +452,10 @@ func (tx *Tx) LockLeasedWork(ctx context.Context, w WorkItem) (bool, error) {
 
 // LockWorkItems locks work items in id order (see [Tx.LockRunWork]), leased
 // by whoever: a transaction that records transitions of several of them
-// starts here. Each transition still checks its own lease.
+// starts here. Each transition still checks its own lease. The statement is
+// held to go with the transaction's next (see [txConn]).
 func (tx *Tx) LockWorkItems(ctx context.Context, ids []int64) error {
-	if err := tx.q.WorkItemLockMany(ctx, ids); err != nil {
+	if err := tx.conn.holding(nil).WorkItemLockMany(ctx, ids); err != nil {
 		return fmt.Errorf("lock work items: %w", translate(err))
 	}
 	return nil

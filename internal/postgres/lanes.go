@@ -104,7 +104,7 @@ func (tx *Tx) EndLane(ctx context.Context, runID uuid.UUID, laneKey, status stri
 }
 
 // LaneStepSuccess is the success of a lane's last step, for
-// [Tx.SucceedLaneStep].
+// [Tx.SucceedLaneSteps].
 type LaneStepSuccess struct {
 	Work    WorkItem
 	Result  AttemptResult   // Status and Error are ignored: the attempt succeeded
@@ -112,7 +112,7 @@ type LaneStepSuccess struct {
 	LaneKey string
 }
 
-// LaneStepOutcome is what [Tx.SucceedLaneStep] did.
+// LaneStepOutcome is what [Tx.SucceedLaneSteps] did for one lane step.
 type LaneStepOutcome struct {
 	Leased   bool            // false: the lease was lost, and nothing changed
 	Finished bool            // false: the attempt was over, and nothing changed
@@ -126,29 +126,52 @@ type LaneStepOutcome struct {
 	Opened *OpenedLane
 }
 
-// SucceedLaneStep records in one statement that a lane's last step
-// succeeded, under the locks a lane's transition takes: it locks the work
-// item by its lease and the run's row, records the step's success, ends
-// the lane and counts it at its block, and opens the block's next item if
-// it is a running foreach with items left, without a work item of its own.
-// What the engine decides next — starting the opened item, or the block's
-// end — is the caller's.
-func (tx *Tx) SucceedLaneStep(ctx context.Context, p LaneStepSuccess) (LaneStepOutcome, error) {
-	params := dbsqlc.LaneStepSucceedParams{
-		WorkID: p.Work.ID, LeaseToken: &p.Work.LeaseToken, Logs: p.Result.Logs, ID: p.Result.StepExecutionID,
-		Attempt: int32(p.Result.Attempt), Output: p.Output, LaneKey: p.LaneKey,
+// Changed reports whether the statement changed anything: it was not
+// refused.
+func (o LaneStepOutcome) Changed() bool { return o.Leased && o.Finished }
+
+// SucceedLaneSteps records, in one statement each, that lanes' last steps
+// succeeded, under the locks a lane's transition takes: each locks its work
+// item by its lease and the run's row, records the step's success, ends the
+// lane and counts it at its block, and opens the block's next item if it is
+// a running foreach with items left, without a work item of its own. A
+// refused one changes nothing and raises no error, so those of many of a
+// run's transitions go in one round trip. What the engine decides next —
+// starting the opened item, or the block's end — is the caller's.
+func (tx *Tx) SucceedLaneSteps(ctx context.Context, steps []LaneStepSuccess) ([]LaneStepOutcome, error) {
+	params := make([]dbsqlc.LaneStepSucceedParams, len(steps))
+	for i, p := range steps {
+		params[i] = dbsqlc.LaneStepSucceedParams{
+			WorkID: p.Work.ID, LeaseToken: &p.Work.LeaseToken, Logs: p.Result.Logs, ID: p.Result.StepExecutionID,
+			Attempt: int32(p.Result.Attempt), Output: p.Output, LaneKey: p.LaneKey,
+		}
+		if p.Result.HTTPStatus != 0 {
+			s := int32(p.Result.HTTPStatus)
+			params[i].HttpStatus = &s
+		}
 	}
-	if p.Result.HTTPStatus != 0 {
-		s := int32(p.Result.HTTPStatus)
-		params.HttpStatus = &s
+	out := make([]LaneStepOutcome, len(steps))
+	var firstErr error
+	results := tx.q.LaneStepSucceed(ctx, params)
+	results.QueryRow(func(i int, r dbsqlc.LaneStepSucceedRow, err error) {
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("succeed lane step %s: %w", steps[i].LaneKey, translate(err))
+			}
+			return
+		}
+		if r.Leased {
+			tx.lockedLease(steps[i].Work)
+		}
+		out[i] = laneStepOutcome(r)
+	})
+	if err := results.Close(); err != nil && firstErr == nil {
+		firstErr = fmt.Errorf("succeed lane steps: %w", translate(err))
 	}
-	r, err := tx.q.LaneStepSucceed(ctx, params)
-	if err != nil {
-		return LaneStepOutcome{}, fmt.Errorf("succeed lane step %s: %w", p.LaneKey, translate(err))
-	}
-	if r.Leased {
-		tx.lockedLease(p.Work)
-	}
+	return out, firstErr
+}
+
+func laneStepOutcome(r dbsqlc.LaneStepSucceedRow) LaneStepOutcome {
 	out := LaneStepOutcome{Leased: r.Leased, Finished: r.Finished, Context: r.Context, LaneEnded: r.LaneEnded}
 	if r.BlockID != nil {
 		out.Block = BlockCounts{
@@ -159,7 +182,7 @@ func (tx *Tx) SucceedLaneStep(ctx context.Context, p LaneStepSuccess) (LaneStepO
 	if r.OpenedKey != nil {
 		out.Opened = &OpenedLane{Key: *r.OpenedKey, Input: r.OpenedInput}
 	}
-	return out, nil
+	return out
 }
 
 // deref is *p, or the zero value for nil.

@@ -411,7 +411,9 @@ func TestWaitsInLanes(t *testing.T) {
 
 // TestForeachItemsFromInput runs a foreach whose items are not in
 // block_items, as when a worker of an earlier version started it: its lanes
-// open with their items read from the foreach's input.
+// open with their items read from the foreach's input, after a step that
+// answered with a context (the general path) and after one that did not
+// (the one statement of a lane's last step).
 func TestForeachItemsFromInput(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -422,6 +424,8 @@ func TestForeachItemsFromInput(t *testing.T) {
 		c := rec.readStep(t, r)
 		if len(rec.all()) == 1 {
 			<-release
+			writeJSON(w, http.StatusOK, map[string]any{"output": json.RawMessage(c.Body.Input), "context": map[string]any{"first": true}})
+			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"output": json.RawMessage(c.Body.Input)})
 	}))

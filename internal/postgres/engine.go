@@ -107,6 +107,7 @@ func (tx *Tx) RescheduleWork(ctx context.Context, w WorkItem, target WorkTarget,
 	if err != nil {
 		return false, fmt.Errorf("reschedule work: %w", translate(err))
 	}
+	delete(tx.leases, w.ID)
 	return n == 1, nil
 }
 
@@ -117,6 +118,7 @@ func (tx *Tx) CompleteWork(ctx context.Context, w WorkItem) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("complete work: %w", translate(err))
 	}
+	delete(tx.leases, w.ID)
 	return n == 1, nil
 }
 

@@ -53,8 +53,8 @@ type Tx struct {
 	// written in one statement just before it commits.
 	history []NewHistoryEvent
 	// leases are the work items whose leases the transaction checked
-	// under the item's row lock, by id: until it ends, no other
-	// transaction can take them.
+	// under the item's row lock, by id, and has not given up since: until
+	// it ends, no other transaction can take them.
 	leases map[int64]uuid.UUID
 }
 

@@ -173,12 +173,13 @@ SELECT ((SELECT count(*) FROM finished_execution)
 -- name: StepStart :batchone
 -- Starts a run's next step, as one statement: the work item moves on to the
 -- new step execution under the caller's lease, the run is marked running
--- (when mark_running), the execution and its first attempt are created, and
--- the history records the step's start (and the run's, when run_started).
--- It returns 1 when the step is started — by this statement, or by an
--- earlier sending of the same one whose commit the sender did not hear of
--- (the execution's id is the sender's own) — and 0 when the lease was lost
--- and nothing changed.
+-- (when mark_running), and the execution and its first attempt are created.
+-- The step is started when this statement created its execution, or when
+-- it existed already: an earlier sending of the same statement was
+-- committed without its sender hearing of it (the execution's id is the
+-- sender's own). Neither means the lease was lost and nothing changed. The
+-- history of what it created is the caller's to write, with the rest of
+-- its transaction's.
 WITH work AS (
     UPDATE work_items
     SET kind = 'invoke', step_execution_id = @id, attempt = 1, after_step = NULL,
@@ -205,17 +206,9 @@ WITH work AS (
 ), first_attempt AS (
     INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
     SELECT execution.id, 1, execution.run_id, 'running', @worker_id, @callback_hash FROM execution
-), history AS (
-    INSERT INTO history_events (run_id, type, step_key, attempt)
-    SELECT execution.run_id, e.type, e.step_key, e.attempt
-    FROM execution,
-         (VALUES (1, 'run_started', NULL::text, NULL::integer), (2, 'step_started', @step_key::text, 1))
-             AS e(ord, type, step_key, attempt)
-    WHERE e.ord = 2 OR @run_started::boolean
-    ORDER BY e.ord
 )
-SELECT ((SELECT count(*) FROM execution)
-        + (SELECT count(*) FROM step_executions WHERE step_executions.id = @id))::integer;
+SELECT EXISTS (SELECT 1 FROM execution) AS created,
+       EXISTS (SELECT 1 FROM step_executions WHERE step_executions.id = @id) AS existed;
 
 -- name: StepStartWait :one
 -- Starts a waiting step (sleep, wait_for_event, wait_for_input), as one

@@ -559,7 +559,7 @@ func (s *core) beginsWithCall(ctx context.Context, tx *postgres.Tx, item postgre
 // returns the attempt it started, if any.
 func (s *core) beginAlone(ctx context.Context, item postgres.WorkItem) (*attempt, error) {
 	var a *attempt
-	err := s.inTurn(ctx, item.RunID, item, func(ctx context.Context, tx *postgres.Tx) error {
+	err := s.inTurn(ctx, item.RunID, item, nil, func(ctx context.Context, tx *postgres.Tx) error {
 		if _, ok, err := tx.LockLeasedWorkAndRun(ctx, item); err != nil || !ok {
 			return orLeaseLost(err, ok)
 		}

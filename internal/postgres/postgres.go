@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -44,12 +46,33 @@ type queries struct {
 // exactly one Tx.
 type Tx struct {
 	queries
-	tx pgx.Tx
+	conn *txConn
+	// depth counts the savepoints the Tx is in (see [Tx.Savepoint]).
+	depth int
 	// history buffers the events appended in the transaction; they are
 	// written in one statement just before it commits.
 	history []NewHistoryEvent
 	// committed are called once the transaction has committed.
 	committed []func()
+	// leases are the work items whose leases the transaction checked
+	// under the item's row lock, by id, and has not given up since: until
+	// it ends, no other transaction can take them.
+	leases map[int64]uuid.UUID
+}
+
+// lockedLease notes that w's lease was checked under its row lock.
+func (tx *Tx) lockedLease(w WorkItem) {
+	if tx.leases == nil {
+		tx.leases = map[int64]uuid.UUID{}
+	}
+	tx.leases[w.ID] = w.LeaseToken
+}
+
+// holdsLease reports whether the transaction holds w's lease under its row
+// lock.
+func (tx *Tx) holdsLease(w WorkItem) bool {
+	token, ok := tx.leases[w.ID]
+	return ok && token == w.LeaseToken
 }
 
 // Open connects to the database at url with a pool of at most maxConns
@@ -94,19 +117,19 @@ func (db *DB) Ping(ctx context.Context) error {
 // it rolls back and returns fn's error. fn must use only the Tx it is given,
 // never the DB, or its queries would run outside the transaction.
 func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
-	ptx, err := db.pool.Begin(ctx)
+	conn, err := beginTx(ctx, db.pool)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", translate(err))
 	}
-	defer func() { _ = ptx.Rollback(context.WithoutCancel(ctx)) }()
-	tx := &Tx{queries: queries{q: dbsqlc.New(ptx)}, tx: ptx}
+	defer conn.close(context.WithoutCancel(ctx))
+	tx := &Tx{queries: queries{q: dbsqlc.New(conn)}, conn: conn}
 	if err := fn(tx); err != nil {
 		return err
 	}
 	if err := tx.flushHistory(ctx); err != nil {
 		return err
 	}
-	if err := ptx.Commit(ctx); err != nil {
+	if err := conn.commit(ctx); err != nil {
 		return fmt.Errorf("commit transaction: %w", translate(err))
 	}
 	for _, f := range tx.committed {
@@ -219,24 +242,20 @@ func notFoundOK(err error, what string) error {
 }
 
 // Savepoint runs fn in a savepoint of the transaction: when fn fails, what
-// it did is rolled back and the transaction goes on.
+// it did is rolled back and the transaction goes on. The savepoint's
+// statements go with the statements around them (see [txConn]): a failure
+// to roll back is the error of the transaction's next statement.
 func (tx *Tx) Savepoint(ctx context.Context, fn func(tx *Tx) error) error {
-	sp, err := tx.tx.Begin(ctx)
+	m := tx.conn.beginSavepoint(tx.depth + 1)
+	inner := &Tx{queries: tx.queries, conn: tx.conn, depth: tx.depth + 1, leases: maps.Clone(tx.leases)}
+	err := fn(inner)
+	tx.conn.endSavepoint(m, err != nil)
 	if err != nil {
-		return fmt.Errorf("begin savepoint: %w", translate(err))
-	}
-	inner := &Tx{queries: queries{q: dbsqlc.New(sp)}, tx: sp}
-	if err := fn(inner); err != nil {
-		if rerr := sp.Rollback(ctx); rerr != nil {
-			return fmt.Errorf("%w (and rolling back the savepoint: %v)", err, rerr)
-		}
 		return err
-	}
-	if err := sp.Commit(ctx); err != nil {
-		return fmt.Errorf("release savepoint: %w", translate(err))
 	}
 	tx.history = append(tx.history, inner.history...)
 	tx.committed = append(tx.committed, inner.committed...)
+	tx.leases = inner.leases
 	return nil
 }
 

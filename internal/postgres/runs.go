@@ -166,7 +166,8 @@ func (tx *Tx) AppendHistory(e NewHistoryEvent) {
 	tx.history = append(tx.history, e)
 }
 
-// flushHistory writes the buffered history events.
+// flushHistory writes the buffered history events, in a statement held to
+// go with the transaction's next (see [txConn]).
 func (tx *Tx) flushHistory(ctx context.Context) error {
 	if len(tx.history) == 0 {
 		return nil
@@ -182,7 +183,7 @@ func (tx *Tx) flushHistory(ctx context.Context) error {
 			p.Attempts[i] = int32(*e.Attempt)
 		}
 	}
-	if err := tx.q.HistoryEventAppendMany(ctx, p); err != nil {
+	if err := tx.conn.holding(nil).HistoryEventAppendMany(ctx, p); err != nil {
 		return fmt.Errorf("append history: %w", translate(err))
 	}
 	tx.history = nil

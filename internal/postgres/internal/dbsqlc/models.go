@@ -10,6 +10,12 @@ import (
 	"github.com/google/uuid"
 )
 
+type BlockItem struct {
+	BlockID uuid.UUID
+	Idx     int32
+	Item    []byte
+}
+
 type Event struct {
 	ID         uuid.UUID
 	DedupID    *string

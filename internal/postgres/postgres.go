@@ -48,6 +48,16 @@ type Tx struct {
 	// history buffers the events appended in the transaction; they are
 	// written in one statement just before it commits.
 	history []NewHistoryEvent
+	// committed are the functions [Tx.OnCommit] registered.
+	committed []func()
+}
+
+// OnCommit registers fn to run once the transaction has committed, and
+// never if it rolls back (a savepoint's, when the savepoint is rolled back):
+// for effects outside the database that must not happen for a transition
+// that did not.
+func (tx *Tx) OnCommit(fn func()) {
+	tx.committed = append(tx.committed, fn)
 }
 
 // Open connects to the database at url with a pool of at most maxConns
@@ -106,6 +116,9 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	if err := ptx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit transaction: %w", translate(err))
+	}
+	for _, fn := range tx.committed {
+		fn()
 	}
 	return nil
 }
@@ -224,6 +237,7 @@ func (tx *Tx) Savepoint(ctx context.Context, fn func(tx *Tx) error) error {
 		return fmt.Errorf("release savepoint: %w", translate(err))
 	}
 	tx.history = append(tx.history, inner.history...)
+	tx.committed = append(tx.committed, inner.committed...)
 	return nil
 }
 

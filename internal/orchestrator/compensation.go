@@ -84,7 +84,13 @@ type compensation struct {
 func (w *Worker) compensate(ctx context.Context, item postgres.WorkItem) {
 	c, err := w.svc.prepareCompensation(ctx, item)
 	if err == nil && c != nil {
+		comp := c.step.Call.Compensate
+		span := w.svc.startAttemptSpan(ctx, stepSpan(ctx, c.run, c.execID), attemptOf{
+			run: c.run, name: c.step.Name, key: c.key, number: c.number, compensation: true, method: comp.Method, url: comp.URL,
+		})
+		carryTrace(span, &c.request)
 		res := w.cfg.Client.Invoke(ctx, c.request)
+		endAttemptSpan(span, res)
 		if ctx.Err() != nil {
 			return // the lease runs out and the attempt is made again
 		}

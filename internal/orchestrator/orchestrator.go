@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/signing"
 	"github.com/durablehq/durable/internal/workflow"
@@ -49,6 +51,8 @@ type core struct {
 	turns runTurns
 
 	defaultWaitTimeout time.Duration
+	// tracer makes the spans of runs, steps and attempts (tracing.go).
+	tracer trace.Tracer
 }
 
 // Option configures an [API] or a [Worker].
@@ -112,7 +116,7 @@ func NewAPI(db *postgres.DB, limits Limits, logger *slog.Logger, opts ...Option)
 }
 
 func newCore(db *postgres.DB, limits Limits, logger *slog.Logger, opts ...Option) *core {
-	s := &core{db: db, limits: limits, logger: logger, leaseMargin: defaultLeaseMargin, defaultWaitTimeout: DefaultWaitTimeout}
+	s := &core{db: db, limits: limits, logger: logger, leaseMargin: defaultLeaseMargin, defaultWaitTimeout: DefaultWaitTimeout, tracer: defaultTracer()}
 	for _, o := range opts {
 		o(s)
 	}

@@ -138,6 +138,9 @@ type attempt struct {
 	input     json.RawMessage
 	token     string
 	deadline  time.Time
+	// started is when the step execution was created: where its span
+	// begins.
+	started time.Time
 	// successor is the next step's first attempt, once the hot path has
 	// prepared it for this attempt's result (see [core.succeedAndContinue]).
 	successor     *attempt
@@ -193,7 +196,7 @@ func (s *core) newAttemptRecord(a *attempt) ([]byte, error) {
 // newExecution describes the first attempt of a step execution not
 // created yet: its id, key and webhook-id.
 func newExecution(item postgres.WorkItem, st *runState, step *workflow.Step) *attempt {
-	a := &attempt{item: item, state: st, step: step, key: st.Key(step.Name), execID: uuid.Must(uuid.NewV7()), number: 1}
+	a := &attempt{item: item, state: st, step: step, key: st.Key(step.Name), execID: uuid.Must(uuid.NewV7()), number: 1, started: time.Now()}
 	a.webhook = "msg_" + a.execID.String()
 	return a
 }
@@ -302,7 +305,10 @@ func (s *core) restartStep(ctx context.Context, tx *postgres.Tx, item postgres.W
 	if step == nil || step.Call == nil {
 		return nil, fmt.Errorf("step %q of run %s is not a call step of %s v%d", exec.Name, st.Run.ID, st.Run.Workflow, st.Run.Version)
 	}
-	a := &attempt{item: item, state: st, step: step, key: exec.Key, execID: exec.ID, webhook: exec.WebhookID, number: item.Attempt, abandoned: exec.Abandoned, input: exec.Input}
+	a := &attempt{
+		item: item, state: st, step: step, key: exec.Key, execID: exec.ID, webhook: exec.WebhookID, number: item.Attempt,
+		abandoned: exec.Abandoned, input: exec.Input, started: exec.CreatedAt,
+	}
 	switch engine.Resume(exec.Status, exec.Attempt, item.Attempt) {
 	case engine.GoOn:
 		ok, err := tx.RescheduleWork(ctx, item, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: exec.Key}, 0)
@@ -388,7 +394,7 @@ func (s *core) currentAttempt(ctx context.Context, tx *postgres.Tx, item postgre
 	st.Enter(scope)
 	return &attempt{
 		item: item, state: st, step: step, key: exec.Key, execID: exec.ID,
-		webhook: exec.WebhookID, number: exec.Attempt, abandoned: exec.Abandoned,
+		webhook: exec.WebhookID, number: exec.Attempt, abandoned: exec.Abandoned, started: exec.CreatedAt,
 	}, nil
 }
 
@@ -565,6 +571,9 @@ func (s *core) succeedAndContinue(ctx context.Context, a *attempt, res httpstep.
 	if !ok {
 		return nil, true, errLeaseLost
 	}
+	s.stepEnded(ctx, finishedStep{
+		run: st.Run, execID: a.execID, key: a.key, name: a.step.Name, started: a.started, attempts: a.number, outcome: "succeeded",
+	})()
 	return next, true, nil
 }
 
@@ -635,6 +644,7 @@ func (s *core) recordSuccess(ctx context.Context, tx *postgres.Tx, a *attempt, s
 		return nil, err
 	}
 	appendHistory(tx, st.Run.ID, workflow.EventStepSucceeded, a.key, &a.number, sc.data)
+	s.endStepSpan(ctx, tx, a, "succeeded", nil)
 	return merged, nil
 }
 
@@ -698,6 +708,10 @@ func (s *core) finishEnclosing(ctx context.Context, tx *postgres.Tx, st *runStat
 		return orStale(err, ok)
 	}
 	appendHistory(tx, st.Run.ID, event, exec.Key, &exec.Attempt, data)
+	tx.OnCommit(s.stepEnded(ctx, finishedStep{
+		run: st.Run, execID: exec.ID, key: exec.Key, name: exec.Name, started: exec.CreatedAt,
+		attempts: exec.Attempt, outcome: status, err: stepErr,
+	}))
 	return nil
 }
 
@@ -742,6 +756,7 @@ func (s *core) endRun(ctx context.Context, tx *postgres.Tx, runID uuid.UUID, end
 	if err != nil || !ok {
 		return orStale(err, ok)
 	}
+	s.endRunSpan(ctx, tx, run)
 	if err := tx.DeleteRunWork(ctx, runID); err != nil {
 		return err
 	}
@@ -825,6 +840,7 @@ func (s *core) failStepExecution(ctx context.Context, tx *postgres.Tx, a *attemp
 // with the step's error: see [core.propagateFailure].
 func (s *core) failRun(ctx context.Context, tx *postgres.Tx, a *attempt, stepErr json.RawMessage) error {
 	appendHistory(tx, a.state.Run.ID, workflow.EventStepFailed, a.key, &a.number, map[string]any{"error": stepErr})
+	s.endStepSpan(ctx, tx, a, "failed", stepErr)
 	return s.propagateFailure(ctx, tx, a.state, a.key, a.execID, stepErr, false)
 }
 

@@ -209,13 +209,18 @@ func (w *Worker) begin(soft, hard context.Context, runID uuid.UUID, fn func() (*
 func (w *Worker) execute(soft, hard context.Context, a *attempt) {
 	logger := w.svc.logger
 	for a != nil {
+		span := w.svc.startAttemptSpan(hard, stepSpan(hard, a.state.Run, a.execID), attemptOf{
+			run: a.state.Run, name: a.step.Name, key: a.key, number: a.number, method: a.step.Call.Method, url: a.step.Call.URL,
+		})
 		req, err := w.svc.request(hard, a)
 		var res httpstep.Result
 		if err != nil {
 			res = httpstep.Result{Outcome: httpstep.Permanent, Error: engine.ErrorJSON("the step's headers could not be built: "+err.Error(), 0)}
 		} else {
+			carryTrace(span, &req)
 			res = w.cfg.Client.Invoke(hard, req)
 		}
+		endAttemptSpan(span, res)
 		if hard.Err() != nil {
 			w.release(hard, a)
 			return
@@ -641,6 +646,7 @@ func (s *core) timeOutRun(ctx context.Context, item postgres.WorkItem) error {
 			_, err := tx.CompleteWork(ctx, item)
 			return err
 		}
+		s.endRunSpan(ctx, tx, run)
 		appendHistory(tx, item.RunID, workflow.EventRunTimedOut, "", nil, nil)
 		return s.releaseInterruptedRun(ctx, tx, run, "timed_out")
 	})

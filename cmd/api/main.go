@@ -25,6 +25,7 @@ import (
 	"github.com/durablehq/durable/internal/orchestrator"
 	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/profiling"
+	"github.com/durablehq/durable/internal/tracing"
 	"github.com/durablehq/durable/internal/workflow"
 )
 
@@ -58,6 +59,8 @@ type Main struct {
 	logger      *slog.Logger
 	served      chan error
 	migrateOnly bool
+	// stopTracing flushes the spans not exported yet.
+	stopTracing func(context.Context) error
 }
 
 // NewMain returns a program that has not started.
@@ -93,6 +96,11 @@ func (m *Main) Run(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return err
 	}
+	tp, stopTracing, err := tracing.Setup(ctx, "durable-api", getenv, m.logger)
+	if err != nil {
+		return err
+	}
+	m.stopTracing = stopTracing
 	m.listener, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
@@ -100,7 +108,7 @@ func (m *Main) Run(ctx context.Context, args []string, getenv func(string) strin
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = "http://" + m.listener.Addr().String()
 	}
-	svc := orchestrator.NewAPI(m.db, limitsOf(cfg), m.logger, orchestrator.WithSigning(secrets, cfg.PublicURL))
+	svc := orchestrator.NewAPI(m.db, limitsOf(cfg), m.logger, orchestrator.WithSigning(secrets, cfg.PublicURL), orchestrator.WithTracerProvider(tp))
 	handler := durablehttp.NewServer(durablehttp.Config{
 		API: svc, Spec: spec, Ready: m.ready, APIKeyHashes: cfg.APIKeyHashes, Logger: m.logger,
 	})
@@ -138,8 +146,8 @@ func (m *Main) ready(ctx context.Context) error {
 	return nil
 }
 
-// Close stops serving, letting requests in flight finish for a while, and
-// closes the database.
+// Close stops serving, letting requests in flight finish for a while,
+// flushes the spans not exported yet and closes the database.
 func (m *Main) Close() error {
 	var err error
 	if m.server != nil {
@@ -150,6 +158,13 @@ func (m *Main) Close() error {
 			err = serr
 		}
 		m.logger.Info("api stopped")
+	}
+	if m.stopTracing != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if terr := m.stopTracing(ctx); terr != nil {
+			m.logger.Warn("flush traces", "error", terr)
+		}
 	}
 	if m.db != nil {
 		m.db.Close()

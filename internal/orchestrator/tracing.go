@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/durablehq/durable/internal/httpstep"
+	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/tracing"
 	"github.com/durablehq/durable/internal/workflow"
 )
@@ -251,20 +252,17 @@ func (s *core) stepEnded(ctx context.Context, f finishedStep) func() {
 
 // endStepSpan emits, once tx commits, the span of a's step execution,
 // which ended with outcome (and stepErr).
-func (s *core) endStepSpan(ctx context.Context, tx committer, a *attempt, outcome string, stepErr json.RawMessage) {
+func (s *core) endStepSpan(ctx context.Context, tx *postgres.Tx, a *attempt, outcome string, stepErr json.RawMessage) {
 	tx.OnCommit(s.stepEnded(ctx, finishedStep{
 		run: a.state.Run, execID: a.execID, key: a.key, name: a.step.Name, started: a.started,
 		attempts: a.number, outcome: outcome, err: stepErr,
 	}))
 }
 
-// committer is what registers effects for after a commit: a transaction.
-type committer interface{ OnCommit(fn func()) }
-
 // endRunSpan emits, once tx commits, the span of run, which has just ended
 // (as FinishRun returned it): from its creation to its end, with the span
 // id chosen when it was created, a child of the span it was started in.
-func (s *core) endRunSpan(ctx context.Context, tx committer, run workflow.Run) {
+func (s *core) endRunSpan(ctx context.Context, tx *postgres.Tx, run workflow.Run) {
 	tx.OnCommit(func() {
 		sc := runSpan(ctx, run)
 		if !sc.IsValid() {

@@ -352,6 +352,8 @@ func startProcess(bin string, env []string, ready string) (*exec.Cmd, string, er
 		for sc.Scan() {
 			var line map[string]any
 			if json.Unmarshal(sc.Bytes(), &line) != nil {
+				// Not a log line: a panic, or the Go runtime's last words.
+				fmt.Fprintf(os.Stderr, "%s: %s\n", filepath.Base(bin), sc.Text())
 				continue
 			}
 			if !sent && line["msg"] == ready {

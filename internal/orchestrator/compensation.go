@@ -85,7 +85,7 @@ func (w *Worker) compensate(ctx context.Context, item postgres.WorkItem) {
 	c, err := w.svc.prepareCompensation(ctx, item)
 	if err == nil && c != nil {
 		comp := c.step.Call.Compensate
-		span := w.svc.startAttemptSpan(ctx, stepSpan(ctx, c.run, c.execID), attemptOf{
+		span := w.svc.startAttemptSpan(ctx, stepSpan(c.run, c.execID), attemptOf{
 			run: c.run, name: c.step.Name, key: c.key, number: c.number, compensation: true, method: comp.Method, url: comp.URL,
 		})
 		carryTrace(span, &c.request)

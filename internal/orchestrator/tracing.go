@@ -98,9 +98,28 @@ func TraceParent(ctx context.Context, traceparent, tracestate string) trace.Span
 }
 
 // runSpan is the span context of run's span, invalid for a run created
-// before runs had a trace context.
-func runSpan(ctx context.Context, run workflow.Run) trace.SpanContext {
-	return TraceParent(ctx, run.Trace.Traceparent, run.Trace.Tracestate)
+// before runs had a trace context. It reads the traceparent that
+// [newRunTrace] wrote, of a fixed form, without the propagator's map and
+// context: it is read for every attempt and every step's end.
+func runSpan(run workflow.Run) trace.SpanContext {
+	tp := run.Trace.Traceparent
+	if len(tp) != len("00-")+32+1+16+1+2 || tp[:3] != "00-" || tp[35] != '-' || tp[52] != '-' {
+		return trace.SpanContext{}
+	}
+	traceID, terr := trace.TraceIDFromHex(tp[3:35])
+	spanID, serr := trace.SpanIDFromHex(tp[36:52])
+	flags, ferr := strconv.ParseUint(tp[53:], 16, 8)
+	if terr != nil || serr != nil || ferr != nil {
+		return trace.SpanContext{}
+	}
+	var state trace.TraceState
+	if run.Trace.Tracestate != "" {
+		// Stored as the propagator accepted it: it parses again.
+		state, _ = trace.ParseTraceState(run.Trace.Tracestate)
+	}
+	return trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: traceID, SpanID: spanID, TraceFlags: trace.TraceFlags(flags), TraceState: state, Remote: true,
+	})
 }
 
 // stepSpanID is the span id of a step execution's span: the random end of
@@ -113,8 +132,8 @@ func stepSpanID(execID uuid.UUID) trace.SpanID {
 }
 
 // stepSpan is the span context of a step execution's span.
-func stepSpan(ctx context.Context, run workflow.Run, execID uuid.UUID) trace.SpanContext {
-	sc := runSpan(ctx, run)
+func stepSpan(run workflow.Run, execID uuid.UUID) trace.SpanContext {
+	sc := runSpan(run)
 	if !sc.IsValid() {
 		return sc
 	}
@@ -234,7 +253,7 @@ type finishedStep struct {
 func (s *core) stepEnded(ctx context.Context, f finishedStep) func() {
 	ended := time.Now()
 	return func() {
-		run := runSpan(ctx, f.run)
+		run := runSpan(f.run)
 		if !run.IsValid() || f.started.IsZero() {
 			return
 		}
@@ -264,7 +283,7 @@ func (s *core) endStepSpan(ctx context.Context, tx *postgres.Tx, a *attempt, out
 // id chosen when it was created, a child of the span it was started in.
 func (s *core) endRunSpan(ctx context.Context, tx *postgres.Tx, run workflow.Run) {
 	tx.OnCommit(func() {
-		sc := runSpan(ctx, run)
+		sc := runSpan(run)
 		if !sc.IsValid() {
 			return
 		}

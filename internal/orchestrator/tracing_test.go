@@ -183,7 +183,7 @@ func TestTraceOfARun(t *testing.T) {
 	run := b.waitEnded(t, started.ID)
 	require.Equal(t, workflow.RunSucceeded, run.Status)
 	traceID := caller.TraceID()
-	stored := runSpan(ctx, run)
+	stored := runSpan(run)
 	require.Equal(t, traceID, stored.TraceID(), "the run joined the caller's trace")
 	require.Equal(t, caller.SpanID().String(), run.Trace.ParentSpanID)
 	require.Equal(t, "vendor=x", run.Trace.Tracestate)
@@ -281,7 +281,7 @@ func TestTraceOfAFailedRun(t *testing.T) {
 	run := b.waitEnded(t, started.ID)
 	require.Equal(t, workflow.RunCompensated, run.Status)
 	require.Empty(t, run.Trace.ParentSpanID, "an invalid traceparent is ignored")
-	traceID := runSpan(ctx, run).TraceID()
+	traceID := runSpan(run).TraceID()
 	require.True(t, traceID.IsValid())
 
 	r := b.span(t, traceID, "run saga")
@@ -327,4 +327,10 @@ func TestTraceParentIgnoresInvalid(t *testing.T) {
 	require.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", sc.TraceID().String())
 	require.False(t, sc.IsSampled())
 	require.Equal(t, "00f067aa0ba902b7", tc.ParentSpanID)
+
+	// What a run stores reads back as the propagator reads it.
+	tc = newRunTrace(TraceParent(ctx, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "a=1,b=2"))
+	require.True(t, runSpan(workflow.Run{Trace: tc}).Equal(TraceParent(ctx, tc.Traceparent, tc.Tracestate).WithRemote(true)))
+	require.Equal(t, "a=1,b=2", runSpan(workflow.Run{Trace: tc}).TraceState().String())
+	require.False(t, runSpan(workflow.Run{}).IsValid(), "a run from before trace contexts has none")
 }

@@ -209,7 +209,7 @@ func (w *Worker) begin(soft, hard context.Context, runID uuid.UUID, fn func() (*
 func (w *Worker) execute(soft, hard context.Context, a *attempt) {
 	logger := w.svc.logger
 	for a != nil {
-		span := w.svc.startAttemptSpan(hard, stepSpan(hard, a.state.Run, a.execID), attemptOf{
+		span := w.svc.startAttemptSpan(hard, stepSpan(a.state.Run, a.execID), attemptOf{
 			run: a.state.Run, name: a.step.Name, key: a.key, number: a.number, method: a.step.Call.Method, url: a.step.Call.URL,
 		})
 		req, err := w.svc.request(hard, a)

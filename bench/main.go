@@ -142,10 +142,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	apiCPU, workerCPU := cpuTime(api.Process.Pid), cpuTime(worker.Process.Pid)
 	together, err := measure(ctx, base, steps, dbURL, o.runs, o.steps, o.clients)
 	if err != nil {
 		return err
 	}
+	apiCPU, workerCPU = cpuTime(api.Process.Pid)-apiCPU, cpuTime(worker.Process.Pid)-workerCPU
 	stepBase := "http://" + ln.Addr().String()
 	events, err := measureEvents(base, stepBase, steps, o.waits)
 	if err != nil {
@@ -156,6 +158,12 @@ func run() error {
 		return err
 	}
 	printReport(ctx, dbURL, o, serial, together)
+	if workerCPU > 0 {
+		// CPU time depends far less than throughput on what else the
+		// machine runs: it is what compares two settings on a busy one.
+		fmt.Printf("\nCPU time during the %d runs started together: worker %.2f s (%.0f µs per step), api %.2f s.\n",
+			together.runs, workerCPU.Seconds(), float64(workerCPU.Microseconds())/float64(together.steps), apiCPU.Seconds())
+	}
 	if otlp != nil {
 		fmt.Printf("\nTraces exported over OTLP/HTTP to a receiver that discards them: %d requests, %.1f MiB so far.\n", otlp.requests.Load(), float64(otlp.bytes.Load())/(1<<20))
 	}
@@ -675,4 +683,28 @@ func (r *otlpReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	// An empty ExportTraceServiceResponse: no bytes in protobuf.
 	w.Header().Set("Content-Type", "application/x-protobuf")
 	w.WriteHeader(http.StatusOK)
+}
+
+// cpuTime is the CPU time (user and system) process pid has used so far,
+// from /proc; 0 where there is none.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces: utime and stime are the 12th and 13th of them, in clock
+	// ticks of 1/100 s.
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(fields) < 13 {
+		return 0
+	}
+	var utime, stime int64
+	if _, err := fmt.Sscan(fields[11], &utime); err != nil {
+		return 0
+	}
+	if _, err := fmt.Sscan(fields[12], &stime); err != nil {
+		return 0
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }

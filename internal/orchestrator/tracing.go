@@ -140,10 +140,12 @@ func stepSpan(run workflow.Run, execID uuid.UUID) trace.SpanContext {
 	return sc.WithSpanID(stepSpanID(execID))
 }
 
-func runAttributes(run workflow.Run) []attribute.KeyValue {
-	return []attribute.KeyValue{
-		attrRunID.String(run.ID.String()), attrWorkflow.String(run.Workflow), attrWorkflowVersion.Int(run.Version),
-	}
+// runAttributes returns the attributes every span of run has, in a slice
+// with room for more: the SDK grows a span's attributes on every call that
+// sets some, so each span's are set in one.
+func runAttributes(run workflow.Run, more int) []attribute.KeyValue {
+	return append(make([]attribute.KeyValue, 0, 3+more),
+		attrRunID.String(run.ID.String()), attrWorkflow.String(run.Workflow), attrWorkflowVersion.Int(run.Version))
 }
 
 // errorMessage is the "message" of a step or run error, or the error itself.
@@ -180,11 +182,11 @@ func (s *core) startAttemptSpan(ctx context.Context, parent trace.SpanContext, a
 	}
 	_, span := s.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient))
 	if span.IsRecording() {
-		attrs := append(runAttributes(at.run), attrStep.String(at.key), attrAttempt.Int(at.number))
+		attrs := append(runAttributes(at.run, 8), attrStep.String(at.key), attrAttempt.Int(at.number))
 		if at.compensation {
 			attrs = append(attrs, attrCompensation.Bool(true))
 		}
-		span.SetAttributes(append(attrs, httpAttributes(at.method, at.url)...)...)
+		span.SetAttributes(httpAttributes(attrs, at.method, at.url)...)
 	}
 	return span
 }
@@ -197,13 +199,14 @@ func carryTrace(span trace.Span, req *httpstep.Request) {
 	}
 }
 
-// httpAttributes are the OpenTelemetry HTTP client attributes of a step
-// request. Never the URL's path or query: they may carry secrets.
-func httpAttributes(method, rawURL string) []attribute.KeyValue {
+// httpAttributes appends to attrs the OpenTelemetry HTTP client
+// attributes of a step request. Never the URL's path or query: they may
+// carry secrets.
+func httpAttributes(attrs []attribute.KeyValue, method, rawURL string) []attribute.KeyValue {
 	if method == "" {
 		method = "POST"
 	}
-	attrs := []attribute.KeyValue{attribute.String("http.request.method", method)}
+	attrs = append(attrs, attribute.String("http.request.method", method))
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return attrs
@@ -222,16 +225,18 @@ func httpAttributes(method, rawURL string) []attribute.KeyValue {
 // endAttemptSpan ends an attempt's span with what the endpoint answered.
 func endAttemptSpan(span trace.Span, res httpstep.Result) {
 	if span.IsRecording() {
+		attrs := make([]attribute.KeyValue, 1, 3)
+		attrs[0] = attrOutcome.String(res.Outcome.String())
 		if res.HTTPStatus > 0 {
-			span.SetAttributes(attrHTTPStatus.Int(res.HTTPStatus))
+			attrs = append(attrs, attrHTTPStatus.Int(res.HTTPStatus))
 		}
-		span.SetAttributes(attrOutcome.String(res.Outcome.String()))
 		if res.Outcome == httpstep.Retryable || res.Outcome == httpstep.Permanent {
 			if res.HTTPStatus > 0 {
-				span.SetAttributes(attribute.String("error.type", strconv.Itoa(res.HTTPStatus)))
+				attrs = append(attrs, attribute.String("error.type", strconv.Itoa(res.HTTPStatus)))
 			}
 			span.SetStatus(codes.Error, errorMessage(res.Error))
 		}
+		span.SetAttributes(attrs...)
 	}
 	span.End()
 }
@@ -260,7 +265,7 @@ func (s *core) stepEnded(ctx context.Context, f finishedStep) func() {
 		ctx := tracing.WithIDs(trace.ContextWithRemoteSpanContext(ctx, run), run.TraceID(), stepSpanID(f.execID))
 		_, span := s.tracer.Start(ctx, "step "+f.name, trace.WithTimestamp(f.started))
 		if span.IsRecording() {
-			span.SetAttributes(append(runAttributes(f.run), attrStep.String(f.key), attrAttempt.Int(f.attempts), attrOutcome.String(f.outcome))...)
+			span.SetAttributes(append(runAttributes(f.run, 3), attrStep.String(f.key), attrAttempt.Int(f.attempts), attrOutcome.String(f.outcome))...)
 			if f.outcome != "succeeded" {
 				span.SetStatus(codes.Error, errorMessage(f.err))
 			}
@@ -296,7 +301,7 @@ func (s *core) endRunSpan(ctx context.Context, tx *postgres.Tx, run workflow.Run
 		ctx := tracing.WithIDs(ctx, sc.TraceID(), sc.SpanID())
 		_, span := s.tracer.Start(ctx, "run "+run.Workflow, opts...)
 		if span.IsRecording() {
-			span.SetAttributes(append(runAttributes(run), attrOutcome.String(string(run.Status)))...)
+			span.SetAttributes(append(runAttributes(run, 1), attrOutcome.String(string(run.Status)))...)
 			if run.Status != workflow.RunSucceeded {
 				span.SetStatus(codes.Error, errorMessage(run.Error))
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -333,4 +334,47 @@ func TestTraceParentIgnoresInvalid(t *testing.T) {
 	require.True(t, runSpan(workflow.Run{Trace: tc}).Equal(TraceParent(ctx, tc.Traceparent, tc.Tracestate).WithRemote(true)))
 	require.Equal(t, "a=1,b=2", runSpan(workflow.Run{Trace: tc}).TraceState().String())
 	require.False(t, runSpan(workflow.Run{}).IsValid(), "a run from before trace contexts has none")
+}
+
+// BenchmarkStepTracing is what tracing adds to one step of a run in the
+// worker: an attempt's span and trace context, and the step's span, with
+// tracing off (the no-op provider) and on (the SDK's batch processor,
+// blocking rather than dropping, and the OTLP/HTTP exporter, sending to a
+// receiver that discards). Run with -cpu 1, every op includes its share of
+// exporting.
+func BenchmarkStepTracing(b *testing.B) {
+	ctx := context.Background()
+	for _, on := range []bool{false, true} {
+		name := "off"
+		if on {
+			name = "on"
+		}
+		b.Run(name, func(b *testing.B) {
+			s := &core{tracer: defaultTracer()}
+			if on {
+				receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					_, _ = io.Copy(io.Discard, r.Body)
+					w.Header().Set("Content-Type", "application/x-protobuf")
+				}))
+				defer receiver.Close()
+				exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(receiver.URL))
+				require.NoError(b, err)
+				tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp, sdktrace.WithBlocking()), sdktrace.WithIDGenerator(tracing.IDGenerator()))
+				defer func() { require.NoError(b, tp.Shutdown(ctx)) }()
+				WithTracerProvider(tp)(s)
+			}
+			run := workflow.Run{ID: uuid.Must(uuid.NewV7()), Workflow: "bench", Version: 1, Trace: newRunTrace(trace.SpanContext{})}
+			started := time.Now()
+			for b.Loop() {
+				execID := uuid.Must(uuid.NewV7())
+				span := s.startAttemptSpan(ctx, stepSpan(run, execID), attemptOf{
+					run: run, name: "charge", key: "charge", number: 1, url: "http://127.0.0.1:9000/step/charge",
+				})
+				var req httpstep.Request
+				carryTrace(span, &req)
+				endAttemptSpan(span, httpstep.Result{Outcome: httpstep.Succeeded, HTTPStatus: 200})
+				s.stepEnded(ctx, finishedStep{run: run, execID: execID, key: "charge", name: "charge", started: started, attempts: 1, outcome: "succeeded"})()
+			}
+		})
+	}
 }

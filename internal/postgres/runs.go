@@ -39,7 +39,17 @@ func runFromRow(r dbsqlc.Run) workflow.Run {
 	if r.IdempotencyKey != nil {
 		run.IdempotencyKey = *r.IdempotencyKey
 	}
+	run.Trace = workflow.TraceContext{Traceparent: deref(r.Traceparent), ParentSpanID: deref(r.TraceParentSpanID), Tracestate: deref(r.Tracestate)}
 	return run
+}
+
+
+// orNil is s, or nil when s is empty: absent values are stored as NULL.
+func orNil(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // NewRun is what [Tx.InsertRun] needs to create a run.
@@ -55,6 +65,7 @@ type NewRun struct {
 	IdempotencyKey        string
 	RequestHash           []byte
 	Timeout               time.Duration // run-level timeout; 0 for none
+	Trace                 workflow.TraceContext
 }
 
 // InsertRun creates a pending run. When the run's idempotency key is taken
@@ -70,6 +81,9 @@ func (tx *Tx) InsertRun(ctx context.Context, n NewRun) (workflow.Run, bool, erro
 		Depth:                 int32(n.Depth),
 		RequestHash:           n.RequestHash,
 		ScheduleID:            n.ScheduleID,
+		Traceparent:           orNil(n.Trace.Traceparent),
+		TraceParentSpanID:     orNil(n.Trace.ParentSpanID),
+		Tracestate:            orNil(n.Trace.Tracestate),
 	}
 	if n.Timeout > 0 {
 		ms := n.Timeout.Milliseconds()

@@ -86,7 +86,7 @@ const runFinish = `-- name: RunFinish :one
 UPDATE runs
 SET status = $1, output = $2, error = $3, finished_at = now(), updated_at = now()
 WHERE id = $4 AND status IN ('pending', 'running', 'waiting', 'compensating')
-RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at
+RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate
 `
 
 type RunFinishParams struct {
@@ -127,12 +127,15 @@ func (q *Queries) RunFinish(ctx context.Context, arg RunFinishParams) (Run, erro
 		&i.UpdatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.Traceparent,
+		&i.TraceParentSpanID,
+		&i.Tracestate,
 	)
 	return i, err
 }
 
 const runGetByID = `-- name: RunGetByID :one
-SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at FROM runs WHERE id = $1
+SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate FROM runs WHERE id = $1
 `
 
 func (q *Queries) RunGetByID(ctx context.Context, id uuid.UUID) (Run, error) {
@@ -159,12 +162,15 @@ func (q *Queries) RunGetByID(ctx context.Context, id uuid.UUID) (Run, error) {
 		&i.UpdatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.Traceparent,
+		&i.TraceParentSpanID,
+		&i.Tracestate,
 	)
 	return i, err
 }
 
 const runGetByIdempotencyKey = `-- name: RunGetByIdempotencyKey :one
-SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at FROM runs WHERE idempotency_key = $1
+SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate FROM runs WHERE idempotency_key = $1
 `
 
 func (q *Queries) RunGetByIdempotencyKey(ctx context.Context, idempotencyKey *string) (Run, error) {
@@ -191,12 +197,15 @@ func (q *Queries) RunGetByIdempotencyKey(ctx context.Context, idempotencyKey *st
 		&i.UpdatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.Traceparent,
+		&i.TraceParentSpanID,
+		&i.Tracestate,
 	)
 	return i, err
 }
 
 const runGetMany = `-- name: RunGetMany :many
-SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at FROM runs WHERE id = ANY ($1::uuid[])
+SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate FROM runs WHERE id = ANY ($1::uuid[])
 `
 
 func (q *Queries) RunGetMany(ctx context.Context, ids []uuid.UUID) ([]Run, error) {
@@ -229,6 +238,9 @@ func (q *Queries) RunGetMany(ctx context.Context, ids []uuid.UUID) ([]Run, error
 			&i.UpdatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.Traceparent,
+			&i.TraceParentSpanID,
+			&i.Tracestate,
 		); err != nil {
 			return nil, err
 		}
@@ -244,16 +256,16 @@ const runInsert = `-- name: RunInsert :one
 INSERT INTO runs (
     id, workflow_name, workflow_version, status, input, context,
     parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash,
-    schedule_id, deadline
+    schedule_id, traceparent, trace_parent_span_id, tracestate, deadline
 ) VALUES (
     $1, $2, $3, 'pending', $4, '{}',
     $5, $6, $7, $8, $9,
-    $10,
+    $10, $11, $12, $13,
     -- The run-level timeout counts from the database's clock, like leases.
-    now() + $11::bigint * interval '1 millisecond'
+    now() + $14::bigint * interval '1 millisecond'
 )
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at
+RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate
 `
 
 type RunInsertParams struct {
@@ -267,6 +279,9 @@ type RunInsertParams struct {
 	IdempotencyKey        *string
 	RequestHash           []byte
 	ScheduleID            *uuid.UUID
+	Traceparent           *string
+	TraceParentSpanID     *string
+	Tracestate            *string
 	TimeoutMs             *int64
 }
 
@@ -284,6 +299,9 @@ func (q *Queries) RunInsert(ctx context.Context, arg RunInsertParams) (Run, erro
 		arg.IdempotencyKey,
 		arg.RequestHash,
 		arg.ScheduleID,
+		arg.Traceparent,
+		arg.TraceParentSpanID,
+		arg.Tracestate,
 		arg.TimeoutMs,
 	)
 	var i Run
@@ -308,6 +326,9 @@ func (q *Queries) RunInsert(ctx context.Context, arg RunInsertParams) (Run, erro
 		&i.UpdatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.Traceparent,
+		&i.TraceParentSpanID,
+		&i.Tracestate,
 	)
 	return i, err
 }

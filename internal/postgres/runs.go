@@ -43,7 +43,6 @@ func runFromRow(r dbsqlc.Run) workflow.Run {
 	return run
 }
 
-
 // orNil is s, or nil when s is empty: absent values are stored as NULL.
 func orNil(s string) *string {
 	if s == "" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -247,12 +248,15 @@ func (w *Worker) execute(soft, hard context.Context, a *attempt) {
 	}
 }
 
-// ignoredBecause says why a's result was not recorded: the run ended
-// meanwhile (a cancel, its timeout) drops its work, which the worker sees
-// as a lost lease, so the run is read to tell the two apart.
+// ignoredBecause says why a's result was not recorded: a run ended from
+// outside its steps (a cancel, its timeout) drops its work, which the
+// worker sees as a lost lease, so the run is read to tell the two apart. A
+// run that ended otherwise was moved on by the worker that took the lease
+// over.
 func (w *Worker) ignoredBecause(ctx context.Context, a *attempt, err error) string {
-	if run, rerr := w.svc.db.GetRun(ctx, a.state.Run.ID); rerr == nil && run.Status.Terminal() {
-		return "the run is " + string(run.Status) + "; the result is ignored"
+	run, rerr := w.svc.db.GetRun(ctx, a.state.Run.ID)
+	if rerr == nil && (run.Status == workflow.RunCancelled || run.Status == workflow.RunTimedOut) {
+		return "the run is " + strings.ReplaceAll(string(run.Status), "_", " ") + "; the result is ignored"
 	}
 	return err.Error()
 }

@@ -211,6 +211,14 @@ func (p *parser) definition(root *node) {
 		p.def.Output = p.template(n, path, scope{})
 	}
 	p.def.Timeout = o.optDuration("timeout", 0)
+	if n, path := o.get("retention"); n != nil {
+		if d, ok := p.duration(n, path, false); ok {
+			if d < Duration(MinRetention) || d > Duration(MaxRetention) {
+				p.ps.add(path, "must be from %s to %s", MinRetention, MaxRetention)
+			}
+			p.def.Retention = d
+		}
+	}
 	if n, path := o.get("schedule"); n != nil {
 		p.def.Schedule = p.schedule(n, path)
 	}

@@ -14,21 +14,26 @@ import (
 	"github.com/durablehq/durable/internal/workflow"
 )
 
-// Limits bound what clients and step endpoints may send.
+// Limits bound what clients and step endpoints may send, and what a run
+// may write.
 type Limits struct {
 	Definition      workflow.Limits
 	MaxInputBytes   int // a run's input
 	MaxOutputBytes  int // a step's output, and a step's rendered input
 	MaxContextBytes int // a run's context
+	// MaxHistoryEvents caps the events of a run's history (0: the
+	// default); a run that would pass it fails (see [postgres.DB.CapHistory]).
+	MaxHistoryEvents int
 }
 
 // DefaultLimits returns the limits DESIGN.md names as defaults.
 func DefaultLimits() Limits {
 	return Limits{
-		Definition:      workflow.DefaultLimits(),
-		MaxInputBytes:   workflow.DefaultMaxInputBytes,
-		MaxOutputBytes:  workflow.DefaultMaxOutputBytes,
-		MaxContextBytes: workflow.DefaultMaxContextBytes,
+		Definition:       workflow.DefaultLimits(),
+		MaxInputBytes:    workflow.DefaultMaxInputBytes,
+		MaxOutputBytes:   workflow.DefaultMaxOutputBytes,
+		MaxContextBytes:  workflow.DefaultMaxContextBytes,
+		MaxHistoryEvents: workflow.DefaultMaxHistoryEvents,
 	}
 }
 
@@ -108,15 +113,25 @@ const defaultLeaseMargin = 30 * time.Second
 // worker's engine is [Worker].
 type API struct{ *core }
 
-// NewAPI returns the API's use cases.
+// NewAPI returns the API's use cases. It caps the runs' histories in db
+// (see [postgres.DB.CapHistory]).
 func NewAPI(db *postgres.DB, limits Limits, logger *slog.Logger, opts ...Option) *API {
 	return &API{newCore(db, limits, logger, opts...)}
 }
 
 func newCore(db *postgres.DB, limits Limits, logger *slog.Logger, opts ...Option) *core {
+	if limits.MaxHistoryEvents <= 0 {
+		limits.MaxHistoryEvents = workflow.DefaultMaxHistoryEvents
+	}
 	s := &core{db: db, limits: limits, logger: logger, leaseMargin: defaultLeaseMargin, defaultWaitTimeout: DefaultWaitTimeout, obs: unobserved{}}
 	for _, o := range opts {
 		o(s)
+	}
+	// Every transaction of a run, whichever pool it goes through, is held
+	// to the run's cap.
+	db.CapHistory(limits.MaxHistoryEvents, s.endAtHistoryCap)
+	if s.claims != nil {
+		s.claims.CapHistory(limits.MaxHistoryEvents, s.endAtHistoryCap)
 	}
 	return s
 }

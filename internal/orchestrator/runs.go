@@ -151,7 +151,8 @@ func (s *core) existingRun(ctx context.Context, key string, requestHash []byte) 
 	return run, true, nil
 }
 
-// resolveVersion finds the workflow version a run will be pinned to.
+// resolveVersion finds the workflow version a run will be pinned to; a
+// workflow that is archived has none (a conflict).
 func resolveVersion(ctx context.Context, tx *postgres.Tx, name string, version int) (workflow.WorkflowVersion, error) {
 	var v workflow.WorkflowVersion
 	var err error
@@ -166,6 +167,9 @@ func resolveVersion(ctx context.Context, tx *postgres.Tx, name string, version i
 			path = "/version"
 		}
 		return v, fault.WithProblems(fault.Invalid, err.Error(), []fault.Problem{{Path: path, Message: err.Error()}})
+	}
+	if err == nil && v.ArchivedAt != nil {
+		return v, archivedError(name)
 	}
 	return v, err
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -508,9 +509,16 @@ type SucceedAndContinue struct {
 // execution and first attempt are created, the work item moves on to it
 // under the same lease, and both history events are written. It returns
 // false, having changed nothing, when the lease was lost or the attempt was
-// no longer in progress.
-func (db *DB) SucceedAndContinue(ctx context.Context, p SucceedAndContinue) (bool, error) {
+// no longer in progress; or when the run's history has no room for the two
+// events (full), and the result is to be recorded in a transaction, which
+// ends the run at its cap (see [DB.CapHistory]).
+func (db *DB) SucceedAndContinue(ctx context.Context, p SucceedAndContinue) (recorded, full bool, err error) {
+	maxHistory := int32(math.MaxInt32)
+	if db.history.max > 0 {
+		maxHistory = int32(min(db.history.max, math.MaxInt32))
+	}
 	params := dbsqlc.StepSucceedAndContinueParams{
+		MaxHistory: maxHistory,
 		NextID: p.Next.ID, LeaseMs: p.Lease.Milliseconds(), WorkID: p.Work.ID, LeaseToken: &p.Work.LeaseToken,
 		Logs: p.Result.Logs, ID: p.Result.StepExecutionID, Attempt: int32(p.Result.Attempt), Output: p.Output,
 		ContextPatch: p.ContextPatch, NextKey: p.Next.Key, NextName: p.Next.Name, NextType: p.Next.Type,
@@ -522,11 +530,11 @@ func (db *DB) SucceedAndContinue(ctx context.Context, p SucceedAndContinue) (boo
 		s := int32(p.Result.HTTPStatus)
 		params.HttpStatus = &s
 	}
-	n, err := db.succeedAndContinueGrouped(ctx, params)
+	row, err := db.succeedAndContinueGrouped(ctx, params)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
-	return n == 1, nil
+	return row.Recorded == 1, row.Recorded == 0 && row.Full, nil
 }
 
 // StepStart is a step to start with [Tx.StartSteps].
@@ -564,11 +572,14 @@ func (tx *Tx) StartSteps(ctx context.Context, starts []StepStart) ([]bool, error
 	started := make([]bool, len(starts))
 	var firstErr error
 	results := tx.q.StepStart(ctx, params)
-	results.QueryRow(func(i int, created int32, err error) {
+	results.QueryRow(func(i int, r dbsqlc.StepStartRow, err error) {
 		if err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("start step %s: %w", starts[i].Exec.Key, translate(err))
 		}
-		started[i] = err == nil && created == 1
+		started[i] = err == nil && r.Created == 1
+		if err == nil && r.HistoryCount > 0 {
+			tx.counted(starts[i].Work.RunID, int(r.HistoryCount))
+		}
 	})
 	if err := results.Close(); err != nil && firstErr == nil {
 		firstErr = fmt.Errorf("start steps: %w", translate(err))

@@ -4,6 +4,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -32,6 +34,8 @@ type DB struct {
 	// commits (see groupcommit.go).
 	steps batcher[*groupRequest]
 	txs   batcher[*txRequest]
+	// history caps the runs' histories (see [DB.CapHistory]).
+	history historyCap
 }
 
 // queries holds the methods shared by [DB] and [Tx]; built from a pool they
@@ -50,6 +54,12 @@ type Tx struct {
 	history []NewHistoryEvent
 	// committed are called once the transaction has committed.
 	committed []func()
+	// counts holds, for each run whose history the transaction wrote, the
+	// run's history_count after the last write; ends counts the events it
+	// appended that end a run. Both are held against the history cap before
+	// the transaction commits.
+	counts map[uuid.UUID]int
+	ends   map[uuid.UUID]int
 }
 
 // Open connects to the database at url with a pool of at most maxConns
@@ -93,7 +103,28 @@ func (db *DB) Ping(ctx context.Context) error {
 // InTx runs fn in a transaction and commits it if fn returns nil; otherwise
 // it rolls back and returns fn's error. fn must use only the Tx it is given,
 // never the DB, or its queries would run outside the transaction.
+//
+// A transaction that would take a run's history past its cap (see
+// [DB.CapHistory]) is rolled back instead; the run is ended, in a
+// transaction of its own, and fn is called again, once, in a new
+// transaction, where it finds the run ended. fn may thus be called twice.
 func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	err := db.inTx(ctx, true, fn)
+	var full *HistoryFullError
+	if !errors.As(err, &full) || db.history.end == nil {
+		return err
+	}
+	for _, id := range full.Runs {
+		if err := db.inTx(ctx, false, func(tx *Tx) error { return db.history.end(ctx, tx, id) }); err != nil {
+			return fmt.Errorf("end run %s at its history cap: %w", id, err)
+		}
+	}
+	return db.inTx(ctx, true, fn)
+}
+
+// inTx runs fn in a transaction, holding the runs' histories to their cap
+// when capped.
+func (db *DB) inTx(ctx context.Context, capped bool, fn func(tx *Tx) error) error {
 	ptx, err := db.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", translate(err))
@@ -106,6 +137,11 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	if err := tx.flushHistory(ctx); err != nil {
 		return err
 	}
+	if capped {
+		if full := tx.overCap(db.history.max); full != nil {
+			return full
+		}
+	}
 	if err := ptx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit transaction: %w", translate(err))
 	}
@@ -113,6 +149,68 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 		f()
 	}
 	return nil
+}
+
+// historyCap is the most events a run's history may hold, and what ends a
+// run whose next transition would pass it.
+type historyCap struct {
+	max int // 0: no cap
+	end func(ctx context.Context, tx *Tx, runID uuid.UUID) error
+}
+
+// CapHistory bounds the events of each run's history to max, the event that
+// ends a run included: a transaction may fill a run's history up to max-1
+// events, the last being kept for the end. end ends a run whose next
+// transaction would pass the cap, in a transaction of its own, which writes
+// past the cap what it must (the end of the run, and of runs it ends in
+// turn): see [DB.InTx]. The statements that append history count what they
+// append in runs.history_count; the events of steps inside foreach items
+// are not counted.
+func (db *DB) CapHistory(max int, end func(ctx context.Context, tx *Tx, runID uuid.UUID) error) {
+	db.history = historyCap{max: max, end: end}
+}
+
+// HistoryFullError says that a transaction would have taken runs' histories
+// past their cap: nothing of it was committed.
+type HistoryFullError struct {
+	Runs []uuid.UUID
+	Max  int
+}
+
+func (e *HistoryFullError) Error() string {
+	return fmt.Sprintf("the history of run %s would pass its cap of %d events", e.Runs[0], e.Max)
+}
+
+// Unwrap makes the error a conflict: the run's state forbids the change.
+func (e *HistoryFullError) Unwrap() error { return fault.New(fault.Conflict, "%s", e.Error()) }
+
+// overCap returns what tells that the transaction's writes would take runs'
+// histories past max (whose last event is kept for the event that ends the
+// run), or nil.
+func (tx *Tx) overCap(max int) *HistoryFullError {
+	if max <= 0 {
+		return nil
+	}
+	var full []uuid.UUID
+	for id, n := range tx.counts {
+		if n-tx.ends[id] > max-1 {
+			full = append(full, id)
+		}
+	}
+	if full == nil {
+		return nil
+	}
+	slices.SortFunc(full, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	return &HistoryFullError{Runs: full, Max: max}
+}
+
+// counted notes a run's history_count after one of the transaction's
+// writes.
+func (tx *Tx) counted(runID uuid.UUID, count int) {
+	if tx.counts == nil {
+		tx.counts = map[uuid.UUID]int{}
+	}
+	tx.counts[runID] = count
 }
 
 // AfterCommit has f called once the transaction has committed, and never
@@ -237,6 +335,16 @@ func (tx *Tx) Savepoint(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	tx.history = append(tx.history, inner.history...)
 	tx.committed = append(tx.committed, inner.committed...)
+	// The savepoint's writes came after the transaction's so far.
+	for id, n := range inner.counts {
+		tx.counted(id, n)
+	}
+	for id, n := range inner.ends {
+		if tx.ends == nil {
+			tx.ends = map[uuid.UUID]int{}
+		}
+		tx.ends[id] += n
+	}
 	return nil
 }
 

@@ -164,6 +164,12 @@ type NewHistoryEvent struct {
 // before the commit.
 func (tx *Tx) AppendHistory(e NewHistoryEvent) {
 	tx.history = append(tx.history, e)
+	if workflow.EndsRun(e.Type) {
+		if tx.ends == nil {
+			tx.ends = map[uuid.UUID]int{}
+		}
+		tx.ends[e.RunID]++
+	}
 }
 
 // flushHistory writes the buffered history events.
@@ -182,8 +188,12 @@ func (tx *Tx) flushHistory(ctx context.Context) error {
 			p.Attempts[i] = int32(*e.Attempt)
 		}
 	}
-	if err := tx.q.HistoryEventAppendMany(ctx, p); err != nil {
+	counts, err := tx.q.HistoryEventAppendMany(ctx, p)
+	if err != nil {
 		return fmt.Errorf("append history: %w", translate(err))
+	}
+	for _, c := range counts {
+		tx.counted(c.ID, int(c.HistoryCount))
 	}
 	tx.history = nil
 	return nil
@@ -294,4 +304,37 @@ func (tx *Tx) ActiveChildren(ctx context.Context, runID uuid.UUID) ([]uuid.UUID,
 		return nil, fmt.Errorf("list active child runs: %w", translate(err))
 	}
 	return ids, nil
+}
+
+// DeleteExpiredRuns deletes up to max finished runs whose retention has
+// passed — their workflow's own, else retention — with their steps,
+// attempts, history, waits and work, in one statement, and returns how many
+// it deleted. Runs another transaction holds are left for the next call,
+// so that workers delete side by side without waiting for each other. A run
+// with a child run still going is kept until the child has finished.
+func (db *DB) DeleteExpiredRuns(ctx context.Context, retention time.Duration, max int) (int, error) {
+	n, err := db.q.RunDeleteExpired(ctx, dbsqlc.RunDeleteExpiredParams{DefaultMs: retention.Milliseconds(), Max: int32(max)})
+	if err != nil {
+		return 0, fmt.Errorf("delete expired runs: %w", translate(err))
+	}
+	return int(n), nil
+}
+
+// LockRunToDelete locks a run that is to be deleted and returns its status
+// and whether one of its child runs is still going.
+func (tx *Tx) LockRunToDelete(ctx context.Context, id uuid.UUID) (status workflow.RunStatus, activeChildren bool, err error) {
+	r, err := tx.q.RunLockToDelete(ctx, id)
+	if err != nil {
+		return "", false, notFound(err, "run %s not found", id)
+	}
+	return workflow.RunStatus(r.Status), r.ActiveChildren, nil
+}
+
+// DeleteRun deletes a run with its steps, attempts, history, waits and
+// work. Its child runs lose their link to it; so do its schedule's firings.
+func (tx *Tx) DeleteRun(ctx context.Context, id uuid.UUID) error {
+	if _, err := tx.q.RunDelete(ctx, id); err != nil {
+		return fmt.Errorf("delete run: %w", translate(err))
+	}
+	return nil
 }

@@ -42,6 +42,9 @@ const (
 	DefaultMaxInputBytes   = 256 << 10 // a run's input
 	DefaultMaxOutputBytes  = 256 << 10 // a step's output, and a step's rendered input
 	DefaultMaxContextBytes = 2 << 20   // a run's context
+	// DefaultMaxHistoryEvents caps the events of a run's history (but
+	// those of steps inside foreach items).
+	DefaultMaxHistoryEvents = 10_000
 )
 
 // The bounds of a definition's retention: long enough that a mistake in a
@@ -51,6 +54,10 @@ const (
 	MinRetention = time.Hour
 	MaxRetention = 10 * 365 * 24 * time.Hour
 )
+
+// DefaultRetention is how long finished runs are kept when neither the
+// deployment nor the workflow's definition says.
+const DefaultRetention = 30 * 24 * time.Hour
 
 // DefaultEvalTimeout is the default [Limits.EvalTimeout].
 const DefaultEvalTimeout = time.Second

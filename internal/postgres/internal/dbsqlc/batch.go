@@ -24,37 +24,43 @@ WITH work AS (
         visible_at = now() + $2::bigint * interval '1 millisecond'
     WHERE work_items.id = $3 AND lease_token = $4
     RETURNING work_items.run_id
-), running AS (
-    UPDATE runs
-    SET status = 'running', started_at = COALESCE(started_at, now()), updated_at = now()
-    WHERE runs.id = (SELECT run_id FROM work) AND $5::boolean
-      AND runs.status IN ('pending', 'running', 'waiting')
-    RETURNING runs.id
 ), execution AS (
     INSERT INTO step_executions (
         id, run_id, parent_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
     )
     SELECT $1, run_id,
-           (SELECT p.id FROM step_executions p WHERE p.run_id = work.run_id AND p.step_key = $6),
-           $7, $8, $9, 'running', 1, $10, $11,
-           now() + $12::bigint * interval '1 millisecond', now()
+           (SELECT p.id FROM step_executions p WHERE p.run_id = work.run_id AND p.step_key = $5),
+           $6, $7, $8, 'running', 1, $9, $10,
+           now() + $11::bigint * interval '1 millisecond', now()
     FROM work
     ON CONFLICT (id) DO NOTHING
     RETURNING step_executions.id, step_executions.run_id
 ), first_attempt AS (
     INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
-    SELECT execution.id, 1, execution.run_id, 'running', $13, $14 FROM execution
+    SELECT execution.id, 1, execution.run_id, 'running', $12, $13 FROM execution
 ), history AS (
     INSERT INTO history_events (run_id, type, step_key, attempt)
     SELECT execution.run_id, e.type, e.step_key, e.attempt
     FROM execution,
-         (VALUES (1, 'run_started', NULL::text, NULL::integer), (2, 'step_started', $7::text, 1))
+         (VALUES (1, 'run_started', NULL::text, NULL::integer), (2, 'step_started', $6::text, 1))
              AS e(ord, type, step_key, attempt)
-    WHERE e.ord = 2 OR $15::boolean
+    WHERE e.ord = 2 OR $14::boolean
     ORDER BY e.ord
+), running AS (
+    UPDATE runs
+    SET status = CASE WHEN $15::boolean AND runs.status IN ('pending', 'running', 'waiting') THEN 'running' ELSE runs.status END,
+        started_at = CASE WHEN $15::boolean AND runs.status IN ('pending', 'running', 'waiting') THEN COALESCE(runs.started_at, now()) ELSE runs.started_at END,
+        updated_at = CASE WHEN $15::boolean AND runs.status IN ('pending', 'running', 'waiting') THEN now() ELSE runs.updated_at END,
+        history_count = runs.history_count + (CASE WHEN $14::boolean THEN 1 ELSE 0 END)
+            + (CASE WHEN v.item_pattern IS NULL OR $6::text !~ v.item_pattern THEN 1 ELSE 0 END)
+    FROM workflow_versions v
+    WHERE runs.id = (SELECT run_id FROM execution)
+      AND v.workflow_name = runs.workflow_name AND v.version = runs.workflow_version
+    RETURNING runs.history_count
 )
 SELECT ((SELECT count(*) FROM execution)
-        + (SELECT count(*) FROM step_executions WHERE step_executions.id = $1))::integer
+        + (SELECT count(*) FROM step_executions WHERE step_executions.id = $1))::integer AS created,
+       COALESCE((SELECT history_count FROM running), 0)::integer AS history_count
 `
 
 type StepStartBatchResults struct {
@@ -68,7 +74,6 @@ type StepStartParams struct {
 	LeaseMs      int64
 	WorkID       int64
 	LeaseToken   *uuid.UUID
-	MarkRunning  bool
 	ParentKey    *string
 	StepKey      string
 	StepName     string
@@ -79,16 +84,25 @@ type StepStartParams struct {
 	WorkerID     *string
 	CallbackHash []byte
 	RunStarted   bool
+	MarkRunning  bool
+}
+
+type StepStartRow struct {
+	Created      int32
+	HistoryCount int32
 }
 
 // Starts a run's next step, as one statement: the work item moves on to the
 // new step execution under the caller's lease, the run is marked running
 // (when mark_running), the execution and its first attempt are created, and
 // the history records the step's start (and the run's, when run_started).
-// It returns 1 when the step is started — by this statement, or by an
-// earlier sending of the same one whose commit the sender did not hear of
-// (the execution's id is the sender's own) — and 0 when the lease was lost
-// and nothing changed.
+// It returns created 1 when the step is started — by this statement, or
+// by an earlier sending of the same one whose commit the sender did not
+// hear of (the execution's id is the sender's own) — and 0 when the lease
+// was lost and nothing changed; and the run's history_count once this
+// statement's events are counted (all but a step_started inside a foreach
+// item: see workflow_versions.item_pattern; 0 when it created nothing),
+// which the caller holds against the run's history cap before it commits.
 func (q *Queries) StepStart(ctx context.Context, arg []StepStartParams) *StepStartBatchResults {
 	batch := &pgx.Batch{}
 	for _, a := range arg {
@@ -97,7 +111,6 @@ func (q *Queries) StepStart(ctx context.Context, arg []StepStartParams) *StepSta
 			a.LeaseMs,
 			a.WorkID,
 			a.LeaseToken,
-			a.MarkRunning,
 			a.ParentKey,
 			a.StepKey,
 			a.StepName,
@@ -108,6 +121,7 @@ func (q *Queries) StepStart(ctx context.Context, arg []StepStartParams) *StepSta
 			a.WorkerID,
 			a.CallbackHash,
 			a.RunStarted,
+			a.MarkRunning,
 		}
 		batch.Queue(stepStart, vals...)
 	}
@@ -115,20 +129,20 @@ func (q *Queries) StepStart(ctx context.Context, arg []StepStartParams) *StepSta
 	return &StepStartBatchResults{br, len(arg), false}
 }
 
-func (b *StepStartBatchResults) QueryRow(f func(int, int32, error)) {
+func (b *StepStartBatchResults) QueryRow(f func(int, StepStartRow, error)) {
 	defer b.br.Close()
 	for t := 0; t < b.tot; t++ {
-		var column_1 int32
+		var i StepStartRow
 		if b.closed {
 			if f != nil {
-				f(t, column_1, ErrBatchAlreadyClosed)
+				f(t, i, ErrBatchAlreadyClosed)
 			}
 			continue
 		}
 		row := b.br.QueryRow()
-		err := row.Scan(&column_1)
+		err := row.Scan(&i.Created, &i.HistoryCount)
 		if f != nil {
-			f(t, column_1, err)
+			f(t, i, err)
 		}
 	}
 }
@@ -140,57 +154,63 @@ func (b *StepStartBatchResults) Close() error {
 
 const stepSucceedAndContinue = `-- name: StepSucceedAndContinue :batchone
 WITH lease AS (
-    SELECT work_items.id FROM work_items
+    SELECT work_items.id, work_items.run_id FROM work_items
     WHERE work_items.id = $2 AND work_items.lease_token = $3
     FOR UPDATE
+), room AS (
+    SELECT runs.id FROM runs
+    WHERE runs.id = (SELECT run_id FROM lease) AND runs.history_count + 2 < $4::integer
 ), finished_attempt AS (
     UPDATE step_attempts
-    SET status = 'succeeded', http_status = $4, logs = $5, finished_at = now()
-    WHERE step_attempts.step_execution_id = $6 AND step_attempts.attempt = $7
+    SET status = 'succeeded', http_status = $5, logs = $6, finished_at = now()
+    WHERE step_attempts.step_execution_id = $7 AND step_attempts.attempt = $8
       AND step_attempts.status IN ('running', 'accepted')
-      AND EXISTS (SELECT 1 FROM lease)
+      AND EXISTS (SELECT 1 FROM room)
     RETURNING step_attempts.run_id
 ), finished_execution AS (
     UPDATE step_executions
-    SET status = 'succeeded', output = $8, finished_at = now(), updated_at = now()
-    WHERE step_executions.id = $6 AND step_executions.attempt = $7
+    SET status = 'succeeded', output = $9, finished_at = now(), updated_at = now()
+    WHERE step_executions.id = $7 AND step_executions.attempt = $8
       AND step_executions.status IN ('pending', 'running', 'waiting')
       AND EXISTS (SELECT 1 FROM finished_attempt)
     RETURNING step_executions.run_id
 ), work AS (
     UPDATE work_items
     SET kind = 'invoke', step_execution_id = $1, attempt = 1, after_step = NULL,
-        visible_at = now() + $9::bigint * interval '1 millisecond'
+        visible_at = now() + $10::bigint * interval '1 millisecond'
     WHERE work_items.id = (SELECT id FROM lease) AND EXISTS (SELECT 1 FROM finished_execution)
     RETURNING work_items.id
 ), merged AS (
-    UPDATE runs SET context = context || $10::jsonb, updated_at = now()
+    UPDATE runs
+    SET context = CASE WHEN $11::jsonb IS NULL THEN context ELSE context || $11::jsonb END,
+        updated_at = CASE WHEN $11::jsonb IS NULL THEN updated_at ELSE now() END,
+        history_count = history_count + 2
     WHERE runs.id = (SELECT run_id FROM finished_execution)
-      AND $10::jsonb IS NOT NULL
     RETURNING runs.id
 ), next_execution AS (
     INSERT INTO step_executions (
         id, run_id, parent_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
     )
     SELECT $1, run_id,
-           (SELECT p.id FROM step_executions p WHERE p.run_id = finished_execution.run_id AND p.step_key = $11),
-           $12, $13, $14, 'running', 1, $15, $16,
-           now() + $17::bigint * interval '1 millisecond', now()
+           (SELECT p.id FROM step_executions p WHERE p.run_id = finished_execution.run_id AND p.step_key = $12),
+           $13, $14, $15, 'running', 1, $16, $17,
+           now() + $18::bigint * interval '1 millisecond', now()
     FROM finished_execution
     RETURNING step_executions.id, step_executions.run_id
 ), next_attempt AS (
     INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
-    SELECT next_execution.id, 1, next_execution.run_id, 'running', $18, $19 FROM next_execution
+    SELECT next_execution.id, 1, next_execution.run_id, 'running', $19, $20 FROM next_execution
 ), history AS (
     INSERT INTO history_events (run_id, type, step_key, attempt, data)
     SELECT finished_execution.run_id, e.type, e.step_key, e.attempt, e.data
     FROM finished_execution,
-         (VALUES (1, 'step_succeeded', $20::text, $7::integer, $21::jsonb),
-                 (2, 'step_started', $12::text, 1, NULL::jsonb)) AS e(ord, type, step_key, attempt, data)
+         (VALUES (1, 'step_succeeded', $21::text, $8::integer, $22::jsonb),
+                 (2, 'step_started', $13::text, 1, NULL::jsonb)) AS e(ord, type, step_key, attempt, data)
     ORDER BY e.ord
 )
 SELECT ((SELECT count(*) FROM finished_execution)
-        + (SELECT count(*) FROM step_executions WHERE step_executions.id = $1))::integer
+        + (SELECT count(*) FROM step_executions WHERE step_executions.id = $1))::integer AS recorded,
+       (EXISTS (SELECT 1 FROM lease) AND NOT EXISTS (SELECT 1 FROM room))::boolean AS full
 `
 
 type StepSucceedAndContinueBatchResults struct {
@@ -203,6 +223,7 @@ type StepSucceedAndContinueParams struct {
 	NextID        uuid.UUID
 	WorkID        int64
 	LeaseToken    *uuid.UUID
+	MaxHistory    int32
 	HttpStatus    *int32
 	Logs          []byte
 	ID            uuid.UUID
@@ -223,6 +244,11 @@ type StepSucceedAndContinueParams struct {
 	SucceededData []byte
 }
 
+type StepSucceedAndContinueRow struct {
+	Recorded int32
+	Full     bool
+}
+
 // The hot path of a run, as one statement: the attempt and its step
 // execution succeed, the step's context answer merges into the run's
 // context, the run's next step begins (execution and first attempt), the
@@ -232,10 +258,15 @@ type StepSucceedAndContinueParams struct {
 // attempt and the execution in progress — so a stale or fenced-off result
 // changes nothing and raises no error: many of these go into one
 // transaction (group commit), and a refused one must not undo the others.
-// It returns 1 when the result is recorded — by this statement, or by an
-// earlier sending of the same one whose commit the sender did not hear of
-// (the next execution's id is the sender's own, so its existence proves
-// it) — and 0 when the result was refused.
+// The two history events count against the run's history cap (a step in a
+// foreach item never takes this path): when they would leave no room for
+// the event that ends the run (history_count + 2 must stay below
+// max_history), the statement changes nothing and says so (full), and the
+// general path ends the run at its cap.
+// It returns recorded 1 when the result is recorded — by this statement, or
+// by an earlier sending of the same one whose commit the sender did not
+// hear of (the next execution's id is the sender's own, so its existence
+// proves it) — and 0 when the result was refused.
 func (q *Queries) StepSucceedAndContinue(ctx context.Context, arg []StepSucceedAndContinueParams) *StepSucceedAndContinueBatchResults {
 	batch := &pgx.Batch{}
 	for _, a := range arg {
@@ -243,6 +274,7 @@ func (q *Queries) StepSucceedAndContinue(ctx context.Context, arg []StepSucceedA
 			a.NextID,
 			a.WorkID,
 			a.LeaseToken,
+			a.MaxHistory,
 			a.HttpStatus,
 			a.Logs,
 			a.ID,
@@ -268,20 +300,20 @@ func (q *Queries) StepSucceedAndContinue(ctx context.Context, arg []StepSucceedA
 	return &StepSucceedAndContinueBatchResults{br, len(arg), false}
 }
 
-func (b *StepSucceedAndContinueBatchResults) QueryRow(f func(int, int32, error)) {
+func (b *StepSucceedAndContinueBatchResults) QueryRow(f func(int, StepSucceedAndContinueRow, error)) {
 	defer b.br.Close()
 	for t := 0; t < b.tot; t++ {
-		var column_1 int32
+		var i StepSucceedAndContinueRow
 		if b.closed {
 			if f != nil {
-				f(t, column_1, ErrBatchAlreadyClosed)
+				f(t, i, ErrBatchAlreadyClosed)
 			}
 			continue
 		}
 		row := b.br.QueryRow()
-		err := row.Scan(&column_1)
+		err := row.Scan(&i.Recorded, &i.Full)
 		if f != nil {
-			f(t, column_1, err)
+			f(t, i, err)
 		}
 	}
 }

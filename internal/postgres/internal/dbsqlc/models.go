@@ -50,6 +50,7 @@ type Run struct {
 	UpdatedAt             time.Time
 	StartedAt             *time.Time
 	FinishedAt            *time.Time
+	HistoryCount          int32
 }
 
 type Schedule struct {
@@ -163,6 +164,8 @@ type Workflow struct {
 	LatestVersion int32
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+	RetentionMs   *int64
+	ArchivedAt    *time.Time
 }
 
 type WorkflowVersion struct {
@@ -171,4 +174,5 @@ type WorkflowVersion struct {
 	Definition   []byte
 	ContentHash  []byte
 	CreatedAt    time.Time
+	ItemPattern  *string
 }

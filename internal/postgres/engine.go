@@ -519,7 +519,7 @@ func (db *DB) SucceedAndContinue(ctx context.Context, p SucceedAndContinue) (rec
 	}
 	params := dbsqlc.StepSucceedAndContinueParams{
 		MaxHistory: maxHistory,
-		NextID: p.Next.ID, LeaseMs: p.Lease.Milliseconds(), WorkID: p.Work.ID, LeaseToken: &p.Work.LeaseToken,
+		NextID:     p.Next.ID, LeaseMs: p.Lease.Milliseconds(), WorkID: p.Work.ID, LeaseToken: &p.Work.LeaseToken,
 		Logs: p.Result.Logs, ID: p.Result.StepExecutionID, Attempt: int32(p.Result.Attempt), Output: p.Output,
 		ContextPatch: p.ContextPatch, NextKey: p.Next.Key, NextName: p.Next.Name, NextType: p.Next.Type,
 		NextWebhookID: p.Next.WebhookID, NextInput: p.Next.Input, NextTimeoutMs: p.Next.Timeout.Milliseconds(),

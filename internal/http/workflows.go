@@ -93,7 +93,10 @@ func (s *Server) listWorkflows(w http.ResponseWriter, r *http.Request) {
 	}, func(wf workflowSummaryJSON) string { return wf.Name })
 }
 
-func (s *Server) archiveWorkflow(w http.ResponseWriter, r *http.Request) { s.setArchived(w, r, true) }
+func (s *Server) archiveWorkflow(w http.ResponseWriter, r *http.Request) {
+	s.setArchived(w, r, true)
+}
+
 func (s *Server) unarchiveWorkflow(w http.ResponseWriter, r *http.Request) {
 	s.setArchived(w, r, false)
 }

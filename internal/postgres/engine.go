@@ -518,13 +518,12 @@ func (db *DB) SucceedAndContinue(ctx context.Context, p SucceedAndContinue) (rec
 		maxHistory = int32(min(db.history.max, math.MaxInt32))
 	}
 	params := dbsqlc.StepSucceedAndContinueParams{
-		MaxHistory: maxHistory,
-		NextID:     p.Next.ID, LeaseMs: p.Lease.Milliseconds(), WorkID: p.Work.ID, LeaseToken: &p.Work.LeaseToken,
+		NextID: p.Next.ID, LeaseMs: p.Lease.Milliseconds(), WorkID: p.Work.ID, LeaseToken: &p.Work.LeaseToken,
 		Logs: p.Result.Logs, ID: p.Result.StepExecutionID, Attempt: int32(p.Result.Attempt), Output: p.Output,
 		ContextPatch: p.ContextPatch, NextKey: p.Next.Key, NextName: p.Next.Name, NextType: p.Next.Type,
 		NextWebhookID: p.Next.WebhookID, NextInput: p.Next.Input, NextTimeoutMs: p.Next.Timeout.Milliseconds(),
 		WorkerID: &p.Next.WorkerID, CallbackHash: p.Next.CallbackHash, StepKey: p.StepKey, SucceededData: p.Succeeded,
-		NextParentKey: parentKey(p.Next.ParentKey),
+		NextParentKey: parentKey(p.Next.ParentKey), MaxHistory: maxHistory,
 	}
 	if p.Result.HTTPStatus != 0 {
 		s := int32(p.Result.HTTPStatus)

@@ -3,7 +3,6 @@ package workflow
 import (
 	"errors"
 	"fmt"
-	"github.com/durablehq/durable/internal/cron"
 	"math"
 	"net/url"
 	"regexp"
@@ -12,6 +11,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/durablehq/durable/internal/cron"
 )
 
 var (

@@ -29,9 +29,14 @@ FROM (
 WHERE v.workflow_name = p.workflow_name AND v.version = p.version;
 
 -- history_count counts the events of a run's history that its cap counts,
--- kept by the statements that append them. Runs still going get theirs
--- from the events they have; finished runs write no more.
-ALTER TABLE runs ADD COLUMN history_count integer NOT NULL DEFAULT 0;
+-- kept by the statements that append them; history_cap is the cap, the
+-- DURABLE_MAX_HISTORY_EVENTS of the process that started the run. Runs
+-- still going get their count from the events they have (finished runs
+-- write no more), and a cap of 10,000, the default, or one more event than
+-- they have.
+ALTER TABLE runs
+    ADD COLUMN history_count integer NOT NULL DEFAULT 0,
+    ADD COLUMN history_cap   integer NOT NULL DEFAULT 10000;
 UPDATE runs r
 SET history_count = (
     SELECT count(*) FROM history_events h
@@ -39,6 +44,14 @@ SET history_count = (
 FROM workflow_versions v
 WHERE v.workflow_name = r.workflow_name AND v.version = r.workflow_version
   AND r.status IN ('pending', 'running', 'waiting', 'compensating');
+UPDATE runs SET history_cap = history_count + 1 WHERE history_count >= history_cap;
+-- A run's transitions leave the last event of its cap to the one that ends
+-- it: a statement that would fill it, or pass it, fails, and the run ends
+-- instead (see postgres.DB.InTx).
+ALTER TABLE runs ADD CONSTRAINT runs_history_cap CHECK (
+    history_count < history_cap
+    OR (history_count <= history_cap
+        AND status IN ('succeeded', 'failed', 'cancelled', 'timed_out', 'compensated', 'compensation_failed')));
 
 -- Retention finds each workflow's oldest finished runs by this index.
 CREATE INDEX runs_workflow_finished_idx ON runs (workflow_name, finished_at) WHERE finished_at IS NOT NULL;
@@ -73,6 +86,6 @@ DROP INDEX schedule_fires_run_idx;
 DROP INDEX work_items_step_execution_idx;
 DROP INDEX waits_run_idx;
 DROP INDEX runs_workflow_finished_idx;
-ALTER TABLE runs DROP COLUMN history_count;
+ALTER TABLE runs DROP CONSTRAINT runs_history_cap, DROP COLUMN history_cap, DROP COLUMN history_count;
 ALTER TABLE workflow_versions DROP COLUMN item_pattern;
 ALTER TABLE workflows DROP COLUMN archived_at, DROP COLUMN retention_ms;

@@ -4,11 +4,11 @@
 INSERT INTO runs (
     id, workflow_name, workflow_version, status, input, context,
     parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash,
-    schedule_id, deadline
+    schedule_id, history_cap, deadline
 ) VALUES (
     @id, @workflow_name, @workflow_version, 'pending', @input, '{}',
     @parent_run_id, @parent_step_execution_id, @depth, @idempotency_key, @request_hash,
-    @schedule_id,
+    @schedule_id, @history_cap,
     -- The run-level timeout counts from the database's clock, like leases.
     now() + sqlc.narg('timeout_ms')::bigint * interval '1 millisecond'
 )
@@ -36,11 +36,13 @@ WHERE (sqlc.narg('workflow')::text IS NULL OR workflow_name = sqlc.narg('workflo
 ORDER BY created_at DESC, id DESC
 LIMIT @max;
 
--- name: HistoryEventAppendMany :many
+-- name: HistoryEventAppendMany :exec
 -- Appends events to the histories of their runs, in the order given, and
 -- counts them in their runs' history_count — all but those of steps inside
--- foreach items (see workflow_versions.item_pattern) — returning each run's
--- new count. Empty step keys and zero attempts are stored as NULL.
+-- foreach items (see workflow_versions.item_pattern) — so that a run whose
+-- history they would take past its cap makes the statement fail (the
+-- runs_history_cap constraint). Empty step keys and zero attempts are
+-- stored as NULL.
 WITH events AS (
     SELECT i, (@run_ids::uuid[])[i] AS run_id, (@types::text[])[i] AS type,
            NULLIF((@step_keys::text[])[i], '') AS step_key, NULLIF((@attempts::integer[])[i], 0) AS attempt,
@@ -59,8 +61,23 @@ WITH events AS (
 )
 UPDATE runs SET history_count = runs.history_count + counts.n
 FROM counts
-WHERE runs.id = counts.run_id
-RETURNING runs.id, runs.history_count;
+WHERE runs.id = counts.run_id;
+
+-- name: RunListPastHistoryCap :many
+-- Of the runs that events were to be appended to (with HistoryEventAppendMany),
+-- those whose history the events would take past its cap: the events
+-- counted as HistoryEventAppendMany counts them, but the one that ends a run
+-- (ends), for which the last event of a history is kept.
+WITH events AS (
+    SELECT (@run_ids::uuid[])[i] AS run_id, NULLIF((@step_keys::text[])[i], '') AS step_key, (@ends::boolean[])[i] AS ends
+    FROM generate_series(1, cardinality(@run_ids::uuid[])) AS i
+)
+SELECT r.id FROM runs r
+JOIN workflow_versions v ON v.workflow_name = r.workflow_name AND v.version = r.workflow_version
+JOIN events e ON e.run_id = r.id
+GROUP BY r.id
+HAVING r.history_count + count(*) FILTER (WHERE NOT e.ends AND (v.item_pattern IS NULL OR e.step_key IS NULL OR e.step_key !~ v.item_pattern))
+       >= r.history_cap;
 
 -- name: HistoryEventList :many
 SELECT * FROM history_events

@@ -116,8 +116,9 @@ FROM step_executions WHERE id = @id FOR UPDATE;
 -- The two history events count against the run's history cap (a step in a
 -- foreach item never takes this path): when they would leave no room for
 -- the event that ends the run (history_count + 2 must stay below
--- max_history), the statement changes nothing and says so (full), and the
--- general path ends the run at its cap.
+-- history_cap, as the runs_history_cap constraint wants), the statement
+-- changes nothing and says so (full), and the general path ends the run at
+-- its cap.
 -- It returns recorded 1 when the result is recorded — by this statement, or
 -- by an earlier sending of the same one whose commit the sender did not
 -- hear of (the next execution's id is the sender's own, so its existence
@@ -128,7 +129,7 @@ WITH lease AS (
     FOR UPDATE
 ), room AS (
     SELECT runs.id FROM runs
-    WHERE runs.id = (SELECT run_id FROM lease) AND runs.history_count + 2 < @max_history::integer
+    WHERE runs.id = (SELECT run_id FROM lease) AND runs.history_count + 2 < runs.history_cap
 ), finished_attempt AS (
     UPDATE step_attempts
     SET status = 'succeeded', http_status = sqlc.narg('http_status'), logs = @logs, finished_at = now()
@@ -184,21 +185,25 @@ SELECT ((SELECT count(*) FROM finished_execution)
 -- name: StepStart :batchone
 -- Starts a run's next step, as one statement: the work item moves on to the
 -- new step execution under the caller's lease, the run is marked running
--- (when mark_running), the execution and its first attempt are created, and
--- the history records the step's start (and the run's, when run_started).
--- It returns created 1 when the step is started — by this statement, or
--- by an earlier sending of the same one whose commit the sender did not
--- hear of (the execution's id is the sender's own) — and 0 when the lease
--- was lost and nothing changed; and the run's history_count once this
--- statement's events are counted (all but a step_started inside a foreach
--- item: see workflow_versions.item_pattern; 0 when it created nothing),
--- which the caller holds against the run's history cap before it commits.
+-- (when mark_running), and the execution and its first attempt are created.
+-- The step is started when this statement created its execution, or when
+-- it existed already: an earlier sending of the same statement was
+-- committed without its sender hearing of it (the execution's id is the
+-- sender's own). Neither means the lease was lost and nothing changed. The
+-- history of what it created is the caller's to write, with the rest of
+-- its transaction's.
 WITH work AS (
     UPDATE work_items
     SET kind = 'invoke', step_execution_id = @id, attempt = 1, after_step = NULL,
         visible_at = now() + sqlc.arg('lease_ms')::bigint * interval '1 millisecond'
     WHERE work_items.id = @work_id AND lease_token = @lease_token
     RETURNING work_items.run_id
+), running AS (
+    UPDATE runs
+    SET status = 'running', started_at = COALESCE(started_at, now()), updated_at = now()
+    WHERE runs.id = (SELECT run_id FROM work) AND @mark_running::boolean
+      AND runs.status IN ('pending', 'running', 'waiting')
+    RETURNING runs.id
 ), execution AS (
     INSERT INTO step_executions (
         id, run_id, parent_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
@@ -213,29 +218,9 @@ WITH work AS (
 ), first_attempt AS (
     INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
     SELECT execution.id, 1, execution.run_id, 'running', @worker_id, @callback_hash FROM execution
-), history AS (
-    INSERT INTO history_events (run_id, type, step_key, attempt)
-    SELECT execution.run_id, e.type, e.step_key, e.attempt
-    FROM execution,
-         (VALUES (1, 'run_started', NULL::text, NULL::integer), (2, 'step_started', @step_key::text, 1))
-             AS e(ord, type, step_key, attempt)
-    WHERE e.ord = 2 OR @run_started::boolean
-    ORDER BY e.ord
-), running AS (
-    UPDATE runs
-    SET status = CASE WHEN @mark_running::boolean AND runs.status IN ('pending', 'running', 'waiting') THEN 'running' ELSE runs.status END,
-        started_at = CASE WHEN @mark_running::boolean AND runs.status IN ('pending', 'running', 'waiting') THEN COALESCE(runs.started_at, now()) ELSE runs.started_at END,
-        updated_at = CASE WHEN @mark_running::boolean AND runs.status IN ('pending', 'running', 'waiting') THEN now() ELSE runs.updated_at END,
-        history_count = runs.history_count + (CASE WHEN @run_started::boolean THEN 1 ELSE 0 END)
-            + (CASE WHEN v.item_pattern IS NULL OR @step_key::text !~ v.item_pattern THEN 1 ELSE 0 END)
-    FROM workflow_versions v
-    WHERE runs.id = (SELECT run_id FROM execution)
-      AND v.workflow_name = runs.workflow_name AND v.version = runs.workflow_version
-    RETURNING runs.history_count
 )
-SELECT ((SELECT count(*) FROM execution)
-        + (SELECT count(*) FROM step_executions WHERE step_executions.id = @id))::integer AS created,
-       COALESCE((SELECT history_count FROM running), 0)::integer AS history_count;
+SELECT EXISTS (SELECT 1 FROM execution) AS created,
+       EXISTS (SELECT 1 FROM step_executions WHERE step_executions.id = @id) AS existed;
 
 -- name: StepStartWait :one
 -- Starts a waiting step (sleep, wait_for_event, wait_for_input), as one

@@ -195,7 +195,7 @@ var settings = []setting{
 		positiveInt(func(c *Config) *int { return &c.MaxContextBytes })},
 	{Worker, "DURABLE_MAX_RESPONSE_BYTES", "max-response-bytes", "1048576", "largest step response body read",
 		positiveInt(func(c *Config) *int { return &c.MaxResponseBytes })},
-	{Both, "DURABLE_MAX_HISTORY_EVENTS", "max-history-events", strconv.Itoa(workflow.DefaultMaxHistoryEvents), "most events a run's history holds (the events of steps inside foreach items are not counted); a run that would pass it fails (at least 10)",
+	{Both, "DURABLE_MAX_HISTORY_EVENTS", "max-history-events", strconv.Itoa(workflow.DefaultMaxHistoryEvents), "most events the history of a run this process starts holds (the events of steps inside foreach items are not counted); a run that would pass it fails (at least 10)",
 		func(c *Config, v string) error {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 10 || n > 1_000_000_000 {

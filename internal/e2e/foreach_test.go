@@ -218,6 +218,7 @@ func TestForeachErrors(t *testing.T) {
 	require.Contains(t, run.Error.Message, "item 1 failed")
 	require.Contains(t, run.Error.Message, "step each[1].one failed: the step answered 422")
 	require.Equal(t, []string{"a", "bad"}, calls("/fail_fast"), "no item opens after the failure")
+	require.Zero(t, dbCount(t, assertDB(t, e), `SELECT count(*) FROM block_items`), "the items never opened are dropped")
 
 	run = e.waitRun(e.startRun("e-continue", map[string]any{"xs": xs}), 20*time.Second)
 	require.Equal(t, client.RunStatus("succeeded"), run.Status, "%+v", run.Error)
@@ -245,6 +246,109 @@ func TestForeachErrors(t *testing.T) {
 	require.Equal(t, 1, got.Errors[0].Index)
 	require.Equal(t, "each[1].one", got.Errors[0].Error.Step)
 	require.Contains(t, got.Errors[0].Error.Message, "422")
+}
+
+// TestForeachLateResult fails a foreach fast while another item's only
+// step is in flight: that step's late success is refused — the step and
+// its lane stay cancelled, and no item opens in its place.
+func TestForeachLateResult(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startWorker()
+	rec := &recorder{}
+	slowStarted, release, answered := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := rec.readStep(t, r)
+		var in map[string]string
+		_ = json.Unmarshal(c.Body.Input, &in)
+		switch in["x"] {
+		case "bad":
+			<-slowStarted
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"message": "bad item"}})
+		case "slow":
+			close(slowStarted)
+			<-release
+			writeJSON(w, http.StatusOK, map[string]any{"output": "late"})
+			close(answered)
+		default:
+			writeJSON(w, http.StatusOK, map[string]any{"output": in["x"]})
+		}
+	}))
+	t.Cleanup(srv.Close)
+	e.createWorkflow(fmt.Sprintf(`{"name": "late", "steps": [
+	  {"name": "each", "type": "foreach", "items": "${ input.xs }", "mode": "concurrent", "concurrency": 2, "steps": [
+	    {"name": "one", "type": "call", "url": "%s/one", "input": {"x": "${ item }"}}]}]}`, srv.URL))
+	id := e.startRun("late", map[string]any{"xs": []string{"slow", "bad", "c"}})
+	run := e.waitRun(id, 20*time.Second)
+	require.Equal(t, client.RunStatus("failed"), run.Status)
+	close(release)
+	<-answered
+	time.Sleep(500 * time.Millisecond) // for the late answer to be recorded, or refused
+	status := map[string]string{}
+	for _, s := range e.steps(id) {
+		status[s.Key] = string(s.Status)
+	}
+	require.Equal(t, map[string]string{
+		"each": "failed", "each[0]": "cancelled", "each[0].one": "cancelled", "each[1]": "failed", "each[1].one": "failed",
+	}, status)
+	require.Len(t, rec.all(), 2, "no item opened after the failure")
+	require.Zero(t, dbCount(t, assertDB(t, e), `SELECT count(*) FROM block_items`), "the items never opened are dropped")
+}
+
+// TestForeachFailsAmidSuccesses fails a foreach fast while many of its
+// items succeed at the same moment, so that their results are recorded
+// together with the failure, some before it and some after: the run fails
+// once, every execution ends, nothing of the run is left queued, and a lane
+// succeeded exactly when its step did.
+func TestForeachFailsAmidSuccesses(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startWorker()
+	const concurrency = 20
+	var calls atomic.Int64
+	arrived := make(chan struct{}, concurrency)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body stepBody
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			t.Errorf("decode step body: %v", err)
+		}
+		if calls.Add(1) <= concurrency {
+			arrived <- struct{}{}
+			<-release
+		}
+		if string(body.Input) == "7" {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"message": "bad item"}})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"output": json.RawMessage(body.Input)})
+	}))
+	t.Cleanup(srv.Close)
+	e.createWorkflow(fmt.Sprintf(`{"name": "amid", "steps": [
+	  {"name": "each", "type": "foreach", "items": "${ input.xs }", "mode": "concurrent", "concurrency": %d, "steps": [
+	    {"name": "one", "type": "call", "url": "%s/one", "input": "${ index }"}]}]}`, concurrency, srv.URL))
+	id := e.startRun("amid", map[string]any{"xs": make([]int, 200)})
+	for range concurrency {
+		<-arrived
+	}
+	close(release)
+	run := e.waitRun(id, 30*time.Second)
+	require.Equal(t, client.RunStatus("failed"), run.Status)
+	require.Contains(t, run.Error.Message, "item 7 failed")
+	pool := assertDB(t, e)
+	require.Eventually(t, func() bool {
+		return dbCount(t, pool, `SELECT count(*) FROM work_items WHERE run_id = $1`, id) == 0
+	}, 10*time.Second, 20*time.Millisecond, "nothing of the run is left queued")
+	require.Zero(t, dbCount(t, pool, `SELECT count(*) FROM step_executions WHERE run_id = $1 AND status IN ('pending', 'running', 'waiting')`, id))
+	require.Zero(t, dbCount(t, pool, `SELECT count(*) FROM step_attempts WHERE run_id = $1 AND status IN ('running', 'accepted')`, id))
+	require.Zero(t, dbCount(t, pool, `SELECT count(*) FROM block_items`))
+	lanes := dbCount(t, pool, `SELECT count(*) FROM step_executions WHERE run_id = $1 AND step_type = 'lane'`, id)
+	require.LessOrEqual(t, lanes, 2*concurrency-1, "only the successes before the failure opened items")
+	require.Equal(t, 1, dbCount(t, pool, `SELECT count(*) FROM history_events WHERE run_id = $1 AND type = 'run_failed'`, id))
+	// A lane that succeeded has its step succeeded, and one that did not
+	// has no step that did.
+	require.Zero(t, dbCount(t, pool, `SELECT count(*) FROM step_executions l JOIN step_executions s ON s.parent_id = l.id
+		WHERE l.run_id = $1 AND l.step_type = 'lane' AND (l.status = 'succeeded') <> (s.status = 'succeeded')`, id))
 }
 
 // TestWaitsInLanes puts waits inside parallel branches and foreach items:
@@ -305,6 +409,50 @@ func TestWaitsInLanes(t *testing.T) {
 	require.Equal(t, client.RunStatus("succeeded"), run.Status, "%+v", run.Error)
 }
 
+// TestForeachItemsFromInput runs a foreach whose items are not in
+// block_items, as when a worker of an earlier version started it: its lanes
+// open with their items read from the foreach's input, after a step that
+// answered with a context (the general path) and after one that did not
+// (the one statement of a lane's last step).
+func TestForeachItemsFromInput(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startWorker()
+	rec := &recorder{}
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := rec.readStep(t, r)
+		if len(rec.all()) == 1 {
+			<-release
+			writeJSON(w, http.StatusOK, map[string]any{"output": json.RawMessage(c.Body.Input), "context": map[string]any{"first": true}})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"output": json.RawMessage(c.Body.Input)})
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	e.createWorkflow(fmt.Sprintf(`{"name": "old-items", "steps": [
+	  {"name": "each", "type": "foreach", "items": "${ input.xs }", "steps": [
+	    {"name": "one", "type": "call", "url": "%s/one", "input": {"x": "${ item }", "i": "${ index }"}}]}]}`, srv.URL))
+	id := e.startRun("old-items", map[string]any{"xs": []string{"a", "b", "c"}})
+	require.Eventually(t, func() bool { return len(rec.all()) == 1 }, 20*time.Second, 10*time.Millisecond)
+	pool := assertDB(t, e)
+	_, err := pool.Exec(context.Background(), `DELETE FROM block_items`)
+	require.NoError(t, err)
+	close(release)
+	run := e.waitRun(id, 20*time.Second)
+	require.Equal(t, client.RunStatus("succeeded"), run.Status, "%+v", run.Error)
+	out, err := json.Marshal(run.Output)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"results": [{"x": "a", "i": 0}, {"x": "b", "i": 1}, {"x": "c", "i": 2}], "errors": []}`, string(out))
+}
+
 // TestForeachLarge runs a foreach over 10,000 items: the run succeeds with
 // every result in order, the items in flight never exceed the concurrency,
 // and the run's queue never holds more work items than that. It keeps a
@@ -359,6 +507,7 @@ func TestForeachLarge(t *testing.T) {
 	// Each open item has its lane and its step; the foreach is open too.
 	require.LessOrEqual(t, maxOpen, 2*concurrency+1, "unfinished step executions of the run")
 	require.Equal(t, int64(n), calls.Load(), "each item's step ran once")
+	require.Zero(t, dbCount(t, pool, `SELECT count(*) FROM block_items`), "each item is dropped as its lane opens")
 	var out struct {
 		Results []int `json:"results"`
 	}

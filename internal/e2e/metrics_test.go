@@ -97,6 +97,8 @@ func TestMetrics(t *testing.T) {
 	e.createWorkflow(stDef(t, map[string]any{"name": "metered", "steps": []any{
 		map[string]any{"name": "first", "type": "call", "url": srv.URL + "/ok"},
 		map[string]any{"name": "second", "type": "call", "url": srv.URL + "/flaky", "retry": map[string]any{"max_attempts": 2, "initial_interval": "10ms"}},
+		map[string]any{"name": "each", "type": "foreach", "items": "${ [1, 2] }", "mode": "concurrent", "steps": []any{
+			map[string]any{"name": "item", "type": "call", "url": srv.URL + "/ok"}}},
 	}}))
 	e.createWorkflow(stDef(t, map[string]any{"name": "broken", "steps": []any{
 		map[string]any{"name": "only", "type": "call", "url": srv.URL + "/bad"},
@@ -163,6 +165,8 @@ func TestMetrics(t *testing.T) {
 	require.Equal(t, float64(metered), both("durable_steps_total", l("workflow", "metered", "step", "first", "outcome", "succeeded")))
 	require.Equal(t, float64(metered), both("durable_steps_total", l("workflow", "metered", "step", "second", "outcome", "retried")))
 	require.Equal(t, float64(metered), both("durable_steps_total", l("workflow", "metered", "step", "second", "outcome", "succeeded")))
+	require.Equal(t, float64(2*metered), both("durable_steps_total", l("workflow", "metered", "step", "item", "outcome", "succeeded")), "a foreach's steps, not its lanes")
+	require.Equal(t, float64(metered), both("durable_steps_total", l("workflow", "metered", "step", "each", "outcome", "succeeded")))
 	require.Equal(t, 0.0, both("durable_steps_total", l("workflow", "metered", "outcome", "failed")))
 	require.Equal(t, 1.0, both("durable_steps_total", l("workflow", "broken", "step", "only", "outcome", "failed")))
 	require.Equal(t, 1.0, both("durable_steps_total", l("workflow", "async", "step", "job", "outcome", "accepted")))

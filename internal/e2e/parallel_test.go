@@ -216,6 +216,7 @@ func TestLanesCancelled(t *testing.T) {
 	for _, s := range e.steps(id) {
 		require.Contains(t, []string{"succeeded", "cancelled"}, string(s.Status), "%s", s.Key)
 	}
+	require.Zero(t, dbCount(t, assertDB(t, e), `SELECT count(*) FROM block_items`), "the items never opened are dropped")
 }
 
 // TestParallelCompleteAllAndConflicts checks complete_all (every branch

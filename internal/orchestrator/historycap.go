@@ -22,7 +22,11 @@ func (s *core) endAtHistoryCap(ctx context.Context, tx *postgres.Tx, id uuid.UUI
 	if _, err := tx.LockRunWork(ctx, id); err != nil {
 		return err
 	}
-	message := fmt.Sprintf("the run's history reached its cap of %d events (DURABLE_MAX_HISTORY_EVENTS); the run stopped there", s.limits.MaxHistoryEvents)
+	current, err := tx.GetRun(ctx, id)
+	if err != nil {
+		return err
+	}
+	message := fmt.Sprintf("the run's history reached its cap of %d events (DURABLE_MAX_HISTORY_EVENTS); the run stopped there", current.HistoryCap)
 	runErr := engine.RunError(message, "history_limit", "", nil)
 	run, ok, err := tx.FinishRun(ctx, id, workflow.RunFailed, nil, runErr)
 	if err != nil || !ok {

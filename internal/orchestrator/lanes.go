@@ -1,11 +1,13 @@
 package orchestrator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 
 	"github.com/durablehq/durable/internal/engine"
+	"github.com/durablehq/durable/internal/httpstep"
 	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/workflow"
 )
@@ -171,19 +173,115 @@ func (s *core) failLane(ctx context.Context, tx *postgres.Tx, st *runState, lane
 	return err
 }
 
+// laneStep is the fast form of recording that a call step, the last of its
+// lane, succeeded without a context answer: the locks of the worker's work
+// item and of the run, the step's success, the lane's end and the opening of
+// the foreach's next item are one statement ([postgres.Tx.SucceedLaneSteps]),
+// and what follows is decided from what it did (see [core.succeedLastOfLane]).
+// The statement is known before the transaction begins, so a batch of a
+// run's transitions sends those of all its lane steps together (see
+// [core.recordTurns]).
+type laneStep struct {
+	success postgres.LaneStepSuccess
+	output  json.RawMessage
+	// outcome is what the statement did, once a batch sent it; nil until
+	// then.
+	outcome *postgres.LaneStepOutcome
+}
+
+// prepareLastOfLane returns the lane step that records a's result, or nil
+// when the case is not that simple (the worker is draining, the step
+// answered otherwise, or its lane does not end with it) and the general
+// path must record the result. The answer is judged before the run's
+// context is read again: without a context answer, the verdict does not
+// depend on it.
+func (s *core) prepareLastOfLane(a *attempt, res httpstep.Result, draining bool) *laneStep {
+	st := a.state
+	if draining || !st.Def.HasLanes() {
+		return nil
+	}
+	after := engine.After(st.Def, st.Scope, a.step.Name)
+	if after.Lane == "" || len(after.Ended) > 0 {
+		return nil
+	}
+	d := s.judge(a, res)
+	if d.Verdict != engine.Succeed || d.Patch != nil {
+		return nil
+	}
+	return &laneStep{
+		success: postgres.LaneStepSuccess{
+			Work:    a.item,
+			Result:  postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, HTTPStatus: res.HTTPStatus, Logs: res.Logs},
+			Output:  d.Output,
+			LaneKey: after.Lane,
+		},
+		output: d.Output,
+	}
+}
+
+// succeedLastOfLane records a's result as the lane step l, for a worker
+// holding a's item: it sends l's statement unless a batch did, and goes on
+// from what it did as [core.endLane] does. It returns errLeaseLost or
+// errStale, having changed nothing, when the statement was refused.
+func (s *core) succeedLastOfLane(ctx context.Context, tx *postgres.Tx, a *attempt, res httpstep.Result, l *laneStep) (*attempt, error) {
+	if l.outcome == nil {
+		r, err := tx.SucceedLaneSteps(ctx, []postgres.LaneStepSuccess{l.success})
+		if err != nil {
+			return nil, err
+		}
+		l.outcome = &r[0]
+	}
+	r := *l.outcome
+	switch {
+	case !r.Leased:
+		return nil, errLeaseLost
+	case !r.Finished:
+		return nil, errStale
+	}
+	st := a.state
+	if !bytes.Equal(r.Context, st.CtxRaw) {
+		if err := st.SetContext(r.Context); err != nil {
+			return nil, err
+		}
+	}
+	if err := st.SetOutput(a.step.Name, l.output); err != nil {
+		return nil, err
+	}
+	appendHistory(tx, st.Run.ID, workflow.EventStepSucceeded, a.key, &a.number, map[string]any{"http_status": res.HTTPStatus, "duration_ms": res.Duration.Milliseconds()})
+	s.stepEnded(tx, st.Run, a.key, StepSucceeded)
+	laneKey := l.success.LaneKey
+	if !r.LaneEnded {
+		_, err := tx.CompleteWork(ctx, a.item)
+		return nil, err
+	}
+	appendHistory(tx, st.Run.ID, workflow.EventStepSucceeded, laneKey, nil, nil)
+	var opened []postgres.OpenedLane
+	if r.Opened != nil {
+		opened = []postgres.OpenedLane{*r.Opened}
+	}
+	return s.goOnAfterLane(ctx, tx, st, laneKey, r.Block, &a.item, opened)
+}
+
 // laneEnded goes on after a lane of a running block ended: a foreach opens
 // its next item, and the block ends once every lane has. A worker passes
 // the work item it holds (else nil): it starts the next item with it, or
 // the item is done.
 func (s *core) laneEnded(ctx context.Context, tx *postgres.Tx, st *runState, laneKey string, block postgres.BlockCounts, item *postgres.WorkItem) (*attempt, error) {
+	var opened []postgres.OpenedLane
 	if blockOf(block).Opens() {
-		opened, err := tx.OpenLanes(ctx, block.ID, 1, nil, item != nil)
-		if err != nil {
+		var err error
+		if opened, err = tx.OpenLanes(ctx, block.ID, 1, nil, item != nil); err != nil {
 			return nil, err
 		}
-		if item != nil && len(opened) == 1 {
-			return s.goOnWith(ctx, tx, *item, st, opened[0])
-		}
+	}
+	return s.goOnAfterLane(ctx, tx, st, laneKey, block, item, opened)
+}
+
+// goOnAfterLane is what follows the end of a lane once the foreach opened
+// what it opens in its place (see [core.laneEnded]).
+func (s *core) goOnAfterLane(ctx context.Context, tx *postgres.Tx, st *runState, laneKey string, block postgres.BlockCounts, item *postgres.WorkItem, opened []postgres.OpenedLane) (*attempt, error) {
+	if item != nil && len(opened) == 1 {
+		return s.goOnWith(ctx, tx, *item, st, opened[0])
 	}
 	if item != nil {
 		if ok, err := tx.CompleteWork(ctx, *item); err != nil || !ok {

@@ -21,8 +21,9 @@ type Limits struct {
 	MaxInputBytes   int // a run's input
 	MaxOutputBytes  int // a step's output, and a step's rendered input
 	MaxContextBytes int // a run's context
-	// MaxHistoryEvents caps the events of a run's history (0: the
-	// default); a run that would pass it fails (see [postgres.DB.CapHistory]).
+	// MaxHistoryEvents caps the events of the history of each run started
+	// (0: the default); a run that would pass it fails (see
+	// [postgres.DB.InTx]).
 	MaxHistoryEvents int
 }
 
@@ -113,8 +114,8 @@ const defaultLeaseMargin = 30 * time.Second
 // worker's engine is [Worker].
 type API struct{ *core }
 
-// NewAPI returns the API's use cases. It caps the runs' histories in db
-// (see [postgres.DB.CapHistory]).
+// NewAPI returns the API's use cases. It ends the runs of db that reach
+// their history cap (see [postgres.DB.OnHistoryCap]).
 func NewAPI(db *postgres.DB, limits Limits, logger *slog.Logger, opts ...Option) *API {
 	return &API{newCore(db, limits, logger, opts...)}
 }
@@ -127,11 +128,11 @@ func newCore(db *postgres.DB, limits Limits, logger *slog.Logger, opts ...Option
 	for _, o := range opts {
 		o(s)
 	}
-	// Every transaction of a run, whichever pool it goes through, is held
-	// to the run's cap.
-	db.CapHistory(limits.MaxHistoryEvents, s.endAtHistoryCap)
+	// A transaction of a run that would pass its history cap ends the run,
+	// whichever pool it goes through.
+	db.OnHistoryCap(s.endAtHistoryCap)
 	if s.claims != nil {
-		s.claims.CapHistory(limits.MaxHistoryEvents, s.endAtHistoryCap)
+		s.claims.OnHistoryCap(s.endAtHistoryCap)
 	}
 	return s
 }

@@ -106,7 +106,7 @@ func (s *core) startRunTx(ctx context.Context, tx *postgres.Tx, name string, ver
 		ID: in.id, Workflow: v.Name, Version: v.Version, Input: in.input,
 		IdempotencyKey: in.idempotencyKey, RequestHash: in.requestHash, ScheduleID: in.scheduleID,
 		ParentRunID: in.parentRunID, ParentStepExecutionID: in.parentStepID, Depth: in.depth,
-		Timeout: time.Duration(def.Timeout),
+		Timeout: time.Duration(def.Timeout), HistoryCap: s.limits.MaxHistoryEvents,
 	})
 	if err != nil || !inserted {
 		return run, inserted, err

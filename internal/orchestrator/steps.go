@@ -459,9 +459,16 @@ func (s *core) recordResult(ctx context.Context, a *attempt, res httpstep.Result
 		return err
 	}
 	var err error
-	if a.state.Def.HasLanes() {
-		err = s.inTurn(ctx, a.state.Run.ID, a.item, record)
-	} else {
+	switch lane := s.prepareLastOfLane(a, res, draining); {
+	case lane != nil:
+		err = s.inTurn(ctx, a.state.Run.ID, a.item, lane, func(ctx context.Context, tx *postgres.Tx) error {
+			var err error
+			next, err = s.succeedLastOfLane(ctx, tx, a, res, lane)
+			return err
+		})
+	case a.state.Def.HasLanes():
+		err = s.inTurn(ctx, a.state.Run.ID, a.item, nil, record)
+	default:
 		err = s.db.InTx(ctx, func(tx *postgres.Tx) error { return record(ctx, tx) })
 	}
 	if err != nil {

@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/google/uuid"
@@ -28,6 +29,9 @@ type turn struct {
 	ctx  context.Context
 	item postgres.WorkItem
 	fn   func(ctx context.Context, tx *postgres.Tx) error
+	// lane is set when fn records the success of a lane's last step and
+	// begins with its statement (see [laneStep]).
+	lane *laneStep
 	err  error
 	// done receives nil once the transition was recorded (or failed: see
 	// err), or the batch of turns its goroutine records next.
@@ -72,9 +76,10 @@ func (rt *runTurns) next(run uuid.UUID) []*turn {
 // all commit together; the transaction first locks all their work items in
 // id order, as cancellation does, so the two cannot deadlock. fn must do
 // everything in tx: its effects outside are the caller's, once inTurn
-// returned nil.
-func (s *core) inTurn(ctx context.Context, run uuid.UUID, item postgres.WorkItem, fn func(ctx context.Context, tx *postgres.Tx) error) error {
-	t := &turn{ctx: ctx, item: item, fn: fn, done: make(chan []*turn, 1)}
+// returned nil. lane, when set, is the lane step fn records (see
+// [core.recordTurns]).
+func (s *core) inTurn(ctx context.Context, run uuid.UUID, item postgres.WorkItem, lane *laneStep, fn func(ctx context.Context, tx *postgres.Tx) error) error {
+	t := &turn{ctx: ctx, item: item, fn: fn, lane: lane, done: make(chan []*turn, 1)}
 	batch := s.turns.join(run, t)
 	if batch == nil {
 		if batch = <-t.done; batch == nil {
@@ -92,6 +97,15 @@ func (s *core) inTurn(ctx context.Context, run uuid.UUID, item postgres.WorkItem
 
 // recordTurns records a batch of a run's transitions in one transaction and
 // tells each but the first (its own caller's) how it went.
+//
+// The transitions are recorded in the order they queued. The statements
+// that begin lane steps queued one after another are sent together, in one
+// round trip: the database runs them back to back while nothing waits for
+// the worker, and each transition then goes on from what its statement
+// did. Those transitions take no savepoint: a refused statement changed
+// nothing, and what goes on after one that was not cannot be rolled back
+// without it, so when that fails, the whole batch does, and each of its
+// callers tries again on its own.
 func (s *core) recordTurns(batch []*turn) {
 	defer func() {
 		for _, t := range batch[1:] {
@@ -116,6 +130,18 @@ func (s *core) recordTurns(batch []*turn) {
 			return err
 		}
 		for i, t := range batch {
+			if t.lane != nil && t.lane.outcome == nil && t.ctx.Err() == nil {
+				if err := sendLaneSteps(ctx, tx, batch[i:]); err != nil {
+					return err
+				}
+			}
+			if t.lane != nil && t.lane.outcome != nil {
+				errs[i] = t.fn(ctx, tx)
+				if errs[i] != nil && t.lane.outcome.Changed() {
+					return fmt.Errorf("record a run's transitions together: one of them failed: %v", errs[i])
+				}
+				continue
+			}
 			if errs[i] = t.ctx.Err(); errs[i] != nil {
 				continue
 			}
@@ -132,4 +158,29 @@ func (s *core) recordTurns(batch []*turn) {
 			t.err = err
 		}
 	}
+}
+
+// sendLaneSteps sends the statements that begin the lane steps at the
+// start of turns, up to the first turn that is not one, in one round trip,
+// and gives each its outcome; those whose callers are gone are left out.
+func sendLaneSteps(ctx context.Context, tx *postgres.Tx, turns []*turn) error {
+	var lanes []*laneStep
+	var steps []postgres.LaneStepSuccess
+	for _, t := range turns {
+		if t.lane == nil {
+			break
+		}
+		if t.ctx.Err() == nil {
+			lanes = append(lanes, t.lane)
+			steps = append(steps, t.lane.success)
+		}
+	}
+	outcomes, err := tx.SucceedLaneSteps(ctx, steps)
+	if err != nil {
+		return err
+	}
+	for i, l := range lanes {
+		l.outcome = &outcomes[i]
+	}
+	return nil
 }

@@ -54,7 +54,7 @@ func TestTurnsRecordTogether(t *testing.T) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		errs[0] = svc.inTurn(context.WithValue(ctx, leaderKey{}, 0), run.ID, postgres.WorkItem{ID: 1}, transition(0))
+		errs[0] = svc.inTurn(context.WithValue(ctx, leaderKey{}, 0), run.ID, postgres.WorkItem{ID: 1}, nil, transition(0))
 	})
 	require.Eventually(t, func() bool {
 		svc.turns.mu.Lock()
@@ -64,7 +64,7 @@ func TestTurnsRecordTogether(t *testing.T) {
 	}, 10*time.Second, time.Millisecond)
 	for i := 1; i < n; i++ {
 		wg.Go(func() {
-			errs[i] = svc.inTurn(context.WithValue(ctx, leaderKey{}, i), run.ID, postgres.WorkItem{ID: int64(i + 1)}, transition(i))
+			errs[i] = svc.inTurn(context.WithValue(ctx, leaderKey{}, i), run.ID, postgres.WorkItem{ID: int64(i + 1)}, nil, transition(i))
 		})
 	}
 	require.Eventually(t, func() bool {

@@ -68,8 +68,8 @@ type Worker struct {
 }
 
 // NewWorker returns a worker: the engine that advances runs. Its options
-// must include [WithSigning] and [WithWorkerID]. It caps the runs'
-// histories in db (see [postgres.DB.CapHistory]).
+// must include [WithSigning] and [WithWorkerID]. It ends the runs of db
+// that reach their history cap (see [postgres.DB.OnHistoryCap]).
 func NewWorker(db *postgres.DB, limits Limits, logger *slog.Logger, cfg WorkerConfig, opts ...Option) *Worker {
 	svc := newCore(db, limits, logger, opts...)
 	if cfg.Concurrency < 1 {
@@ -563,7 +563,7 @@ func (s *core) beginsWithCall(ctx context.Context, tx *postgres.Tx, item postgre
 // returns the attempt it started, if any.
 func (s *core) beginAlone(ctx context.Context, item postgres.WorkItem) (*attempt, error) {
 	var a *attempt
-	err := s.inTurn(ctx, item.RunID, item, func(ctx context.Context, tx *postgres.Tx) error {
+	err := s.inTurn(ctx, item.RunID, item, nil, func(ctx context.Context, tx *postgres.Tx) error {
 		if _, ok, err := tx.LockLeasedWorkAndRun(ctx, item); err != nil || !ok {
 			return orLeaseLost(err, ok)
 		}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -108,6 +107,7 @@ func (tx *Tx) RescheduleWork(ctx context.Context, w WorkItem, target WorkTarget,
 	if err != nil {
 		return false, fmt.Errorf("reschedule work: %w", translate(err))
 	}
+	delete(tx.leases, w.ID)
 	return n == 1, nil
 }
 
@@ -118,6 +118,7 @@ func (tx *Tx) CompleteWork(ctx context.Context, w WorkItem) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("complete work: %w", translate(err))
 	}
+	delete(tx.leases, w.ID)
 	return n == 1, nil
 }
 
@@ -387,13 +388,17 @@ func (tx *Tx) ExtendStepDeadline(ctx context.Context, id uuid.UUID, attempt int,
 }
 
 // EndRunSteps ends every unfinished step execution and attempt of a run
-// that is being cancelled or timed out, with the given step status.
+// that is being cancelled or timed out, with the given step status, and
+// drops the items its foreach blocks did not open.
 func (tx *Tx) EndRunSteps(ctx context.Context, runID uuid.UUID, status string) error {
 	if err := tx.q.StepExecutionCancelByRun(ctx, dbsqlc.StepExecutionCancelByRunParams{RunID: runID, Status: status}); err != nil {
 		return fmt.Errorf("end run steps: %w", translate(err))
 	}
 	if err := tx.q.StepAttemptCancelByRun(ctx, runID); err != nil {
 		return fmt.Errorf("end run attempts: %w", translate(err))
+	}
+	if err := tx.q.BlockItemDeleteByRun(ctx, runID); err != nil {
+		return fmt.Errorf("drop run block items: %w", translate(err))
 	}
 	return nil
 }
@@ -440,14 +445,19 @@ func (db *DB) Setting(ctx context.Context, key string, create func() (string, er
 // the lease was lost.
 func (tx *Tx) LockLeasedWork(ctx context.Context, w WorkItem) (bool, error) {
 	_, err := tx.q.WorkItemLockLeased(ctx, dbsqlc.WorkItemLockLeasedParams{ID: w.ID, LeaseToken: &w.LeaseToken})
-	return lockedOrLost(err)
+	ok, err := lockedOrLost(err)
+	if ok {
+		tx.lockedLease(w)
+	}
+	return ok, err
 }
 
 // LockWorkItems locks work items in id order (see [Tx.LockRunWork]), leased
 // by whoever: a transaction that records transitions of several of them
-// starts here. Each transition still checks its own lease.
+// starts here. Each transition still checks its own lease. The statement is
+// held to go with the transaction's next (see [txConn]).
 func (tx *Tx) LockWorkItems(ctx context.Context, ids []int64) error {
-	if err := tx.q.WorkItemLockMany(ctx, ids); err != nil {
+	if err := tx.conn.holding(nil).WorkItemLockMany(ctx, ids); err != nil {
 		return fmt.Errorf("lock work items: %w", translate(err))
 	}
 	return nil
@@ -459,6 +469,9 @@ func (tx *Tx) LockWorkItems(ctx context.Context, ids []int64) error {
 func (tx *Tx) LockLeasedWorkAndRun(ctx context.Context, w WorkItem) (json.RawMessage, bool, error) {
 	runContext, err := tx.q.WorkItemLockLeasedAndRun(ctx, dbsqlc.WorkItemLockLeasedAndRunParams{ID: w.ID, LeaseToken: &w.LeaseToken})
 	ok, err := lockedOrLost(err)
+	if ok {
+		tx.lockedLease(w)
+	}
 	return runContext, ok, err
 }
 
@@ -511,19 +524,15 @@ type SucceedAndContinue struct {
 // false, having changed nothing, when the lease was lost or the attempt was
 // no longer in progress; or when the run's history has no room for the two
 // events (full), and the result is to be recorded in a transaction, which
-// ends the run at its cap (see [DB.CapHistory]).
+// ends the run at its cap (see [DB.InTx]).
 func (db *DB) SucceedAndContinue(ctx context.Context, p SucceedAndContinue) (recorded, full bool, err error) {
-	maxHistory := int32(math.MaxInt32)
-	if db.history.max > 0 {
-		maxHistory = int32(min(db.history.max, math.MaxInt32))
-	}
 	params := dbsqlc.StepSucceedAndContinueParams{
 		NextID: p.Next.ID, LeaseMs: p.Lease.Milliseconds(), WorkID: p.Work.ID, LeaseToken: &p.Work.LeaseToken,
 		Logs: p.Result.Logs, ID: p.Result.StepExecutionID, Attempt: int32(p.Result.Attempt), Output: p.Output,
 		ContextPatch: p.ContextPatch, NextKey: p.Next.Key, NextName: p.Next.Name, NextType: p.Next.Type,
 		NextWebhookID: p.Next.WebhookID, NextInput: p.Next.Input, NextTimeoutMs: p.Next.Timeout.Milliseconds(),
 		WorkerID: &p.Next.WorkerID, CallbackHash: p.Next.CallbackHash, StepKey: p.StepKey, SucceededData: p.Succeeded,
-		NextParentKey: parentKey(p.Next.ParentKey), MaxHistory: maxHistory,
+		NextParentKey: parentKey(p.Next.ParentKey),
 	}
 	if p.Result.HTTPStatus != 0 {
 		s := int32(p.Result.HTTPStatus)
@@ -548,42 +557,77 @@ type StepStart struct {
 
 // StartSteps starts steps of runs, each in one statement (the work item
 // moves on to the new execution under its lease; the run is marked running
-// if asked; the execution and its first attempt are created; history records
-// the starts), all sent to the database in one round trip. History appended
-// before in the transaction is written first, to keep the order. It reports
+// if asked; the execution and its first attempt are created), all sent to
+// the database in one round trip; history records the starts (and the
+// run's, when RunStarted) with the rest of the transaction's. It reports
 // for each step whether it started: false, having changed nothing, when the
 // work item's lease was lost. When one statement fails, the transaction is
 // unusable and the error is returned.
+//
+// When the transaction holds every one of their leases under the items'
+// row locks, nothing can refuse the starts: their statements are held, to
+// go with the transaction's next (see [txConn]), and a start that did not
+// happen after all fails the transaction.
 func (tx *Tx) StartSteps(ctx context.Context, starts []StepStart) ([]bool, error) {
-	if err := tx.flushHistory(ctx); err != nil {
-		return nil, err
-	}
 	params := make([]dbsqlc.StepStartParams, len(starts))
+	held := true
 	for i, st := range starts {
 		n := st.Exec
 		params[i] = dbsqlc.StepStartParams{
 			ID: n.ID, LeaseMs: st.Lease.Milliseconds(), WorkID: st.Work.ID, LeaseToken: &st.Work.LeaseToken,
 			MarkRunning: st.MarkRunning, StepKey: n.Key, StepName: n.Name, StepType: n.Type, WebhookID: n.WebhookID,
 			Input: n.Input, TimeoutMs: n.Timeout.Milliseconds(), WorkerID: &n.WorkerID, CallbackHash: n.CallbackHash,
-			RunStarted: st.RunStarted, ParentKey: parentKey(n.ParentKey),
+			ParentKey: parentKey(n.ParentKey),
 		}
+		held = held && tx.holdsLease(st.Work)
 	}
 	started := make([]bool, len(starts))
+	if held {
+		check := func(i int, row pgx.Row) error {
+			var r dbsqlc.StepStartRow
+			if err := row.Scan(&r.Created, &r.Existed); err != nil {
+				return fmt.Errorf("start step %s: %w", starts[i].Exec.Key, translate(err))
+			}
+			if !r.Created {
+				return fmt.Errorf("start step %s: the work item's lease was lost under its lock", starts[i].Exec.Key)
+			}
+			return nil
+		}
+		_ = tx.conn.holding(check).StepStart(ctx, params).Close() // its answers are checked as they come
+		for i := range starts {
+			started[i] = true
+			tx.historyOfStart(starts[i])
+		}
+		return started, nil
+	}
 	var firstErr error
 	results := tx.q.StepStart(ctx, params)
 	results.QueryRow(func(i int, r dbsqlc.StepStartRow, err error) {
-		if err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("start step %s: %w", starts[i].Exec.Key, translate(err))
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("start step %s: %w", starts[i].Exec.Key, translate(err))
+			}
+			return
 		}
-		started[i] = err == nil && r.Created == 1
-		if err == nil && r.HistoryCount > 0 {
-			tx.counted(starts[i].Work.RunID, int(r.HistoryCount))
+		started[i] = r.Created || r.Existed
+		if r.Created {
+			tx.historyOfStart(starts[i])
 		}
 	})
 	if err := results.Close(); err != nil && firstErr == nil {
 		firstErr = fmt.Errorf("start steps: %w", translate(err))
 	}
 	return started, firstErr
+}
+
+// historyOfStart appends the history of a step's start, and of its run's
+// when the step is the run's first.
+func (tx *Tx) historyOfStart(st StepStart) {
+	if st.RunStarted {
+		tx.AppendHistory(NewHistoryEvent{RunID: st.Work.RunID, Type: workflow.EventRunStarted})
+	}
+	first := 1
+	tx.AppendHistory(NewHistoryEvent{RunID: st.Work.RunID, Type: workflow.EventStepStarted, StepKey: st.Exec.Key, Attempt: &first})
 }
 
 func parentKey(key string) *string {

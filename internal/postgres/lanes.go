@@ -103,6 +103,97 @@ func (tx *Tx) EndLane(ctx context.Context, runID uuid.UUID, laneKey, status stri
 	return c, true, nil
 }
 
+// LaneStepSuccess is the success of a lane's last step, for
+// [Tx.SucceedLaneSteps].
+type LaneStepSuccess struct {
+	Work    WorkItem
+	Result  AttemptResult   // Status and Error are ignored: the attempt succeeded
+	Output  json.RawMessage // the step's output, and its lane's
+	LaneKey string
+}
+
+// LaneStepOutcome is what [Tx.SucceedLaneSteps] did for one lane step.
+type LaneStepOutcome struct {
+	Leased   bool            // false: the lease was lost, and nothing changed
+	Finished bool            // false: the attempt was over, and nothing changed
+	Context  json.RawMessage // the run's context as it is now
+	// LaneEnded is false when the lane had ended already; Block is then
+	// empty.
+	LaneEnded bool
+	Block     BlockCounts // after the lane ended
+	// Opened is the block's next item, opened for the caller to start with
+	// its work item; nil when none was.
+	Opened *OpenedLane
+}
+
+// Changed reports whether the statement changed anything: it was not
+// refused.
+func (o LaneStepOutcome) Changed() bool { return o.Leased && o.Finished }
+
+// SucceedLaneSteps records, in one statement each, that lanes' last steps
+// succeeded, under the locks a lane's transition takes: each locks its work
+// item by its lease and the run's row, records the step's success, ends the
+// lane and counts it at its block, and opens the block's next item if it is
+// a running foreach with items left, without a work item of its own. A
+// refused one changes nothing and raises no error, so those of many of a
+// run's transitions go in one round trip. What the engine decides next —
+// starting the opened item, or the block's end — is the caller's.
+func (tx *Tx) SucceedLaneSteps(ctx context.Context, steps []LaneStepSuccess) ([]LaneStepOutcome, error) {
+	params := make([]dbsqlc.LaneStepSucceedParams, len(steps))
+	for i, p := range steps {
+		params[i] = dbsqlc.LaneStepSucceedParams{
+			WorkID: p.Work.ID, LeaseToken: &p.Work.LeaseToken, Logs: p.Result.Logs, ID: p.Result.StepExecutionID,
+			Attempt: int32(p.Result.Attempt), Output: p.Output, LaneKey: p.LaneKey,
+		}
+		if p.Result.HTTPStatus != 0 {
+			s := int32(p.Result.HTTPStatus)
+			params[i].HttpStatus = &s
+		}
+	}
+	out := make([]LaneStepOutcome, len(steps))
+	var firstErr error
+	results := tx.q.LaneStepSucceed(ctx, params)
+	results.QueryRow(func(i int, r dbsqlc.LaneStepSucceedRow, err error) {
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("succeed lane step %s: %w", steps[i].LaneKey, translate(err))
+			}
+			return
+		}
+		if r.Leased {
+			tx.lockedLease(steps[i].Work)
+		}
+		out[i] = laneStepOutcome(r)
+	})
+	if err := results.Close(); err != nil && firstErr == nil {
+		firstErr = fmt.Errorf("succeed lane steps: %w", translate(err))
+	}
+	return out, firstErr
+}
+
+func laneStepOutcome(r dbsqlc.LaneStepSucceedRow) LaneStepOutcome {
+	out := LaneStepOutcome{Leased: r.Leased, Finished: r.Finished, Context: r.Context, LaneEnded: r.LaneEnded}
+	if r.BlockID != nil {
+		out.Block = BlockCounts{
+			ID: *r.BlockID, Status: deref(r.BlockStatus), Attempt: int(deref(r.BlockAttempt)), Total: int(deref(r.LanesTotal)),
+			Started: int(deref(r.LanesStarted)), Ended: int(deref(r.LanesEnded)), Failed: int(deref(r.LanesFailed)),
+		}
+	}
+	if r.OpenedKey != nil {
+		out.Opened = &OpenedLane{Key: *r.OpenedKey, Input: r.OpenedInput}
+	}
+	return out
+}
+
+// deref is *p, or the zero value for nil.
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
 // LaneRunning reports whether a lane of a run is running.
 func (tx *Tx) LaneRunning(ctx context.Context, runID uuid.UUID, laneKey string) (bool, error) {
 	status, err := tx.q.LaneStatus(ctx, dbsqlc.LaneStatusParams{RunID: runID, LaneKey: laneKey})
@@ -144,7 +235,8 @@ func (tx *Tx) CollectLanes(ctx context.Context, blockID uuid.UUID) (results, lan
 // CancelStepTree cancels everything unfinished below a step execution —
 // executions, their attempts in progress and open waits — and drops their
 // queued work, except work another transaction holds (it finds its step
-// cancelled and drops it itself). It returns what it cancelled.
+// cancelled and drops it itself), and the items that the root or foreach
+// blocks below it never opened. It returns what it cancelled.
 func (tx *Tx) CancelStepTree(ctx context.Context, runID, rootID uuid.UUID) ([]CancelledStep, error) {
 	rows, err := tx.q.StepTreeCancel(ctx, &rootID)
 	if err != nil {
@@ -155,6 +247,9 @@ func (tx *Tx) CancelStepTree(ctx context.Context, runID, rootID uuid.UUID) ([]Ca
 	for i, r := range rows {
 		out[i] = CancelledStep{ID: r.ID, Key: r.StepKey, Type: r.StepType, Input: r.Input}
 		ids[i] = r.ID
+	}
+	if err := tx.q.BlockItemDeleteMany(ctx, append([]uuid.UUID{rootID}, ids...)); err != nil {
+		return nil, fmt.Errorf("drop block items: %w", translate(err))
 	}
 	if len(ids) == 0 {
 		return out, nil

@@ -4,12 +4,12 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -23,6 +23,7 @@ import (
 
 	"github.com/durablehq/durable/internal/fault"
 	"github.com/durablehq/durable/internal/postgres/internal/dbsqlc"
+	"github.com/durablehq/durable/internal/workflow"
 )
 
 // DB is a pool of connections to Durable's database. Its read methods run
@@ -34,8 +35,9 @@ type DB struct {
 	// commits (see groupcommit.go).
 	steps batcher[*groupRequest]
 	txs   batcher[*txRequest]
-	// history caps the runs' histories (see [DB.CapHistory]).
-	history historyCap
+	// endAtHistoryCap ends a run whose next transition would take its
+	// history past its cap (see [DB.OnHistoryCap]).
+	endAtHistoryCap func(ctx context.Context, tx *Tx, runID uuid.UUID) error
 }
 
 // queries holds the methods shared by [DB] and [Tx]; built from a pool they
@@ -48,18 +50,33 @@ type queries struct {
 // exactly one Tx.
 type Tx struct {
 	queries
-	tx pgx.Tx
+	conn *txConn
+	// depth counts the savepoints the Tx is in (see [Tx.Savepoint]).
+	depth int
 	// history buffers the events appended in the transaction; they are
 	// written in one statement just before it commits.
 	history []NewHistoryEvent
 	// committed are called once the transaction has committed.
 	committed []func()
-	// counts holds, for each run whose history the transaction wrote, the
-	// run's history_count after the last write; ends counts the events it
-	// appended that end a run. Both are held against the history cap before
-	// the transaction commits.
-	counts map[uuid.UUID]int
-	ends   map[uuid.UUID]int
+	// leases are the work items whose leases the transaction checked
+	// under the item's row lock, by id, and has not given up since: until
+	// it ends, no other transaction can take them.
+	leases map[int64]uuid.UUID
+}
+
+// lockedLease notes that w's lease was checked under its row lock.
+func (tx *Tx) lockedLease(w WorkItem) {
+	if tx.leases == nil {
+		tx.leases = map[int64]uuid.UUID{}
+	}
+	tx.leases[w.ID] = w.LeaseToken
+}
+
+// holdsLease reports whether the transaction holds w's lease under its row
+// lock.
+func (tx *Tx) holdsLease(w WorkItem) bool {
+	token, ok := tx.leases[w.ID]
+	return ok && token == w.LeaseToken
 }
 
 // Open connects to the database at url with a pool of at most maxConns
@@ -104,113 +121,84 @@ func (db *DB) Ping(ctx context.Context) error {
 // it rolls back and returns fn's error. fn must use only the Tx it is given,
 // never the DB, or its queries would run outside the transaction.
 //
-// A transaction that would take a run's history past its cap (see
-// [DB.CapHistory]) is rolled back instead; the run is ended, in a
-// transaction of its own, and fn is called again, once, in a new
-// transaction, where it finds the run ended. fn may thus be called twice.
+// A transaction that would take a run's history past its cap fails (the
+// runs_history_cap constraint refuses it). When the DB knows how to end
+// such a run ([DB.OnHistoryCap]), InTx ends it, in a transaction of its
+// own, and calls fn again, once, in a new transaction, where fn finds the
+// run ended: fn may be called twice.
 func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
-	err := db.inTx(ctx, true, fn)
-	var full *HistoryFullError
-	if !errors.As(err, &full) || db.history.end == nil {
+	var appended []NewHistoryEvent
+	err := db.inTx(ctx, fn, &appended)
+	if !errors.Is(err, errHistoryCap) || db.endAtHistoryCap == nil {
 		return err
 	}
-	for _, id := range full.Runs {
-		if err := db.inTx(ctx, false, func(tx *Tx) error { return db.history.end(ctx, tx, id) }); err != nil {
+	full, cerr := db.runsPastHistoryCap(ctx, appended)
+	if cerr != nil || len(full) == 0 {
+		return errors.Join(err, cerr)
+	}
+	for _, id := range full {
+		if err := db.inTx(ctx, func(tx *Tx) error { return db.endAtHistoryCap(ctx, tx, id) }, nil); err != nil {
 			return fmt.Errorf("end run %s at its history cap: %w", id, err)
 		}
 	}
-	return db.inTx(ctx, true, fn)
+	return db.inTx(ctx, fn, nil)
 }
 
-// inTx runs fn in a transaction, holding the runs' histories to their cap
-// when capped.
-func (db *DB) inTx(ctx context.Context, capped bool, fn func(tx *Tx) error) error {
-	ptx, err := db.pool.Begin(ctx)
+// OnHistoryCap has [DB.InTx] end with end, in a transaction of its own, a
+// run whose next transition would take its history past its cap: a run
+// holds at most history_cap events (see [NewRun]), and every transition but
+// the one that ends it must leave room for the event that does. end writes
+// that event, and those of the runs it ends in turn.
+func (db *DB) OnHistoryCap(end func(ctx context.Context, tx *Tx, runID uuid.UUID) error) {
+	db.endAtHistoryCap = end
+}
+
+// errHistoryCap is what a statement that would take a run's history past
+// its cap fails with.
+var errHistoryCap = fault.New(fault.Conflict, "the run's history is at its cap")
+
+// runsPastHistoryCap tells which of the runs that events were to be
+// appended to their history would pass its cap with them, by the
+// database's state after their transaction rolled back.
+func (db *DB) runsPastHistoryCap(ctx context.Context, events []NewHistoryEvent) ([]uuid.UUID, error) {
+	p := dbsqlc.RunListPastHistoryCapParams{
+		RunIds: make([]uuid.UUID, len(events)), StepKeys: make([]string, len(events)), Ends: make([]bool, len(events)),
+	}
+	for i, e := range events {
+		p.RunIds[i], p.StepKeys[i], p.Ends[i] = e.RunID, e.StepKey, workflow.EndsRun(e.Type)
+	}
+	ids, err := db.q.RunListPastHistoryCap(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("find runs past their history cap: %w", translate(err))
+	}
+	return ids, nil
+}
+
+// inTx runs fn in a transaction, and leaves in appended (when not nil) the
+// history events it sent or held, whether it committed or not.
+func (db *DB) inTx(ctx context.Context, fn func(tx *Tx) error, appended *[]NewHistoryEvent) error {
+	conn, err := beginTx(ctx, db.pool)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", translate(err))
 	}
-	defer func() { _ = ptx.Rollback(context.WithoutCancel(ctx)) }()
-	tx := &Tx{queries: queries{q: dbsqlc.New(ptx)}, tx: ptx}
+	defer conn.close(context.WithoutCancel(ctx))
+	if appended != nil {
+		defer func() { *appended = conn.appended }()
+	}
+	tx := &Tx{queries: queries{q: dbsqlc.New(conn)}, conn: conn}
 	if err := fn(tx); err != nil {
 		return err
 	}
 	if err := tx.flushHistory(ctx); err != nil {
 		return err
 	}
-	if capped {
-		if full := tx.overCap(db.history.max); full != nil {
-			return full
-		}
-	}
-	if err := ptx.Commit(ctx); err != nil {
+	if err := conn.commit(ctx); err != nil {
 		return fmt.Errorf("commit transaction: %w", translate(err))
 	}
 	for _, f := range tx.committed {
 		f()
 	}
 	return nil
-}
-
-// historyCap is the most events a run's history may hold, and what ends a
-// run whose next transition would pass it.
-type historyCap struct {
-	max int // 0: no cap
-	end func(ctx context.Context, tx *Tx, runID uuid.UUID) error
-}
-
-// CapHistory bounds the events of each run's history to max, the event that
-// ends a run included: a transaction may fill a run's history up to max-1
-// events, the last being kept for the end. end ends a run whose next
-// transaction would pass the cap, in a transaction of its own, which writes
-// past the cap what it must (the end of the run, and of runs it ends in
-// turn): see [DB.InTx]. The statements that append history count what they
-// append in runs.history_count; the events of steps inside foreach items
-// are not counted.
-func (db *DB) CapHistory(max int, end func(ctx context.Context, tx *Tx, runID uuid.UUID) error) {
-	db.history = historyCap{max: max, end: end}
-}
-
-// HistoryFullError says that a transaction would have taken runs' histories
-// past their cap: nothing of it was committed.
-type HistoryFullError struct {
-	Runs []uuid.UUID
-	Max  int
-}
-
-func (e *HistoryFullError) Error() string {
-	return fmt.Sprintf("the history of run %s would pass its cap of %d events", e.Runs[0], e.Max)
-}
-
-// Unwrap makes the error a conflict: the run's state forbids the change.
-func (e *HistoryFullError) Unwrap() error { return fault.New(fault.Conflict, "%s", e.Error()) }
-
-// overCap returns what tells that the transaction's writes would take runs'
-// histories past max (whose last event is kept for the event that ends the
-// run), or nil.
-func (tx *Tx) overCap(max int) *HistoryFullError {
-	if max <= 0 {
-		return nil
-	}
-	var full []uuid.UUID
-	for id, n := range tx.counts {
-		if n-tx.ends[id] > max-1 {
-			full = append(full, id)
-		}
-	}
-	if full == nil {
-		return nil
-	}
-	slices.SortFunc(full, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
-	return &HistoryFullError{Runs: full, Max: max}
-}
-
-// counted notes a run's history_count after one of the transaction's
-// writes.
-func (tx *Tx) counted(runID uuid.UUID, count int) {
-	if tx.counts == nil {
-		tx.counts = map[uuid.UUID]int{}
-	}
-	tx.counts[runID] = count
 }
 
 // AfterCommit has f called once the transaction has committed, and never
@@ -266,6 +254,9 @@ func translate(err error) error {
 	case codeForeignKeyViolation:
 		return &fault.Error{Kind: fault.NotFound, Message: "a referenced resource does not exist"}
 	case codeCheckViolation:
+		if pgErr.ConstraintName == "runs_history_cap" {
+			return errHistoryCap
+		}
 		return &fault.Error{Kind: fault.Invalid, Message: "the data violates a constraint"}
 	}
 	return err
@@ -317,34 +308,20 @@ func notFoundOK(err error, what string) error {
 }
 
 // Savepoint runs fn in a savepoint of the transaction: when fn fails, what
-// it did is rolled back and the transaction goes on.
+// it did is rolled back and the transaction goes on. The savepoint's
+// statements go with the statements around them (see [txConn]): a failure
+// to roll back is the error of the transaction's next statement.
 func (tx *Tx) Savepoint(ctx context.Context, fn func(tx *Tx) error) error {
-	sp, err := tx.tx.Begin(ctx)
+	m := tx.conn.beginSavepoint(tx.depth + 1)
+	inner := &Tx{queries: tx.queries, conn: tx.conn, depth: tx.depth + 1, leases: maps.Clone(tx.leases)}
+	err := fn(inner)
+	tx.conn.endSavepoint(m, err != nil)
 	if err != nil {
-		return fmt.Errorf("begin savepoint: %w", translate(err))
-	}
-	inner := &Tx{queries: queries{q: dbsqlc.New(sp)}, tx: sp}
-	if err := fn(inner); err != nil {
-		if rerr := sp.Rollback(ctx); rerr != nil {
-			return fmt.Errorf("%w (and rolling back the savepoint: %v)", err, rerr)
-		}
 		return err
-	}
-	if err := sp.Commit(ctx); err != nil {
-		return fmt.Errorf("release savepoint: %w", translate(err))
 	}
 	tx.history = append(tx.history, inner.history...)
 	tx.committed = append(tx.committed, inner.committed...)
-	// The savepoint's writes came after the transaction's so far.
-	for id, n := range inner.counts {
-		tx.counted(id, n)
-	}
-	for id, n := range inner.ends {
-		if tx.ends == nil {
-			tx.ends = map[uuid.UUID]int{}
-		}
-		tx.ends[id] += n
-	}
+	tx.leases = inner.leases
 	return nil
 }
 

@@ -35,6 +35,7 @@ func runFromRow(r dbsqlc.Run) workflow.Run {
 		UpdatedAt:             r.UpdatedAt,
 		StartedAt:             r.StartedAt,
 		FinishedAt:            r.FinishedAt,
+		HistoryCap:            int(r.HistoryCap),
 	}
 	if r.IdempotencyKey != nil {
 		run.IdempotencyKey = *r.IdempotencyKey
@@ -55,6 +56,10 @@ type NewRun struct {
 	IdempotencyKey        string
 	RequestHash           []byte
 	Timeout               time.Duration // run-level timeout; 0 for none
+	// HistoryCap is the most events the run's history may hold (see
+	// [DB.InTx]; 0: [workflow.DefaultMaxHistoryEvents]); those of steps
+	// inside foreach items are not counted.
+	HistoryCap int
 }
 
 // InsertRun creates a pending run. When the run's idempotency key is taken
@@ -70,6 +75,10 @@ func (tx *Tx) InsertRun(ctx context.Context, n NewRun) (workflow.Run, bool, erro
 		Depth:                 int32(n.Depth),
 		RequestHash:           n.RequestHash,
 		ScheduleID:            n.ScheduleID,
+		HistoryCap:            int32(workflow.DefaultMaxHistoryEvents),
+	}
+	if n.HistoryCap > 0 {
+		params.HistoryCap = int32(n.HistoryCap)
 	}
 	if n.Timeout > 0 {
 		ms := n.Timeout.Milliseconds()
@@ -164,15 +173,10 @@ type NewHistoryEvent struct {
 // before the commit.
 func (tx *Tx) AppendHistory(e NewHistoryEvent) {
 	tx.history = append(tx.history, e)
-	if workflow.EndsRun(e.Type) {
-		if tx.ends == nil {
-			tx.ends = map[uuid.UUID]int{}
-		}
-		tx.ends[e.RunID]++
-	}
 }
 
-// flushHistory writes the buffered history events.
+// flushHistory writes the buffered history events, in a statement held to
+// go with the transaction's next (see [txConn]).
 func (tx *Tx) flushHistory(ctx context.Context) error {
 	if len(tx.history) == 0 {
 		return nil
@@ -188,13 +192,10 @@ func (tx *Tx) flushHistory(ctx context.Context) error {
 			p.Attempts[i] = int32(*e.Attempt)
 		}
 	}
-	counts, err := tx.q.HistoryEventAppendMany(ctx, p)
-	if err != nil {
+	if err := tx.conn.holding(nil).HistoryEventAppendMany(ctx, p); err != nil {
 		return fmt.Errorf("append history: %w", translate(err))
 	}
-	for _, c := range counts {
-		tx.counted(c.ID, int(c.HistoryCount))
-	}
+	tx.conn.appended = append(tx.conn.appended, tx.history...)
 	tx.history = nil
 	return nil
 }

@@ -100,6 +100,9 @@ type Run struct {
 	FinishedAt            *time.Time
 	RequestHash           []byte
 	ParentStepExecutionID *uuid.UUID
+	// HistoryCap is the most events the run's history holds (those of
+	// steps inside foreach items not counted).
+	HistoryCap int
 }
 
 // RunError is the error a failed, cancelled or timed-out run reports.

@@ -17,6 +17,173 @@ var (
 	ErrBatchAlreadyClosed = errors.New("batch already closed")
 )
 
+const laneStepSucceed = `-- name: LaneStepSucceed :batchone
+WITH lease AS MATERIALIZED (
+    SELECT w.id, w.run_id FROM work_items w WHERE w.id = $1 AND w.lease_token = $2 FOR UPDATE
+), run AS MATERIALIZED (
+    SELECT r.id, r.context FROM lease JOIN runs r ON r.id = lease.run_id FOR NO KEY UPDATE OF r
+), attempt AS (
+    UPDATE step_attempts
+    SET status = 'succeeded', http_status = $3, error = NULL, logs = $4, finished_at = now()
+    WHERE step_attempts.step_execution_id = $5 AND step_attempts.attempt = $6
+      AND step_attempts.status IN ('running', 'accepted') AND EXISTS (SELECT 1 FROM run)
+    RETURNING 1
+), execution AS (
+    UPDATE step_executions
+    SET status = 'succeeded', output = $7, error = NULL, finished_at = now(), updated_at = now()
+    WHERE step_executions.id = $5 AND step_executions.attempt = $6
+      AND step_executions.status IN ('pending', 'running', 'waiting') AND EXISTS (SELECT 1 FROM attempt)
+    RETURNING step_executions.run_id
+), lane AS (
+    UPDATE step_executions l
+    SET status = 'succeeded', output = $7, error = NULL, finished_at = now(), updated_at = now()
+    WHERE l.run_id = (SELECT run_id FROM execution) AND l.step_key = $8
+      AND l.step_type = 'lane' AND l.status = 'running'
+    RETURNING l.parent_id
+), block AS (
+    UPDATE step_executions b
+    SET lanes_ended = b.lanes_ended + 1,
+        lanes_started = b.lanes_started + o.opens::integer,
+        updated_at = now()
+    FROM (SELECT x.id, x.lanes_started AS first,
+                 (x.step_type = 'foreach' AND x.status = 'running' AND x.lanes_started < x.lanes_total) AS opens
+          FROM step_executions x WHERE x.id = (SELECT parent_id FROM lane) FOR UPDATE) o
+    WHERE b.id = o.id
+    RETURNING b.id, b.run_id, b.step_key, b.step_name, b.status, b.attempt,
+              b.lanes_total, b.lanes_started, b.lanes_ended, b.lanes_failed, o.first, o.opens
+), item AS (
+    DELETE FROM block_items i USING block
+    WHERE block.opens AND i.block_id = block.id AND i.idx = block.first
+    RETURNING i.item
+), next_lane AS (
+    INSERT INTO step_executions (
+        id, run_id, parent_id, step_key, step_name, step_type, status, attempt, webhook_id, input, lane_index, started_at
+    )
+    SELECT l.id, block.run_id, block.id, block.step_key || '[' || block.first || ']', block.step_name, 'lane', 'running', 1,
+           'msg_' || l.id::text,
+           jsonb_build_object('item', COALESCE((SELECT item.item FROM item),
+                                               (SELECT x.input -> 'items' -> block.first FROM step_executions x WHERE x.id = block.id)),
+                              'index', block.first),
+           block.first, now()
+    FROM block, (SELECT gen_random_uuid() AS id) l
+    WHERE block.opens
+    RETURNING step_executions.step_key, step_executions.input
+)
+SELECT EXISTS (SELECT 1 FROM run) AS leased,
+       (SELECT run.context FROM run) AS context,
+       EXISTS (SELECT 1 FROM execution) AS finished,
+       EXISTS (SELECT 1 FROM lane) AS lane_ended,
+       block.id AS block_id, block.status AS block_status, block.attempt AS block_attempt,
+       block.lanes_total, block.lanes_started, block.lanes_ended, block.lanes_failed,
+       next_lane.step_key AS opened_key, next_lane.input AS opened_input
+FROM (SELECT 1) one
+LEFT JOIN block ON true
+LEFT JOIN next_lane ON true
+`
+
+type LaneStepSucceedBatchResults struct {
+	br     pgx.BatchResults
+	tot    int
+	closed bool
+}
+
+type LaneStepSucceedParams struct {
+	WorkID     int64
+	LeaseToken *uuid.UUID
+	HttpStatus *int32
+	Logs       []byte
+	ID         uuid.UUID
+	Attempt    int32
+	Output     []byte
+	LaneKey    string
+}
+
+type LaneStepSucceedRow struct {
+	Leased       bool
+	Context      []byte
+	Finished     bool
+	LaneEnded    bool
+	BlockID      *uuid.UUID
+	BlockStatus  *string
+	BlockAttempt *int32
+	LanesTotal   *int32
+	LanesStarted *int32
+	LanesEnded   *int32
+	LanesFailed  *int32
+	OpenedKey    *string
+	OpenedInput  []byte
+}
+
+// The success of a lane's last step, as one statement: what LaneEnd and
+// LaneOpen do after StepFinish, under the locks a lane's transition takes
+// (WorkItemLockLeasedAndRun). It locks the work item by its lease and then
+// the run's row, records the attempt's and the execution's success (fenced
+// to the attempt in progress), ends the lane with the step's output and
+// counts it at its block, and — when the block is a running foreach with
+// items left — opens its next item, whose first step the caller starts with
+// the work item it holds. Each part runs only when the one before it
+// matched, so a refused result changes nothing: leased is false when the
+// lease was lost, finished false when the attempt was over; lane_ended is
+// false when the lane had ended already (a failing sibling cancelled it).
+// It returns the run's context as it is now, the block's counts after the
+// lane ended, and the lane it opened, if any. A batch of these, of one
+// run's lanes, goes in one round trip: none raises an error when refused.
+func (q *Queries) LaneStepSucceed(ctx context.Context, arg []LaneStepSucceedParams) *LaneStepSucceedBatchResults {
+	batch := &pgx.Batch{}
+	for _, a := range arg {
+		vals := []interface{}{
+			a.WorkID,
+			a.LeaseToken,
+			a.HttpStatus,
+			a.Logs,
+			a.ID,
+			a.Attempt,
+			a.Output,
+			a.LaneKey,
+		}
+		batch.Queue(laneStepSucceed, vals...)
+	}
+	br := q.db.SendBatch(ctx, batch)
+	return &LaneStepSucceedBatchResults{br, len(arg), false}
+}
+
+func (b *LaneStepSucceedBatchResults) QueryRow(f func(int, LaneStepSucceedRow, error)) {
+	defer b.br.Close()
+	for t := 0; t < b.tot; t++ {
+		var i LaneStepSucceedRow
+		if b.closed {
+			if f != nil {
+				f(t, i, ErrBatchAlreadyClosed)
+			}
+			continue
+		}
+		row := b.br.QueryRow()
+		err := row.Scan(
+			&i.Leased,
+			&i.Context,
+			&i.Finished,
+			&i.LaneEnded,
+			&i.BlockID,
+			&i.BlockStatus,
+			&i.BlockAttempt,
+			&i.LanesTotal,
+			&i.LanesStarted,
+			&i.LanesEnded,
+			&i.LanesFailed,
+			&i.OpenedKey,
+			&i.OpenedInput,
+		)
+		if f != nil {
+			f(t, i, err)
+		}
+	}
+}
+
+func (b *LaneStepSucceedBatchResults) Close() error {
+	b.closed = true
+	return b.br.Close()
+}
+
 const stepStart = `-- name: StepStart :batchone
 WITH work AS (
     UPDATE work_items
@@ -24,43 +191,29 @@ WITH work AS (
         visible_at = now() + $2::bigint * interval '1 millisecond'
     WHERE work_items.id = $3 AND lease_token = $4
     RETURNING work_items.run_id
+), running AS (
+    UPDATE runs
+    SET status = 'running', started_at = COALESCE(started_at, now()), updated_at = now()
+    WHERE runs.id = (SELECT run_id FROM work) AND $5::boolean
+      AND runs.status IN ('pending', 'running', 'waiting')
+    RETURNING runs.id
 ), execution AS (
     INSERT INTO step_executions (
         id, run_id, parent_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
     )
     SELECT $1, run_id,
-           (SELECT p.id FROM step_executions p WHERE p.run_id = work.run_id AND p.step_key = $5),
-           $6, $7, $8, 'running', 1, $9, $10,
-           now() + $11::bigint * interval '1 millisecond', now()
+           (SELECT p.id FROM step_executions p WHERE p.run_id = work.run_id AND p.step_key = $6),
+           $7, $8, $9, 'running', 1, $10, $11,
+           now() + $12::bigint * interval '1 millisecond', now()
     FROM work
     ON CONFLICT (id) DO NOTHING
     RETURNING step_executions.id, step_executions.run_id
 ), first_attempt AS (
     INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
-    SELECT execution.id, 1, execution.run_id, 'running', $12, $13 FROM execution
-), history AS (
-    INSERT INTO history_events (run_id, type, step_key, attempt)
-    SELECT execution.run_id, e.type, e.step_key, e.attempt
-    FROM execution,
-         (VALUES (1, 'run_started', NULL::text, NULL::integer), (2, 'step_started', $6::text, 1))
-             AS e(ord, type, step_key, attempt)
-    WHERE e.ord = 2 OR $14::boolean
-    ORDER BY e.ord
-), running AS (
-    UPDATE runs
-    SET status = CASE WHEN $15::boolean AND runs.status IN ('pending', 'running', 'waiting') THEN 'running' ELSE runs.status END,
-        started_at = CASE WHEN $15::boolean AND runs.status IN ('pending', 'running', 'waiting') THEN COALESCE(runs.started_at, now()) ELSE runs.started_at END,
-        updated_at = CASE WHEN $15::boolean AND runs.status IN ('pending', 'running', 'waiting') THEN now() ELSE runs.updated_at END,
-        history_count = runs.history_count + (CASE WHEN $14::boolean THEN 1 ELSE 0 END)
-            + (CASE WHEN v.item_pattern IS NULL OR $6::text !~ v.item_pattern THEN 1 ELSE 0 END)
-    FROM workflow_versions v
-    WHERE runs.id = (SELECT run_id FROM execution)
-      AND v.workflow_name = runs.workflow_name AND v.version = runs.workflow_version
-    RETURNING runs.history_count
+    SELECT execution.id, 1, execution.run_id, 'running', $13, $14 FROM execution
 )
-SELECT ((SELECT count(*) FROM execution)
-        + (SELECT count(*) FROM step_executions WHERE step_executions.id = $1))::integer AS created,
-       COALESCE((SELECT history_count FROM running), 0)::integer AS history_count
+SELECT EXISTS (SELECT 1 FROM execution) AS created,
+       EXISTS (SELECT 1 FROM step_executions WHERE step_executions.id = $1) AS existed
 `
 
 type StepStartBatchResults struct {
@@ -74,6 +227,7 @@ type StepStartParams struct {
 	LeaseMs      int64
 	WorkID       int64
 	LeaseToken   *uuid.UUID
+	MarkRunning  bool
 	ParentKey    *string
 	StepKey      string
 	StepName     string
@@ -83,26 +237,22 @@ type StepStartParams struct {
 	TimeoutMs    int64
 	WorkerID     *string
 	CallbackHash []byte
-	RunStarted   bool
-	MarkRunning  bool
 }
 
 type StepStartRow struct {
-	Created      int32
-	HistoryCount int32
+	Created bool
+	Existed bool
 }
 
 // Starts a run's next step, as one statement: the work item moves on to the
 // new step execution under the caller's lease, the run is marked running
-// (when mark_running), the execution and its first attempt are created, and
-// the history records the step's start (and the run's, when run_started).
-// It returns created 1 when the step is started — by this statement, or
-// by an earlier sending of the same one whose commit the sender did not
-// hear of (the execution's id is the sender's own) — and 0 when the lease
-// was lost and nothing changed; and the run's history_count once this
-// statement's events are counted (all but a step_started inside a foreach
-// item: see workflow_versions.item_pattern; 0 when it created nothing),
-// which the caller holds against the run's history cap before it commits.
+// (when mark_running), and the execution and its first attempt are created.
+// The step is started when this statement created its execution, or when
+// it existed already: an earlier sending of the same statement was
+// committed without its sender hearing of it (the execution's id is the
+// sender's own). Neither means the lease was lost and nothing changed. The
+// history of what it created is the caller's to write, with the rest of
+// its transaction's.
 func (q *Queries) StepStart(ctx context.Context, arg []StepStartParams) *StepStartBatchResults {
 	batch := &pgx.Batch{}
 	for _, a := range arg {
@@ -111,6 +261,7 @@ func (q *Queries) StepStart(ctx context.Context, arg []StepStartParams) *StepSta
 			a.LeaseMs,
 			a.WorkID,
 			a.LeaseToken,
+			a.MarkRunning,
 			a.ParentKey,
 			a.StepKey,
 			a.StepName,
@@ -120,8 +271,6 @@ func (q *Queries) StepStart(ctx context.Context, arg []StepStartParams) *StepSta
 			a.TimeoutMs,
 			a.WorkerID,
 			a.CallbackHash,
-			a.RunStarted,
-			a.MarkRunning,
 		}
 		batch.Queue(stepStart, vals...)
 	}
@@ -140,7 +289,7 @@ func (b *StepStartBatchResults) QueryRow(f func(int, StepStartRow, error)) {
 			continue
 		}
 		row := b.br.QueryRow()
-		err := row.Scan(&i.Created, &i.HistoryCount)
+		err := row.Scan(&i.Created, &i.Existed)
 		if f != nil {
 			f(t, i, err)
 		}
@@ -159,31 +308,31 @@ WITH lease AS (
     FOR UPDATE
 ), room AS (
     SELECT runs.id FROM runs
-    WHERE runs.id = (SELECT run_id FROM lease) AND runs.history_count + 2 < $4::integer
+    WHERE runs.id = (SELECT run_id FROM lease) AND runs.history_count + 2 < runs.history_cap
 ), finished_attempt AS (
     UPDATE step_attempts
-    SET status = 'succeeded', http_status = $5, logs = $6, finished_at = now()
-    WHERE step_attempts.step_execution_id = $7 AND step_attempts.attempt = $8
+    SET status = 'succeeded', http_status = $4, logs = $5, finished_at = now()
+    WHERE step_attempts.step_execution_id = $6 AND step_attempts.attempt = $7
       AND step_attempts.status IN ('running', 'accepted')
       AND EXISTS (SELECT 1 FROM room)
     RETURNING step_attempts.run_id
 ), finished_execution AS (
     UPDATE step_executions
-    SET status = 'succeeded', output = $9, finished_at = now(), updated_at = now()
-    WHERE step_executions.id = $7 AND step_executions.attempt = $8
+    SET status = 'succeeded', output = $8, finished_at = now(), updated_at = now()
+    WHERE step_executions.id = $6 AND step_executions.attempt = $7
       AND step_executions.status IN ('pending', 'running', 'waiting')
       AND EXISTS (SELECT 1 FROM finished_attempt)
     RETURNING step_executions.run_id
 ), work AS (
     UPDATE work_items
     SET kind = 'invoke', step_execution_id = $1, attempt = 1, after_step = NULL,
-        visible_at = now() + $10::bigint * interval '1 millisecond'
+        visible_at = now() + $9::bigint * interval '1 millisecond'
     WHERE work_items.id = (SELECT id FROM lease) AND EXISTS (SELECT 1 FROM finished_execution)
     RETURNING work_items.id
 ), merged AS (
     UPDATE runs
-    SET context = CASE WHEN $11::jsonb IS NULL THEN context ELSE context || $11::jsonb END,
-        updated_at = CASE WHEN $11::jsonb IS NULL THEN updated_at ELSE now() END,
+    SET context = CASE WHEN $10::jsonb IS NULL THEN context ELSE context || $10::jsonb END,
+        updated_at = CASE WHEN $10::jsonb IS NULL THEN updated_at ELSE now() END,
         history_count = history_count + 2
     WHERE runs.id = (SELECT run_id FROM finished_execution)
     RETURNING runs.id
@@ -192,20 +341,20 @@ WITH lease AS (
         id, run_id, parent_id, step_key, step_name, step_type, status, attempt, webhook_id, input, deadline, started_at
     )
     SELECT $1, run_id,
-           (SELECT p.id FROM step_executions p WHERE p.run_id = finished_execution.run_id AND p.step_key = $12),
-           $13, $14, $15, 'running', 1, $16, $17,
-           now() + $18::bigint * interval '1 millisecond', now()
+           (SELECT p.id FROM step_executions p WHERE p.run_id = finished_execution.run_id AND p.step_key = $11),
+           $12, $13, $14, 'running', 1, $15, $16,
+           now() + $17::bigint * interval '1 millisecond', now()
     FROM finished_execution
     RETURNING step_executions.id, step_executions.run_id
 ), next_attempt AS (
     INSERT INTO step_attempts (step_execution_id, attempt, run_id, status, worker_id, callback_hash)
-    SELECT next_execution.id, 1, next_execution.run_id, 'running', $19, $20 FROM next_execution
+    SELECT next_execution.id, 1, next_execution.run_id, 'running', $18, $19 FROM next_execution
 ), history AS (
     INSERT INTO history_events (run_id, type, step_key, attempt, data)
     SELECT finished_execution.run_id, e.type, e.step_key, e.attempt, e.data
     FROM finished_execution,
-         (VALUES (1, 'step_succeeded', $21::text, $8::integer, $22::jsonb),
-                 (2, 'step_started', $13::text, 1, NULL::jsonb)) AS e(ord, type, step_key, attempt, data)
+         (VALUES (1, 'step_succeeded', $20::text, $7::integer, $21::jsonb),
+                 (2, 'step_started', $12::text, 1, NULL::jsonb)) AS e(ord, type, step_key, attempt, data)
     ORDER BY e.ord
 )
 SELECT ((SELECT count(*) FROM finished_execution)
@@ -223,7 +372,6 @@ type StepSucceedAndContinueParams struct {
 	NextID        uuid.UUID
 	WorkID        int64
 	LeaseToken    *uuid.UUID
-	MaxHistory    int32
 	HttpStatus    *int32
 	Logs          []byte
 	ID            uuid.UUID
@@ -261,8 +409,9 @@ type StepSucceedAndContinueRow struct {
 // The two history events count against the run's history cap (a step in a
 // foreach item never takes this path): when they would leave no room for
 // the event that ends the run (history_count + 2 must stay below
-// max_history), the statement changes nothing and says so (full), and the
-// general path ends the run at its cap.
+// history_cap, as the runs_history_cap constraint wants), the statement
+// changes nothing and says so (full), and the general path ends the run at
+// its cap.
 // It returns recorded 1 when the result is recorded — by this statement, or
 // by an earlier sending of the same one whose commit the sender did not
 // hear of (the next execution's id is the sender's own, so its existence
@@ -274,7 +423,6 @@ func (q *Queries) StepSucceedAndContinue(ctx context.Context, arg []StepSucceedA
 			a.NextID,
 			a.WorkID,
 			a.LeaseToken,
-			a.MaxHistory,
 			a.HttpStatus,
 			a.Logs,
 			a.ID,

@@ -11,9 +11,39 @@ import (
 	"github.com/google/uuid"
 )
 
+const blockItemDeleteByRun = `-- name: BlockItemDeleteByRun :exec
+DELETE FROM block_items
+WHERE block_id IN (SELECT s.id FROM step_executions s WHERE s.run_id = $1 AND s.step_type = 'foreach')
+`
+
+// Deletes the items that a run's foreach blocks did not open, as the run is
+// cancelled or times out.
+func (q *Queries) BlockItemDeleteByRun(ctx context.Context, runID uuid.UUID) error {
+	_, err := q.db.Exec(ctx, blockItemDeleteByRun, runID)
+	return err
+}
+
+const blockItemDeleteMany = `-- name: BlockItemDeleteMany :exec
+DELETE FROM block_items WHERE block_id = ANY ($1::uuid[])
+`
+
+// Deletes the items that foreach blocks which ended early did not open.
+func (q *Queries) BlockItemDeleteMany(ctx context.Context, ids []uuid.UUID) error {
+	_, err := q.db.Exec(ctx, blockItemDeleteMany, ids)
+	return err
+}
+
 const blockSetLanes = `-- name: BlockSetLanes :execrows
-UPDATE step_executions SET lanes_total = $1, updated_at = now()
-WHERE id = $2 AND status = 'running'
+WITH block AS (
+    UPDATE step_executions SET lanes_total = $1, updated_at = now()
+    WHERE id = $2 AND status = 'running'
+    RETURNING id, input
+), items AS (
+    INSERT INTO block_items (block_id, idx, item)
+    SELECT block.id, o.i - 1, o.item
+    FROM block, jsonb_array_elements(block.input -> 'items') WITH ORDINALITY AS o(item, i)
+)
+SELECT 1 FROM block
 `
 
 type BlockSetLanesParams struct {
@@ -21,7 +51,8 @@ type BlockSetLanesParams struct {
 	ID    uuid.UUID
 }
 
-// Records how many lanes a parallel or foreach step has.
+// Records how many lanes a parallel or foreach step has and writes a
+// foreach's items to block_items, one row each, for its lanes to open with.
 func (q *Queries) BlockSetLanes(ctx context.Context, arg BlockSetLanesParams) (int64, error) {
 	result, err := q.db.Exec(ctx, blockSetLanes, arg.Total, arg.ID)
 	if err != nil {
@@ -158,7 +189,11 @@ WITH block AS (
     SET lanes_started = LEAST(b.lanes_total, o.lanes_started + $1::integer), updated_at = now()
     FROM (SELECT x.id, x.lanes_started FROM step_executions x WHERE x.id = $2 FOR UPDATE) o
     WHERE b.id = $2 AND b.id = o.id AND b.status = 'running' AND b.lanes_started < b.lanes_total
-    RETURNING b.id, b.run_id, b.step_key, b.step_name, b.step_type, b.input, o.lanes_started AS first, b.lanes_started AS upto
+    RETURNING b.id, b.run_id, b.step_key, b.step_name, b.step_type, o.lanes_started AS first, b.lanes_started AS upto
+), item AS (
+    DELETE FROM block_items i USING block
+    WHERE i.block_id = block.id AND i.idx >= block.first AND i.idx < block.upto
+    RETURNING i.idx, i.item
 ), lane AS (
     INSERT INTO step_executions (
         id, run_id, parent_id, step_key, step_name, step_type, status, attempt, webhook_id, input, lane_index, started_at
@@ -167,9 +202,11 @@ WITH block AS (
            block.step_key || '[' || COALESCE(($3::text[])[l.i + 1], l.i::text) || ']',
            block.step_name, 'lane', 'running', 1, 'msg_' || l.id::text,
            CASE WHEN block.step_type = 'foreach'
-                THEN jsonb_build_object('item', block.input -> 'items' -> l.i, 'index', l.i) END,
+                THEN jsonb_build_object('item', COALESCE(item.item, (SELECT x.input -> 'items' -> l.i FROM step_executions x WHERE x.id = block.id)),
+                                        'index', l.i) END,
            l.i, now()
     FROM block, (SELECT gen_random_uuid() AS id, i FROM block, generate_series(block.first, block.upto - 1) AS i) l
+         LEFT JOIN item ON item.idx = l.i
     RETURNING step_executions.run_id, step_executions.step_key, step_executions.lane_index, step_executions.input
 ), work AS (
     INSERT INTO work_items (run_id, kind, after_step)
@@ -202,7 +239,10 @@ type LaneOpenRow struct {
 // the caller starts it with a work item of its own (keep_first). Lanes open
 // in index order, so a lane's index is the count of lanes opened before it.
 // names are the branch names of a parallel step; a foreach's lanes are named
-// by index.
+// by index. A foreach lane takes its item out of block_items; the block's
+// input is read only for a foreach that began without them (started by a
+// worker of an earlier version), never for every lane: the whole list would
+// be unpacked each time.
 func (q *Queries) LaneOpen(ctx context.Context, arg LaneOpenParams) ([]LaneOpenRow, error) {
 	rows, err := q.db.Query(ctx, laneOpen,
 		arg.N,

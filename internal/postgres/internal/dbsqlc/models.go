@@ -10,6 +10,12 @@ import (
 	"github.com/google/uuid"
 )
 
+type BlockItem struct {
+	BlockID uuid.UUID
+	Idx     int32
+	Item    []byte
+}
+
 type Event struct {
 	ID         uuid.UUID
 	DedupID    *string
@@ -51,6 +57,7 @@ type Run struct {
 	StartedAt             *time.Time
 	FinishedAt            *time.Time
 	HistoryCount          int32
+	HistoryCap            int32
 }
 
 type Schedule struct {

@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 )
 
-const historyEventAppendMany = `-- name: HistoryEventAppendMany :many
+const historyEventAppendMany = `-- name: HistoryEventAppendMany :exec
 WITH events AS (
     SELECT i, ($1::uuid[])[i] AS run_id, ($2::text[])[i] AS type,
            NULLIF(($3::text[])[i], '') AS step_key, NULLIF(($4::integer[])[i], 0) AS attempt,
@@ -32,7 +32,6 @@ WITH events AS (
 UPDATE runs SET history_count = runs.history_count + counts.n
 FROM counts
 WHERE runs.id = counts.run_id
-RETURNING runs.id, runs.history_count
 `
 
 type HistoryEventAppendManyParams struct {
@@ -43,39 +42,21 @@ type HistoryEventAppendManyParams struct {
 	Datas    [][]byte
 }
 
-type HistoryEventAppendManyRow struct {
-	ID           uuid.UUID
-	HistoryCount int32
-}
-
 // Appends events to the histories of their runs, in the order given, and
 // counts them in their runs' history_count — all but those of steps inside
-// foreach items (see workflow_versions.item_pattern) — returning each run's
-// new count. Empty step keys and zero attempts are stored as NULL.
-func (q *Queries) HistoryEventAppendMany(ctx context.Context, arg HistoryEventAppendManyParams) ([]HistoryEventAppendManyRow, error) {
-	rows, err := q.db.Query(ctx, historyEventAppendMany,
+// foreach items (see workflow_versions.item_pattern) — so that a run whose
+// history they would take past its cap makes the statement fail (the
+// runs_history_cap constraint). Empty step keys and zero attempts are
+// stored as NULL.
+func (q *Queries) HistoryEventAppendMany(ctx context.Context, arg HistoryEventAppendManyParams) error {
+	_, err := q.db.Exec(ctx, historyEventAppendMany,
 		arg.RunIds,
 		arg.Types,
 		arg.StepKeys,
 		arg.Attempts,
 		arg.Datas,
 	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []HistoryEventAppendManyRow{}
-	for rows.Next() {
-		var i HistoryEventAppendManyRow
-		if err := rows.Scan(&i.ID, &i.HistoryCount); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
+	return err
 }
 
 const historyEventList = `-- name: HistoryEventList :many
@@ -176,7 +157,7 @@ const runFinish = `-- name: RunFinish :one
 UPDATE runs
 SET status = $1, output = $2, error = $3, finished_at = now(), updated_at = now()
 WHERE id = $4 AND status IN ('pending', 'running', 'waiting', 'compensating')
-RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, history_count
+RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, history_count, history_cap
 `
 
 type RunFinishParams struct {
@@ -218,12 +199,13 @@ func (q *Queries) RunFinish(ctx context.Context, arg RunFinishParams) (Run, erro
 		&i.StartedAt,
 		&i.FinishedAt,
 		&i.HistoryCount,
+		&i.HistoryCap,
 	)
 	return i, err
 }
 
 const runGetByID = `-- name: RunGetByID :one
-SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, history_count FROM runs WHERE id = $1
+SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, history_count, history_cap FROM runs WHERE id = $1
 `
 
 func (q *Queries) RunGetByID(ctx context.Context, id uuid.UUID) (Run, error) {
@@ -251,12 +233,13 @@ func (q *Queries) RunGetByID(ctx context.Context, id uuid.UUID) (Run, error) {
 		&i.StartedAt,
 		&i.FinishedAt,
 		&i.HistoryCount,
+		&i.HistoryCap,
 	)
 	return i, err
 }
 
 const runGetByIdempotencyKey = `-- name: RunGetByIdempotencyKey :one
-SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, history_count FROM runs WHERE idempotency_key = $1
+SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, history_count, history_cap FROM runs WHERE idempotency_key = $1
 `
 
 func (q *Queries) RunGetByIdempotencyKey(ctx context.Context, idempotencyKey *string) (Run, error) {
@@ -284,12 +267,13 @@ func (q *Queries) RunGetByIdempotencyKey(ctx context.Context, idempotencyKey *st
 		&i.StartedAt,
 		&i.FinishedAt,
 		&i.HistoryCount,
+		&i.HistoryCap,
 	)
 	return i, err
 }
 
 const runGetMany = `-- name: RunGetMany :many
-SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, history_count FROM runs WHERE id = ANY ($1::uuid[])
+SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, history_count, history_cap FROM runs WHERE id = ANY ($1::uuid[])
 `
 
 func (q *Queries) RunGetMany(ctx context.Context, ids []uuid.UUID) ([]Run, error) {
@@ -323,6 +307,7 @@ func (q *Queries) RunGetMany(ctx context.Context, ids []uuid.UUID) ([]Run, error
 			&i.StartedAt,
 			&i.FinishedAt,
 			&i.HistoryCount,
+			&i.HistoryCap,
 		); err != nil {
 			return nil, err
 		}
@@ -338,16 +323,16 @@ const runInsert = `-- name: RunInsert :one
 INSERT INTO runs (
     id, workflow_name, workflow_version, status, input, context,
     parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash,
-    schedule_id, deadline
+    schedule_id, history_cap, deadline
 ) VALUES (
     $1, $2, $3, 'pending', $4, '{}',
     $5, $6, $7, $8, $9,
-    $10,
+    $10, $11,
     -- The run-level timeout counts from the database's clock, like leases.
-    now() + $11::bigint * interval '1 millisecond'
+    now() + $12::bigint * interval '1 millisecond'
 )
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, history_count
+RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, history_count, history_cap
 `
 
 type RunInsertParams struct {
@@ -361,6 +346,7 @@ type RunInsertParams struct {
 	IdempotencyKey        *string
 	RequestHash           []byte
 	ScheduleID            *uuid.UUID
+	HistoryCap            int32
 	TimeoutMs             *int64
 }
 
@@ -378,6 +364,7 @@ func (q *Queries) RunInsert(ctx context.Context, arg RunInsertParams) (Run, erro
 		arg.IdempotencyKey,
 		arg.RequestHash,
 		arg.ScheduleID,
+		arg.HistoryCap,
 		arg.TimeoutMs,
 	)
 	var i Run
@@ -403,6 +390,7 @@ func (q *Queries) RunInsert(ctx context.Context, arg RunInsertParams) (Run, erro
 		&i.StartedAt,
 		&i.FinishedAt,
 		&i.HistoryCount,
+		&i.HistoryCap,
 	)
 	return i, err
 }
@@ -499,6 +487,49 @@ ORDER BY created_at, id
 
 func (q *Queries) RunListActiveChildren(ctx context.Context, parentRunID *uuid.UUID) ([]uuid.UUID, error) {
 	rows, err := q.db.Query(ctx, runListActiveChildren, parentRunID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const runListPastHistoryCap = `-- name: RunListPastHistoryCap :many
+WITH events AS (
+    SELECT ($1::uuid[])[i] AS run_id, NULLIF(($2::text[])[i], '') AS step_key, ($3::boolean[])[i] AS ends
+    FROM generate_series(1, cardinality($1::uuid[])) AS i
+)
+SELECT r.id FROM runs r
+JOIN workflow_versions v ON v.workflow_name = r.workflow_name AND v.version = r.workflow_version
+JOIN events e ON e.run_id = r.id
+GROUP BY r.id
+HAVING r.history_count + count(*) FILTER (WHERE NOT e.ends AND (v.item_pattern IS NULL OR e.step_key IS NULL OR e.step_key !~ v.item_pattern))
+       >= r.history_cap
+`
+
+type RunListPastHistoryCapParams struct {
+	RunIds   []uuid.UUID
+	StepKeys []string
+	Ends     []bool
+}
+
+// Of the runs that events were to be appended to (with HistoryEventAppendMany),
+// those whose history the events would take past its cap: the events
+// counted as HistoryEventAppendMany counts them, but the one that ends a run
+// (ends), for which the last event of a history is kept.
+func (q *Queries) RunListPastHistoryCap(ctx context.Context, arg RunListPastHistoryCapParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, runListPastHistoryCap, arg.RunIds, arg.StepKeys, arg.Ends)
 	if err != nil {
 		return nil, err
 	}

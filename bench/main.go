@@ -31,6 +31,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -45,6 +46,7 @@ func main() {
 
 type options struct {
 	serverURL   string
+	database    string
 	runs        int
 	steps       int
 	serial      int
@@ -53,11 +55,13 @@ type options struct {
 	profile     string
 	apiProfile  string
 	waits       int
+	traces      bool
 }
 
 func run() error {
 	var o options
-	flag.StringVar(&o.serverURL, "database-url", envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/durable?sslmode=disable"), "PostgreSQL server; the benchmark uses (and recreates) its own database durable_bench there")
+	flag.StringVar(&o.serverURL, "database-url", envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/durable?sslmode=disable"), "PostgreSQL server; the benchmark uses (and recreates) its own database there")
+	flag.StringVar(&o.database, "database", "durable_bench", "the benchmark's database, dropped and created again: benchmarks running side by side on one server need one each")
 	flag.IntVar(&o.runs, "runs", 1000, "runs started together")
 	flag.IntVar(&o.steps, "steps", 10, "call steps per run")
 	flag.IntVar(&o.serial, "serial", 100, "runs made one after another, for the latency of one run alone")
@@ -66,10 +70,11 @@ func run() error {
 	flag.IntVar(&o.waits, "waits", 200, "runs measured for event and timer latency")
 	flag.StringVar(&o.profile, "pprof", "", "serve the worker's Go profiles on this address (its DURABLE_PPROF_ADDR)")
 	flag.StringVar(&o.apiProfile, "api-pprof", "", "serve the api's Go profiles on this address (its DURABLE_PPROF_ADDR)")
+	flag.BoolVar(&o.traces, "traces", false, "export traces over OTLP/HTTP (OTEL_EXPORTER_OTLP_ENDPOINT) to a receiver in this process that discards them, to measure what tracing costs")
 	flag.Parse()
 
 	ctx := context.Background()
-	dbURL, err := freshDatabase(ctx, o.serverURL, "durable_bench")
+	dbURL, err := freshDatabase(ctx, o.serverURL, o.database)
 	if err != nil {
 		return err
 	}
@@ -92,6 +97,16 @@ func run() error {
 	go func() { _ = http.Serve(ln, steps) }()
 
 	env := []string{"DATABASE_URL=" + dbURL, "DURABLE_LOG_LEVEL=warn", "DURABLE_LOG_FORMAT=json"}
+	var otlp *otlpReceiver
+	if o.traces {
+		otlp = &otlpReceiver{}
+		oln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		go func() { _ = http.Serve(oln, otlp) }()
+		env = append(env, "OTEL_EXPORTER_OTLP_ENDPOINT=http://"+oln.Addr().String())
+	}
 	apiEnv := append(env, "DURABLE_ADDR=127.0.0.1:0", "DURABLE_LOG_LEVEL=info")
 	if o.apiProfile != "" {
 		apiEnv = append(apiEnv, "DURABLE_PPROF_ADDR="+o.apiProfile)
@@ -127,10 +142,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	apiCPU, workerCPU := cpuTime(api.Process.Pid), cpuTime(worker.Process.Pid)
 	together, err := measure(ctx, base, steps, dbURL, o.runs, o.steps, o.clients)
 	if err != nil {
 		return err
 	}
+	apiCPU, workerCPU = cpuTime(api.Process.Pid)-apiCPU, cpuTime(worker.Process.Pid)-workerCPU
 	stepBase := "http://" + ln.Addr().String()
 	events, err := measureEvents(base, stepBase, steps, o.waits)
 	if err != nil {
@@ -141,6 +158,15 @@ func run() error {
 		return err
 	}
 	printReport(ctx, dbURL, o, serial, together)
+	if workerCPU > 0 {
+		// CPU time depends far less than throughput on what else the
+		// machine runs: it is what compares two settings on a busy one.
+		fmt.Printf("\nCPU time during the %d runs started together: worker %.2f s (%.0f µs per step), api %.2f s.\n",
+			together.runs, workerCPU.Seconds(), float64(workerCPU.Microseconds())/float64(together.steps), apiCPU.Seconds())
+	}
+	if otlp != nil {
+		fmt.Printf("\nTraces exported over OTLP/HTTP to a receiver that discards them: %d requests, %.1f MiB so far.\n", otlp.requests.Load(), float64(otlp.bytes.Load())/(1<<20))
+	}
 	fmt.Printf("\n| wait (%d runs; events published one at a time) | p50 | p99 |\n|---|---|---|\n", o.waits)
 	fmt.Printf("| event published → waiting run's next step request | %s | %s |\n", ms(percentile(events, .5)), ms(percentile(events, .99)))
 	fmt.Printf("| timer due → sleeping run's next step request | %s | %s |\n", ms(percentile(timers, .5)), ms(percentile(timers, .99)))
@@ -334,6 +360,8 @@ func startProcess(bin string, env []string, ready string) (*exec.Cmd, string, er
 		for sc.Scan() {
 			var line map[string]any
 			if json.Unmarshal(sc.Bytes(), &line) != nil {
+				// Not a log line: a panic, or the Go runtime's last words.
+				fmt.Fprintf(os.Stderr, "%s: %s\n", filepath.Base(bin), sc.Text())
 				continue
 			}
 			if !sent && line["msg"] == ready {
@@ -641,4 +669,42 @@ func cpuModel() string {
 		}
 	}
 	return runtime.GOARCH
+}
+
+// otlpReceiver accepts OTLP/HTTP exports and discards them, counting them.
+type otlpReceiver struct {
+	requests, bytes atomic.Int64
+}
+
+func (r *otlpReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	n, _ := io.Copy(io.Discard, req.Body)
+	r.requests.Add(1)
+	r.bytes.Add(n)
+	// An empty ExportTraceServiceResponse: no bytes in protobuf.
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	w.WriteHeader(http.StatusOK)
+}
+
+// cpuTime is the CPU time (user and system) process pid has used so far,
+// from /proc; 0 where there is none.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces: utime and stime are the 12th and 13th of them, in clock
+	// ticks of 1/100 s.
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(fields) < 13 {
+		return 0
+	}
+	var utime, stime int64
+	if _, err := fmt.Sscan(fields[11], &utime); err != nil {
+		return 0
+	}
+	if _, err := fmt.Sscan(fields[12], &stime); err != nil {
+		return 0
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }

@@ -1325,6 +1325,17 @@ type ListRunsParams struct {
 type StartRunParams struct {
 	// IdempotencyKey Makes the start idempotent. Printable ASCII, at most 255 characters.
 	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+
+	// Traceparent W3C trace context of the caller's span. The run joins the caller's
+	// trace: its span is a child of this one, and every step request of
+	// the run carries the same trace id. Kept with the run, so whichever
+	// worker advances it continues the trace. A value that is not a
+	// valid traceparent is ignored (the run begins a trace of its own),
+	// never refused. Not part of the request an Idempotency-Key binds.
+	Traceparent *string `json:"traceparent,omitempty"`
+
+	// Tracestate W3C tracestate that goes with `traceparent`, passed on with every step request of the run. Ignored without a valid `traceparent`.
+	Tracestate *string `json:"tracestate,omitempty"`
 }
 
 // GetRunGraphParams defines parameters for GetRunGraph.
@@ -1422,8 +1433,14 @@ type InvokeStepParams struct {
 	// IdempotencyKey The same value as webhook-id.
 	IdempotencyKey string `json:"Idempotency-Key"`
 
-	// Traceparent W3C trace context of the step's span.
+	// Traceparent W3C trace context: the trace of the run (the caller's, when the run
+	// was started with a `traceparent`) and, as parent, the span of this
+	// attempt. Every request of one run has the same trace id; each
+	// attempt has its own parent span id when Durable exports traces.
 	Traceparent *string `json:"traceparent,omitempty"`
+
+	// Tracestate W3C tracestate of the run's trace, as the run's starter sent it.
+	Tracestate *string `json:"tracestate,omitempty"`
 }
 
 // CompleteCallbackJSONRequestBody defines body for CompleteCallback for application/json ContentType.
@@ -3176,6 +3193,28 @@ func NewStartRunRequestWithBody(server string, params *StartRunParams, contentTy
 			}
 
 			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+		if params.Traceparent != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "traceparent", *params.Traceparent, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("traceparent", headerParam1)
+		}
+
+		if params.Tracestate != nil {
+			var headerParam2 string
+
+			headerParam2, err = runtime.StyleParamWithOptions("simple", false, "tracestate", *params.Tracestate, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("tracestate", headerParam2)
 		}
 
 	}
@@ -10426,6 +10465,17 @@ func NewInvokeStepWebhookRequestWithBody(targetURL string, params *InvokeStepPar
 			}
 
 			req.Header.Set("traceparent", headerParam4)
+		}
+
+		if params.Tracestate != nil {
+			var headerParam5 string
+
+			headerParam5, err = runtime.StyleParamWithOptions("simple", false, "tracestate", *params.Tracestate, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("tracestate", headerParam5)
 		}
 
 	}

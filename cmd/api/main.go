@@ -27,6 +27,7 @@ import (
 	"github.com/durablehq/durable/internal/orchestrator"
 	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/profiling"
+	"github.com/durablehq/durable/internal/tracing"
 	"github.com/durablehq/durable/internal/version"
 	"github.com/durablehq/durable/internal/workflow"
 )
@@ -65,6 +66,8 @@ type Main struct {
 	logger      *slog.Logger
 	served      chan error
 	migrateOnly bool
+	// stopTracing flushes the spans not exported yet.
+	stopTracing func(context.Context) error
 }
 
 // NewMain returns a program that has not started.
@@ -106,6 +109,11 @@ func (m *Main) Run(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return err
 	}
+	tp, stopTracing, err := tracing.Setup(ctx, "durable-api", getenv, m.logger)
+	if err != nil {
+		return err
+	}
+	m.stopTracing = stopTracing
 	m.listener, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
@@ -115,7 +123,8 @@ func (m *Main) Run(ctx context.Context, args []string, getenv func(string) strin
 	}
 	metered := metrics.New()
 	metered.WatchDatabase(ctx, m.db, m.logger)
-	svc := orchestrator.NewAPI(m.db, limitsOf(cfg), m.logger, orchestrator.WithSigning(secrets, cfg.PublicURL), orchestrator.WithObserver(metered))
+	svc := orchestrator.NewAPI(m.db, limitsOf(cfg), m.logger, orchestrator.WithSigning(secrets, cfg.PublicURL),
+		orchestrator.WithObserver(metered), orchestrator.WithTracerProvider(tp))
 	handler := durablehttp.NewServer(durablehttp.Config{
 		API: svc, Spec: spec, Ready: m.ready, APIKeyHashes: cfg.APIKeyHashes, Logger: m.logger, Metrics: metered,
 	})
@@ -163,7 +172,8 @@ func (m *Main) ready(ctx context.Context) error {
 }
 
 // Close stops serving, letting requests in flight finish for a while, stops
-// serving the profiles and closes the database.
+// serving the profiles, flushes the spans not exported yet and closes the
+// database.
 func (m *Main) Close() error {
 	var err error
 	if m.server != nil {
@@ -178,6 +188,13 @@ func (m *Main) Close() error {
 	if m.profiles != nil {
 		if perr := m.profiles.Close(); err == nil {
 			err = perr
+		}
+	}
+	if m.stopTracing != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if terr := m.stopTracing(ctx); terr != nil {
+			m.logger.Warn("flush traces", "error", terr)
 		}
 	}
 	if m.db != nil {

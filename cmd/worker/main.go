@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/durablehq/durable/internal/config"
 	"github.com/durablehq/durable/internal/httpstep"
@@ -26,6 +27,7 @@ import (
 	"github.com/durablehq/durable/internal/orchestrator"
 	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/profiling"
+	"github.com/durablehq/durable/internal/tracing"
 	"github.com/durablehq/durable/internal/version"
 	"github.com/durablehq/durable/internal/workflow"
 )
@@ -88,6 +90,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
+	tp, stopTracing, err := tracing.Setup(ctx, "durable-worker", getenv, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// ctx is over by now: the flush gets a little time of its own.
+		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(flushCtx); err != nil {
+			logger.Warn("flush traces", "error", err)
+		}
+	}()
 	metered := metrics.New()
 	metered.WatchDatabase(ctx, db, logger)
 	if cfg.MetricsAddr != "" {
@@ -98,7 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	return orchestrator.NewWorker(db, limitsOf(cfg), logger.With("worker_id", id), orchestrator.WorkerConfig{
 		Client: client, Concurrency: cfg.WorkerConcurrency, PollInterval: cfg.PollInterval, ShutdownGrace: cfg.ShutdownGrace, Retention: cfg.Retention,
 	}, orchestrator.WithSigning(secrets, cfg.PublicBaseURL()), orchestrator.WithWorkerID(id), orchestrator.WithLeaseMargin(cfg.LeaseMargin), orchestrator.WithClaimPool(claims),
-		orchestrator.WithDefaultWaitTimeout(cfg.WaitTimeout), orchestrator.WithObserver(metered)).Run(ctx)
+		orchestrator.WithDefaultWaitTimeout(cfg.WaitTimeout), orchestrator.WithObserver(metered), orchestrator.WithTracerProvider(tp)).Run(ctx)
 }
 
 // workerID names this process in attempts and logs: host, pid and a random

@@ -4,11 +4,11 @@
 INSERT INTO runs (
     id, workflow_name, workflow_version, status, input, context,
     parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash,
-    schedule_id, history_cap, deadline
+    schedule_id, traceparent, trace_parent_span_id, tracestate, history_cap, deadline
 ) VALUES (
     @id, @workflow_name, @workflow_version, 'pending', @input, '{}',
     @parent_run_id, @parent_step_execution_id, @depth, @idempotency_key, @request_hash,
-    @schedule_id, @history_cap,
+    @schedule_id, @traceparent, @trace_parent_span_id, @tracestate, @history_cap,
     -- The run-level timeout counts from the database's clock, like leases.
     now() + sqlc.narg('timeout_ms')::bigint * interval '1 millisecond'
 )

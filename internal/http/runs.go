@@ -152,6 +152,7 @@ func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
 	run, created, err := s.svc.StartRun(r.Context(), orchestrator.StartRun{
 		Workflow: req.Workflow, Version: version, Input: req.Input,
 		IdempotencyKey: r.Header.Get("Idempotency-Key"),
+		Parent:         orchestrator.TraceParent(r.Context(), r.Header.Get("Traceparent"), strings.Join(r.Header.Values("Tracestate"), ",")),
 	})
 	if err != nil {
 		s.writeError(w, r, err)

@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+
+	"github.com/durablehq/durable/internal/workflow"
 )
 
 func TestStartRun(t *testing.T) {
@@ -399,4 +402,35 @@ func TestListRunHistoryPagination(t *testing.T) {
 	require.Equal(t, []string{"run_cancelled"}, eventTypes(second.Items))
 	require.Nil(t, second.NextCursor)
 	requireProblem(t, b.do(t, http.MethodGet, "/v1/runs/"+other.ID+"/history?cursor="+url.QueryEscape(cursor), nil), http.StatusBadRequest, "query:cursor")
+}
+
+// TestStartRunTraceContext: a traceparent (and tracestate) on a start puts
+// the run in the caller's trace, kept with the run; one that is not valid
+// is ignored, never refused, and the run begins a trace of its own.
+func TestStartRunTraceContext(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.createWorkflow(t, twoStepWorkflow)
+	stored := func(id string) workflow.TraceContext {
+		r, err := b.db.GetRun(t.Context(), uuid.MustParse(id))
+		require.NoError(t, err)
+		return r.Trace
+	}
+	const caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	tc := stored(b.startRun(t, `{"workflow": "greet"}`, "traceparent", caller, "tracestate", "vendor=x").ID)
+	require.Regexp(t, `^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$`, tc.Traceparent)
+	require.NotContains(t, tc.Traceparent, "00f067aa0ba902b7", "the run's span is a span of its own")
+	require.Equal(t, "00f067aa0ba902b7", tc.ParentSpanID)
+	require.Equal(t, "vendor=x", tc.Tracestate)
+
+	for _, bad := range []string{"garbage", "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"} {
+		tc := stored(b.startRun(t, `{"workflow": "greet"}`, "traceparent", bad, "tracestate", "vendor=x").ID)
+		require.Regexp(t, `^00-[0-9a-f]{32}-[0-9a-f]{16}-01$`, tc.Traceparent, "traceparent %q", bad)
+		require.NotContains(t, tc.Traceparent, "4bf92f3577b34da6a3ce929d0e0e4736")
+		require.Empty(t, tc.ParentSpanID, "traceparent %q", bad)
+		require.Empty(t, tc.Tracestate, "traceparent %q", bad)
+	}
+	// Without one, every run begins a trace of its own.
+	one, two := stored(b.startRun(t, `{"workflow": "greet"}`).ID), stored(b.startRun(t, `{"workflow": "greet"}`).ID)
+	require.NotEqual(t, one.Traceparent[3:35], two.Traceparent[3:35])
 }

@@ -33,8 +33,11 @@ type Request struct {
 	WebhookID string
 	// Timeout bounds the attempt, from dialling to the last byte of the
 	// answer; 0 means DefaultTimeout.
-	Timeout     time.Duration
-	Traceparent string // optional W3C trace context; dropped if not a valid header value
+	Timeout time.Duration
+	// Traceparent and Tracestate are the W3C trace context of the attempt's
+	// span; each is optional, and dropped if not a valid header value.
+	Traceparent string
+	Tracestate  string
 }
 
 // Outcome classifies an attempt.
@@ -144,6 +147,9 @@ func (c *Client) invoke(ctx context.Context, r Request) Result {
 	}
 	if r.Traceparent != "" && validHeaderValue(r.Traceparent) {
 		req.Header.Set("Traceparent", r.Traceparent)
+		if r.Tracestate != "" && validHeaderValue(r.Tracestate) {
+			req.Header.Set("Tracestate", r.Tracestate)
+		}
 	}
 	// The protocol's own headers come last: a definition cannot override them.
 	req.Header.Set("Content-Type", "application/json")

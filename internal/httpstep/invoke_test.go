@@ -303,6 +303,7 @@ func TestHeaders(t *testing.T) {
 		"Content-Type":      "text/plain",
 	}
 	req.Traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	req.Tracestate = "vendor=x,other=y"
 	before := time.Now().Unix()
 	r := b.client.Invoke(t.Context(), req)
 	require.Equal(t, httpstep.Succeeded, r.Outcome, "%s", r.Error)
@@ -315,6 +316,7 @@ func TestHeaders(t *testing.T) {
 	require.Equal(t, "msg_2b7Yq", h.Get("webhook-id"))
 	require.Equal(t, h.Get("webhook-id"), h.Get("Idempotency-Key"))
 	require.Equal(t, req.Traceparent, h.Get("traceparent"))
+	require.Equal(t, req.Tracestate, h.Get("tracestate"))
 	require.Equal(t, "acme", h.Get("X-Tenant"))
 	require.Equal(t, "Bearer user-token", h.Get("Authorization"))
 	ts, err := strconv.ParseInt(h.Get("webhook-timestamp"), 10, 64)
@@ -335,6 +337,7 @@ func TestHeaders(t *testing.T) {
 	r = b.client.Invoke(t.Context(), req)
 	require.Equal(t, httpstep.Succeeded, r.Outcome)
 	require.Empty(t, got.header.Get("traceparent"))
+	require.Empty(t, got.header.Get("tracestate"))
 	require.Equal(t, http.MethodPut, got.method)
 	require.NoError(t, wh.Verify(got.body, got.header))
 }

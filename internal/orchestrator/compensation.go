@@ -85,7 +85,13 @@ type compensation struct {
 func (w *Worker) compensate(ctx context.Context, item postgres.WorkItem) {
 	c, err := w.svc.prepareCompensation(ctx, item)
 	if err == nil && c != nil {
+		comp := c.step.Call.Compensate
+		span := w.svc.startAttemptSpan(ctx, stepSpan(c.run, c.execID), attemptOf{
+			run: c.run, name: c.step.Name, key: c.key, number: c.number, compensation: true, method: comp.Method, url: comp.URL,
+		})
+		carryTrace(span, &c.request)
 		res := w.cfg.Client.Invoke(ctx, c.request)
+		endAttemptSpan(span, res)
 		if ctx.Err() != nil {
 			return // the lease runs out and the attempt is made again
 		}
@@ -225,7 +231,7 @@ func (s *core) endCompensation(ctx context.Context, tx *postgres.Tx, c *compensa
 		data = map[string]any{"error": stepErr}
 	}
 	appendHistory(tx, c.run.ID, event, c.key, &c.number, data)
-	s.stepEnded(tx, c.run, c.key, status)
+	s.countStep(tx, c.run, c.key, status)
 	if stepErr != nil {
 		details, err := json.Marshal(map[string]json.RawMessage{"run_error": engine.OrNull(c.run.Error), "compensation_error": stepErr})
 		if err != nil {

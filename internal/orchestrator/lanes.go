@@ -248,7 +248,7 @@ func (s *core) succeedLastOfLane(ctx context.Context, tx *postgres.Tx, a *attemp
 		return nil, err
 	}
 	appendHistory(tx, st.Run.ID, workflow.EventStepSucceeded, a.key, &a.number, map[string]any{"http_status": res.HTTPStatus, "duration_ms": res.Duration.Milliseconds()})
-	s.stepEnded(tx, st.Run, a.key, StepSucceeded)
+	s.stepEnded(ctx, tx, a, StepSucceeded, nil)
 	laneKey := l.success.LaneKey
 	if !r.LaneEnded {
 		_, err := tx.CompleteWork(ctx, a.item)
@@ -357,7 +357,7 @@ func (s *core) finishBlock(ctx context.Context, tx *postgres.Tx, st *runState, s
 		return orStale(err, ok)
 	}
 	appendHistory(tx, st.Run.ID, workflow.EventStepSucceeded, blockKey, &block.Attempt, nil)
-	s.stepEnded(tx, st.Run, blockKey, StepSucceeded)
+	s.countStep(tx, st.Run, blockKey, StepSucceeded)
 	return tx.EnqueueWork(ctx, st.Run.ID, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: blockKey}, 0)
 }
 
@@ -380,7 +380,7 @@ func (s *core) failBlock(ctx context.Context, tx *postgres.Tx, st *runState, ste
 		return orStale(err, ok)
 	}
 	appendHistory(tx, st.Run.ID, workflow.EventStepFailed, blockKey, &block.Attempt, map[string]any{"error": blockErr, "cancelled": len(cancelled)})
-	s.stepEnded(tx, st.Run, blockKey, StepFailed)
+	s.countStep(tx, st.Run, blockKey, StepFailed)
 	return s.propagateFailure(ctx, tx, st, blockKey, block.ID, blockErr, false)
 }
 

@@ -43,6 +43,15 @@ func WithObserver(o Observer) Option {
 	return func(s *core) { s.obs = o }
 }
 
+// observedOutcome is the outcome an observer is told of a step execution
+// that ended with status: a wait that timed out failed.
+func observedOutcome(status string) string {
+	if status == "timed_out" {
+		return StepFailed
+	}
+	return status
+}
+
 // unobserved is the [Observer] of a core given none.
 type unobserved struct{}
 
@@ -108,9 +117,11 @@ func (s *core) runEnded(ctx context.Context, tx *postgres.Tx, run workflow.Run, 
 	})
 }
 
-// stepEnded counts a step outcome of run's step execution key once tx
-// commits; lanes are not steps and are not counted.
-func (s *core) stepEnded(tx *postgres.Tx, run workflow.Run, key, outcome string) {
+// countStep counts a step outcome of run's step execution key once tx
+// commits, for outcomes that end no call step's execution (attempts
+// retried or accepted, blocks, compensations; see [core.stepEnded] for the
+// rest); lanes are not steps and are not counted.
+func (s *core) countStep(tx *postgres.Tx, run workflow.Run, key, outcome string) {
 	if engine.IsLaneKey(key) {
 		return
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/signing"
 	"github.com/durablehq/durable/internal/workflow"
@@ -57,6 +59,8 @@ type core struct {
 	defaultWaitTimeout time.Duration
 	// obs is told what the engine did, once committed.
 	obs Observer
+	// tracer makes the spans of runs, steps and attempts (tracing.go).
+	tracer trace.Tracer
 }
 
 // Option configures an [API] or a [Worker].
@@ -124,7 +128,7 @@ func newCore(db *postgres.DB, limits Limits, logger *slog.Logger, opts ...Option
 	if limits.MaxHistoryEvents <= 0 {
 		limits.MaxHistoryEvents = workflow.DefaultMaxHistoryEvents
 	}
-	s := &core{db: db, limits: limits, logger: logger, leaseMargin: defaultLeaseMargin, defaultWaitTimeout: DefaultWaitTimeout, obs: unobserved{}}
+	s := &core{db: db, limits: limits, logger: logger, leaseMargin: defaultLeaseMargin, defaultWaitTimeout: DefaultWaitTimeout, obs: unobserved{}, tracer: defaultTracer()}
 	for _, o := range opts {
 		o(s)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/durablehq/durable/internal/fault"
 	"github.com/durablehq/durable/internal/postgres"
@@ -26,6 +27,9 @@ type StartRun struct {
 	// the same request returns the run it started; with a different request
 	// it is a conflict.
 	IdempotencyKey string
+	// Parent is the caller's span (see [TraceParent]): the run's span is
+	// its child, in its trace. An invalid one begins a new trace.
+	Parent trace.SpanContext
 }
 
 // StartRun creates a run and its first piece of work in one transaction.
@@ -58,7 +62,7 @@ func (s *API) StartRun(ctx context.Context, req StartRun) (workflow.Run, bool, e
 	var run workflow.Run
 	var inserted bool
 	err = s.db.InGroupTx(ctx, func(ctx context.Context, tx *postgres.Tx) (err error) {
-		run, inserted, err = s.startRunTx(ctx, tx, req.Workflow, req.Version, newRunInput{input: input, idempotencyKey: req.IdempotencyKey, requestHash: requestHash})
+		run, inserted, err = s.startRunTx(ctx, tx, req.Workflow, req.Version, newRunInput{input: input, idempotencyKey: req.IdempotencyKey, requestHash: requestHash, parent: req.Parent})
 		return err
 	})
 	if err != nil {
@@ -85,6 +89,8 @@ type newRunInput struct {
 	parentRunID    *uuid.UUID // a child run's parent run
 	parentStepID   *uuid.UUID // and the parent's call_workflow step execution
 	depth          int
+	// parent is the span the run's span is a child of; invalid: none.
+	parent trace.SpanContext
 }
 
 // startRunTx creates a run of a workflow version (0: the latest) and its
@@ -106,7 +112,7 @@ func (s *core) startRunTx(ctx context.Context, tx *postgres.Tx, name string, ver
 		ID: in.id, Workflow: v.Name, Version: v.Version, Input: in.input,
 		IdempotencyKey: in.idempotencyKey, RequestHash: in.requestHash, ScheduleID: in.scheduleID,
 		ParentRunID: in.parentRunID, ParentStepExecutionID: in.parentStepID, Depth: in.depth,
-		Timeout: time.Duration(def.Timeout), HistoryCap: s.limits.MaxHistoryEvents,
+		Timeout: time.Duration(def.Timeout), Trace: newRunTrace(in.parent), HistoryCap: s.limits.MaxHistoryEvents,
 	})
 	if err != nil || !inserted {
 		return run, inserted, err
@@ -340,6 +346,7 @@ func (s *core) cancelRunTx(ctx context.Context, tx *postgres.Tx, id uuid.UUID, r
 	if !ok {
 		return workflow.Run{}, fault.New(fault.Conflict, "run %s is %s and cannot be cancelled", id, current.Status)
 	}
+	s.endRunSpan(ctx, tx, run)
 	appendHistory(tx, id, workflow.EventRunCancelled, "", nil, map[string]any{"reason": reason})
 	s.runEnded(ctx, tx, run, workflow.RunCancelled, runErr)
 	return run, s.releaseInterruptedRun(ctx, tx, run, "cancelled")

@@ -138,6 +138,9 @@ type attempt struct {
 	input     json.RawMessage
 	token     string
 	deadline  time.Time
+	// started is when the step execution was created: where its span
+	// begins.
+	started time.Time
 	// successor is the next step's first attempt, once the hot path has
 	// prepared it for this attempt's result (see [core.succeedAndContinue]).
 	successor     *attempt
@@ -193,7 +196,7 @@ func (s *core) newAttemptRecord(a *attempt) ([]byte, error) {
 // newExecution describes the first attempt of a step execution not
 // created yet: its id, key and webhook-id.
 func newExecution(item postgres.WorkItem, st *runState, step *workflow.Step) *attempt {
-	a := &attempt{item: item, state: st, step: step, key: st.Key(step.Name), execID: uuid.Must(uuid.NewV7()), number: 1}
+	a := &attempt{item: item, state: st, step: step, key: st.Key(step.Name), execID: uuid.Must(uuid.NewV7()), number: 1, started: time.Now()}
 	a.webhook = "msg_" + a.execID.String()
 	return a
 }
@@ -302,7 +305,10 @@ func (s *core) restartStep(ctx context.Context, tx *postgres.Tx, item postgres.W
 	if step == nil || step.Call == nil {
 		return nil, fmt.Errorf("step %q of run %s is not a call step of %s v%d", exec.Name, st.Run.ID, st.Run.Workflow, st.Run.Version)
 	}
-	a := &attempt{item: item, state: st, step: step, key: exec.Key, execID: exec.ID, webhook: exec.WebhookID, number: item.Attempt, abandoned: exec.Abandoned, input: exec.Input}
+	a := &attempt{
+		item: item, state: st, step: step, key: exec.Key, execID: exec.ID, webhook: exec.WebhookID, number: item.Attempt,
+		abandoned: exec.Abandoned, input: exec.Input, started: exec.CreatedAt,
+	}
 	switch engine.Resume(exec.Status, exec.Attempt, item.Attempt) {
 	case engine.GoOn:
 		ok, err := tx.RescheduleWork(ctx, item, postgres.WorkTarget{Kind: postgres.WorkAdvance, AfterStep: exec.Key}, 0)
@@ -388,7 +394,7 @@ func (s *core) currentAttempt(ctx context.Context, tx *postgres.Tx, item postgre
 	st.Enter(scope)
 	return &attempt{
 		item: item, state: st, step: step, key: exec.Key, execID: exec.ID,
-		webhook: exec.WebhookID, number: exec.Attempt, abandoned: exec.Abandoned,
+		webhook: exec.WebhookID, number: exec.Attempt, abandoned: exec.Abandoned, started: exec.CreatedAt,
 	}, nil
 }
 
@@ -576,7 +582,9 @@ func (s *core) succeedAndContinue(ctx context.Context, a *attempt, res httpstep.
 	if !ok {
 		return nil, true, errLeaseLost
 	}
-	s.obs.StepEnded(st.Run.Workflow, a.step.Name, StepSucceeded)
+	s.stepDone(ctx, finishedStep{
+		run: st.Run, execID: a.execID, key: a.key, name: a.step.Name, started: a.started, attempts: a.number, outcome: StepSucceeded,
+	})()
 	return next, true, nil
 }
 
@@ -647,7 +655,7 @@ func (s *core) recordSuccess(ctx context.Context, tx *postgres.Tx, a *attempt, s
 		return nil, err
 	}
 	appendHistory(tx, st.Run.ID, workflow.EventStepSucceeded, a.key, &a.number, sc.data)
-	s.stepEnded(tx, st.Run, a.key, StepSucceeded)
+	s.stepEnded(ctx, tx, a, StepSucceeded, nil)
 	return merged, nil
 }
 
@@ -711,7 +719,10 @@ func (s *core) finishEnclosing(ctx context.Context, tx *postgres.Tx, st *runStat
 		return orStale(err, ok)
 	}
 	appendHistory(tx, st.Run.ID, event, exec.Key, &exec.Attempt, data)
-	s.stepEnded(tx, st.Run, exec.Key, status)
+	tx.AfterCommit(s.stepDone(ctx, finishedStep{
+		run: st.Run, execID: exec.ID, key: exec.Key, name: exec.Name, started: exec.CreatedAt,
+		attempts: exec.Attempt, outcome: status, err: stepErr,
+	}))
 	return nil
 }
 
@@ -756,6 +767,7 @@ func (s *core) endRun(ctx context.Context, tx *postgres.Tx, runID uuid.UUID, end
 	if err != nil || !ok {
 		return orStale(err, ok)
 	}
+	s.endRunSpan(ctx, tx, run)
 	if err := tx.DeleteRunWork(ctx, runID); err != nil {
 		return err
 	}
@@ -789,7 +801,7 @@ func (s *core) parkStep(ctx context.Context, tx *postgres.Tx, a *attempt, res ht
 		return orStale(err, ok)
 	}
 	appendHistory(tx, a.state.Run.ID, workflow.EventStepAccepted, a.key, &a.number, map[string]any{"deadline": deadline.UTC()})
-	s.stepEnded(tx, a.state.Run, a.key, StepAccepted)
+	s.countStep(tx, a.state.Run, a.key, StepAccepted)
 	return nil
 }
 
@@ -814,7 +826,7 @@ func (s *core) recordRetry(ctx context.Context, tx *postgres.Tx, a *attempt, ste
 	}
 	data["error"], data["retry_in_ms"] = stepErr, delay.Milliseconds()
 	appendHistory(tx, a.state.Run.ID, workflow.EventStepRetryScheduled, a.key, &a.number, data)
-	s.stepEnded(tx, a.state.Run, a.key, StepRetried)
+	s.countStep(tx, a.state.Run, a.key, StepRetried)
 	return nil
 }
 
@@ -842,7 +854,7 @@ func (s *core) failStepExecution(ctx context.Context, tx *postgres.Tx, a *attemp
 // with the step's error: see [core.propagateFailure].
 func (s *core) failRun(ctx context.Context, tx *postgres.Tx, a *attempt, stepErr json.RawMessage) error {
 	appendHistory(tx, a.state.Run.ID, workflow.EventStepFailed, a.key, &a.number, map[string]any{"error": stepErr})
-	s.stepEnded(tx, a.state.Run, a.key, StepFailed)
+	s.stepEnded(ctx, tx, a, StepFailed, stepErr)
 	return s.propagateFailure(ctx, tx, a.state, a.key, a.execID, stepErr, false)
 }
 

@@ -261,7 +261,7 @@ func (s *core) timeOutWait(ctx context.Context, item postgres.WorkItem) error {
 			return orStale(err, ok)
 		}
 		appendHistory(tx, a.state.Run.ID, workflow.EventStepFailed, a.key, &a.number, map[string]any{"error": stepErr})
-		s.stepEnded(tx, a.state.Run, a.key, StepFailed)
+		s.stepEnded(ctx, tx, a, "timed_out", stepErr)
 		return s.propagateFailure(ctx, tx, a.state, a.key, a.execID, stepErr, true)
 	})
 }

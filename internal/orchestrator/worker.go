@@ -213,14 +213,19 @@ func (w *Worker) begin(soft, hard context.Context, runID uuid.UUID, fn func() (*
 func (w *Worker) execute(soft, hard context.Context, a *attempt) {
 	logger := w.svc.logger
 	for a != nil {
+		span := w.svc.startAttemptSpan(hard, stepSpan(a.state.Run, a.execID), attemptOf{
+			run: a.state.Run, name: a.step.Name, key: a.key, number: a.number, method: a.step.Call.Method, url: a.step.Call.URL,
+		})
 		req, err := w.svc.request(hard, a)
 		var res httpstep.Result
 		if err != nil {
 			res = httpstep.Result{Outcome: httpstep.Permanent, Error: engine.ErrorJSON("the step's headers could not be built: "+err.Error(), 0)}
 		} else {
+			carryTrace(span, &req)
 			res = w.cfg.Client.Invoke(hard, req)
 			w.svc.obs.AttemptTook(a.state.Run.Workflow, a.step.Name, res.Duration)
 		}
+		endAttemptSpan(span, res)
 		if hard.Err() != nil {
 			w.release(hard, a)
 			return
@@ -656,6 +661,7 @@ func (s *core) timeOutRun(ctx context.Context, item postgres.WorkItem) error {
 			_, err := tx.CompleteWork(ctx, item)
 			return err
 		}
+		s.endRunSpan(ctx, tx, run)
 		appendHistory(tx, item.RunID, workflow.EventRunTimedOut, "", nil, nil)
 		s.runEnded(ctx, tx, run, workflow.RunTimedOut, run.Error)
 		return s.releaseInterruptedRun(ctx, tx, run, "timed_out")

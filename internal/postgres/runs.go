@@ -40,7 +40,16 @@ func runFromRow(r dbsqlc.Run) workflow.Run {
 	if r.IdempotencyKey != nil {
 		run.IdempotencyKey = *r.IdempotencyKey
 	}
+	run.Trace = workflow.TraceContext{Traceparent: deref(r.Traceparent), ParentSpanID: deref(r.TraceParentSpanID), Tracestate: deref(r.Tracestate)}
 	return run
+}
+
+// orNil is s, or nil when s is empty: absent values are stored as NULL.
+func orNil(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // NewRun is what [Tx.InsertRun] needs to create a run.
@@ -56,6 +65,7 @@ type NewRun struct {
 	IdempotencyKey        string
 	RequestHash           []byte
 	Timeout               time.Duration // run-level timeout; 0 for none
+	Trace                 workflow.TraceContext
 	// HistoryCap is the most events the run's history may hold (see
 	// [DB.InTx]; 0: [workflow.DefaultMaxHistoryEvents]); those of steps
 	// inside foreach items are not counted.
@@ -75,6 +85,9 @@ func (tx *Tx) InsertRun(ctx context.Context, n NewRun) (workflow.Run, bool, erro
 		Depth:                 int32(n.Depth),
 		RequestHash:           n.RequestHash,
 		ScheduleID:            n.ScheduleID,
+		Traceparent:           orNil(n.Trace.Traceparent),
+		TraceParentSpanID:     orNil(n.Trace.ParentSpanID),
+		Tracestate:            orNil(n.Trace.Tracestate),
 		HistoryCap:            int32(workflow.DefaultMaxHistoryEvents),
 	}
 	if n.HistoryCap > 0 {

@@ -100,9 +100,23 @@ type Run struct {
 	FinishedAt            *time.Time
 	RequestHash           []byte
 	ParentStepExecutionID *uuid.UUID
+	Trace                 TraceContext
 	// HistoryCap is the most events the run's history holds (those of
 	// steps inside foreach items not counted).
 	HistoryCap int
+}
+
+// TraceContext is where a run's spans belong in a distributed trace, chosen
+// when the run is created. Its strings are W3C trace-context values; all
+// are empty for a run created before runs had one.
+type TraceContext struct {
+	// Traceparent is the run's own span: the trace id, the span id of the
+	// run, and the trace flags.
+	Traceparent string
+	// ParentSpanID is the span the run's span is a child of (16 hex
+	// digits), empty when the run began its trace.
+	ParentSpanID string
+	Tracestate   string
 }
 
 // RunError is the error a failed, cancelled or timed-out run reports.

@@ -56,6 +56,9 @@ type Run struct {
 	UpdatedAt             time.Time
 	StartedAt             *time.Time
 	FinishedAt            *time.Time
+	Traceparent           *string
+	TraceParentSpanID     *string
+	Tracestate            *string
 	HistoryCount          int32
 	HistoryCap            int32
 }

@@ -157,7 +157,7 @@ const runFinish = `-- name: RunFinish :one
 UPDATE runs
 SET status = $1, output = $2, error = $3, finished_at = now(), updated_at = now()
 WHERE id = $4 AND status IN ('pending', 'running', 'waiting', 'compensating')
-RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, history_count, history_cap
+RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate, history_count, history_cap
 `
 
 type RunFinishParams struct {
@@ -198,6 +198,9 @@ func (q *Queries) RunFinish(ctx context.Context, arg RunFinishParams) (Run, erro
 		&i.UpdatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.Traceparent,
+		&i.TraceParentSpanID,
+		&i.Tracestate,
 		&i.HistoryCount,
 		&i.HistoryCap,
 	)
@@ -205,7 +208,7 @@ func (q *Queries) RunFinish(ctx context.Context, arg RunFinishParams) (Run, erro
 }
 
 const runGetByID = `-- name: RunGetByID :one
-SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, history_count, history_cap FROM runs WHERE id = $1
+SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate, history_count, history_cap FROM runs WHERE id = $1
 `
 
 func (q *Queries) RunGetByID(ctx context.Context, id uuid.UUID) (Run, error) {
@@ -232,6 +235,9 @@ func (q *Queries) RunGetByID(ctx context.Context, id uuid.UUID) (Run, error) {
 		&i.UpdatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.Traceparent,
+		&i.TraceParentSpanID,
+		&i.Tracestate,
 		&i.HistoryCount,
 		&i.HistoryCap,
 	)
@@ -239,7 +245,7 @@ func (q *Queries) RunGetByID(ctx context.Context, id uuid.UUID) (Run, error) {
 }
 
 const runGetByIdempotencyKey = `-- name: RunGetByIdempotencyKey :one
-SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, history_count, history_cap FROM runs WHERE idempotency_key = $1
+SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate, history_count, history_cap FROM runs WHERE idempotency_key = $1
 `
 
 func (q *Queries) RunGetByIdempotencyKey(ctx context.Context, idempotencyKey *string) (Run, error) {
@@ -266,6 +272,9 @@ func (q *Queries) RunGetByIdempotencyKey(ctx context.Context, idempotencyKey *st
 		&i.UpdatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.Traceparent,
+		&i.TraceParentSpanID,
+		&i.Tracestate,
 		&i.HistoryCount,
 		&i.HistoryCap,
 	)
@@ -273,7 +282,7 @@ func (q *Queries) RunGetByIdempotencyKey(ctx context.Context, idempotencyKey *st
 }
 
 const runGetMany = `-- name: RunGetMany :many
-SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, history_count, history_cap FROM runs WHERE id = ANY ($1::uuid[])
+SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate, history_count, history_cap FROM runs WHERE id = ANY ($1::uuid[])
 `
 
 func (q *Queries) RunGetMany(ctx context.Context, ids []uuid.UUID) ([]Run, error) {
@@ -306,6 +315,9 @@ func (q *Queries) RunGetMany(ctx context.Context, ids []uuid.UUID) ([]Run, error
 			&i.UpdatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.Traceparent,
+			&i.TraceParentSpanID,
+			&i.Tracestate,
 			&i.HistoryCount,
 			&i.HistoryCap,
 		); err != nil {
@@ -323,16 +335,16 @@ const runInsert = `-- name: RunInsert :one
 INSERT INTO runs (
     id, workflow_name, workflow_version, status, input, context,
     parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash,
-    schedule_id, history_cap, deadline
+    schedule_id, traceparent, trace_parent_span_id, tracestate, history_cap, deadline
 ) VALUES (
     $1, $2, $3, 'pending', $4, '{}',
     $5, $6, $7, $8, $9,
-    $10, $11,
+    $10, $11, $12, $13, $14,
     -- The run-level timeout counts from the database's clock, like leases.
-    now() + $12::bigint * interval '1 millisecond'
+    now() + $15::bigint * interval '1 millisecond'
 )
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, history_count, history_cap
+RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate, history_count, history_cap
 `
 
 type RunInsertParams struct {
@@ -346,6 +358,9 @@ type RunInsertParams struct {
 	IdempotencyKey        *string
 	RequestHash           []byte
 	ScheduleID            *uuid.UUID
+	Traceparent           *string
+	TraceParentSpanID     *string
+	Tracestate            *string
 	HistoryCap            int32
 	TimeoutMs             *int64
 }
@@ -364,6 +379,9 @@ func (q *Queries) RunInsert(ctx context.Context, arg RunInsertParams) (Run, erro
 		arg.IdempotencyKey,
 		arg.RequestHash,
 		arg.ScheduleID,
+		arg.Traceparent,
+		arg.TraceParentSpanID,
+		arg.Tracestate,
 		arg.HistoryCap,
 		arg.TimeoutMs,
 	)
@@ -389,6 +407,9 @@ func (q *Queries) RunInsert(ctx context.Context, arg RunInsertParams) (Run, erro
 		&i.UpdatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.Traceparent,
+		&i.TraceParentSpanID,
+		&i.Tracestate,
 		&i.HistoryCount,
 		&i.HistoryCap,
 	)

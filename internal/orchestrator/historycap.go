@@ -34,5 +34,6 @@ func (s *core) endAtHistoryCap(ctx context.Context, tx *postgres.Tx, id uuid.UUI
 	}
 	appendHistory(tx, id, workflow.EventRunFailed, "", nil, map[string]any{"error": runErr})
 	s.runEnded(ctx, tx, run, workflow.RunFailed, runErr)
+	s.endRunSpan(ctx, tx, run)
 	return s.releaseInterruptedRun(ctx, tx, run, "cancelled")
 }

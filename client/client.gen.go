@@ -332,6 +332,7 @@ func (e ScheduleDetailSource) Valid() bool {
 
 // Defines values for ScheduleFireOutcome.
 const (
+	ScheduleFireOutcomeArchived       ScheduleFireOutcome = "archived"
 	ScheduleFireOutcomeBuffered       ScheduleFireOutcome = "buffered"
 	ScheduleFireOutcomeCancelledOther ScheduleFireOutcome = "cancelled_other"
 	ScheduleFireOutcomeSkipped        ScheduleFireOutcome = "skipped"
@@ -341,6 +342,8 @@ const (
 // Valid indicates whether the value is a known member of the ScheduleFireOutcome enum.
 func (e ScheduleFireOutcome) Valid() bool {
 	switch e {
+	case ScheduleFireOutcomeArchived:
+		return true
 	case ScheduleFireOutcomeBuffered:
 		return true
 	case ScheduleFireOutcomeCancelledOther:
@@ -843,7 +846,7 @@ type Run struct {
 
 // RunError Why a run did not succeed.
 type RunError struct {
-	// Code `step_failed`, `wait_timed_out`, `run_timed_out`, `cancelled`, `compensation_failed`, `output_failed`.
+	// Code `step_failed`, `wait_timed_out`, `run_timed_out`, `cancelled`, `compensation_failed`, `output_failed`, `history_limit` (the run's history reached `DURABLE_MAX_HISTORY_EVENTS`).
 	Code *string `json:"code,omitempty"`
 
 	// Details More about the error. For `step_failed`, the step's own error: for a call step, `message`, `status` and the endpoint's `error` member or, without one, the first 4 KiB of its `body`.
@@ -933,14 +936,16 @@ type ScheduleDetailSource string
 
 // ScheduleFire defines model for ScheduleFire.
 type ScheduleFire struct {
-	FireTime time.Time           `json:"fire_time"`
-	FiredAt  time.Time           `json:"fired_at"`
-	Manual   bool                `json:"manual"`
-	Outcome  ScheduleFireOutcome `json:"outcome"`
-	RunId    *openapi_types.UUID `json:"run_id,omitempty"`
+	FireTime time.Time `json:"fire_time"`
+	FiredAt  time.Time `json:"fired_at"`
+	Manual   bool      `json:"manual"`
+
+	// Outcome `started`; `skipped` (overlap policy `skip`, or a second firing while `buffer_one` holds one back); `buffered` (`buffer_one`: started once the active run ends, with `run_id` set then); `cancelled_other` (started after cancelling the schedule's active runs); `archived` (the workflow is archived: nothing started).
+	Outcome ScheduleFireOutcome `json:"outcome"`
+	RunId   *openapi_types.UUID `json:"run_id,omitempty"`
 }
 
-// ScheduleFireOutcome defines model for ScheduleFire.Outcome.
+// ScheduleFireOutcome `started`; `skipped` (overlap policy `skip`, or a second firing while `buffer_one` holds one back); `buffered` (`buffer_one`: started once the active run ends, with `run_id` set then); `cancelled_other` (started after cancelling the schedule's active runs); `archived` (the workflow is archived: nothing started).
 type ScheduleFireOutcome string
 
 // ScheduleList defines model for ScheduleList.
@@ -1166,7 +1171,14 @@ type WorkflowDefinition struct {
 
 	// Output A mapping for the run's output; by default the last step's output.
 	Output interface{} `json:"output,omitempty"`
-	Steps  []Step      `json:"steps"`
+
+	// Retention How long the workflow's finished runs are kept, from `1h` to
+	// `87600h` (10 years); then workers delete them with their steps
+	// and history. Without it, the deployment's `DURABLE_RETENTION`
+	// (`720h`) applies. The latest version's retention applies to all
+	// of the workflow's runs.
+	Retention *Duration `json:"retention,omitempty"`
+	Steps     []Step    `json:"steps"`
 
 	// Timeout A Go duration string, such as `30s`, `5m` or `24h`.
 	Timeout *Duration `json:"timeout,omitempty"`
@@ -1189,14 +1201,25 @@ type WorkflowRef struct {
 
 // WorkflowSummary defines model for WorkflowSummary.
 type WorkflowSummary struct {
-	CreatedAt     time.Time `json:"created_at"`
-	LatestVersion int       `json:"latest_version"`
-	Name          string    `json:"name"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	// Archived Whether the workflow is archived, and starts no new runs.
+	Archived bool `json:"archived"`
+
+	// ArchivedAt When the workflow was archived; absent while it is not.
+	ArchivedAt    *time.Time `json:"archived_at,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+	LatestVersion int        `json:"latest_version"`
+	Name          string     `json:"name"`
+	UpdatedAt     time.Time  `json:"updated_at"`
 }
 
 // WorkflowVersion defines model for WorkflowVersion.
 type WorkflowVersion struct {
+	// Archived Whether the workflow (all its versions) is archived, and starts no new runs.
+	Archived bool `json:"archived"`
+
+	// ArchivedAt When the workflow was archived; absent while it is not.
+	ArchivedAt *time.Time `json:"archived_at,omitempty"`
+
 	// ContentHash `sha256:` and the hex SHA-256 of the definition's canonical JSON.
 	ContentHash string    `json:"content_hash"`
 	CreatedAt   time.Time `json:"created_at"`
@@ -1370,6 +1393,9 @@ type ListWorkflowsParams struct {
 
 	// Cursor The `next_cursor` of the previous page.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Archived `true`: list only the archived workflows; `false` (the default): only the others.
+	Archived *bool `form:"archived,omitempty" json:"archived,omitempty"`
 }
 
 // GetWorkflowGraphParams defines parameters for GetWorkflowGraph.
@@ -1716,7 +1742,8 @@ type ClientInterface interface {
 	// `version` is given) together with its first piece of work, in one
 	// transaction. With an `Idempotency-Key`, repeating the same request
 	// returns the run it started (`200`); reusing the key for a different
-	// request is a `409`. The input may be at most 256 KiB (configurable).
+	// request is a `409`, and so is a start of an archived workflow. The
+	// input may be at most 256 KiB (configurable).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1729,12 +1756,26 @@ type ClientInterface interface {
 	// `version` is given) together with its first piece of work, in one
 	// transaction. With an `Idempotency-Key`, repeating the same request
 	// returns the run it started (`200`); reusing the key for a different
-	// request is a `409`. The input may be at most 256 KiB (configurable).
+	// request is a `409`, and so is a start of an archived workflow. The
+	// input may be at most 256 KiB (configurable).
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/runs (the `StartRun` operationId).
 	StartRun(ctx context.Context, params *StartRunParams, body StartRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteRun Delete a finished run and everything of it.
+	//
+	// Deletes a finished run (`succeeded`, `failed`, `cancelled`,
+	// `timed_out`, `compensated`, `compensation_failed`) with its steps,
+	// attempts, history, waits and work, as retention does when the run's
+	// retention has passed. A run that has not finished is a `409` (cancel
+	// it first), and so is one with a child run that has not finished. Its
+	// child runs stay, without `parent_run_id`; its schedule's firing
+	// stays, without `run_id`.
+	//
+	// Corresponds with DELETE /v1/runs/{id} (the `DeleteRun` operationId).
+	DeleteRun(ctx context.Context, id RunID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetRun Get a run with its input, context, output and error.
 	//
@@ -1893,6 +1934,9 @@ type ClientInterface interface {
 
 	// ListWorkflows List workflows by name.
 	//
+	// Lists the workflows that are not archived; with `archived=true`,
+	// only those that are. A cursor pages through the list it came from.
+	//
 	// Corresponds with GET /v1/workflows (the `ListWorkflows` operationId).
 	ListWorkflows(ctx context.Context, params *ListWorkflowsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -1924,8 +1968,23 @@ type ClientInterface interface {
 
 	// GetWorkflow Get the latest version of a workflow.
 	//
+	// The latest version, with its definition and whether the workflow is archived (`archived`, `archived_at`).
+	//
 	// Corresponds with GET /v1/workflows/{name} (the `GetWorkflow` operationId).
 	GetWorkflow(ctx context.Context, name WorkflowName, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ArchiveWorkflow Archive a workflow; it starts no new runs.
+	//
+	// An archived workflow starts no new run: `POST /v1/runs` answers
+	// `409`, its schedules' firings start nothing (their outcome is
+	// `archived`; a manual trigger answers `409`), and a `call_workflow`
+	// step calling it fails. Runs in flight finish. It is left out of
+	// `GET /v1/workflows` unless `archived=true`. Posting a new version
+	// keeps it archived. Archiving an archived workflow changes nothing
+	// (`archived_at` stays the time of the first archive).
+	//
+	// Corresponds with POST /v1/workflows/{name}/archive (the `ArchiveWorkflow` operationId).
+	ArchiveWorkflow(ctx context.Context, name WorkflowName, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetWorkflowGraph Draw a version of a workflow as a graph.
 	//
@@ -1950,6 +2009,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/workflows/{name}/graph (the `GetWorkflowGraph` operationId).
 	GetWorkflowGraph(ctx context.Context, name WorkflowName, params *GetWorkflowGraphParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UnarchiveWorkflow Unarchive a workflow; it starts runs again.
+	//
+	// Unarchiving a workflow that is not archived changes nothing.
+	//
+	// Corresponds with POST /v1/workflows/{name}/unarchive (the `UnarchiveWorkflow` operationId).
+	UnarchiveWorkflow(ctx context.Context, name WorkflowName, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListWorkflowVersions List the versions of a workflow, newest first, without their definitions.
 	//
@@ -2156,7 +2222,8 @@ func (c *Client) ListRuns(ctx context.Context, params *ListRunsParams, reqEditor
 // `version` is given) together with its first piece of work, in one
 // transaction. With an `Idempotency-Key`, repeating the same request
 // returns the run it started (`200`); reusing the key for a different
-// request is a `409`. The input may be at most 256 KiB (configurable).
+// request is a `409`, and so is a start of an archived workflow. The
+// input may be at most 256 KiB (configurable).
 //
 // Takes any type of body and a specified content type.
 //
@@ -2179,13 +2246,37 @@ func (c *Client) StartRunWithBody(ctx context.Context, params *StartRunParams, c
 // `version` is given) together with its first piece of work, in one
 // transaction. With an `Idempotency-Key`, repeating the same request
 // returns the run it started (`200`); reusing the key for a different
-// request is a `409`. The input may be at most 256 KiB (configurable).
+// request is a `409`, and so is a start of an archived workflow. The
+// input may be at most 256 KiB (configurable).
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/runs (the `StartRun` operationId).
 func (c *Client) StartRun(ctx context.Context, params *StartRunParams, body StartRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewStartRunRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteRun Delete a finished run and everything of it.
+//
+// Deletes a finished run (`succeeded`, `failed`, `cancelled`,
+// `timed_out`, `compensated`, `compensation_failed`) with its steps,
+// attempts, history, waits and work, as retention does when the run's
+// retention has passed. A run that has not finished is a `409` (cancel
+// it first), and so is one with a child run that has not finished. Its
+// child runs stay, without `parent_run_id`; its schedule's firing
+// stays, without `run_id`.
+//
+// Corresponds with DELETE /v1/runs/{id} (the `DeleteRun` operationId).
+func (c *Client) DeleteRun(ctx context.Context, id RunID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteRunRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -2543,6 +2634,9 @@ func (c *Client) TriggerSchedule(ctx context.Context, id ScheduleID, reqEditors 
 
 // ListWorkflows List workflows by name.
 //
+// Lists the workflows that are not archived; with `archived=true`,
+// only those that are. A cursor pages through the list it came from.
+//
 // Corresponds with GET /v1/workflows (the `ListWorkflows` operationId).
 func (c *Client) ListWorkflows(ctx context.Context, params *ListWorkflowsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListWorkflowsRequest(c.Server, params)
@@ -2604,9 +2698,34 @@ func (c *Client) CreateWorkflow(ctx context.Context, body CreateWorkflowJSONRequ
 
 // GetWorkflow Get the latest version of a workflow.
 //
+// The latest version, with its definition and whether the workflow is archived (`archived`, `archived_at`).
+//
 // Corresponds with GET /v1/workflows/{name} (the `GetWorkflow` operationId).
 func (c *Client) GetWorkflow(ctx context.Context, name WorkflowName, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetWorkflowRequest(c.Server, name)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ArchiveWorkflow Archive a workflow; it starts no new runs.
+//
+// An archived workflow starts no new run: `POST /v1/runs` answers
+// `409`, its schedules' firings start nothing (their outcome is
+// `archived`; a manual trigger answers `409`), and a `call_workflow`
+// step calling it fails. Runs in flight finish. It is left out of
+// `GET /v1/workflows` unless `archived=true`. Posting a new version
+// keeps it archived. Archiving an archived workflow changes nothing
+// (`archived_at` stays the time of the first archive).
+//
+// Corresponds with POST /v1/workflows/{name}/archive (the `ArchiveWorkflow` operationId).
+func (c *Client) ArchiveWorkflow(ctx context.Context, name WorkflowName, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewArchiveWorkflowRequest(c.Server, name)
 	if err != nil {
 		return nil, err
 	}
@@ -2641,6 +2760,23 @@ func (c *Client) GetWorkflow(ctx context.Context, name WorkflowName, reqEditors 
 // Corresponds with GET /v1/workflows/{name}/graph (the `GetWorkflowGraph` operationId).
 func (c *Client) GetWorkflowGraph(ctx context.Context, name WorkflowName, params *GetWorkflowGraphParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetWorkflowGraphRequest(c.Server, name, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UnarchiveWorkflow Unarchive a workflow; it starts runs again.
+//
+// Unarchiving a workflow that is not archived changes nothing.
+//
+// Corresponds with POST /v1/workflows/{name}/unarchive (the `UnarchiveWorkflow` operationId).
+func (c *Client) UnarchiveWorkflow(ctx context.Context, name WorkflowName, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUnarchiveWorkflowRequest(c.Server, name)
 	if err != nil {
 		return nil, err
 	}
@@ -3081,6 +3217,40 @@ func NewStartRunRequestWithBody(server string, params *StartRunParams, contentTy
 			req.Header.Set("tracestate", headerParam2)
 		}
 
+	}
+
+	return req, nil
+}
+
+// NewDeleteRunRequest constructs an http.Request for the DeleteRun method
+func NewDeleteRunRequest(server string, id RunID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/runs/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
 	}
 
 	return req, nil
@@ -3889,6 +4059,18 @@ func NewListWorkflowsRequest(server string, params *ListWorkflowsParams) (*http.
 
 		}
 
+		if params.Archived != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "archived", *params.Archived, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -3977,6 +4159,40 @@ func NewGetWorkflowRequest(server string, name WorkflowName) (*http.Request, err
 	return req, nil
 }
 
+// NewArchiveWorkflowRequest constructs an http.Request for the ArchiveWorkflow method
+func NewArchiveWorkflowRequest(server string, name WorkflowName) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/workflows/%s/archive", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetWorkflowGraphRequest constructs an http.Request for the GetWorkflowGraph method
 func NewGetWorkflowGraphRequest(server string, name WorkflowName, params *GetWorkflowGraphParams) (*http.Request, error) {
 	var err error
@@ -4043,6 +4259,40 @@ func NewGetWorkflowGraphRequest(server string, name WorkflowName, params *GetWor
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUnarchiveWorkflowRequest constructs an http.Request for the UnarchiveWorkflow method
+func NewUnarchiveWorkflowRequest(server string, name WorkflowName) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/workflows/%s/unarchive", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -4322,7 +4572,8 @@ type ClientWithResponsesInterface interface {
 	// `version` is given) together with its first piece of work, in one
 	// transaction. With an `Idempotency-Key`, repeating the same request
 	// returns the run it started (`200`); reusing the key for a different
-	// request is a `409`. The input may be at most 256 KiB (configurable).
+	// request is a `409`, and so is a start of an archived workflow. The
+	// input may be at most 256 KiB (configurable).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4335,12 +4586,28 @@ type ClientWithResponsesInterface interface {
 	// `version` is given) together with its first piece of work, in one
 	// transaction. With an `Idempotency-Key`, repeating the same request
 	// returns the run it started (`200`); reusing the key for a different
-	// request is a `409`. The input may be at most 256 KiB (configurable).
+	// request is a `409`, and so is a start of an archived workflow. The
+	// input may be at most 256 KiB (configurable).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/runs (the `StartRun` operationId).
 	StartRunWithResponse(ctx context.Context, params *StartRunParams, body StartRunJSONRequestBody, reqEditors ...RequestEditorFn) (*StartRunResponse, error)
+
+	// DeleteRunWithResponse Delete a finished run and everything of it.
+	//
+	// Deletes a finished run (`succeeded`, `failed`, `cancelled`,
+	// `timed_out`, `compensated`, `compensation_failed`) with its steps,
+	// attempts, history, waits and work, as retention does when the run's
+	// retention has passed. A run that has not finished is a `409` (cancel
+	// it first), and so is one with a child run that has not finished. Its
+	// child runs stay, without `parent_run_id`; its schedule's firing
+	// stays, without `run_id`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/runs/{id} (the `DeleteRun` operationId).
+	DeleteRunWithResponse(ctx context.Context, id RunID, reqEditors ...RequestEditorFn) (*DeleteRunResponse, error)
 
 	// GetRunWithResponse Get a run with its input, context, output and error.
 	//
@@ -4521,6 +4788,9 @@ type ClientWithResponsesInterface interface {
 
 	// ListWorkflowsWithResponse List workflows by name.
 	//
+	// Lists the workflows that are not archived; with `archived=true`,
+	// only those that are. A cursor pages through the list it came from.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/workflows (the `ListWorkflows` operationId).
@@ -4554,10 +4824,27 @@ type ClientWithResponsesInterface interface {
 
 	// GetWorkflowWithResponse Get the latest version of a workflow.
 	//
+	// The latest version, with its definition and whether the workflow is archived (`archived`, `archived_at`).
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/workflows/{name} (the `GetWorkflow` operationId).
 	GetWorkflowWithResponse(ctx context.Context, name WorkflowName, reqEditors ...RequestEditorFn) (*GetWorkflowResponse, error)
+
+	// ArchiveWorkflowWithResponse Archive a workflow; it starts no new runs.
+	//
+	// An archived workflow starts no new run: `POST /v1/runs` answers
+	// `409`, its schedules' firings start nothing (their outcome is
+	// `archived`; a manual trigger answers `409`), and a `call_workflow`
+	// step calling it fails. Runs in flight finish. It is left out of
+	// `GET /v1/workflows` unless `archived=true`. Posting a new version
+	// keeps it archived. Archiving an archived workflow changes nothing
+	// (`archived_at` stays the time of the first archive).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/workflows/{name}/archive (the `ArchiveWorkflow` operationId).
+	ArchiveWorkflowWithResponse(ctx context.Context, name WorkflowName, reqEditors ...RequestEditorFn) (*ArchiveWorkflowResponse, error)
 
 	// GetWorkflowGraphWithResponse Draw a version of a workflow as a graph.
 	//
@@ -4584,6 +4871,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/workflows/{name}/graph (the `GetWorkflowGraph` operationId).
 	GetWorkflowGraphWithResponse(ctx context.Context, name WorkflowName, params *GetWorkflowGraphParams, reqEditors ...RequestEditorFn) (*GetWorkflowGraphResponse, error)
+
+	// UnarchiveWorkflowWithResponse Unarchive a workflow; it starts runs again.
+	//
+	// Unarchiving a workflow that is not archived changes nothing.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/workflows/{name}/unarchive (the `UnarchiveWorkflow` operationId).
+	UnarchiveWorkflowWithResponse(ctx context.Context, name WorkflowName, reqEditors ...RequestEditorFn) (*UnarchiveWorkflowResponse, error)
 
 	// ListWorkflowVersionsWithResponse List the versions of a workflow, newest first, without their definitions.
 	//
@@ -5181,6 +5477,82 @@ func (r StartRunResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r StartRunResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteRunResponse503Headers the declared response headers of an HTTP 503 response for DeleteRun
+type DeleteRunResponse503Headers struct {
+	RetryAfter *int
+}
+
+type DeleteRunResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteRunResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeleteRunResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteRunResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteRunResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteRunResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeleteRunResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteRunResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteRunResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteRunResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteRunResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6653,6 +7025,82 @@ func (r GetWorkflowResponse) ContentType() string {
 	return ""
 }
 
+// ArchiveWorkflowResponse503Headers the declared response headers of an HTTP 503 response for ArchiveWorkflow
+type ArchiveWorkflowResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ArchiveWorkflowResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WorkflowVersion
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ArchiveWorkflowResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ArchiveWorkflowResponse) GetJSON200() *WorkflowVersion {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ArchiveWorkflowResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ArchiveWorkflowResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ArchiveWorkflowResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ArchiveWorkflowResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ArchiveWorkflowResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ArchiveWorkflowResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ArchiveWorkflowResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ArchiveWorkflowResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetWorkflowGraphResponse503Headers the declared response headers of an HTTP 503 response for GetWorkflowGraph
 type GetWorkflowGraphResponse503Headers struct {
 	RetryAfter *int
@@ -6723,6 +7171,82 @@ func (r GetWorkflowGraphResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetWorkflowGraphResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UnarchiveWorkflowResponse503Headers the declared response headers of an HTTP 503 response for UnarchiveWorkflow
+type UnarchiveWorkflowResponse503Headers struct {
+	RetryAfter *int
+}
+
+type UnarchiveWorkflowResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WorkflowVersion
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UnarchiveWorkflowResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UnarchiveWorkflowResponse) GetJSON200() *WorkflowVersion {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UnarchiveWorkflowResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UnarchiveWorkflowResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r UnarchiveWorkflowResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r UnarchiveWorkflowResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r UnarchiveWorkflowResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UnarchiveWorkflowResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UnarchiveWorkflowResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UnarchiveWorkflowResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7049,7 +7573,8 @@ func (c *ClientWithResponses) ListRunsWithResponse(ctx context.Context, params *
 // `version` is given) together with its first piece of work, in one
 // transaction. With an `Idempotency-Key`, repeating the same request
 // returns the run it started (`200`); reusing the key for a different
-// request is a `409`. The input may be at most 256 KiB (configurable).
+// request is a `409`, and so is a start of an archived workflow. The
+// input may be at most 256 KiB (configurable).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7068,7 +7593,8 @@ func (c *ClientWithResponses) StartRunWithBodyWithResponse(ctx context.Context, 
 // `version` is given) together with its first piece of work, in one
 // transaction. With an `Idempotency-Key`, repeating the same request
 // returns the run it started (`200`); reusing the key for a different
-// request is a `409`. The input may be at most 256 KiB (configurable).
+// request is a `409`, and so is a start of an archived workflow. The
+// input may be at most 256 KiB (configurable).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7079,6 +7605,27 @@ func (c *ClientWithResponses) StartRunWithResponse(ctx context.Context, params *
 		return nil, err
 	}
 	return ParseStartRunResponse(rsp)
+}
+
+// DeleteRunWithResponse Delete a finished run and everything of it.
+//
+// Deletes a finished run (`succeeded`, `failed`, `cancelled`,
+// `timed_out`, `compensated`, `compensation_failed`) with its steps,
+// attempts, history, waits and work, as retention does when the run's
+// retention has passed. A run that has not finished is a `409` (cancel
+// it first), and so is one with a child run that has not finished. Its
+// child runs stay, without `parent_run_id`; its schedule's firing
+// stays, without `run_id`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/runs/{id} (the `DeleteRun` operationId).
+func (c *ClientWithResponses) DeleteRunWithResponse(ctx context.Context, id RunID, reqEditors ...RequestEditorFn) (*DeleteRunResponse, error) {
+	rsp, err := c.DeleteRun(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteRunResponse(rsp)
 }
 
 // GetRunWithResponse Get a run with its input, context, output and error.
@@ -7374,6 +7921,9 @@ func (c *ClientWithResponses) TriggerScheduleWithResponse(ctx context.Context, i
 
 // ListWorkflowsWithResponse List workflows by name.
 //
+// Lists the workflows that are not archived; with `archived=true`,
+// only those that are. A cursor pages through the list it came from.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/workflows (the `ListWorkflows` operationId).
@@ -7425,6 +7975,8 @@ func (c *ClientWithResponses) CreateWorkflowWithResponse(ctx context.Context, bo
 
 // GetWorkflowWithResponse Get the latest version of a workflow.
 //
+// The latest version, with its definition and whether the workflow is archived (`archived`, `archived_at`).
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/workflows/{name} (the `GetWorkflow` operationId).
@@ -7434,6 +7986,27 @@ func (c *ClientWithResponses) GetWorkflowWithResponse(ctx context.Context, name 
 		return nil, err
 	}
 	return ParseGetWorkflowResponse(rsp)
+}
+
+// ArchiveWorkflowWithResponse Archive a workflow; it starts no new runs.
+//
+// An archived workflow starts no new run: `POST /v1/runs` answers
+// `409`, its schedules' firings start nothing (their outcome is
+// `archived`; a manual trigger answers `409`), and a `call_workflow`
+// step calling it fails. Runs in flight finish. It is left out of
+// `GET /v1/workflows` unless `archived=true`. Posting a new version
+// keeps it archived. Archiving an archived workflow changes nothing
+// (`archived_at` stays the time of the first archive).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/workflows/{name}/archive (the `ArchiveWorkflow` operationId).
+func (c *ClientWithResponses) ArchiveWorkflowWithResponse(ctx context.Context, name WorkflowName, reqEditors ...RequestEditorFn) (*ArchiveWorkflowResponse, error) {
+	rsp, err := c.ArchiveWorkflow(ctx, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseArchiveWorkflowResponse(rsp)
 }
 
 // GetWorkflowGraphWithResponse Draw a version of a workflow as a graph.
@@ -7466,6 +8039,21 @@ func (c *ClientWithResponses) GetWorkflowGraphWithResponse(ctx context.Context, 
 		return nil, err
 	}
 	return ParseGetWorkflowGraphResponse(rsp)
+}
+
+// UnarchiveWorkflowWithResponse Unarchive a workflow; it starts runs again.
+//
+// Unarchiving a workflow that is not archived changes nothing.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/workflows/{name}/unarchive (the `UnarchiveWorkflow` operationId).
+func (c *ClientWithResponses) UnarchiveWorkflowWithResponse(ctx context.Context, name WorkflowName, reqEditors ...RequestEditorFn) (*UnarchiveWorkflowResponse, error) {
+	rsp, err := c.UnarchiveWorkflow(ctx, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUnarchiveWorkflowResponse(rsp)
 }
 
 // ListWorkflowVersionsWithResponse List the versions of a workflow, newest first, without their definitions.
@@ -7981,6 +8569,76 @@ func ParseStartRunResponse(rsp *http.Response) (*StartRunResponse, error) {
 	switch {
 	case rsp.StatusCode == 503:
 		var headers StartRunResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteRunResponse parses an HTTP response from a DeleteRunWithResponse call
+func ParseDeleteRunResponse(rsp *http.Response) (*DeleteRunResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteRunResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers DeleteRunResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -9298,6 +9956,73 @@ func ParseGetWorkflowResponse(rsp *http.Response) (*GetWorkflowResponse, error) 
 	return response, nil
 }
 
+// ParseArchiveWorkflowResponse parses an HTTP response from a ArchiveWorkflowWithResponse call
+func ParseArchiveWorkflowResponse(rsp *http.Response) (*ArchiveWorkflowResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ArchiveWorkflowResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WorkflowVersion
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ArchiveWorkflowResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetWorkflowGraphResponse parses an HTTP response from a GetWorkflowGraphWithResponse call
 func ParseGetWorkflowGraphResponse(rsp *http.Response) (*GetWorkflowGraphResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -9355,6 +10080,73 @@ func ParseGetWorkflowGraphResponse(rsp *http.Response) (*GetWorkflowGraphRespons
 	switch {
 	case rsp.StatusCode == 503:
 		var headers GetWorkflowGraphResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUnarchiveWorkflowResponse parses an HTTP response from a UnarchiveWorkflowWithResponse call
+func ParseUnarchiveWorkflowResponse(rsp *http.Response) (*UnarchiveWorkflowResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UnarchiveWorkflowResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WorkflowVersion
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers UnarchiveWorkflowResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

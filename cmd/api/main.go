@@ -205,5 +205,6 @@ func (m *Main) Close() error {
 
 // limitsOf is the configuration's limits, as the service takes them.
 func limitsOf(cfg config.Config) orchestrator.Limits {
-	return orchestrator.Limits{Definition: cfg.DefinitionLimits(), MaxInputBytes: cfg.MaxInputBytes, MaxOutputBytes: cfg.MaxOutputBytes, MaxContextBytes: cfg.MaxContextBytes}
+	return orchestrator.Limits{Definition: cfg.DefinitionLimits(), MaxInputBytes: cfg.MaxInputBytes, MaxOutputBytes: cfg.MaxOutputBytes, MaxContextBytes: cfg.MaxContextBytes,
+		MaxHistoryEvents: cfg.MaxHistoryEvents}
 }

@@ -110,7 +110,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 	}
 	return orchestrator.NewWorker(db, limitsOf(cfg), logger.With("worker_id", id), orchestrator.WorkerConfig{
-		Client: client, Concurrency: cfg.WorkerConcurrency, PollInterval: cfg.PollInterval, ShutdownGrace: cfg.ShutdownGrace,
+		Client: client, Concurrency: cfg.WorkerConcurrency, PollInterval: cfg.PollInterval, ShutdownGrace: cfg.ShutdownGrace, Retention: cfg.Retention,
 	}, orchestrator.WithSigning(secrets, cfg.PublicBaseURL()), orchestrator.WithWorkerID(id), orchestrator.WithLeaseMargin(cfg.LeaseMargin), orchestrator.WithClaimPool(claims),
 		orchestrator.WithDefaultWaitTimeout(cfg.WaitTimeout), orchestrator.WithObserver(metered), orchestrator.WithTracerProvider(tp)).Run(ctx)
 }
@@ -131,5 +131,6 @@ func workerID() (string, error) {
 
 // limitsOf is the configuration's limits, as the service takes them.
 func limitsOf(cfg config.Config) orchestrator.Limits {
-	return orchestrator.Limits{Definition: cfg.DefinitionLimits(), MaxInputBytes: cfg.MaxInputBytes, MaxOutputBytes: cfg.MaxOutputBytes, MaxContextBytes: cfg.MaxContextBytes}
+	return orchestrator.Limits{Definition: cfg.DefinitionLimits(), MaxInputBytes: cfg.MaxInputBytes, MaxOutputBytes: cfg.MaxOutputBytes, MaxContextBytes: cfg.MaxContextBytes,
+		MaxHistoryEvents: cfg.MaxHistoryEvents}
 }

@@ -4,11 +4,11 @@
 INSERT INTO runs (
     id, workflow_name, workflow_version, status, input, context,
     parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash,
-    schedule_id, traceparent, trace_parent_span_id, tracestate, deadline
+    schedule_id, traceparent, trace_parent_span_id, tracestate, history_cap, deadline
 ) VALUES (
     @id, @workflow_name, @workflow_version, 'pending', @input, '{}',
     @parent_run_id, @parent_step_execution_id, @depth, @idempotency_key, @request_hash,
-    @schedule_id, @traceparent, @trace_parent_span_id, @tracestate,
+    @schedule_id, @traceparent, @trace_parent_span_id, @tracestate, @history_cap,
     -- The run-level timeout counts from the database's clock, like leases.
     now() + sqlc.narg('timeout_ms')::bigint * interval '1 millisecond'
 )
@@ -37,13 +37,47 @@ ORDER BY created_at DESC, id DESC
 LIMIT @max;
 
 -- name: HistoryEventAppendMany :exec
--- Appends events to the histories of their runs, in the order given. Empty
--- step keys and zero attempts are stored as NULL.
-INSERT INTO history_events (run_id, type, step_key, attempt, data)
-SELECT (@run_ids::uuid[])[i], (@types::text[])[i], NULLIF((@step_keys::text[])[i], ''),
-       NULLIF((@attempts::integer[])[i], 0), (@datas::jsonb[])[i]
-FROM generate_series(1, cardinality(@run_ids::uuid[])) AS i
-ORDER BY i;
+-- Appends events to the histories of their runs, in the order given, and
+-- counts them in their runs' history_count — all but those of steps inside
+-- foreach items (see workflow_versions.item_pattern) — so that a run whose
+-- history they would take past its cap makes the statement fail (the
+-- runs_history_cap constraint). Empty step keys and zero attempts are
+-- stored as NULL.
+WITH events AS (
+    SELECT i, (@run_ids::uuid[])[i] AS run_id, (@types::text[])[i] AS type,
+           NULLIF((@step_keys::text[])[i], '') AS step_key, NULLIF((@attempts::integer[])[i], 0) AS attempt,
+           (@datas::jsonb[])[i] AS data
+    FROM generate_series(1, cardinality(@run_ids::uuid[])) AS i
+), appended AS (
+    INSERT INTO history_events (run_id, type, step_key, attempt, data)
+    SELECT e.run_id, e.type, e.step_key, e.attempt, e.data FROM events e ORDER BY e.i
+), counts AS (
+    SELECT e.run_id,
+           count(*) FILTER (WHERE v.item_pattern IS NULL OR e.step_key IS NULL OR e.step_key !~ v.item_pattern)::integer AS n
+    FROM events e
+    JOIN runs r ON r.id = e.run_id
+    JOIN workflow_versions v ON v.workflow_name = r.workflow_name AND v.version = r.workflow_version
+    GROUP BY e.run_id
+)
+UPDATE runs SET history_count = runs.history_count + counts.n
+FROM counts
+WHERE runs.id = counts.run_id;
+
+-- name: RunListPastHistoryCap :many
+-- Of the runs that events were to be appended to (with HistoryEventAppendMany),
+-- those whose history the events would take past its cap: the events
+-- counted as HistoryEventAppendMany counts them, but the one that ends a run
+-- (ends), for which the last event of a history is kept.
+WITH events AS (
+    SELECT (@run_ids::uuid[])[i] AS run_id, NULLIF((@step_keys::text[])[i], '') AS step_key, (@ends::boolean[])[i] AS ends
+    FROM generate_series(1, cardinality(@run_ids::uuid[])) AS i
+)
+SELECT r.id FROM runs r
+JOIN workflow_versions v ON v.workflow_name = r.workflow_name AND v.version = r.workflow_version
+JOIN events e ON e.run_id = r.id
+GROUP BY r.id
+HAVING r.history_count + count(*) FILTER (WHERE NOT e.ends AND (v.item_pattern IS NULL OR e.step_key IS NULL OR e.step_key !~ v.item_pattern))
+       >= r.history_cap;
 
 -- name: HistoryEventList :many
 SELECT * FROM history_events
@@ -110,3 +144,39 @@ ORDER BY created_at, id;
 -- Moves a failing run to compensating, keeping the failure as its error.
 UPDATE runs SET status = 'compensating', error = @error, updated_at = now()
 WHERE id = @id AND status IN ('pending', 'running', 'waiting');
+
+-- name: RunDeleteExpired :execrows
+-- Deletes up to max finished runs whose retention has passed — their
+-- workflow's own, else default_ms — with every row that references them
+-- (ON DELETE CASCADE: steps, attempts, history, waits, work; a child run
+-- loses its link, a schedule firing its run). Each workflow's runs that
+-- finished first go first, by the index on (workflow_name, finished_at).
+-- Runs that another transaction holds are skipped, so that workers share
+-- the work and wait for no one. A run with a child still going is kept
+-- until the child has finished.
+DELETE FROM runs
+WHERE runs.id = ANY (ARRAY(
+    SELECT expired.id FROM workflows w
+    CROSS JOIN LATERAL (
+        SELECT r.id FROM runs r
+        WHERE r.workflow_name = w.name AND r.finished_at IS NOT NULL
+          AND r.finished_at < now() - COALESCE(w.retention_ms, sqlc.arg('default_ms')::bigint) * interval '1 millisecond'
+          AND r.status IN ('succeeded', 'failed', 'cancelled', 'timed_out', 'compensated', 'compensation_failed')
+          AND NOT EXISTS (SELECT 1 FROM runs c
+                          WHERE c.parent_run_id = r.id AND c.status IN ('pending', 'running', 'waiting', 'compensating'))
+        ORDER BY r.finished_at
+        LIMIT @max
+        FOR UPDATE OF r SKIP LOCKED
+    ) expired
+    LIMIT @max
+));
+
+-- name: RunLockToDelete :one
+-- Locks a run to delete it, saying whether it has a child still going.
+SELECT status, EXISTS (SELECT 1 FROM runs c
+                       WHERE c.parent_run_id = runs.id AND c.status IN ('pending', 'running', 'waiting', 'compensating'))::boolean AS active_children
+FROM runs WHERE runs.id = @id FOR UPDATE;
+
+-- name: RunDelete :execrows
+-- Deletes a run with every row that references it (see RunDeleteExpired).
+DELETE FROM runs WHERE id = @id;

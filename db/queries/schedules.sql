@@ -77,6 +77,10 @@ RETURNING *;
 UPDATE schedule_fires SET run_id = @run_id
 WHERE schedule_id = @schedule_id AND fire_time = @fire_time;
 
+-- name: ScheduleFireSetOutcome :exec
+UPDATE schedule_fires SET outcome = @outcome
+WHERE schedule_id = @schedule_id AND fire_time = @fire_time;
+
 -- name: ScheduleFireList :many
 SELECT * FROM schedule_fires WHERE schedule_id = @schedule_id ORDER BY fire_time DESC LIMIT @max;
 
@@ -89,3 +93,19 @@ ORDER BY created_at;
 -- Deletes the schedule a workflow's definition declared, when a version
 -- without one is posted.
 DELETE FROM schedules WHERE name = @name AND source = 'definition';
+
+-- name: ScheduleFireDeleteOld :execrows
+-- Deletes up to max firings older than the newest keep of their schedule,
+-- oldest first, but a firing that buffer_one holds back (it starts its run
+-- later).
+DELETE FROM schedule_fires
+WHERE (schedule_id, fire_time) IN (
+    SELECT old.schedule_id, old.fire_time FROM schedules s
+    CROSS JOIN LATERAL (SELECT f.fire_time FROM schedule_fires f
+                        WHERE f.schedule_id = s.id ORDER BY f.fire_time DESC OFFSET @keep LIMIT 1) cutoff
+    CROSS JOIN LATERAL (SELECT f.schedule_id, f.fire_time FROM schedule_fires f
+                        WHERE f.schedule_id = s.id AND f.fire_time <= cutoff.fire_time
+                          AND f.fire_time IS DISTINCT FROM s.buffered_fire_time
+                        ORDER BY f.fire_time LIMIT @max) old
+    LIMIT @max
+);

@@ -113,20 +113,29 @@ FROM step_executions WHERE id = @id FOR UPDATE;
 -- attempt and the execution in progress — so a stale or fenced-off result
 -- changes nothing and raises no error: many of these go into one
 -- transaction (group commit), and a refused one must not undo the others.
--- It returns 1 when the result is recorded — by this statement, or by an
--- earlier sending of the same one whose commit the sender did not hear of
--- (the next execution's id is the sender's own, so its existence proves
--- it) — and 0 when the result was refused.
+-- The two history events count against the run's history cap (a step in a
+-- foreach item never takes this path): when they would leave no room for
+-- the event that ends the run (history_count + 2 must stay below
+-- history_cap, as the runs_history_cap constraint wants), the statement
+-- changes nothing and says so (full), and the general path ends the run at
+-- its cap.
+-- It returns recorded 1 when the result is recorded — by this statement, or
+-- by an earlier sending of the same one whose commit the sender did not
+-- hear of (the next execution's id is the sender's own, so its existence
+-- proves it) — and 0 when the result was refused.
 WITH lease AS (
-    SELECT work_items.id FROM work_items
+    SELECT work_items.id, work_items.run_id FROM work_items
     WHERE work_items.id = @work_id AND work_items.lease_token = @lease_token
     FOR UPDATE
+), room AS (
+    SELECT runs.id FROM runs
+    WHERE runs.id = (SELECT run_id FROM lease) AND runs.history_count + 2 < runs.history_cap
 ), finished_attempt AS (
     UPDATE step_attempts
     SET status = 'succeeded', http_status = sqlc.narg('http_status'), logs = @logs, finished_at = now()
     WHERE step_attempts.step_execution_id = @id AND step_attempts.attempt = @attempt
       AND step_attempts.status IN ('running', 'accepted')
-      AND EXISTS (SELECT 1 FROM lease)
+      AND EXISTS (SELECT 1 FROM room)
     RETURNING step_attempts.run_id
 ), finished_execution AS (
     UPDATE step_executions
@@ -142,9 +151,11 @@ WITH lease AS (
     WHERE work_items.id = (SELECT id FROM lease) AND EXISTS (SELECT 1 FROM finished_execution)
     RETURNING work_items.id
 ), merged AS (
-    UPDATE runs SET context = context || sqlc.narg('context_patch')::jsonb, updated_at = now()
+    UPDATE runs
+    SET context = CASE WHEN sqlc.narg('context_patch')::jsonb IS NULL THEN context ELSE context || sqlc.narg('context_patch')::jsonb END,
+        updated_at = CASE WHEN sqlc.narg('context_patch')::jsonb IS NULL THEN updated_at ELSE now() END,
+        history_count = history_count + 2
     WHERE runs.id = (SELECT run_id FROM finished_execution)
-      AND sqlc.narg('context_patch')::jsonb IS NOT NULL
     RETURNING runs.id
 ), next_execution AS (
     INSERT INTO step_executions (
@@ -168,7 +179,8 @@ WITH lease AS (
     ORDER BY e.ord
 )
 SELECT ((SELECT count(*) FROM finished_execution)
-        + (SELECT count(*) FROM step_executions WHERE step_executions.id = @next_id))::integer;
+        + (SELECT count(*) FROM step_executions WHERE step_executions.id = @next_id))::integer AS recorded,
+       (EXISTS (SELECT 1 FROM lease) AND NOT EXISTS (SELECT 1 FROM room))::boolean AS full;
 
 -- name: StepStart :batchone
 -- Starts a run's next step, as one statement: the work item moves on to the

@@ -47,6 +47,9 @@ type Config struct {
 	ShutdownGrace     time.Duration
 	LeaseMargin       time.Duration
 	WaitTimeout       time.Duration
+	// Retention is how long a worker keeps finished runs whose workflow
+	// names no retention of its own.
+	Retention time.Duration
 
 	MaxDefinitionBytes int
 	MaxDefinitionDepth int
@@ -55,6 +58,7 @@ type Config struct {
 	MaxOutputBytes     int
 	MaxContextBytes    int
 	MaxResponseBytes   int
+	MaxHistoryEvents   int
 	// EvalMemory bounds the memory the process's heavy expression
 	// evaluations hold at once (see workflow.SetEvalMemory).
 	EvalMemory int
@@ -156,6 +160,17 @@ var settings = []setting{
 		positiveDuration(func(c *Config) *time.Duration { return &c.LeaseMargin })},
 	{Worker, "DURABLE_WAIT_TIMEOUT", "wait-timeout", "168h", "how long a wait for events or a person may last when its definition names no timeout",
 		positiveDuration(func(c *Config) *time.Duration { return &c.WaitTimeout })},
+	// A short retention is for tests; a definition's own is at least
+	// workflow.MinRetention.
+	{Worker, "DURABLE_RETENTION", "retention", workflow.DefaultRetention.String(), "how long finished runs are kept (with their steps and history) when their workflow's definition names no retention; then workers delete them (at least 1s, at most 87600h)",
+		func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Second || d > workflow.MaxRetention {
+				return errors.New("must be a duration from 1s to 87600h, such as 720h")
+			}
+			c.Retention = d
+			return nil
+		}},
 	{Both, "DURABLE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error",
 		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{Both, "DURABLE_LOG_FORMAT", "log-format", "text", "text or json",
@@ -180,6 +195,15 @@ var settings = []setting{
 		positiveInt(func(c *Config) *int { return &c.MaxContextBytes })},
 	{Worker, "DURABLE_MAX_RESPONSE_BYTES", "max-response-bytes", "1048576", "largest step response body read",
 		positiveInt(func(c *Config) *int { return &c.MaxResponseBytes })},
+	{Both, "DURABLE_MAX_HISTORY_EVENTS", "max-history-events", strconv.Itoa(workflow.DefaultMaxHistoryEvents), "most events the history of a run this process starts holds (the events of steps inside foreach items are not counted); a run that would pass it fails (at least 10)",
+		func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 10 || n > 1_000_000_000 {
+				return errors.New("must be an integer from 10 to 1000000000")
+			}
+			c.MaxHistoryEvents = n
+			return nil
+		}},
 	{Both, "DURABLE_EVAL_MEMORY", "eval-memory", strconv.Itoa(workflow.DefaultEvalMemory), "bytes the process's costly expression evaluations may hold at once; more wait their turn (at least 8388608)",
 		func(c *Config, v string) error {
 			n, err := strconv.Atoi(v)

@@ -36,6 +36,29 @@ func TestDefaults(t *testing.T) {
 	require.Positive(t, c.WorkerConcurrency)
 	require.Equal(t, 1000, c.DefinitionLimits().MaxSteps)
 	require.Equal(t, 256<<10, c.MaxOutputBytes)
+	require.Equal(t, 10_000, c.MaxHistoryEvents)
+
+	c, err = Load(Worker, nil, env(nil), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, 720*time.Hour, c.Retention)
+	require.Equal(t, 10_000, c.MaxHistoryEvents)
+}
+
+func TestRetentionAndHistoryCap(t *testing.T) {
+	t.Parallel()
+	c, err := Load(Worker, nil, env(map[string]string{"DURABLE_RETENTION": "1s", "DURABLE_MAX_HISTORY_EVENTS": "10"}), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, time.Second, c.Retention, "short retentions are for tests")
+	require.Equal(t, 10, c.MaxHistoryEvents)
+	for _, bad := range []map[string]string{
+		{"DURABLE_RETENTION": "999ms"}, {"DURABLE_RETENTION": "87601h"}, {"DURABLE_RETENTION": "30d"},
+		{"DURABLE_MAX_HISTORY_EVENTS": "9"}, {"DURABLE_MAX_HISTORY_EVENTS": "1000000001"}, {"DURABLE_MAX_HISTORY_EVENTS": "many"},
+	} {
+		_, err := Load(Worker, nil, env(bad), &bytes.Buffer{})
+		require.Error(t, err, "%v", bad)
+	}
+	_, err = Load(API, nil, env(map[string]string{"DURABLE_RETENTION": "nonsense"}), &bytes.Buffer{})
+	require.NoError(t, err, "the API has no retention")
 }
 
 func TestFlagsWinOverEnvironment(t *testing.T) {

@@ -518,4 +518,11 @@ func TestForeachLarge(t *testing.T) {
 	for i, r := range out.Results {
 		require.Equal(t, i, r)
 	}
+	// The items' events are written, and the history cap does not count
+	// them: the run fits under the default cap of 10,000.
+	events := dbCount(t, pool, `SELECT count(*) FROM history_events WHERE run_id = $1`, id)
+	counted := dbCount(t, pool, `SELECT history_count FROM runs WHERE id = $1`, id)
+	t.Logf("the run wrote %d history events; its history cap counts %d", events, counted)
+	require.Greater(t, events, 3*n)
+	require.Less(t, counted, 10)
 }

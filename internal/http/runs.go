@@ -253,6 +253,19 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 	}))
 }
 
+func (s *Server) deleteRun(w http.ResponseWriter, r *http.Request) {
+	id, err := runID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.svc.DeleteRun(r.Context(), id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
 	id, err := runID(r)
 	if err != nil {

@@ -92,12 +92,15 @@ func NewServer(cfg Config) *Server {
 		api(http.MethodGet, "/workflows/{name}/versions", 0, s.listWorkflowVersions)
 		api(http.MethodGet, "/workflows/{name}/versions/{version}", 0, s.getWorkflowVersion)
 		api(http.MethodGet, "/workflows/{name}/graph", 0, s.getWorkflowGraph)
+		api(http.MethodPost, "/workflows/{name}/archive", 0, s.archiveWorkflow)
+		api(http.MethodPost, "/workflows/{name}/unarchive", 0, s.unarchiveWorkflow)
 
 		// A start request is its input plus a little: the input's own limit
 		// is checked separately, so that exceeding it names the field.
 		api(http.MethodPost, "/runs", limits.MaxInputBytes+bodyLimitDefault, s.startRun)
 		api(http.MethodGet, "/runs", 0, s.listRuns)
 		api(http.MethodGet, "/runs/{id}", 0, s.getRun)
+		api(http.MethodDelete, "/runs/{id}", 0, s.deleteRun)
 		api(http.MethodPost, "/runs/{id}/cancel", bodyLimitDefault, s.cancelRun)
 		api(http.MethodGet, "/runs/{id}/steps", 0, s.listRunSteps)
 		api(http.MethodGet, "/runs/{id}/history", 0, s.listRunHistory)

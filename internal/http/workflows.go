@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -19,20 +20,28 @@ type workflowVersionJSON struct {
 	Definition  json.RawMessage `json:"definition,omitempty"`
 	ContentHash string          `json:"content_hash"`
 	CreatedAt   time.Time       `json:"created_at"`
+	// Archived is the workflow's, shown with each of its versions but in
+	// the list of versions.
+	Archived   *bool      `json:"archived,omitempty"`
+	ArchivedAt *time.Time `json:"archived_at,omitempty"`
 }
 
 func workflowVersionFrom(v workflow.WorkflowVersion) workflowVersionJSON {
+	archived := v.ArchivedAt != nil
 	return workflowVersionJSON{
 		Name: v.Name, Version: v.Version, Definition: v.Definition,
 		ContentHash: "sha256:" + hex.EncodeToString(v.Hash), CreatedAt: v.CreatedAt.UTC(),
+		Archived: &archived, ArchivedAt: utc(v.ArchivedAt),
 	}
 }
 
 type workflowSummaryJSON struct {
-	Name          string    `json:"name"`
-	LatestVersion int       `json:"latest_version"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	Name          string     `json:"name"`
+	LatestVersion int        `json:"latest_version"`
+	CreatedAt     time.Time  `json:"created_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+	Archived      bool       `json:"archived"`
+	ArchivedAt    *time.Time `json:"archived_at,omitempty"`
 }
 
 type listJSON[T any] struct {
@@ -65,10 +74,42 @@ func (s *Server) createWorkflow(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, workflowVersionFrom(v))
 }
 
+// listWorkflows lists the workflows that are not archived, or with
+// ?archived=true those that are; a cursor belongs to one of the two lists.
 func (s *Server) listWorkflows(w http.ResponseWriter, r *http.Request) {
-	listByName(s, w, r, "workflows", s.svc.ListWorkflows, func(wf workflow.WorkflowSummary) workflowSummaryJSON {
-		return workflowSummaryJSON{Name: wf.Name, LatestVersion: wf.LatestVersion, CreatedAt: wf.CreatedAt.UTC(), UpdatedAt: wf.UpdatedAt.UTC()}
+	archived := r.URL.Query().Get("archived") == "true"
+	list := "workflows"
+	if archived {
+		list = "workflows:archived"
+	}
+	fetch := func(ctx context.Context, after string, limit int) ([]workflow.WorkflowSummary, error) {
+		return s.svc.ListWorkflows(ctx, archived, after, limit)
+	}
+	listByName(s, w, r, list, fetch, func(wf workflow.WorkflowSummary) workflowSummaryJSON {
+		return workflowSummaryJSON{
+			Name: wf.Name, LatestVersion: wf.LatestVersion, CreatedAt: wf.CreatedAt.UTC(), UpdatedAt: wf.UpdatedAt.UTC(),
+			Archived: wf.ArchivedAt != nil, ArchivedAt: utc(wf.ArchivedAt),
+		}
 	}, func(wf workflowSummaryJSON) string { return wf.Name })
+}
+
+func (s *Server) archiveWorkflow(w http.ResponseWriter, r *http.Request) {
+	s.setArchived(w, r, true)
+}
+
+func (s *Server) unarchiveWorkflow(w http.ResponseWriter, r *http.Request) {
+	s.setArchived(w, r, false)
+}
+
+// setArchived archives or unarchives a workflow and answers its latest
+// version.
+func (s *Server) setArchived(w http.ResponseWriter, r *http.Request, archived bool) {
+	v, err := s.svc.ArchiveWorkflow(r.Context(), chi.URLParam(r, "name"), archived)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, workflowVersionFrom(v))
 }
 
 func (s *Server) getWorkflow(w http.ResponseWriter, r *http.Request) {
@@ -100,6 +141,7 @@ func (s *Server) listWorkflowVersions(w http.ResponseWriter, r *http.Request) {
 	out := make([]workflowVersionJSON, len(items))
 	for i, v := range items {
 		out[i] = workflowVersionFrom(v)
+		out[i].Archived = nil // the workflow's, not the version's: see GET /v1/workflows/{name}
 	}
 	writeJSON(w, http.StatusOK, page(out, limit, func(v workflowVersionJSON) cursor {
 		return cursor{List: "versions:" + name, Seq: int64(v.Version)}

@@ -36,8 +36,8 @@ type childInput struct {
 // workflow, linked to the step both ways, starts in the same transaction.
 // With wait (the default) the step waits for the child and takes its output
 // or fails with its error; without, it succeeds at once with the child's
-// id. A child that cannot start (unknown workflow, too deep, an input that
-// cannot be built) fails the step and the run.
+// id. A child that cannot start (unknown or archived workflow, too deep, an
+// input that cannot be built) fails the step and the run.
 func (s *core) startChild(ctx context.Context, tx *postgres.Tx, item postgres.WorkItem, st *runState, step *workflow.Step) error {
 	cw := step.CallWorkflow
 	a := newExecution(item, st, step)
@@ -57,10 +57,10 @@ func (s *core) startChild(ctx context.Context, tx *postgres.Tx, item postgres.Wo
 	if problem == nil {
 		var err error
 		if version, err = resolveVersion(ctx, tx, cw.Workflow, cw.Version); err != nil {
-			if !fault.Is(err, fault.Invalid) {
+			if !fault.Is(err, fault.Invalid) && !fault.Is(err, fault.Conflict) {
 				return err
 			}
-			problem = err
+			problem = err // unknown, or archived
 		}
 	}
 	if problem == nil {

@@ -16,21 +16,27 @@ import (
 	"github.com/durablehq/durable/internal/workflow"
 )
 
-// Limits bound what clients and step endpoints may send.
+// Limits bound what clients and step endpoints may send, and what a run
+// may write.
 type Limits struct {
 	Definition      workflow.Limits
 	MaxInputBytes   int // a run's input
 	MaxOutputBytes  int // a step's output, and a step's rendered input
 	MaxContextBytes int // a run's context
+	// MaxHistoryEvents caps the events of the history of each run started
+	// (0: the default); a run that would pass it fails (see
+	// [postgres.DB.InTx]).
+	MaxHistoryEvents int
 }
 
 // DefaultLimits returns the limits DESIGN.md names as defaults.
 func DefaultLimits() Limits {
 	return Limits{
-		Definition:      workflow.DefaultLimits(),
-		MaxInputBytes:   workflow.DefaultMaxInputBytes,
-		MaxOutputBytes:  workflow.DefaultMaxOutputBytes,
-		MaxContextBytes: workflow.DefaultMaxContextBytes,
+		Definition:       workflow.DefaultLimits(),
+		MaxInputBytes:    workflow.DefaultMaxInputBytes,
+		MaxOutputBytes:   workflow.DefaultMaxOutputBytes,
+		MaxContextBytes:  workflow.DefaultMaxContextBytes,
+		MaxHistoryEvents: workflow.DefaultMaxHistoryEvents,
 	}
 }
 
@@ -112,15 +118,25 @@ const defaultLeaseMargin = 30 * time.Second
 // worker's engine is [Worker].
 type API struct{ *core }
 
-// NewAPI returns the API's use cases.
+// NewAPI returns the API's use cases. It ends the runs of db that reach
+// their history cap (see [postgres.DB.OnHistoryCap]).
 func NewAPI(db *postgres.DB, limits Limits, logger *slog.Logger, opts ...Option) *API {
 	return &API{newCore(db, limits, logger, opts...)}
 }
 
 func newCore(db *postgres.DB, limits Limits, logger *slog.Logger, opts ...Option) *core {
+	if limits.MaxHistoryEvents <= 0 {
+		limits.MaxHistoryEvents = workflow.DefaultMaxHistoryEvents
+	}
 	s := &core{db: db, limits: limits, logger: logger, leaseMargin: defaultLeaseMargin, defaultWaitTimeout: DefaultWaitTimeout, obs: unobserved{}, tracer: defaultTracer()}
 	for _, o := range opts {
 		o(s)
+	}
+	// A transaction of a run that would pass its history cap ends the run,
+	// whichever pool it goes through.
+	db.OnHistoryCap(s.endAtHistoryCap)
+	if s.claims != nil {
+		s.claims.OnHistoryCap(s.endAtHistoryCap)
 	}
 	return s
 }

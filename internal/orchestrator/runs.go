@@ -112,7 +112,7 @@ func (s *core) startRunTx(ctx context.Context, tx *postgres.Tx, name string, ver
 		ID: in.id, Workflow: v.Name, Version: v.Version, Input: in.input,
 		IdempotencyKey: in.idempotencyKey, RequestHash: in.requestHash, ScheduleID: in.scheduleID,
 		ParentRunID: in.parentRunID, ParentStepExecutionID: in.parentStepID, Depth: in.depth,
-		Timeout: time.Duration(def.Timeout), Trace: newRunTrace(in.parent),
+		Timeout: time.Duration(def.Timeout), Trace: newRunTrace(in.parent), HistoryCap: s.limits.MaxHistoryEvents,
 	})
 	if err != nil || !inserted {
 		return run, inserted, err
@@ -157,7 +157,8 @@ func (s *core) existingRun(ctx context.Context, key string, requestHash []byte) 
 	return run, true, nil
 }
 
-// resolveVersion finds the workflow version a run will be pinned to.
+// resolveVersion finds the workflow version a run will be pinned to; a
+// workflow that is archived has none (a conflict).
 func resolveVersion(ctx context.Context, tx *postgres.Tx, name string, version int) (workflow.WorkflowVersion, error) {
 	var v workflow.WorkflowVersion
 	var err error
@@ -172,6 +173,9 @@ func resolveVersion(ctx context.Context, tx *postgres.Tx, name string, version i
 			path = "/version"
 		}
 		return v, fault.WithProblems(fault.Invalid, err.Error(), []fault.Problem{{Path: path, Message: err.Error()}})
+	}
+	if err == nil && v.ArchivedAt != nil {
+		return v, archivedError(name)
 	}
 	return v, err
 }

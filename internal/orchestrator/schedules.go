@@ -355,7 +355,18 @@ func (s *core) fireSchedule(ctx context.Context, tx *postgres.Tx, sch workflow.S
 		if err != nil {
 			return 0, err
 		}
-		if len(active) == 0 {
+		archived, err := workflowArchived(ctx, tx, sch.Workflow)
+		if err != nil {
+			return 0, err
+		}
+		switch {
+		case len(active) == 0 && archived:
+			// The held-back firing starts nothing either.
+			if err := tx.SetScheduleFireOutcome(ctx, sch.ID, *buffered, "archived"); err != nil {
+				return 0, err
+			}
+			buffered = nil
+		case len(active) == 0:
 			run, err := s.startScheduledRun(ctx, tx, sch)
 			if err != nil {
 				return 0, err
@@ -403,11 +414,22 @@ func (s *core) fireSchedule(ctx context.Context, tx *postgres.Tx, sch workflow.S
 }
 
 // fire makes one firing of a locked schedule at fireTime, under its unique
-// key, applying the overlap policy (manual firings always start a run).
+// key, applying the overlap policy (manual firings always start a run). A
+// firing of an archived workflow starts nothing: its outcome is archived,
+// and a manual one is refused.
 func (s *core) fire(ctx context.Context, tx *postgres.Tx, sch workflow.Schedule, fireTime time.Time, manual bool) (workflow.ScheduleFire, error) {
 	fire := workflow.ScheduleFire{FireTime: fireTime, Outcome: "started", Manual: manual}
+	archived, err := workflowArchived(ctx, tx, sch.Workflow)
+	if err != nil {
+		return fire, err
+	}
+	if archived && manual {
+		return fire, archivedError(sch.Workflow)
+	}
 	var active []uuid.UUID
-	if !manual && sch.OverlapPolicy != workflow.OverlapAllow {
+	if archived {
+		fire.Outcome = "archived"
+	} else if !manual && sch.OverlapPolicy != workflow.OverlapAllow {
 		var err error
 		if active, err = tx.ActiveScheduleRuns(ctx, sch.ID); err != nil {
 			return fire, err
@@ -441,7 +463,7 @@ func (s *core) fire(ctx context.Context, tx *postgres.Tx, sch workflow.Schedule,
 		return fire, nil
 	}
 	fire.FiredAt = stored.FiredAt
-	if fire.Outcome == "skipped" || fire.Outcome == "buffered" {
+	if fire.Outcome == "skipped" || fire.Outcome == "buffered" || fire.Outcome == "archived" {
 		return fire, nil
 	}
 	if fire.Outcome == "cancelled_other" {
@@ -459,6 +481,15 @@ func (s *core) fire(ctx context.Context, tx *postgres.Tx, sch workflow.Schedule,
 	fire.RunID = &run.ID
 	tx.AfterCommit(func() { s.obs.ScheduleFired(sch.Workflow) })
 	return fire, tx.SetScheduleFireRun(ctx, sch.ID, fireTime, run.ID)
+}
+
+// workflowArchived reports whether the workflow called name is archived.
+func workflowArchived(ctx context.Context, tx *postgres.Tx, name string) (bool, error) {
+	wf, err := tx.GetWorkflow(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	return wf.ArchivedAt != nil, nil
 }
 
 // startScheduledRun starts a run of a schedule's workflow with its input.

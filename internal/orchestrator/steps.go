@@ -563,7 +563,7 @@ func (s *core) succeedAndContinue(ctx context.Context, a *attempt, res httpstep.
 	}
 	next.input = input
 	succeeded, _ := json.Marshal(map[string]any{"http_status": res.HTTPStatus, "duration_ms": res.Duration.Milliseconds()})
-	ok, err := s.db.SucceedAndContinue(ctx, postgres.SucceedAndContinue{
+	ok, full, err := s.db.SucceedAndContinue(ctx, postgres.SucceedAndContinue{
 		Work: a.item, Lease: s.leaseFor(step),
 		Result: postgres.AttemptResult{StepExecutionID: a.execID, Attempt: a.number, HTTPStatus: res.HTTPStatus, Logs: res.Logs},
 		Output: output, ContextPatch: patch, StepKey: a.key, Succeeded: succeeded,
@@ -574,6 +574,10 @@ func (s *core) succeedAndContinue(ctx context.Context, a *attempt, res httpstep.
 	})
 	if err != nil {
 		return nil, true, err
+	}
+	if full {
+		// The general path's transaction ends the run at its cap.
+		return nil, false, nil
 	}
 	if !ok {
 		return nil, true, errLeaseLost

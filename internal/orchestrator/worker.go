@@ -35,10 +35,14 @@ type WorkerConfig struct {
 	// worker is told to stop; then they are abandoned and their work
 	// released for another worker.
 	ShutdownGrace time.Duration
+	// Retention is how long finished runs are kept when their workflow's
+	// definition says nothing (0: [workflow.DefaultRetention]); the worker deletes
+	// them after that (see retention.go).
+	Retention time.Duration
 }
 
 // Events are kept a little longer than the longest look-back window, then
-// deleted by whichever worker gets to them.
+// deleted by whichever worker gets to them (see [Worker.retain]).
 const (
 	eventRetention       = 169 * time.Hour
 	eventCleanupInterval = 5 * time.Minute
@@ -65,7 +69,8 @@ type Worker struct {
 }
 
 // NewWorker returns a worker: the engine that advances runs. Its options
-// must include [WithSigning] and [WithWorkerID].
+// must include [WithSigning] and [WithWorkerID]. It ends the runs of db
+// that reach their history cap (see [postgres.DB.OnHistoryCap]).
 func NewWorker(db *postgres.DB, limits Limits, logger *slog.Logger, cfg WorkerConfig, opts ...Option) *Worker {
 	svc := newCore(db, limits, logger, opts...)
 	if cfg.Concurrency < 1 {
@@ -76,6 +81,9 @@ func NewWorker(db *postgres.DB, limits Limits, logger *slog.Logger, cfg WorkerCo
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = workflow.DefaultRetention
 	}
 	return &Worker{svc: svc, cfg: cfg, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1)}
 }
@@ -104,7 +112,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Schedules are looked at when the clock wakes the worker (it sleeps
 	// until the next firing too) and at least every poll interval.
 	var lastSchedules time.Time
-	lastCleanup := time.Now()
+	retained := make(chan struct{})
+	go func() { defer close(retained); w.retain(ctx) }()
 	w.svc.logger.InfoContext(ctx, "worker started", "concurrency", w.cfg.Concurrency)
 	for ctx.Err() == nil {
 		free := cap(slots) - len(slots)
@@ -152,12 +161,6 @@ func (w *Worker) Run(ctx context.Context) error {
 			// Woken by the clock: a schedule may be due.
 			lastSchedules = time.Time{}
 		}
-		if time.Since(lastCleanup) >= eventCleanupInterval {
-			if _, err := w.svc.db.DeleteOldEvents(ctx, eventRetention, 1000); err != nil && ctx.Err() == nil {
-				w.svc.logger.WarnContext(ctx, "delete old events", "error", err)
-			}
-			lastCleanup = time.Now()
-		}
 		if time.Since(lastSchedules) >= w.cfg.PollInterval {
 			if _, err := w.svc.fireDueSchedules(ctx); err != nil && ctx.Err() == nil {
 				w.svc.logger.ErrorContext(ctx, "fire schedules", "error", err)
@@ -166,6 +169,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 
+	<-retained
 	done := make(chan struct{})
 	go func() { w.active.Wait(); close(done) }()
 	select {

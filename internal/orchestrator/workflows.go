@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/durablehq/durable/internal/fault"
 	"github.com/durablehq/durable/internal/postgres"
@@ -16,7 +17,8 @@ var errVersionExists = errors.New("version exists")
 
 // CreateWorkflow validates a definition document and stores it as a new
 // version of its workflow. Posting a definition identical to an existing
-// version (by canonical content) returns that version and false.
+// version (by canonical content) returns that version and false. An
+// archived workflow stays archived: its new version starts no run either.
 func (s *API) CreateWorkflow(ctx context.Context, doc []byte) (workflow.WorkflowVersion, bool, error) {
 	def, err := s.parseDefinition(doc)
 	if err != nil {
@@ -28,7 +30,7 @@ func (s *API) CreateWorkflow(ctx context.Context, doc []byte) (workflow.Workflow
 	}
 	var created workflow.WorkflowVersion
 	err = s.db.InTx(ctx, func(tx *postgres.Tx) error {
-		version, err := tx.ReserveWorkflowVersion(ctx, def.Name)
+		version, archivedAt, err := tx.ReserveWorkflowVersion(ctx, def.Name, time.Duration(def.Retention))
 		if err != nil {
 			return err
 		}
@@ -42,7 +44,8 @@ func (s *API) CreateWorkflow(ctx context.Context, doc []byte) (workflow.Workflow
 		}
 		created, err = tx.InsertWorkflowVersion(ctx, workflow.WorkflowVersion{
 			Name: def.Name, Version: version, Definition: def.Canonical(), Hash: hash[:],
-		})
+		}, def.ItemKeyPattern())
+		created.ArchivedAt = archivedAt
 		switch {
 		case err != nil:
 			return err
@@ -130,9 +133,41 @@ func (s *API) GetWorkflowVersion(ctx context.Context, name string, version int) 
 	return s.db.GetWorkflowVersion(ctx, name, version)
 }
 
-// ListWorkflows returns up to limit workflows by name, after the given name.
-func (s *API) ListWorkflows(ctx context.Context, after string, limit int) ([]workflow.WorkflowSummary, error) {
-	return s.db.ListWorkflows(ctx, after, limit)
+// ListWorkflows returns up to limit workflows by name, after the given
+// name: the archived ones, or those that are not.
+func (s *API) ListWorkflows(ctx context.Context, archived bool, after string, limit int) ([]workflow.WorkflowSummary, error) {
+	return s.db.ListWorkflows(ctx, archived, after, limit)
+}
+
+// ArchiveWorkflow archives a workflow, or unarchives it, and returns its
+// latest version. An archived workflow starts no new run — from the API, a
+// schedule or a parent's call_workflow step — while its runs in flight
+// finish. Archiving an archived workflow changes nothing (it keeps the time
+// it was first archived), nor does unarchiving one that is not.
+func (s *API) ArchiveWorkflow(ctx context.Context, name string, archived bool) (workflow.WorkflowVersion, error) {
+	var v workflow.WorkflowVersion
+	err := s.db.InTx(ctx, func(tx *postgres.Tx) error {
+		if _, err := tx.SetWorkflowArchived(ctx, name, archived); err != nil {
+			return err
+		}
+		var err error
+		v, err = tx.GetLatestWorkflowVersion(ctx, name)
+		return err
+	})
+	if err != nil {
+		return workflow.WorkflowVersion{}, fmt.Errorf("archive workflow %q: %w", name, err)
+	}
+	if archived {
+		s.logger.InfoContext(ctx, "workflow archived", "workflow", name)
+	} else {
+		s.logger.InfoContext(ctx, "workflow unarchived", "workflow", name)
+	}
+	return v, nil
+}
+
+// archivedError is why a run of an archived workflow does not start.
+func archivedError(name string) error {
+	return fault.New(fault.Conflict, "workflow %q is archived: it starts no new runs until it is unarchived", name)
 }
 
 // ListWorkflowVersions returns up to limit versions of a workflow, newest

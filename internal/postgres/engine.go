@@ -522,8 +522,10 @@ type SucceedAndContinue struct {
 // execution and first attempt are created, the work item moves on to it
 // under the same lease, and both history events are written. It returns
 // false, having changed nothing, when the lease was lost or the attempt was
-// no longer in progress.
-func (db *DB) SucceedAndContinue(ctx context.Context, p SucceedAndContinue) (bool, error) {
+// no longer in progress; or when the run's history has no room for the two
+// events (full), and the result is to be recorded in a transaction, which
+// ends the run at its cap (see [DB.InTx]).
+func (db *DB) SucceedAndContinue(ctx context.Context, p SucceedAndContinue) (recorded, full bool, err error) {
 	params := dbsqlc.StepSucceedAndContinueParams{
 		NextID: p.Next.ID, LeaseMs: p.Lease.Milliseconds(), WorkID: p.Work.ID, LeaseToken: &p.Work.LeaseToken,
 		Logs: p.Result.Logs, ID: p.Result.StepExecutionID, Attempt: int32(p.Result.Attempt), Output: p.Output,
@@ -536,11 +538,11 @@ func (db *DB) SucceedAndContinue(ctx context.Context, p SucceedAndContinue) (boo
 		s := int32(p.Result.HTTPStatus)
 		params.HttpStatus = &s
 	}
-	n, err := db.succeedAndContinueGrouped(ctx, params)
+	row, err := db.succeedAndContinueGrouped(ctx, params)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
-	return n == 1, nil
+	return row.Recorded == 1, row.Recorded == 0 && row.Full, nil
 }
 
 // StepStart is a step to start with [Tx.StartSteps].

@@ -42,7 +42,7 @@ type groupRequest struct {
 }
 
 type groupResult struct {
-	n   int32
+	row dbsqlc.StepSucceedAndContinueRow
 	err error
 }
 
@@ -152,15 +152,15 @@ var errClosed = errors.New("the database pool is closed")
 
 // succeedAndContinueGrouped sends one hot-path statement through the
 // batcher and waits for its batch.
-func (db *DB) succeedAndContinueGrouped(ctx context.Context, p dbsqlc.StepSucceedAndContinueParams) (int32, error) {
+func (db *DB) succeedAndContinueGrouped(ctx context.Context, p dbsqlc.StepSucceedAndContinueParams) (dbsqlc.StepSucceedAndContinueRow, error) {
 	r := &groupRequest{ctx: ctx, params: p, done: make(chan groupResult, 1)}
 	if err := db.steps.enqueue(ctx, r, db.commitSteps); err != nil {
-		return 0, err
+		return dbsqlc.StepSucceedAndContinueRow{}, err
 	}
 	// Once queued, the transition may be committed whatever happens to
 	// ctx: its answer must be awaited to be known.
 	res := <-r.done
-	return res.n, res.err
+	return res.row, res.err
 }
 
 // commitSteps sends a batch of hot-path statements in one transaction and
@@ -172,25 +172,25 @@ func (db *DB) commitSteps(batch []*groupRequest) {
 		return
 	case 1:
 		// Alone: one statement is its own transaction.
-		n, err := sendSteps(batch[0].ctx, db.q, batch)
-		batch[0].done <- groupResult{n[0], err}
+		rows, err := sendSteps(batch[0].ctx, db.q, batch)
+		batch[0].done <- groupResult{rows[0], err}
 		return
 	}
 	// The batch outlives any one request's context: they all wait for it.
 	results, err := db.sendStepsInTx(context.WithoutCancel(batch[0].ctx), batch)
 	for i, r := range batch {
 		if err != nil {
-			n, err := sendSteps(r.ctx, db.q, []*groupRequest{r})
-			r.done <- groupResult{n[0], err}
+			rows, err := sendSteps(r.ctx, db.q, []*groupRequest{r})
+			r.done <- groupResult{rows[0], err}
 			continue
 		}
-		r.done <- groupResult{n: results[i]}
+		r.done <- groupResult{row: results[i]}
 	}
 }
 
 // sendStepsInTx sends the batch's statements, pipelined, in one
 // transaction.
-func (db *DB) sendStepsInTx(ctx context.Context, batch []*groupRequest) ([]int32, error) {
+func (db *DB) sendStepsInTx(ctx context.Context, batch []*groupRequest) ([]dbsqlc.StepSucceedAndContinueRow, error) {
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
 		return nil, translate(err)
@@ -207,21 +207,21 @@ func (db *DB) sendStepsInTx(ctx context.Context, batch []*groupRequest) ([]int32
 }
 
 // sendSteps sends the batch's statements, pipelined, through q: in a
-// transaction, or as one implicit transaction of their own. It returns how
-// many executions each statement recorded, or the first error.
-func sendSteps(ctx context.Context, q *dbsqlc.Queries, batch []*groupRequest) ([]int32, error) {
+// transaction, or as one implicit transaction of their own. It returns what
+// each statement answered, or the first error.
+func sendSteps(ctx context.Context, q *dbsqlc.Queries, batch []*groupRequest) ([]dbsqlc.StepSucceedAndContinueRow, error) {
 	params := make([]dbsqlc.StepSucceedAndContinueParams, len(batch))
 	for i, r := range batch {
 		params[i] = r.params
 	}
-	results := make([]int32, len(batch))
+	results := make([]dbsqlc.StepSucceedAndContinueRow, len(batch))
 	var firstErr error
 	br := q.StepSucceedAndContinue(ctx, params)
-	br.QueryRow(func(i int, n int32, err error) {
+	br.QueryRow(func(i int, row dbsqlc.StepSucceedAndContinueRow, err error) {
 		if err != nil && firstErr == nil {
 			firstErr = err
 		}
-		results[i] = n
+		results[i] = row
 	})
 	if err := br.Close(); err != nil && firstErr == nil {
 		firstErr = err

@@ -23,6 +23,7 @@ import (
 
 	"github.com/durablehq/durable/internal/fault"
 	"github.com/durablehq/durable/internal/postgres/internal/dbsqlc"
+	"github.com/durablehq/durable/internal/workflow"
 )
 
 // DB is a pool of connections to Durable's database. Its read methods run
@@ -34,6 +35,9 @@ type DB struct {
 	// commits (see groupcommit.go).
 	steps batcher[*groupRequest]
 	txs   batcher[*txRequest]
+	// endAtHistoryCap ends a run whose next transition would take its
+	// history past its cap (see [DB.OnHistoryCap]).
+	endAtHistoryCap func(ctx context.Context, tx *Tx, runID uuid.UUID) error
 }
 
 // queries holds the methods shared by [DB] and [Tx]; built from a pool they
@@ -116,12 +120,71 @@ func (db *DB) Ping(ctx context.Context) error {
 // InTx runs fn in a transaction and commits it if fn returns nil; otherwise
 // it rolls back and returns fn's error. fn must use only the Tx it is given,
 // never the DB, or its queries would run outside the transaction.
+//
+// A transaction that would take a run's history past its cap fails (the
+// runs_history_cap constraint refuses it). When the DB knows how to end
+// such a run ([DB.OnHistoryCap]), InTx ends it, in a transaction of its
+// own, and calls fn again, once, in a new transaction, where fn finds the
+// run ended: fn may be called twice.
 func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	var appended []NewHistoryEvent
+	err := db.inTx(ctx, fn, &appended)
+	if !errors.Is(err, errHistoryCap) || db.endAtHistoryCap == nil {
+		return err
+	}
+	full, cerr := db.runsPastHistoryCap(ctx, appended)
+	if cerr != nil || len(full) == 0 {
+		return errors.Join(err, cerr)
+	}
+	for _, id := range full {
+		if err := db.inTx(ctx, func(tx *Tx) error { return db.endAtHistoryCap(ctx, tx, id) }, nil); err != nil {
+			return fmt.Errorf("end run %s at its history cap: %w", id, err)
+		}
+	}
+	return db.inTx(ctx, fn, nil)
+}
+
+// OnHistoryCap has [DB.InTx] end with end, in a transaction of its own, a
+// run whose next transition would take its history past its cap: a run
+// holds at most history_cap events (see [NewRun]), and every transition but
+// the one that ends it must leave room for the event that does. end writes
+// that event, and those of the runs it ends in turn.
+func (db *DB) OnHistoryCap(end func(ctx context.Context, tx *Tx, runID uuid.UUID) error) {
+	db.endAtHistoryCap = end
+}
+
+// errHistoryCap is what a statement that would take a run's history past
+// its cap fails with.
+var errHistoryCap = fault.New(fault.Conflict, "the run's history is at its cap")
+
+// runsPastHistoryCap tells which of the runs that events were to be
+// appended to their history would pass its cap with them, by the
+// database's state after their transaction rolled back.
+func (db *DB) runsPastHistoryCap(ctx context.Context, events []NewHistoryEvent) ([]uuid.UUID, error) {
+	p := dbsqlc.RunListPastHistoryCapParams{
+		RunIds: make([]uuid.UUID, len(events)), StepKeys: make([]string, len(events)), Ends: make([]bool, len(events)),
+	}
+	for i, e := range events {
+		p.RunIds[i], p.StepKeys[i], p.Ends[i] = e.RunID, e.StepKey, workflow.EndsRun(e.Type)
+	}
+	ids, err := db.q.RunListPastHistoryCap(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("find runs past their history cap: %w", translate(err))
+	}
+	return ids, nil
+}
+
+// inTx runs fn in a transaction, and leaves in appended (when not nil) the
+// history events it sent or held, whether it committed or not.
+func (db *DB) inTx(ctx context.Context, fn func(tx *Tx) error, appended *[]NewHistoryEvent) error {
 	conn, err := beginTx(ctx, db.pool)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", translate(err))
 	}
 	defer conn.close(context.WithoutCancel(ctx))
+	if appended != nil {
+		defer func() { *appended = conn.appended }()
+	}
 	tx := &Tx{queries: queries{q: dbsqlc.New(conn)}, conn: conn}
 	if err := fn(tx); err != nil {
 		return err
@@ -191,6 +254,9 @@ func translate(err error) error {
 	case codeForeignKeyViolation:
 		return &fault.Error{Kind: fault.NotFound, Message: "a referenced resource does not exist"}
 	case codeCheckViolation:
+		if pgErr.ConstraintName == "runs_history_cap" {
+			return errHistoryCap
+		}
 		return &fault.Error{Kind: fault.Invalid, Message: "the data violates a constraint"}
 	}
 	return err

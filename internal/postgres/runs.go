@@ -35,6 +35,7 @@ func runFromRow(r dbsqlc.Run) workflow.Run {
 		UpdatedAt:             r.UpdatedAt,
 		StartedAt:             r.StartedAt,
 		FinishedAt:            r.FinishedAt,
+		HistoryCap:            int(r.HistoryCap),
 	}
 	if r.IdempotencyKey != nil {
 		run.IdempotencyKey = *r.IdempotencyKey
@@ -65,6 +66,10 @@ type NewRun struct {
 	RequestHash           []byte
 	Timeout               time.Duration // run-level timeout; 0 for none
 	Trace                 workflow.TraceContext
+	// HistoryCap is the most events the run's history may hold (see
+	// [DB.InTx]; 0: [workflow.DefaultMaxHistoryEvents]); those of steps
+	// inside foreach items are not counted.
+	HistoryCap int
 }
 
 // InsertRun creates a pending run. When the run's idempotency key is taken
@@ -83,6 +88,10 @@ func (tx *Tx) InsertRun(ctx context.Context, n NewRun) (workflow.Run, bool, erro
 		Traceparent:           orNil(n.Trace.Traceparent),
 		TraceParentSpanID:     orNil(n.Trace.ParentSpanID),
 		Tracestate:            orNil(n.Trace.Tracestate),
+		HistoryCap:            int32(workflow.DefaultMaxHistoryEvents),
+	}
+	if n.HistoryCap > 0 {
+		params.HistoryCap = int32(n.HistoryCap)
 	}
 	if n.Timeout > 0 {
 		ms := n.Timeout.Milliseconds()
@@ -199,6 +208,7 @@ func (tx *Tx) flushHistory(ctx context.Context) error {
 	if err := tx.conn.holding(nil).HistoryEventAppendMany(ctx, p); err != nil {
 		return fmt.Errorf("append history: %w", translate(err))
 	}
+	tx.conn.appended = append(tx.conn.appended, tx.history...)
 	tx.history = nil
 	return nil
 }
@@ -308,4 +318,37 @@ func (tx *Tx) ActiveChildren(ctx context.Context, runID uuid.UUID) ([]uuid.UUID,
 		return nil, fmt.Errorf("list active child runs: %w", translate(err))
 	}
 	return ids, nil
+}
+
+// DeleteExpiredRuns deletes up to max finished runs whose retention has
+// passed — their workflow's own, else retention — with their steps,
+// attempts, history, waits and work, in one statement, and returns how many
+// it deleted. Runs another transaction holds are left for the next call,
+// so that workers delete side by side without waiting for each other. A run
+// with a child run still going is kept until the child has finished.
+func (db *DB) DeleteExpiredRuns(ctx context.Context, retention time.Duration, max int) (int, error) {
+	n, err := db.q.RunDeleteExpired(ctx, dbsqlc.RunDeleteExpiredParams{DefaultMs: retention.Milliseconds(), Max: int32(max)})
+	if err != nil {
+		return 0, fmt.Errorf("delete expired runs: %w", translate(err))
+	}
+	return int(n), nil
+}
+
+// LockRunToDelete locks a run that is to be deleted and returns its status
+// and whether one of its child runs is still going.
+func (tx *Tx) LockRunToDelete(ctx context.Context, id uuid.UUID) (status workflow.RunStatus, activeChildren bool, err error) {
+	r, err := tx.q.RunLockToDelete(ctx, id)
+	if err != nil {
+		return "", false, notFound(err, "run %s not found", id)
+	}
+	return workflow.RunStatus(r.Status), r.ActiveChildren, nil
+}
+
+// DeleteRun deletes a run with its steps, attempts, history, waits and
+// work. Its child runs lose their link to it; so do its schedule's firings.
+func (tx *Tx) DeleteRun(ctx context.Context, id uuid.UUID) error {
+	if _, err := tx.q.RunDelete(ctx, id); err != nil {
+		return fmt.Errorf("delete run: %w", translate(err))
+	}
+	return nil
 }

@@ -171,6 +171,25 @@ func (tx *Tx) SetScheduleFireRun(ctx context.Context, scheduleID uuid.UUID, fire
 	return nil
 }
 
+// SetScheduleFireOutcome changes the outcome of a firing: a firing held
+// back that finally starts nothing.
+func (tx *Tx) SetScheduleFireOutcome(ctx context.Context, scheduleID uuid.UUID, fireTime time.Time, outcome string) error {
+	if err := tx.q.ScheduleFireSetOutcome(ctx, dbsqlc.ScheduleFireSetOutcomeParams{ScheduleID: scheduleID, FireTime: fireTime, Outcome: outcome}); err != nil {
+		return fmt.Errorf("record firing's outcome: %w", translate(err))
+	}
+	return nil
+}
+
+// DeleteOldScheduleFires deletes up to max of the firings that are older
+// than the newest keep of their schedule, and returns how many it deleted.
+func (db *DB) DeleteOldScheduleFires(ctx context.Context, keep, max int) (int, error) {
+	n, err := db.q.ScheduleFireDeleteOld(ctx, dbsqlc.ScheduleFireDeleteOldParams{Keep: int32(keep), Max: int32(max)})
+	if err != nil {
+		return 0, fmt.Errorf("delete old schedule firings: %w", translate(err))
+	}
+	return int(n), nil
+}
+
 // ScheduleFires returns a schedule's latest firings, newest first.
 func (q queries) ScheduleFires(ctx context.Context, id uuid.UUID, limit int) ([]workflow.ScheduleFire, error) {
 	rows, err := q.q.ScheduleFireList(ctx, dbsqlc.ScheduleFireListParams{ScheduleID: id, Max: int32(limit)})

@@ -38,6 +38,11 @@ type txConn struct {
 	// failed is why the transaction can no longer commit, once a held
 	// statement failed.
 	failed error
+	// appended are the history events the transaction sent or held, for
+	// [DB.InTx] to tell which runs they would take past their cap, should
+	// the transaction fail for it. A savepoint's stay when it is rolled
+	// back: the runs they name are only looked at.
+	appended []NewHistoryEvent
 }
 
 // heldStmt is a statement held back, and what its answer must be.

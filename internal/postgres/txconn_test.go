@@ -27,13 +27,13 @@ func TestSavepoints(t *testing.T) {
 	db := pgtest.New(t)
 	// A workflow's version counter counts the writes that were kept.
 	reserve := func(tx *postgres.Tx) int {
-		v, err := tx.ReserveWorkflowVersion(ctx, "w")
+		v, _, err := tx.ReserveWorkflowVersion(ctx, "w", 0)
 		require.NoError(t, err)
 		return v
 	}
 	refused := errors.New("refused")
 	rejected := func(tx *postgres.Tx) error {
-		_, err := tx.InsertWorkflowVersion(ctx, workflow.WorkflowVersion{Name: "ghost", Version: 1, Definition: []byte(`{}`), Hash: []byte("h")})
+		_, err := tx.InsertWorkflowVersion(ctx, workflow.WorkflowVersion{Name: "ghost", Version: 1, Definition: []byte(`{}`), Hash: []byte("h")}, "")
 		require.True(t, fault.Is(err, fault.NotFound), "%v", err)
 		return err
 	}
@@ -86,9 +86,9 @@ func TestHeldStarts(t *testing.T) {
 	db := pgtest.New(t)
 	runID := uuid.New()
 	require.NoError(t, db.InTx(ctx, func(tx *postgres.Tx) error {
-		v, err := tx.ReserveWorkflowVersion(ctx, "w")
+		v, _, err := tx.ReserveWorkflowVersion(ctx, "w", 0)
 		require.NoError(t, err)
-		_, err = tx.InsertWorkflowVersion(ctx, workflow.WorkflowVersion{Name: "w", Version: v, Definition: []byte(`{}`), Hash: []byte("h")})
+		_, err = tx.InsertWorkflowVersion(ctx, workflow.WorkflowVersion{Name: "w", Version: v, Definition: []byte(`{}`), Hash: []byte("h")}, "")
 		require.NoError(t, err)
 		_, ok, err := tx.InsertRun(ctx, postgres.NewRun{ID: runID, Workflow: "w", Version: v, Input: json.RawMessage(`{}`)})
 		require.True(t, ok)
@@ -134,10 +134,10 @@ func TestHeldStarts(t *testing.T) {
 		_, err = tx.StartSteps(ctx, []postgres.StepStart{start("b", `{"nul": "\u0000"}`)})
 		require.NoError(t, err, "held: the refusal comes later")
 		require.Error(t, tx.Savepoint(ctx, func(sp *postgres.Tx) error {
-			_, err := sp.ReserveWorkflowVersion(ctx, "w")
+			_, _, err := sp.ReserveWorkflowVersion(ctx, "w", 0)
 			return err
 		}))
-		_, err = tx.ReserveWorkflowVersion(ctx, "w")
+		_, _, err = tx.ReserveWorkflowVersion(ctx, "w", 0)
 		require.Error(t, err, "the transaction failed with the held start")
 		return nil
 	})
@@ -145,7 +145,7 @@ func TestHeldStarts(t *testing.T) {
 	_, err = db.GetStepExecutionByKey(ctx, runID, "b")
 	require.True(t, fault.Is(err, fault.NotFound), "%v", err)
 	require.NoError(t, db.InTx(ctx, func(tx *postgres.Tx) error {
-		v, err := tx.ReserveWorkflowVersion(ctx, "w")
+		v, _, err := tx.ReserveWorkflowVersion(ctx, "w", 0)
 		require.Equal(t, 2, v, "nothing of the failed transaction was kept")
 		return err
 	}))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -27,6 +28,7 @@ func workflowSummaryFromRow(r dbsqlc.Workflow) workflow.WorkflowSummary {
 		LatestVersion: int(r.LatestVersion),
 		CreatedAt:     r.CreatedAt,
 		UpdatedAt:     r.UpdatedAt,
+		ArchivedAt:    r.ArchivedAt,
 	}
 }
 
@@ -40,28 +42,44 @@ func (q queries) FindWorkflowVersionByHash(ctx context.Context, name string, has
 	if err != nil {
 		return workflow.WorkflowVersion{}, false, fmt.Errorf("find workflow version by hash: %w", translate(err))
 	}
-	return workflowVersionFromRow(r), true, nil
+	v := workflowVersionFromRow(r.WorkflowVersion)
+	v.ArchivedAt = r.ArchivedAt
+	return v, true, nil
 }
 
 // ReserveWorkflowVersion creates workflow name if needed and returns the
-// next version number for it, holding the workflow's row lock until the
-// transaction ends.
-func (tx *Tx) ReserveWorkflowVersion(ctx context.Context, name string) (int, error) {
-	v, err := tx.q.WorkflowBumpVersion(ctx, name)
-	if err != nil {
-		return 0, fmt.Errorf("reserve workflow version: %w", translate(err))
+// next version number for it, and when the workflow was archived (nil: it
+// is not), holding the workflow's row lock until the transaction ends. The
+// workflow's finished runs are kept for retention from then on (0: the
+// deployment's default).
+func (tx *Tx) ReserveWorkflowVersion(ctx context.Context, name string, retention time.Duration) (int, *time.Time, error) {
+	p := dbsqlc.WorkflowBumpVersionParams{Name: name}
+	if retention > 0 {
+		ms := retention.Milliseconds()
+		p.RetentionMs = &ms
 	}
-	return int(v), nil
+	r, err := tx.q.WorkflowBumpVersion(ctx, p)
+	if err != nil {
+		return 0, nil, fmt.Errorf("reserve workflow version: %w", translate(err))
+	}
+	return int(r.LatestVersion), r.ArchivedAt, nil
 }
 
 // InsertWorkflowVersion stores a new version of a workflow definition.
-func (tx *Tx) InsertWorkflowVersion(ctx context.Context, v workflow.WorkflowVersion) (workflow.WorkflowVersion, error) {
-	r, err := tx.q.WorkflowVersionInsert(ctx, dbsqlc.WorkflowVersionInsertParams{
+// itemPattern matches the keys of the steps inside its foreach items ("":
+// it has none; see [workflow.Definition.ItemKeyPattern]), whose history
+// events the history cap does not count.
+func (tx *Tx) InsertWorkflowVersion(ctx context.Context, v workflow.WorkflowVersion, itemPattern string) (workflow.WorkflowVersion, error) {
+	p := dbsqlc.WorkflowVersionInsertParams{
 		WorkflowName: v.Name,
 		Version:      int32(v.Version),
 		Definition:   v.Definition,
 		ContentHash:  v.Hash,
-	})
+	}
+	if itemPattern != "" {
+		p.ItemPattern = &itemPattern
+	}
+	r, err := tx.q.WorkflowVersionInsert(ctx, p)
 	if err != nil {
 		return workflow.WorkflowVersion{}, fmt.Errorf("insert workflow version: %w", translate(err))
 	}
@@ -78,9 +96,10 @@ func (q queries) GetWorkflow(ctx context.Context, name string) (workflow.Workflo
 }
 
 // ListWorkflows returns up to limit workflows ordered by name, starting after
-// the name after (empty for the first page).
-func (q queries) ListWorkflows(ctx context.Context, after string, limit int) ([]workflow.WorkflowSummary, error) {
-	params := dbsqlc.WorkflowListParams{Max: int32(limit)}
+// the name after (empty for the first page): the archived ones, or those
+// that are not.
+func (q queries) ListWorkflows(ctx context.Context, archived bool, after string, limit int) ([]workflow.WorkflowSummary, error) {
+	params := dbsqlc.WorkflowListParams{Archived: archived, Max: int32(limit)}
 	if after != "" {
 		params.After = &after
 	}
@@ -101,7 +120,9 @@ func (q queries) GetWorkflowVersion(ctx context.Context, name string, version in
 	if err != nil {
 		return workflow.WorkflowVersion{}, notFound(err, "workflow %q has no version %d", name, version)
 	}
-	return workflowVersionFromRow(r), nil
+	v := workflowVersionFromRow(r.WorkflowVersion)
+	v.ArchivedAt = r.ArchivedAt
+	return v, nil
 }
 
 // GetLatestWorkflowVersion returns the newest version of a workflow.
@@ -110,7 +131,19 @@ func (q queries) GetLatestWorkflowVersion(ctx context.Context, name string) (wor
 	if err != nil {
 		return workflow.WorkflowVersion{}, notFound(err, "workflow %q not found", name)
 	}
-	return workflowVersionFromRow(r), nil
+	v := workflowVersionFromRow(r.WorkflowVersion)
+	v.ArchivedAt = r.ArchivedAt
+	return v, nil
+}
+
+// SetWorkflowArchived archives a workflow (keeping the time it was first
+// archived, when it is already) or unarchives it.
+func (tx *Tx) SetWorkflowArchived(ctx context.Context, name string, archived bool) (workflow.WorkflowSummary, error) {
+	r, err := tx.q.WorkflowSetArchived(ctx, dbsqlc.WorkflowSetArchivedParams{Name: name, Archived: archived})
+	if err != nil {
+		return workflow.WorkflowSummary{}, notFound(err, "workflow %q not found", name)
+	}
+	return workflowSummaryFromRow(r), nil
 }
 
 // ListWorkflowVersions returns up to limit versions of a workflow, newest

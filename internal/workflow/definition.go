@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -41,7 +42,22 @@ const (
 	DefaultMaxInputBytes   = 256 << 10 // a run's input
 	DefaultMaxOutputBytes  = 256 << 10 // a step's output, and a step's rendered input
 	DefaultMaxContextBytes = 2 << 20   // a run's context
+	// DefaultMaxHistoryEvents caps the events of a run's history (but
+	// those of steps inside foreach items).
+	DefaultMaxHistoryEvents = 10_000
 )
+
+// The bounds of a definition's retention: long enough that a mistake in a
+// definition cannot delete the runs an operator is still looking at, and
+// at most ten years.
+const (
+	MinRetention = time.Hour
+	MaxRetention = 10 * 365 * 24 * time.Hour
+)
+
+// DefaultRetention is how long finished runs are kept when neither the
+// deployment nor the workflow's definition says.
+const DefaultRetention = 30 * 24 * time.Hour
 
 // DefaultEvalTimeout is the default [Limits.EvalTimeout].
 const DefaultEvalTimeout = time.Second
@@ -98,6 +114,9 @@ type Definition struct {
 	// Schedule, when set, starts runs of the workflow on a calendar; it is
 	// created or updated when the version is posted.
 	Schedule *DefinitionSchedule
+	// Retention is how long the workflow's finished runs are kept; zero
+	// means the deployment's default (DURABLE_RETENTION).
+	Retention Duration
 
 	canonical []byte
 	hash      [32]byte
@@ -119,6 +138,28 @@ func (d *Definition) Hash() [32]byte { return d.hash }
 
 // Step returns the step with the given name, wherever it is nested, or nil.
 func (d *Definition) Step(name string) *Step { return d.byName[name] }
+
+// ItemKeyPattern returns a regular expression, in the syntax both Go and
+// PostgreSQL read, that matches the keys of the lanes of the definition's
+// foreach items and of every step inside them ("ship[3]", "ship[3].label",
+// "poll[0].ship[3].box[1].seal"), and no other key; "" when the definition
+// has no foreach step. A run's history cap does not count these steps'
+// events: a foreach's list, not the cap, bounds them.
+func (d *Definition) ItemKeyPattern() string {
+	var names []string
+	d.Walk(func(_ string, s *Step) bool {
+		if s.Foreach != nil {
+			names = append(names, s.Name)
+		}
+		return true
+	})
+	if len(names) == 0 {
+		return ""
+	}
+	// Step names are identifiers, unique in the definition, and a key's
+	// segments are joined by "."; an item's lane adds "[index]".
+	return `(^|\.)(` + strings.Join(names, "|") + `)\[`
+}
 
 // Walk calls fn for every step in document order, depth first: a step before
 // the steps nested in it. path is the step's JSON Pointer, the same as

@@ -3,7 +3,6 @@ package workflow
 import (
 	"errors"
 	"fmt"
-	"github.com/durablehq/durable/internal/cron"
 	"math"
 	"net/url"
 	"regexp"
@@ -12,6 +11,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/durablehq/durable/internal/cron"
 )
 
 var (
@@ -211,6 +212,14 @@ func (p *parser) definition(root *node) {
 		p.def.Output = p.template(n, path, scope{})
 	}
 	p.def.Timeout = o.optDuration("timeout", 0)
+	if n, path := o.get("retention"); n != nil {
+		if d, ok := p.duration(n, path, false); ok {
+			if d < Duration(MinRetention) || d > Duration(MaxRetention) {
+				p.ps.add(path, "must be from %s to %s", MinRetention, MaxRetention)
+			}
+			p.def.Retention = d
+		}
+	}
 	if n, path := o.get("schedule"); n != nil {
 		p.def.Schedule = p.schedule(n, path)
 	}

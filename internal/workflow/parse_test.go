@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -325,9 +326,41 @@ func TestParseDesignExample(t *testing.T) {
 	require.Equal(t, "greet", d.Name)
 	require.Equal(t, "say hello", d.Description)
 	require.Equal(t, Duration(time.Hour), d.Timeout)
+	require.Zero(t, d.Retention, "no retention: the deployment's default applies")
 	require.NotNil(t, d.Output)
 	require.Equal(t, 5, d.Step("send").Call.Retry.MaxAttempts)
 	require.Nil(t, d.Step("nope"))
+}
+
+func TestParseRetention(t *testing.T) {
+	t.Parallel()
+	d := mustParse(t, `{"name": "r", "retention": "2160h", "steps": [{"name": "s", "type": "sleep", "duration": "1s"}]}`)
+	require.Equal(t, Duration(90*24*time.Hour), d.Retention)
+}
+
+// The pattern tells the keys of steps in foreach items from every other
+// key, loop iterations' and parallel branches' included, which look alike.
+func TestItemKeyPattern(t *testing.T) {
+	t.Parallel()
+	call := func(name string) string { return `{"name": "` + name + `", "type": "call", "url": "https://h/"}` }
+	d := mustParse(t, doc(
+		call("first"),
+		`{"name": "poll", "type": "loop", "while": "${ iteration < 3 }", "max_iterations": 3, "steps": [`+call("check")+`,
+		   {"name": "ship", "type": "foreach", "items": "${ input.xs }", "steps": [`+call("label")+`,
+		     {"name": "box", "type": "foreach", "items": "${ input.ys }", "steps": [`+call("seal")+`]}]}]}`,
+		`{"name": "notify", "type": "parallel", "branches": [{"name": "email", "steps": [`+call("mail")+`]}]}`,
+	))
+	re := regexp.MustCompile(d.ItemKeyPattern())
+	for key, inItem := range map[string]bool{
+		"first": false, "poll": false, "poll[2].check": false, "poll[2].ship": false,
+		"notify": false, "notify[email]": false, "mail": false,
+		"poll[2].ship[3]": true, "poll[2].ship[3].label": true, "poll[2].ship[3].box": true,
+		"poll[2].ship[3].box[0]": true, "poll[2].ship[3].box[0].seal": true,
+		"shipping": false, "reship[1].x": false,
+	} {
+		require.Equal(t, inItem, re.MatchString(key), key)
+	}
+	require.Empty(t, mustParse(t, doc(call("only"))).ItemKeyPattern())
 }
 
 func TestWalk(t *testing.T) {
@@ -382,6 +415,10 @@ func TestParseProblems(t *testing.T) {
 			{"/steps", "must be an array, not an object"},
 			{"/timeout", "must be a duration string"},
 		}},
+		{"retention out of bounds", `{"name": "x", "steps": [` + sleep + `], "retention": "59m"}`, Limits{}, []want{{"/retention", "must be from 1h0m0s to 87600h0m0s"}}},
+		{"retention too long", `{"name": "x", "steps": [` + sleep + `], "retention": "87601h"}`, Limits{}, []want{{"/retention", "must be from 1h0m0s"}}},
+		{"retention not a duration", `{"name": "x", "steps": [` + sleep + `], "retention": "30 days"}`, Limits{}, []want{{"/retention", "is not a duration"}}},
+		{"retention zero", `{"name": "x", "steps": [` + sleep + `], "retention": "0s"}`, Limits{}, []want{{"/retention", "greater than zero"}}},
 		{"workflow name", `{"name": "Bad Name", "steps": [` + sleep + `]}`, Limits{}, []want{{"/name", "lowercase"}}},
 		{"workflow name too long", `{"name": "` + strings.Repeat("a", 129) + `", "steps": [` + sleep + `]}`, Limits{}, []want{{"/name", "1 to 128"}}},
 		{"empty steps", `{"name": "x", "steps": []}`, Limits{}, []want{{"/steps", "at least one step"}}},

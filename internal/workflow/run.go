@@ -63,6 +63,10 @@ type WorkflowVersion struct {
 	Definition json.RawMessage
 	Hash       []byte
 	CreatedAt  time.Time
+	// ArchivedAt is when the version's workflow (all its versions) was
+	// archived, nil while it is not; read with the version where a run
+	// start needs it.
+	ArchivedAt *time.Time
 }
 
 // WorkflowSummary describes a workflow by name, without its definition.
@@ -71,6 +75,7 @@ type WorkflowSummary struct {
 	LatestVersion int
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+	ArchivedAt    *time.Time // nil while the workflow is not archived
 }
 
 // Run is one execution of a pinned workflow version.
@@ -96,6 +101,9 @@ type Run struct {
 	RequestHash           []byte
 	ParentStepExecutionID *uuid.UUID
 	Trace                 TraceContext
+	// HistoryCap is the most events the run's history holds (those of
+	// steps inside foreach items not counted).
+	HistoryCap int
 }
 
 // TraceContext is where a run's spans belong in a distributed trace, chosen
@@ -193,6 +201,17 @@ const (
 	EventRunCompensated             = "run_compensated"
 	EventRunCompensationFailed      = "run_compensation_failed"
 )
+
+// EndsRun reports whether a history event of type t ends its run. A run's
+// history cap keeps room for it: the event that ends a run is always
+// written.
+func EndsRun(t string) bool {
+	switch t {
+	case EventRunSucceeded, EventRunFailed, EventRunCancelled, EventRunTimedOut, EventRunCompensated, EventRunCompensationFailed:
+		return true
+	}
+	return false
+}
 
 // Wait is one condition a waiting step waits for: an event by name and key.
 type Wait struct {

@@ -303,15 +303,18 @@ func (b *StepStartBatchResults) Close() error {
 
 const stepSucceedAndContinue = `-- name: StepSucceedAndContinue :batchone
 WITH lease AS (
-    SELECT work_items.id FROM work_items
+    SELECT work_items.id, work_items.run_id FROM work_items
     WHERE work_items.id = $2 AND work_items.lease_token = $3
     FOR UPDATE
+), room AS (
+    SELECT runs.id FROM runs
+    WHERE runs.id = (SELECT run_id FROM lease) AND runs.history_count + 2 < runs.history_cap
 ), finished_attempt AS (
     UPDATE step_attempts
     SET status = 'succeeded', http_status = $4, logs = $5, finished_at = now()
     WHERE step_attempts.step_execution_id = $6 AND step_attempts.attempt = $7
       AND step_attempts.status IN ('running', 'accepted')
-      AND EXISTS (SELECT 1 FROM lease)
+      AND EXISTS (SELECT 1 FROM room)
     RETURNING step_attempts.run_id
 ), finished_execution AS (
     UPDATE step_executions
@@ -327,9 +330,11 @@ WITH lease AS (
     WHERE work_items.id = (SELECT id FROM lease) AND EXISTS (SELECT 1 FROM finished_execution)
     RETURNING work_items.id
 ), merged AS (
-    UPDATE runs SET context = context || $10::jsonb, updated_at = now()
+    UPDATE runs
+    SET context = CASE WHEN $10::jsonb IS NULL THEN context ELSE context || $10::jsonb END,
+        updated_at = CASE WHEN $10::jsonb IS NULL THEN updated_at ELSE now() END,
+        history_count = history_count + 2
     WHERE runs.id = (SELECT run_id FROM finished_execution)
-      AND $10::jsonb IS NOT NULL
     RETURNING runs.id
 ), next_execution AS (
     INSERT INTO step_executions (
@@ -353,7 +358,8 @@ WITH lease AS (
     ORDER BY e.ord
 )
 SELECT ((SELECT count(*) FROM finished_execution)
-        + (SELECT count(*) FROM step_executions WHERE step_executions.id = $1))::integer
+        + (SELECT count(*) FROM step_executions WHERE step_executions.id = $1))::integer AS recorded,
+       (EXISTS (SELECT 1 FROM lease) AND NOT EXISTS (SELECT 1 FROM room))::boolean AS full
 `
 
 type StepSucceedAndContinueBatchResults struct {
@@ -386,6 +392,11 @@ type StepSucceedAndContinueParams struct {
 	SucceededData []byte
 }
 
+type StepSucceedAndContinueRow struct {
+	Recorded int32
+	Full     bool
+}
+
 // The hot path of a run, as one statement: the attempt and its step
 // execution succeed, the step's context answer merges into the run's
 // context, the run's next step begins (execution and first attempt), the
@@ -395,10 +406,16 @@ type StepSucceedAndContinueParams struct {
 // attempt and the execution in progress — so a stale or fenced-off result
 // changes nothing and raises no error: many of these go into one
 // transaction (group commit), and a refused one must not undo the others.
-// It returns 1 when the result is recorded — by this statement, or by an
-// earlier sending of the same one whose commit the sender did not hear of
-// (the next execution's id is the sender's own, so its existence proves
-// it) — and 0 when the result was refused.
+// The two history events count against the run's history cap (a step in a
+// foreach item never takes this path): when they would leave no room for
+// the event that ends the run (history_count + 2 must stay below
+// history_cap, as the runs_history_cap constraint wants), the statement
+// changes nothing and says so (full), and the general path ends the run at
+// its cap.
+// It returns recorded 1 when the result is recorded — by this statement, or
+// by an earlier sending of the same one whose commit the sender did not
+// hear of (the next execution's id is the sender's own, so its existence
+// proves it) — and 0 when the result was refused.
 func (q *Queries) StepSucceedAndContinue(ctx context.Context, arg []StepSucceedAndContinueParams) *StepSucceedAndContinueBatchResults {
 	batch := &pgx.Batch{}
 	for _, a := range arg {
@@ -431,20 +448,20 @@ func (q *Queries) StepSucceedAndContinue(ctx context.Context, arg []StepSucceedA
 	return &StepSucceedAndContinueBatchResults{br, len(arg), false}
 }
 
-func (b *StepSucceedAndContinueBatchResults) QueryRow(f func(int, int32, error)) {
+func (b *StepSucceedAndContinueBatchResults) QueryRow(f func(int, StepSucceedAndContinueRow, error)) {
 	defer b.br.Close()
 	for t := 0; t < b.tot; t++ {
-		var column_1 int32
+		var i StepSucceedAndContinueRow
 		if b.closed {
 			if f != nil {
-				f(t, column_1, ErrBatchAlreadyClosed)
+				f(t, i, ErrBatchAlreadyClosed)
 			}
 			continue
 		}
 		row := b.br.QueryRow()
-		err := row.Scan(&column_1)
+		err := row.Scan(&i.Recorded, &i.Full)
 		if f != nil {
-			f(t, column_1, err)
+			f(t, i, err)
 		}
 	}
 }

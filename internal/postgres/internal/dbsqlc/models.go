@@ -59,6 +59,8 @@ type Run struct {
 	Traceparent           *string
 	TraceParentSpanID     *string
 	Tracestate            *string
+	HistoryCount          int32
+	HistoryCap            int32
 }
 
 type Schedule struct {
@@ -172,6 +174,8 @@ type Workflow struct {
 	LatestVersion int32
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+	RetentionMs   *int64
+	ArchivedAt    *time.Time
 }
 
 type WorkflowVersion struct {
@@ -180,4 +184,5 @@ type WorkflowVersion struct {
 	Definition   []byte
 	ContentHash  []byte
 	CreatedAt    time.Time
+	ItemPattern  *string
 }

@@ -13,11 +13,25 @@ import (
 )
 
 const historyEventAppendMany = `-- name: HistoryEventAppendMany :exec
-INSERT INTO history_events (run_id, type, step_key, attempt, data)
-SELECT ($1::uuid[])[i], ($2::text[])[i], NULLIF(($3::text[])[i], ''),
-       NULLIF(($4::integer[])[i], 0), ($5::jsonb[])[i]
-FROM generate_series(1, cardinality($1::uuid[])) AS i
-ORDER BY i
+WITH events AS (
+    SELECT i, ($1::uuid[])[i] AS run_id, ($2::text[])[i] AS type,
+           NULLIF(($3::text[])[i], '') AS step_key, NULLIF(($4::integer[])[i], 0) AS attempt,
+           ($5::jsonb[])[i] AS data
+    FROM generate_series(1, cardinality($1::uuid[])) AS i
+), appended AS (
+    INSERT INTO history_events (run_id, type, step_key, attempt, data)
+    SELECT e.run_id, e.type, e.step_key, e.attempt, e.data FROM events e ORDER BY e.i
+), counts AS (
+    SELECT e.run_id,
+           count(*) FILTER (WHERE v.item_pattern IS NULL OR e.step_key IS NULL OR e.step_key !~ v.item_pattern)::integer AS n
+    FROM events e
+    JOIN runs r ON r.id = e.run_id
+    JOIN workflow_versions v ON v.workflow_name = r.workflow_name AND v.version = r.workflow_version
+    GROUP BY e.run_id
+)
+UPDATE runs SET history_count = runs.history_count + counts.n
+FROM counts
+WHERE runs.id = counts.run_id
 `
 
 type HistoryEventAppendManyParams struct {
@@ -28,8 +42,12 @@ type HistoryEventAppendManyParams struct {
 	Datas    [][]byte
 }
 
-// Appends events to the histories of their runs, in the order given. Empty
-// step keys and zero attempts are stored as NULL.
+// Appends events to the histories of their runs, in the order given, and
+// counts them in their runs' history_count — all but those of steps inside
+// foreach items (see workflow_versions.item_pattern) — so that a run whose
+// history they would take past its cap makes the statement fail (the
+// runs_history_cap constraint). Empty step keys and zero attempts are
+// stored as NULL.
 func (q *Queries) HistoryEventAppendMany(ctx context.Context, arg HistoryEventAppendManyParams) error {
 	_, err := q.db.Exec(ctx, historyEventAppendMany,
 		arg.RunIds,
@@ -82,11 +100,64 @@ func (q *Queries) HistoryEventList(ctx context.Context, arg HistoryEventListPara
 	return items, nil
 }
 
+const runDelete = `-- name: RunDelete :execrows
+DELETE FROM runs WHERE id = $1
+`
+
+// Deletes a run with every row that references it (see RunDeleteExpired).
+func (q *Queries) RunDelete(ctx context.Context, id uuid.UUID) (int64, error) {
+	result, err := q.db.Exec(ctx, runDelete, id)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const runDeleteExpired = `-- name: RunDeleteExpired :execrows
+DELETE FROM runs
+WHERE runs.id = ANY (ARRAY(
+    SELECT expired.id FROM workflows w
+    CROSS JOIN LATERAL (
+        SELECT r.id FROM runs r
+        WHERE r.workflow_name = w.name AND r.finished_at IS NOT NULL
+          AND r.finished_at < now() - COALESCE(w.retention_ms, $1::bigint) * interval '1 millisecond'
+          AND r.status IN ('succeeded', 'failed', 'cancelled', 'timed_out', 'compensated', 'compensation_failed')
+          AND NOT EXISTS (SELECT 1 FROM runs c
+                          WHERE c.parent_run_id = r.id AND c.status IN ('pending', 'running', 'waiting', 'compensating'))
+        ORDER BY r.finished_at
+        LIMIT $2
+        FOR UPDATE OF r SKIP LOCKED
+    ) expired
+    LIMIT $2
+))
+`
+
+type RunDeleteExpiredParams struct {
+	DefaultMs int64
+	Max       int32
+}
+
+// Deletes up to max finished runs whose retention has passed — their
+// workflow's own, else default_ms — with every row that references them
+// (ON DELETE CASCADE: steps, attempts, history, waits, work; a child run
+// loses its link, a schedule firing its run). Each workflow's runs that
+// finished first go first, by the index on (workflow_name, finished_at).
+// Runs that another transaction holds are skipped, so that workers share
+// the work and wait for no one. A run with a child still going is kept
+// until the child has finished.
+func (q *Queries) RunDeleteExpired(ctx context.Context, arg RunDeleteExpiredParams) (int64, error) {
+	result, err := q.db.Exec(ctx, runDeleteExpired, arg.DefaultMs, arg.Max)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const runFinish = `-- name: RunFinish :one
 UPDATE runs
 SET status = $1, output = $2, error = $3, finished_at = now(), updated_at = now()
 WHERE id = $4 AND status IN ('pending', 'running', 'waiting', 'compensating')
-RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate
+RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate, history_count, history_cap
 `
 
 type RunFinishParams struct {
@@ -130,12 +201,14 @@ func (q *Queries) RunFinish(ctx context.Context, arg RunFinishParams) (Run, erro
 		&i.Traceparent,
 		&i.TraceParentSpanID,
 		&i.Tracestate,
+		&i.HistoryCount,
+		&i.HistoryCap,
 	)
 	return i, err
 }
 
 const runGetByID = `-- name: RunGetByID :one
-SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate FROM runs WHERE id = $1
+SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate, history_count, history_cap FROM runs WHERE id = $1
 `
 
 func (q *Queries) RunGetByID(ctx context.Context, id uuid.UUID) (Run, error) {
@@ -165,12 +238,14 @@ func (q *Queries) RunGetByID(ctx context.Context, id uuid.UUID) (Run, error) {
 		&i.Traceparent,
 		&i.TraceParentSpanID,
 		&i.Tracestate,
+		&i.HistoryCount,
+		&i.HistoryCap,
 	)
 	return i, err
 }
 
 const runGetByIdempotencyKey = `-- name: RunGetByIdempotencyKey :one
-SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate FROM runs WHERE idempotency_key = $1
+SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate, history_count, history_cap FROM runs WHERE idempotency_key = $1
 `
 
 func (q *Queries) RunGetByIdempotencyKey(ctx context.Context, idempotencyKey *string) (Run, error) {
@@ -200,12 +275,14 @@ func (q *Queries) RunGetByIdempotencyKey(ctx context.Context, idempotencyKey *st
 		&i.Traceparent,
 		&i.TraceParentSpanID,
 		&i.Tracestate,
+		&i.HistoryCount,
+		&i.HistoryCap,
 	)
 	return i, err
 }
 
 const runGetMany = `-- name: RunGetMany :many
-SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate FROM runs WHERE id = ANY ($1::uuid[])
+SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate, history_count, history_cap FROM runs WHERE id = ANY ($1::uuid[])
 `
 
 func (q *Queries) RunGetMany(ctx context.Context, ids []uuid.UUID) ([]Run, error) {
@@ -241,6 +318,8 @@ func (q *Queries) RunGetMany(ctx context.Context, ids []uuid.UUID) ([]Run, error
 			&i.Traceparent,
 			&i.TraceParentSpanID,
 			&i.Tracestate,
+			&i.HistoryCount,
+			&i.HistoryCap,
 		); err != nil {
 			return nil, err
 		}
@@ -256,16 +335,16 @@ const runInsert = `-- name: RunInsert :one
 INSERT INTO runs (
     id, workflow_name, workflow_version, status, input, context,
     parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash,
-    schedule_id, traceparent, trace_parent_span_id, tracestate, deadline
+    schedule_id, traceparent, trace_parent_span_id, tracestate, history_cap, deadline
 ) VALUES (
     $1, $2, $3, 'pending', $4, '{}',
     $5, $6, $7, $8, $9,
-    $10, $11, $12, $13,
+    $10, $11, $12, $13, $14,
     -- The run-level timeout counts from the database's clock, like leases.
-    now() + $14::bigint * interval '1 millisecond'
+    now() + $15::bigint * interval '1 millisecond'
 )
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate
+RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate, history_count, history_cap
 `
 
 type RunInsertParams struct {
@@ -282,6 +361,7 @@ type RunInsertParams struct {
 	Traceparent           *string
 	TraceParentSpanID     *string
 	Tracestate            *string
+	HistoryCap            int32
 	TimeoutMs             *int64
 }
 
@@ -302,6 +382,7 @@ func (q *Queries) RunInsert(ctx context.Context, arg RunInsertParams) (Run, erro
 		arg.Traceparent,
 		arg.TraceParentSpanID,
 		arg.Tracestate,
+		arg.HistoryCap,
 		arg.TimeoutMs,
 	)
 	var i Run
@@ -329,6 +410,8 @@ func (q *Queries) RunInsert(ctx context.Context, arg RunInsertParams) (Run, erro
 		&i.Traceparent,
 		&i.TraceParentSpanID,
 		&i.Tracestate,
+		&i.HistoryCount,
+		&i.HistoryCap,
 	)
 	return i, err
 }
@@ -441,6 +524,68 @@ func (q *Queries) RunListActiveChildren(ctx context.Context, parentRunID *uuid.U
 		return nil, err
 	}
 	return items, nil
+}
+
+const runListPastHistoryCap = `-- name: RunListPastHistoryCap :many
+WITH events AS (
+    SELECT ($1::uuid[])[i] AS run_id, NULLIF(($2::text[])[i], '') AS step_key, ($3::boolean[])[i] AS ends
+    FROM generate_series(1, cardinality($1::uuid[])) AS i
+)
+SELECT r.id FROM runs r
+JOIN workflow_versions v ON v.workflow_name = r.workflow_name AND v.version = r.workflow_version
+JOIN events e ON e.run_id = r.id
+GROUP BY r.id
+HAVING r.history_count + count(*) FILTER (WHERE NOT e.ends AND (v.item_pattern IS NULL OR e.step_key IS NULL OR e.step_key !~ v.item_pattern))
+       >= r.history_cap
+`
+
+type RunListPastHistoryCapParams struct {
+	RunIds   []uuid.UUID
+	StepKeys []string
+	Ends     []bool
+}
+
+// Of the runs that events were to be appended to (with HistoryEventAppendMany),
+// those whose history the events would take past its cap: the events
+// counted as HistoryEventAppendMany counts them, but the one that ends a run
+// (ends), for which the last event of a history is kept.
+func (q *Queries) RunListPastHistoryCap(ctx context.Context, arg RunListPastHistoryCapParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, runListPastHistoryCap, arg.RunIds, arg.StepKeys, arg.Ends)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const runLockToDelete = `-- name: RunLockToDelete :one
+SELECT status, EXISTS (SELECT 1 FROM runs c
+                       WHERE c.parent_run_id = runs.id AND c.status IN ('pending', 'running', 'waiting', 'compensating'))::boolean AS active_children
+FROM runs WHERE runs.id = $1 FOR UPDATE
+`
+
+type RunLockToDeleteRow struct {
+	Status         string
+	ActiveChildren bool
+}
+
+// Locks a run to delete it, saying whether it has a child still going.
+func (q *Queries) RunLockToDelete(ctx context.Context, id uuid.UUID) (RunLockToDeleteRow, error) {
+	row := q.db.QueryRow(ctx, runLockToDelete, id)
+	var i RunLockToDeleteRow
+	err := row.Scan(&i.Status, &i.ActiveChildren)
+	return i, err
 }
 
 const runMergeContext = `-- name: RunMergeContext :one

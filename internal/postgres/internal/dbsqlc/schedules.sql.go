@@ -124,6 +124,36 @@ func (q *Queries) ScheduleDeleteFromDefinition(ctx context.Context, name string)
 	return err
 }
 
+const scheduleFireDeleteOld = `-- name: ScheduleFireDeleteOld :execrows
+DELETE FROM schedule_fires
+WHERE (schedule_id, fire_time) IN (
+    SELECT old.schedule_id, old.fire_time FROM schedules s
+    CROSS JOIN LATERAL (SELECT f.fire_time FROM schedule_fires f
+                        WHERE f.schedule_id = s.id ORDER BY f.fire_time DESC OFFSET $1 LIMIT 1) cutoff
+    CROSS JOIN LATERAL (SELECT f.schedule_id, f.fire_time FROM schedule_fires f
+                        WHERE f.schedule_id = s.id AND f.fire_time <= cutoff.fire_time
+                          AND f.fire_time IS DISTINCT FROM s.buffered_fire_time
+                        ORDER BY f.fire_time LIMIT $2) old
+    LIMIT $2
+)
+`
+
+type ScheduleFireDeleteOldParams struct {
+	Keep int32
+	Max  int32
+}
+
+// Deletes up to max firings older than the newest keep of their schedule,
+// oldest first, but a firing that buffer_one holds back (it starts its run
+// later).
+func (q *Queries) ScheduleFireDeleteOld(ctx context.Context, arg ScheduleFireDeleteOldParams) (int64, error) {
+	result, err := q.db.Exec(ctx, scheduleFireDeleteOld, arg.Keep, arg.Max)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const scheduleFireInsert = `-- name: ScheduleFireInsert :one
 INSERT INTO schedule_fires (schedule_id, fire_time, outcome, manual)
 VALUES ($1, $2, $3, $4)
@@ -193,6 +223,22 @@ func (q *Queries) ScheduleFireList(ctx context.Context, arg ScheduleFireListPara
 		return nil, err
 	}
 	return items, nil
+}
+
+const scheduleFireSetOutcome = `-- name: ScheduleFireSetOutcome :exec
+UPDATE schedule_fires SET outcome = $1
+WHERE schedule_id = $2 AND fire_time = $3
+`
+
+type ScheduleFireSetOutcomeParams struct {
+	Outcome    string
+	ScheduleID uuid.UUID
+	FireTime   time.Time
+}
+
+func (q *Queries) ScheduleFireSetOutcome(ctx context.Context, arg ScheduleFireSetOutcomeParams) error {
+	_, err := q.db.Exec(ctx, scheduleFireSetOutcome, arg.Outcome, arg.ScheduleID, arg.FireTime)
+	return err
 }
 
 const scheduleFireSetRun = `-- name: ScheduleFireSetRun :exec

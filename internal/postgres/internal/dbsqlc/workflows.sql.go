@@ -11,24 +11,36 @@ import (
 )
 
 const workflowBumpVersion = `-- name: WorkflowBumpVersion :one
-INSERT INTO workflows (name, latest_version)
-VALUES ($1, 1)
+INSERT INTO workflows (name, latest_version, retention_ms)
+VALUES ($1, 1, $2)
 ON CONFLICT (name) DO UPDATE
-SET latest_version = workflows.latest_version + 1, updated_at = now()
-RETURNING latest_version
+SET latest_version = workflows.latest_version + 1, retention_ms = EXCLUDED.retention_ms, updated_at = now()
+RETURNING latest_version, archived_at
 `
 
+type WorkflowBumpVersionParams struct {
+	Name        string
+	RetentionMs *int64
+}
+
+type WorkflowBumpVersionRow struct {
+	LatestVersion int32
+	ArchivedAt    *time.Time
+}
+
 // Creates the workflow or takes its row lock and reserves the next version
-// number; the lock serialises concurrent posts of the same workflow.
-func (q *Queries) WorkflowBumpVersion(ctx context.Context, name string) (int32, error) {
-	row := q.db.QueryRow(ctx, workflowBumpVersion, name)
-	var latest_version int32
-	err := row.Scan(&latest_version)
-	return latest_version, err
+// number; the lock serialises concurrent posts of the same workflow. The
+// new version's retention becomes the workflow's; an archived workflow
+// stays archived.
+func (q *Queries) WorkflowBumpVersion(ctx context.Context, arg WorkflowBumpVersionParams) (WorkflowBumpVersionRow, error) {
+	row := q.db.QueryRow(ctx, workflowBumpVersion, arg.Name, arg.RetentionMs)
+	var i WorkflowBumpVersionRow
+	err := row.Scan(&i.LatestVersion, &i.ArchivedAt)
+	return i, err
 }
 
 const workflowGet = `-- name: WorkflowGet :one
-SELECT name, latest_version, created_at, updated_at FROM workflows WHERE name = $1
+SELECT name, latest_version, created_at, updated_at, retention_ms, archived_at FROM workflows WHERE name = $1
 `
 
 func (q *Queries) WorkflowGet(ctx context.Context, name string) (Workflow, error) {
@@ -39,24 +51,29 @@ func (q *Queries) WorkflowGet(ctx context.Context, name string) (Workflow, error
 		&i.LatestVersion,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.RetentionMs,
+		&i.ArchivedAt,
 	)
 	return i, err
 }
 
 const workflowList = `-- name: WorkflowList :many
-SELECT name, latest_version, created_at, updated_at FROM workflows
-WHERE $1::text IS NULL OR name > $1
+SELECT name, latest_version, created_at, updated_at, retention_ms, archived_at FROM workflows
+WHERE ($1::text IS NULL OR name > $1)
+  AND (archived_at IS NOT NULL) = $2::boolean
 ORDER BY name
-LIMIT $2
+LIMIT $3
 `
 
 type WorkflowListParams struct {
-	After *string
-	Max   int32
+	After    *string
+	Archived bool
+	Max      int32
 }
 
+// Lists the workflows that are archived, or those that are not.
 func (q *Queries) WorkflowList(ctx context.Context, arg WorkflowListParams) ([]Workflow, error) {
-	rows, err := q.db.Query(ctx, workflowList, arg.After, arg.Max)
+	rows, err := q.db.Query(ctx, workflowList, arg.After, arg.Archived, arg.Max)
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +86,8 @@ func (q *Queries) WorkflowList(ctx context.Context, arg WorkflowListParams) ([]W
 			&i.LatestVersion,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.RetentionMs,
+			&i.ArchivedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -80,9 +99,38 @@ func (q *Queries) WorkflowList(ctx context.Context, arg WorkflowListParams) ([]W
 	return items, nil
 }
 
+const workflowSetArchived = `-- name: WorkflowSetArchived :one
+UPDATE workflows
+SET archived_at = CASE WHEN $1::boolean THEN COALESCE(archived_at, now()) END
+WHERE name = $2
+RETURNING name, latest_version, created_at, updated_at, retention_ms, archived_at
+`
+
+type WorkflowSetArchivedParams struct {
+	Archived bool
+	Name     string
+}
+
+// Archives a workflow (keeping the time of a first archive) or unarchives
+// it.
+func (q *Queries) WorkflowSetArchived(ctx context.Context, arg WorkflowSetArchivedParams) (Workflow, error) {
+	row := q.db.QueryRow(ctx, workflowSetArchived, arg.Archived, arg.Name)
+	var i Workflow
+	err := row.Scan(
+		&i.Name,
+		&i.LatestVersion,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.RetentionMs,
+		&i.ArchivedAt,
+	)
+	return i, err
+}
+
 const workflowVersionGet = `-- name: WorkflowVersionGet :one
-SELECT workflow_name, version, definition, content_hash, created_at FROM workflow_versions
-WHERE workflow_name = $1 AND version = $2
+SELECT v.workflow_name, v.version, v.definition, v.content_hash, v.created_at, v.item_pattern, w.archived_at FROM workflow_versions v
+JOIN workflows w ON w.name = v.workflow_name
+WHERE v.workflow_name = $1 AND v.version = $2
 `
 
 type WorkflowVersionGetParams struct {
@@ -90,22 +138,31 @@ type WorkflowVersionGetParams struct {
 	Version      int32
 }
 
-func (q *Queries) WorkflowVersionGet(ctx context.Context, arg WorkflowVersionGetParams) (WorkflowVersion, error) {
+type WorkflowVersionGetRow struct {
+	WorkflowVersion WorkflowVersion
+	ArchivedAt      *time.Time
+}
+
+// A version, with its workflow's archive.
+func (q *Queries) WorkflowVersionGet(ctx context.Context, arg WorkflowVersionGetParams) (WorkflowVersionGetRow, error) {
 	row := q.db.QueryRow(ctx, workflowVersionGet, arg.WorkflowName, arg.Version)
-	var i WorkflowVersion
+	var i WorkflowVersionGetRow
 	err := row.Scan(
-		&i.WorkflowName,
-		&i.Version,
-		&i.Definition,
-		&i.ContentHash,
-		&i.CreatedAt,
+		&i.WorkflowVersion.WorkflowName,
+		&i.WorkflowVersion.Version,
+		&i.WorkflowVersion.Definition,
+		&i.WorkflowVersion.ContentHash,
+		&i.WorkflowVersion.CreatedAt,
+		&i.WorkflowVersion.ItemPattern,
+		&i.ArchivedAt,
 	)
 	return i, err
 }
 
 const workflowVersionGetByHash = `-- name: WorkflowVersionGetByHash :one
-SELECT workflow_name, version, definition, content_hash, created_at FROM workflow_versions
-WHERE workflow_name = $1 AND content_hash = $2
+SELECT v.workflow_name, v.version, v.definition, v.content_hash, v.created_at, v.item_pattern, w.archived_at FROM workflow_versions v
+JOIN workflows w ON w.name = v.workflow_name
+WHERE v.workflow_name = $1 AND v.content_hash = $2
 `
 
 type WorkflowVersionGetByHashParams struct {
@@ -113,42 +170,57 @@ type WorkflowVersionGetByHashParams struct {
 	ContentHash  []byte
 }
 
-func (q *Queries) WorkflowVersionGetByHash(ctx context.Context, arg WorkflowVersionGetByHashParams) (WorkflowVersion, error) {
+type WorkflowVersionGetByHashRow struct {
+	WorkflowVersion WorkflowVersion
+	ArchivedAt      *time.Time
+}
+
+func (q *Queries) WorkflowVersionGetByHash(ctx context.Context, arg WorkflowVersionGetByHashParams) (WorkflowVersionGetByHashRow, error) {
 	row := q.db.QueryRow(ctx, workflowVersionGetByHash, arg.WorkflowName, arg.ContentHash)
-	var i WorkflowVersion
+	var i WorkflowVersionGetByHashRow
 	err := row.Scan(
-		&i.WorkflowName,
-		&i.Version,
-		&i.Definition,
-		&i.ContentHash,
-		&i.CreatedAt,
+		&i.WorkflowVersion.WorkflowName,
+		&i.WorkflowVersion.Version,
+		&i.WorkflowVersion.Definition,
+		&i.WorkflowVersion.ContentHash,
+		&i.WorkflowVersion.CreatedAt,
+		&i.WorkflowVersion.ItemPattern,
+		&i.ArchivedAt,
 	)
 	return i, err
 }
 
 const workflowVersionGetLatest = `-- name: WorkflowVersionGetLatest :one
-SELECT v.workflow_name, v.version, v.definition, v.content_hash, v.created_at FROM workflow_versions v
+SELECT v.workflow_name, v.version, v.definition, v.content_hash, v.created_at, v.item_pattern, w.archived_at FROM workflow_versions v
 JOIN workflows w ON w.name = v.workflow_name AND w.latest_version = v.version
 WHERE w.name = $1
 `
 
-func (q *Queries) WorkflowVersionGetLatest(ctx context.Context, name string) (WorkflowVersion, error) {
+type WorkflowVersionGetLatestRow struct {
+	WorkflowVersion WorkflowVersion
+	ArchivedAt      *time.Time
+}
+
+// A workflow's latest version, with its archive.
+func (q *Queries) WorkflowVersionGetLatest(ctx context.Context, name string) (WorkflowVersionGetLatestRow, error) {
 	row := q.db.QueryRow(ctx, workflowVersionGetLatest, name)
-	var i WorkflowVersion
+	var i WorkflowVersionGetLatestRow
 	err := row.Scan(
-		&i.WorkflowName,
-		&i.Version,
-		&i.Definition,
-		&i.ContentHash,
-		&i.CreatedAt,
+		&i.WorkflowVersion.WorkflowName,
+		&i.WorkflowVersion.Version,
+		&i.WorkflowVersion.Definition,
+		&i.WorkflowVersion.ContentHash,
+		&i.WorkflowVersion.CreatedAt,
+		&i.WorkflowVersion.ItemPattern,
+		&i.ArchivedAt,
 	)
 	return i, err
 }
 
 const workflowVersionInsert = `-- name: WorkflowVersionInsert :one
-INSERT INTO workflow_versions (workflow_name, version, definition, content_hash)
-VALUES ($1, $2, $3, $4)
-RETURNING workflow_name, version, definition, content_hash, created_at
+INSERT INTO workflow_versions (workflow_name, version, definition, content_hash, item_pattern)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING workflow_name, version, definition, content_hash, created_at, item_pattern
 `
 
 type WorkflowVersionInsertParams struct {
@@ -156,6 +228,7 @@ type WorkflowVersionInsertParams struct {
 	Version      int32
 	Definition   []byte
 	ContentHash  []byte
+	ItemPattern  *string
 }
 
 func (q *Queries) WorkflowVersionInsert(ctx context.Context, arg WorkflowVersionInsertParams) (WorkflowVersion, error) {
@@ -164,6 +237,7 @@ func (q *Queries) WorkflowVersionInsert(ctx context.Context, arg WorkflowVersion
 		arg.Version,
 		arg.Definition,
 		arg.ContentHash,
+		arg.ItemPattern,
 	)
 	var i WorkflowVersion
 	err := row.Scan(
@@ -172,6 +246,7 @@ func (q *Queries) WorkflowVersionInsert(ctx context.Context, arg WorkflowVersion
 		&i.Definition,
 		&i.ContentHash,
 		&i.CreatedAt,
+		&i.ItemPattern,
 	)
 	return i, err
 }

@@ -305,7 +305,13 @@ func TestScheduleEverySecondThreeWorkers(t *testing.T) {
 	e := newEnv(t)
 	db := assertDB(t, e)
 	e.createWorkflow(scCallDef("sc-tick", srv.URL+"/tick"))
-	workers := []*proc{e.startWorker(), e.startWorker(), e.startWorker()}
+	var workers []*proc
+	var metricsURLs []string
+	for range 3 {
+		w := e.startWorker("DURABLE_METRICS_ADDR=127.0.0.1:0")
+		workers = append(workers, w)
+		metricsURLs = append(metricsURLs, "http://"+w.waitLog(t, "metrics listening", "addr"))
+	}
 
 	sch := scCreate(t, e, client.ScheduleRequest{Name: "every-second", Workflow: "sc-tick", Cron: "@every 1s"})
 	require.Equal(t, "UTC", sch.Timezone)
@@ -382,6 +388,15 @@ func TestScheduleEverySecondThreeWorkers(t *testing.T) {
 		}
 	}
 	require.Len(t, started, len(runs))
+	// And the workers' metrics count each firing and its run once.
+	var fired, runsStarted float64
+	for _, u := range metricsURLs {
+		m := scrape(t, u)
+		fired += metricValue(m, "durable_schedule_fires_total", map[string]string{"workflow": "sc-tick"})
+		runsStarted += metricValue(m, "durable_runs_started_total", map[string]string{"workflow": "sc-tick"})
+	}
+	require.Equal(t, float64(len(fires)), fired)
+	require.Equal(t, float64(len(runs)), runsStarted)
 }
 
 // TestScheduleManySchedulesThreeWorkers: more due schedules than one worker

@@ -21,6 +21,9 @@ const (
 	// retentionIdle is how often a worker looks for expired runs once it
 	// found none to delete.
 	retentionIdle = time.Minute
+	// retentionPauses is how many times as long as a full batch took a
+	// worker pauses before the next (see [Worker.drain]).
+	retentionPauses = 3
 	// retentionMinPause is the least pause between two full batches.
 	retentionMinPause = 10 * time.Millisecond
 	// eventBatch bounds the events, and the schedule firings, deleted in
@@ -59,10 +62,11 @@ func (w *Worker) retain(ctx context.Context) {
 }
 
 // drain deletes with del, batch after batch, until a batch is not full.
-// After each full batch it pauses as long as the batch took, so that
-// deleting takes at most half of one connection's time and slows the
-// database's other work little: a busy database makes batches slower, and
-// the pauses longer with them.
+// After each full batch it pauses retentionPauses times as long as the
+// batch took, so that deleting takes at most a quarter of one connection's
+// time and slows the database's other work little: a busy database makes
+// batches slower, and the pauses longer with them. Pausing only as long as
+// the batch cost the hot path a quarter of its steps (docs/benchmarks.md).
 func (w *Worker) drain(ctx context.Context, what string, batch int, del func(context.Context) (int, error)) {
 	start, total := time.Now(), 0
 	for ctx.Err() == nil {
@@ -78,7 +82,7 @@ func (w *Worker) drain(ctx context.Context, what string, batch int, del func(con
 		if n < batch {
 			break
 		}
-		pause(ctx, max(time.Since(began), retentionMinPause))
+		pause(ctx, max(retentionPauses*time.Since(began), retentionMinPause))
 	}
 	if total > 0 {
 		w.svc.logger.InfoContext(ctx, "retention: deleted "+what, "count", total, "took", time.Since(start).Round(time.Millisecond))

@@ -27,6 +27,7 @@ import (
 	"github.com/durablehq/durable/internal/orchestrator"
 	"github.com/durablehq/durable/internal/postgres"
 	"github.com/durablehq/durable/internal/profiling"
+	"github.com/durablehq/durable/internal/sidehttp"
 	"github.com/durablehq/durable/internal/tracing"
 	"github.com/durablehq/durable/internal/version"
 	"github.com/durablehq/durable/internal/workflow"
@@ -62,7 +63,7 @@ type Main struct {
 	db          *postgres.DB
 	server      *http.Server
 	listener    net.Listener
-	profiles    *profiling.Server
+	profiles    *sidehttp.Server
 	logger      *slog.Logger
 	served      chan error
 	migrateOnly bool

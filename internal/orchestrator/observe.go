@@ -102,7 +102,7 @@ func (s *core) runEnded(ctx context.Context, tx *postgres.Tx, run workflow.Run, 
 		}
 		attrs = append(attrs, "error", e.Message)
 	}
-	msg := "run " + strings.ReplaceAll(string(status), "_", " ")
+	msg := "run " + inWords(status)
 	switch status {
 	case workflow.RunFailed, workflow.RunTimedOut, workflow.RunCompensationFailed:
 		level = slog.LevelWarn
@@ -115,6 +115,11 @@ func (s *core) runEnded(ctx context.Context, tx *postgres.Tx, run workflow.Run, 
 		}
 		s.logger.Log(ctx, level, msg, attrs...)
 	})
+}
+
+// inWords is a run status as a log line or a reason says it: "timed out".
+func inWords(status workflow.RunStatus) string {
+	return strings.ReplaceAll(string(status), "_", " ")
 }
 
 // countStep counts a step outcome of run's step execution key once tx

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
@@ -260,7 +259,7 @@ func (w *Worker) execute(soft, hard context.Context, a *attempt) {
 func (w *Worker) ignoredBecause(ctx context.Context, a *attempt, err error) string {
 	run, rerr := w.svc.db.GetRun(ctx, a.state.Run.ID)
 	if rerr == nil && (run.Status == workflow.RunCancelled || run.Status == workflow.RunTimedOut) {
-		return "the run is " + strings.ReplaceAll(string(run.Status), "_", " ") + "; the result is ignored"
+		return "the run is " + inWords(run.Status) + "; the result is ignored"
 	}
 	return err.Error()
 }

@@ -111,6 +111,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	return orchestrator.NewWorker(db, limitsOf(cfg), logger.With("worker_id", id), orchestrator.WorkerConfig{
 		Client: client, Concurrency: cfg.WorkerConcurrency, PollInterval: cfg.PollInterval, ShutdownGrace: cfg.ShutdownGrace, Retention: cfg.Retention,
+		Operations: orchestrator.OperationConfig{Rate: cfg.BulkRate},
 	}, orchestrator.WithSigning(secrets, cfg.PublicBaseURL()), orchestrator.WithWorkerID(id), orchestrator.WithLeaseMargin(cfg.LeaseMargin), orchestrator.WithClaimPool(claims),
 		orchestrator.WithDefaultWaitTimeout(cfg.WaitTimeout), orchestrator.WithObserver(metered), orchestrator.WithTracerProvider(tp)).Run(ctx)
 }

@@ -50,6 +50,9 @@ type Config struct {
 	// Retention is how long a worker keeps finished runs whose workflow
 	// names no retention of its own.
 	Retention time.Duration
+	// BulkRate is the most runs per second a worker cancels or retries
+	// for bulk operations.
+	BulkRate int
 
 	MaxDefinitionBytes int
 	MaxDefinitionDepth int
@@ -171,6 +174,8 @@ var settings = []setting{
 			c.Retention = d
 			return nil
 		}},
+	{Worker, "DURABLE_BULK_RATE", "bulk-rate", "500", "most runs per second a worker cancels or retries for bulk operations (POST /v1/runs/bulk/...), in batches of 100",
+		positiveInt(func(c *Config) *int { return &c.BulkRate })},
 	{Both, "DURABLE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error",
 		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{Both, "DURABLE_LOG_FORMAT", "log-format", "text", "text or json",

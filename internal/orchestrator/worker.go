@@ -38,6 +38,9 @@ type WorkerConfig struct {
 	// definition says nothing (0: [workflow.DefaultRetention]); the worker deletes
 	// them after that (see retention.go).
 	Retention time.Duration
+	// Operations is how the worker processes bulk operations (see
+	// operations.go); zero fields take their defaults.
+	Operations OperationConfig
 }
 
 // Events are kept a little longer than the longest look-back window, then
@@ -84,6 +87,7 @@ func NewWorker(db *postgres.DB, limits Limits, logger *slog.Logger, cfg WorkerCo
 	if cfg.Retention <= 0 {
 		cfg.Retention = workflow.DefaultRetention
 	}
+	cfg.Operations = cfg.Operations.withDefaults()
 	return &Worker{svc: svc, cfg: cfg, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1)}
 }
 
@@ -113,6 +117,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	var lastSchedules time.Time
 	retained := make(chan struct{})
 	go func() { defer close(retained); w.retain(ctx) }()
+	operated := make(chan struct{})
+	go func() { defer close(operated); w.processOperations(ctx, w.cfg.Operations) }()
 	w.svc.logger.InfoContext(ctx, "worker started", "concurrency", w.cfg.Concurrency)
 	for ctx.Err() == nil {
 		free := cap(slots) - len(slots)
@@ -169,6 +175,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 
 	<-retained
+	<-operated
 	done := make(chan struct{})
 	go func() { w.active.Wait(); close(done) }()
 	select {

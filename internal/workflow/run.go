@@ -192,6 +192,7 @@ const (
 	EventRunSucceeded       = "run_succeeded"
 	EventRunFailed          = "run_failed"
 	EventRunCancelled       = "run_cancelled"
+	EventRunRetried         = "run_retried"
 	EventRunTimedOut        = "run_timed_out"
 
 	EventRunCompensating            = "run_compensating"             // the run failed; compensations begin

@@ -35,6 +35,27 @@ type HistoryEvent struct {
 	CreatedAt time.Time
 }
 
+type Operation struct {
+	ID              uuid.UUID
+	Kind            string
+	State           string
+	Filter          []byte
+	Reason          string
+	CreatedBy       string
+	Matched         int64
+	Done            int64
+	Skipped         int64
+	Failed          int64
+	Failures        []byte
+	CursorCreatedAt *time.Time
+	CursorID        *uuid.UUID
+	LeaseOwner      *string
+	LeaseUntil      *time.Time
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	FinishedAt      *time.Time
+}
+
 type Run struct {
 	ID                    uuid.UUID
 	WorkflowName          string

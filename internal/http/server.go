@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -102,6 +103,14 @@ func NewServer(cfg Config) *Server {
 		api(http.MethodGet, "/runs/{id}", 0, s.getRun)
 		api(http.MethodDelete, "/runs/{id}", 0, s.deleteRun)
 		api(http.MethodPost, "/runs/{id}/cancel", bodyLimitDefault, s.cancelRun)
+		// A retry's edits are an input and a context, each with its own
+		// limit, checked separately so that exceeding one names it.
+		api(http.MethodPost, "/runs/{id}/retry", limits.MaxInputBytes+limits.MaxContextBytes+bodyLimitDefault, s.retryRun)
+		api(http.MethodPost, "/runs/bulk/cancel", bodyLimitDefault, s.bulkCancel)
+		api(http.MethodPost, "/runs/bulk/retry", bodyLimitDefault, s.bulkRetry)
+		api(http.MethodGet, "/operations", 0, s.listOperations)
+		api(http.MethodGet, "/operations/{id}", 0, s.getOperation)
+		api(http.MethodPost, "/operations/{id}/cancel", 0, s.cancelOperation)
 		api(http.MethodGet, "/runs/{id}/steps", 0, s.listRunSteps)
 		api(http.MethodGet, "/runs/{id}/history", 0, s.listRunHistory)
 		api(http.MethodGet, "/runs/{id}/graph", 0, s.getRunGraph)
@@ -174,8 +183,28 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			writeProblem(w, r, http.StatusUnauthorized, "unauthorized", "the API key is not valid", nil)
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, keyID(sum))))
 	})
+}
+
+// callerKey is the context key of the id of the API key a request came
+// with.
+type callerKey struct{}
+
+// keyID names an API key in what the API records (who retried a run):
+// the first 8 hex digits of its SHA-256, which say which key without
+// revealing it.
+func keyID(sum [sha256.Size]byte) string {
+	return "key:" + hex.EncodeToString(sum[:4])
+}
+
+// caller is who sent a request: its API key's id, or "anonymous" when the
+// API runs without keys.
+func caller(r *http.Request) string {
+	if id, ok := r.Context().Value(callerKey{}).(string); ok {
+		return id
+	}
+	return "anonymous"
 }
 
 // recoverer turns a panic in a handler into a logged 500 instead of a

@@ -52,19 +52,34 @@ func (s *Server) retryRun(w http.ResponseWriter, r *http.Request) {
 }
 
 type runFilterJSON struct {
-	Workflow      string               `json:"workflow,omitempty"`
-	Status        []workflow.RunStatus `json:"status,omitempty"`
-	Parent        *uuid.UUID           `json:"parent,omitempty"`
-	CreatedAfter  *time.Time           `json:"created_after,omitempty"`
-	CreatedBefore *time.Time           `json:"created_before,omitempty"`
+	Workflow string               `json:"workflow,omitempty"`
+	Status   []workflow.RunStatus `json:"status,omitempty"`
+	// Parent is parsed by filter: the validator checks no uuid format in
+	// bodies, and a bad one must name its path.
+	Parent        *string    `json:"parent,omitempty"`
+	CreatedAfter  *time.Time `json:"created_after,omitempty"`
+	CreatedBefore *time.Time `json:"created_before,omitempty"`
 }
 
-func (f runFilterJSON) filter() workflow.RunFilter {
-	return workflow.RunFilter{Workflow: f.Workflow, Statuses: f.Status, Parent: f.Parent, CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore}
+func (f runFilterJSON) filter() (workflow.RunFilter, error) {
+	out := workflow.RunFilter{Workflow: f.Workflow, Statuses: f.Status, CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore}
+	if f.Parent != nil {
+		id, err := uuid.Parse(*f.Parent)
+		if err != nil {
+			return out, fault.WithProblems(fault.Invalid, "the request body is invalid", []fault.Problem{{Path: "/filter/parent", Message: "must be a UUID"}})
+		}
+		out.Parent = &id
+	}
+	return out, nil
 }
 
 func filterJSONOf(f workflow.RunFilter) runFilterJSON {
-	return runFilterJSON{Workflow: f.Workflow, Status: f.Statuses, Parent: f.Parent, CreatedAfter: utc(f.CreatedAfter), CreatedBefore: utc(f.CreatedBefore)}
+	out := runFilterJSON{Workflow: f.Workflow, Status: f.Statuses, CreatedAfter: utc(f.CreatedAfter), CreatedBefore: utc(f.CreatedBefore)}
+	if f.Parent != nil {
+		p := f.Parent.String()
+		out.Parent = &p
+	}
+	return out
 }
 
 type operationJSON struct {
@@ -114,7 +129,12 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, kind string) {
 		s.writeError(w, r, err)
 		return
 	}
-	b := orchestrator.Bulk{Kind: kind, Filter: req.Filter.filter(), Reason: req.Reason, By: caller(r)}
+	filter, err := req.Filter.filter()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	b := orchestrator.Bulk{Kind: kind, Filter: filter, Reason: req.Reason, By: caller(r)}
 	if req.DryRun {
 		n, err := s.svc.CountBulk(r.Context(), b)
 		if err != nil {

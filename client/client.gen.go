@@ -18,6 +18,21 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for BulkDryRunDryRun.
+const (
+	True BulkDryRunDryRun = true
+)
+
+// Valid indicates whether the value is a known member of the BulkDryRunDryRun enum.
+func (e BulkDryRunDryRun) Valid() bool {
+	switch e {
+	case True:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CallbackRequestStatus.
 const (
 	CallbackRequestStatusFailed    CallbackRequestStatus = "failed"
@@ -174,6 +189,48 @@ const (
 func (e HealthStatus) Valid() bool {
 	switch e {
 	case Ok:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OperationKind.
+const (
+	Cancel OperationKind = "cancel"
+	Retry  OperationKind = "retry"
+)
+
+// Valid indicates whether the value is a known member of the OperationKind enum.
+func (e OperationKind) Valid() bool {
+	switch e {
+	case Cancel:
+		return true
+	case Retry:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OperationState.
+const (
+	OperationStateCancelled OperationState = "cancelled"
+	OperationStatePending   OperationState = "pending"
+	OperationStateRunning   OperationState = "running"
+	OperationStateSucceeded OperationState = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the OperationState enum.
+func (e OperationState) Valid() bool {
+	switch e {
+	case OperationStateCancelled:
+		return true
+	case OperationStatePending:
+		return true
+	case OperationStateRunning:
+		return true
+	case OperationStateSucceeded:
 		return true
 	default:
 		return false
@@ -570,6 +627,27 @@ func (e GetWorkflowGraphParamsFormat) Valid() bool {
 	}
 }
 
+// BulkDryRun defines model for BulkDryRun.
+type BulkDryRun struct {
+	DryRun BulkDryRunDryRun `json:"dry_run"`
+
+	// Matched How many runs the filter matches now.
+	Matched int64 `json:"matched"`
+}
+
+// BulkDryRunDryRun defines model for BulkDryRun.DryRun.
+type BulkDryRunDryRun bool
+
+// BulkRequest defines model for BulkRequest.
+type BulkRequest struct {
+	// DryRun Only count the runs the filter matches; change nothing.
+	DryRun *bool `json:"dry_run,omitempty"`
+
+	// Filter The run list's filters; at least one must be set.
+	Filter RunFilter `json:"filter"`
+	Reason *string   `json:"reason,omitempty"`
+}
+
 // CallbackRequest For a call step: `status` with `output`/`context`/`logs`, `error`/`retry`,
 // or a heartbeat. For a wait_for_input step: `value`, `by`, `comment`, as in
 // the inputs endpoint.
@@ -753,6 +831,53 @@ type InputRequest struct {
 	Value interface{} `json:"value"`
 }
 
+// Operation defines model for Operation.
+type Operation struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// Done Runs cancelled or retried.
+	Done int64 `json:"done"`
+
+	// Failed Runs whose cancel or retry failed.
+	Failed int64 `json:"failed"`
+
+	// Failures The first 100 failures.
+	Failures []OperationFailure `json:"failures"`
+
+	// Filter The run list's filters; at least one must be set.
+	Filter     RunFilter          `json:"filter"`
+	FinishedAt *time.Time         `json:"finished_at,omitempty"`
+	Id         openapi_types.UUID `json:"id"`
+	Kind       OperationKind      `json:"kind"`
+
+	// Matched How many runs the filter matched, counted when a worker began the operation (0 before).
+	Matched int64   `json:"matched"`
+	Reason  *string `json:"reason,omitempty"`
+
+	// Skipped Runs matched but left as they were (already finished, for a cancel; not retryable, for a retry).
+	Skipped   int64          `json:"skipped"`
+	State     OperationState `json:"state"`
+	UpdatedAt time.Time      `json:"updated_at"`
+}
+
+// OperationKind defines model for Operation.Kind.
+type OperationKind string
+
+// OperationState defines model for Operation.State.
+type OperationState string
+
+// OperationFailure defines model for OperationFailure.
+type OperationFailure struct {
+	Message string             `json:"message"`
+	RunId   openapi_types.UUID `json:"run_id"`
+}
+
+// OperationList defines model for OperationList.
+type OperationList struct {
+	Items      []Operation `json:"items"`
+	NextCursor *string     `json:"next_cursor,omitempty"`
+}
+
 // Problem An RFC 9457 problem document.
 type Problem struct {
 	Detail   *string          `json:"detail,omitempty"`
@@ -811,6 +936,19 @@ type Question struct {
 // QuestionKind defines model for Question.Kind.
 type QuestionKind string
 
+// RetryRunRequest defines model for RetryRunRequest.
+type RetryRunRequest struct {
+	// Context A JSON Merge Patch (RFC 7396) applied to the run's context; the result must be an object.
+	Context interface{} `json:"context,omitempty"`
+
+	// FromStep The name of a top-level step to rerun from; that step and every step after it run again.
+	FromStep *string `json:"from_step,omitempty"`
+
+	// Input A JSON Merge Patch (RFC 7396) applied to the run's input.
+	Input  interface{} `json:"input,omitempty"`
+	Reason *string     `json:"reason,omitempty"`
+}
+
 // Run defines model for Run.
 type Run struct {
 	// Attempt 1, plus one for each retry of the run.
@@ -857,6 +995,18 @@ type RunError struct {
 
 	// Step The key of the step the error is about.
 	Step *string `json:"step,omitempty"`
+}
+
+// RunFilter The run list's filters; at least one must be set.
+type RunFilter struct {
+	// CreatedAfter Only runs created at or after this time.
+	CreatedAfter *time.Time `json:"created_after,omitempty"`
+
+	// CreatedBefore Only runs created before this time.
+	CreatedBefore *time.Time          `json:"created_before,omitempty"`
+	Parent        *openapi_types.UUID `json:"parent,omitempty"`
+	Status        *[]RunStatus        `json:"status,omitempty"`
+	Workflow      *WorkflowNameString `json:"workflow,omitempty"`
 }
 
 // RunList defines model for RunList.
@@ -1255,6 +1405,9 @@ type GraphFormat string
 // Limit defines model for Limit.
 type Limit = int
 
+// OperationID defines model for OperationID.
+type OperationID = openapi_types.UUID
+
 // RunID defines model for RunID.
 type RunID = openapi_types.UUID
 
@@ -1296,6 +1449,15 @@ type Unprocessable = Problem
 
 // UnsupportedMediaType An RFC 9457 problem document.
 type UnsupportedMediaType = Problem
+
+// ListOperationsParams defines parameters for ListOperations.
+type ListOperationsParams struct {
+	// Limit The most items to return.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
 
 // ListRunsParams defines parameters for ListRuns.
 type ListRunsParams struct {
@@ -1452,11 +1614,20 @@ type PublishEventJSONRequestBody = PublishEventRequest
 // StartRunJSONRequestBody defines body for StartRun for application/json ContentType.
 type StartRunJSONRequestBody = StartRunRequest
 
+// BulkCancelRunsJSONRequestBody defines body for BulkCancelRuns for application/json ContentType.
+type BulkCancelRunsJSONRequestBody = BulkRequest
+
+// BulkRetryRunsJSONRequestBody defines body for BulkRetryRuns for application/json ContentType.
+type BulkRetryRunsJSONRequestBody = BulkRequest
+
 // CancelRunJSONRequestBody defines body for CancelRun for application/json ContentType.
 type CancelRunJSONRequestBody = CancelRunRequest
 
 // GiveInputJSONRequestBody defines body for GiveInput for application/json ContentType.
 type GiveInputJSONRequestBody = InputRequest
+
+// RetryRunJSONRequestBody defines body for RetryRun for application/json ContentType.
+type RetryRunJSONRequestBody = RetryRunRequest
 
 // CreateScheduleJSONRequestBody defines body for CreateSchedule for application/json ContentType.
 type CreateScheduleJSONRequestBody = ScheduleRequest
@@ -1731,6 +1902,25 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/events (the `PublishEvent` operationId).
 	PublishEvent(ctx context.Context, body PublishEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListOperations List bulk operations, newest first.
+	//
+	// Corresponds with GET /v1/operations (the `ListOperations` operationId).
+	ListOperations(ctx context.Context, params *ListOperationsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetOperation Get a bulk operation and its progress.
+	//
+	// Corresponds with GET /v1/operations/{id} (the `GetOperation` operationId).
+	GetOperation(ctx context.Context, id OperationID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CancelOperation Stop a bulk operation at its next batch.
+	//
+	// The operation becomes `cancelled`: the runs it already processed stay
+	// as they are, and it processes no more. An operation that has finished
+	// (`succeeded` or `cancelled`) is a `409`.
+	//
+	// Corresponds with POST /v1/operations/{id}/cancel (the `CancelOperation` operationId).
+	CancelOperation(ctx context.Context, id OperationID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListRuns List runs, newest first.
 	//
 	// Corresponds with GET /v1/runs (the `ListRuns` operationId).
@@ -1763,6 +1953,64 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/runs (the `StartRun` operationId).
 	StartRun(ctx context.Context, params *StartRunParams, body StartRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// BulkCancelRunsWithBody Cancel every unfinished run a filter matches.
+	//
+	// With `dry_run`, answers how many runs the filter matches now and
+	// changes nothing (`200`). Otherwise creates an operation (`202`, its
+	// URL in `Location`) that workers process in batches, at a bounded
+	// rate: it touches only runs created before the operation was, and
+	// counts the runs that had already finished as `skipped`. A filter
+	// with no field set is a `422`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/runs/bulk/cancel (the `BulkCancelRuns` operationId).
+	BulkCancelRunsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// BulkCancelRuns Cancel every unfinished run a filter matches.
+	//
+	// With `dry_run`, answers how many runs the filter matches now and
+	// changes nothing (`200`). Otherwise creates an operation (`202`, its
+	// URL in `Location`) that workers process in batches, at a bounded
+	// rate: it touches only runs created before the operation was, and
+	// counts the runs that had already finished as `skipped`. A filter
+	// with no field set is a `422`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/runs/bulk/cancel (the `BulkCancelRuns` operationId).
+	BulkCancelRuns(ctx context.Context, body BulkCancelRunsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// BulkRetryRunsWithBody Retry every retryable run a filter matches.
+	//
+	// As `POST /v1/runs/{id}/retry` without edits, for each run the filter
+	// matches. With `dry_run`, answers how many runs the filter matches now
+	// and changes nothing (`200`). Otherwise creates an operation (`202`,
+	// its URL in `Location`) that workers process in batches, at a bounded
+	// rate: it touches only runs created before the operation was, and
+	// counts the runs that cannot be retried (see the retry of one run) as
+	// `skipped`. A filter with no field set is a `422`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/runs/bulk/retry (the `BulkRetryRuns` operationId).
+	BulkRetryRunsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// BulkRetryRuns Retry every retryable run a filter matches.
+	//
+	// As `POST /v1/runs/{id}/retry` without edits, for each run the filter
+	// matches. With `dry_run`, answers how many runs the filter matches now
+	// and changes nothing (`200`). Otherwise creates an operation (`202`,
+	// its URL in `Location`) that workers process in batches, at a bounded
+	// rate: it touches only runs created before the operation was, and
+	// counts the runs that cannot be retried (see the retry of one run) as
+	// `skipped`. A filter with no field set is a `422`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/runs/bulk/retry (the `BulkRetryRuns` operationId).
+	BulkRetryRuns(ctx context.Context, body BulkRetryRunsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteRun Delete a finished run and everything of it.
 	//
@@ -1851,6 +2099,62 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/runs/{id}/inputs/{step} (the `GiveInput` operationId).
 	GiveInput(ctx context.Context, id RunID, step string, body GiveInputJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetryRunWithBody Retry a run that did not succeed, from its failed step or an earlier one.
+	//
+	// Resumes the same run: its status goes back to `running` and its
+	// `attempt` grows by one. Without `from_step` the run goes on from the
+	// step that failed (or was cancelled or timed out); the steps that
+	// succeeded are not called again, and inside a `parallel` or `foreach`
+	// step only the lanes that did not succeed run again. With `from_step`,
+	// that top-level step and every step after it run again. A retried
+	// step's next attempt is a new execution, with a new `webhook-id`.
+	//
+	// `input` and `context` are JSON Merge Patches (RFC 7396) applied to
+	// the run's input and context (`null` removes a member). The run's
+	// history records a `run_retried` event: who (the API key's name, or
+	// `anonymous` without keys), the `reason`, `from_step` and the edits.
+	//
+	// Only a `failed`, `timed_out`, `cancelled` or `compensation_failed`
+	// run can be retried; any other run is a `409`, and nothing changes. A
+	// `compensated` run is not retryable: its compensations already undid
+	// what its steps did. A run of an archived workflow, and a child run
+	// whose parent has finished, are `409`s too. An unknown `from_step`,
+	// or edits that make the input or context break their limits, are a
+	// `422`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/runs/{id}/retry (the `RetryRun` operationId).
+	RetryRunWithBody(ctx context.Context, id RunID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetryRun Retry a run that did not succeed, from its failed step or an earlier one.
+	//
+	// Resumes the same run: its status goes back to `running` and its
+	// `attempt` grows by one. Without `from_step` the run goes on from the
+	// step that failed (or was cancelled or timed out); the steps that
+	// succeeded are not called again, and inside a `parallel` or `foreach`
+	// step only the lanes that did not succeed run again. With `from_step`,
+	// that top-level step and every step after it run again. A retried
+	// step's next attempt is a new execution, with a new `webhook-id`.
+	//
+	// `input` and `context` are JSON Merge Patches (RFC 7396) applied to
+	// the run's input and context (`null` removes a member). The run's
+	// history records a `run_retried` event: who (the API key's name, or
+	// `anonymous` without keys), the `reason`, `from_step` and the edits.
+	//
+	// Only a `failed`, `timed_out`, `cancelled` or `compensation_failed`
+	// run can be retried; any other run is a `409`, and nothing changes. A
+	// `compensated` run is not retryable: its compensations already undid
+	// what its steps did. A run of an archived workflow, and a child run
+	// whose parent has finished, are `409`s too. An unknown `from_step`,
+	// or edits that make the input or context break their limits, are a
+	// `422`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/runs/{id}/retry (the `RetryRun` operationId).
+	RetryRun(ctx context.Context, id RunID, body RetryRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListRunSteps List a run's step executions, in the order they began, each with every attempt.
 	//
@@ -2201,6 +2505,55 @@ func (c *Client) PublishEvent(ctx context.Context, body PublishEventJSONRequestB
 	return c.Client.Do(req)
 }
 
+// ListOperations List bulk operations, newest first.
+//
+// Corresponds with GET /v1/operations (the `ListOperations` operationId).
+func (c *Client) ListOperations(ctx context.Context, params *ListOperationsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListOperationsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetOperation Get a bulk operation and its progress.
+//
+// Corresponds with GET /v1/operations/{id} (the `GetOperation` operationId).
+func (c *Client) GetOperation(ctx context.Context, id OperationID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetOperationRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CancelOperation Stop a bulk operation at its next batch.
+//
+// The operation becomes `cancelled`: the runs it already processed stay
+// as they are, and it processes no more. An operation that has finished
+// (`succeeded` or `cancelled`) is a `409`.
+//
+// Corresponds with POST /v1/operations/{id}/cancel (the `CancelOperation` operationId).
+func (c *Client) CancelOperation(ctx context.Context, id OperationID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCancelOperationRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListRuns List runs, newest first.
 //
 // Corresponds with GET /v1/runs (the `ListRuns` operationId).
@@ -2254,6 +2607,104 @@ func (c *Client) StartRunWithBody(ctx context.Context, params *StartRunParams, c
 // Corresponds with POST /v1/runs (the `StartRun` operationId).
 func (c *Client) StartRun(ctx context.Context, params *StartRunParams, body StartRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewStartRunRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// BulkCancelRunsWithBody Cancel every unfinished run a filter matches.
+//
+// With `dry_run`, answers how many runs the filter matches now and
+// changes nothing (`200`). Otherwise creates an operation (`202`, its
+// URL in `Location`) that workers process in batches, at a bounded
+// rate: it touches only runs created before the operation was, and
+// counts the runs that had already finished as `skipped`. A filter
+// with no field set is a `422`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/runs/bulk/cancel (the `BulkCancelRuns` operationId).
+func (c *Client) BulkCancelRunsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBulkCancelRunsRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// BulkCancelRuns Cancel every unfinished run a filter matches.
+//
+// With `dry_run`, answers how many runs the filter matches now and
+// changes nothing (`200`). Otherwise creates an operation (`202`, its
+// URL in `Location`) that workers process in batches, at a bounded
+// rate: it touches only runs created before the operation was, and
+// counts the runs that had already finished as `skipped`. A filter
+// with no field set is a `422`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/runs/bulk/cancel (the `BulkCancelRuns` operationId).
+func (c *Client) BulkCancelRuns(ctx context.Context, body BulkCancelRunsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBulkCancelRunsRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// BulkRetryRunsWithBody Retry every retryable run a filter matches.
+//
+// As `POST /v1/runs/{id}/retry` without edits, for each run the filter
+// matches. With `dry_run`, answers how many runs the filter matches now
+// and changes nothing (`200`). Otherwise creates an operation (`202`,
+// its URL in `Location`) that workers process in batches, at a bounded
+// rate: it touches only runs created before the operation was, and
+// counts the runs that cannot be retried (see the retry of one run) as
+// `skipped`. A filter with no field set is a `422`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/runs/bulk/retry (the `BulkRetryRuns` operationId).
+func (c *Client) BulkRetryRunsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBulkRetryRunsRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// BulkRetryRuns Retry every retryable run a filter matches.
+//
+// As `POST /v1/runs/{id}/retry` without edits, for each run the filter
+// matches. With `dry_run`, answers how many runs the filter matches now
+// and changes nothing (`200`). Otherwise creates an operation (`202`,
+// its URL in `Location`) that workers process in batches, at a bounded
+// rate: it touches only runs created before the operation was, and
+// counts the runs that cannot be retried (see the retry of one run) as
+// `skipped`. A filter with no field set is a `422`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/runs/bulk/retry (the `BulkRetryRuns` operationId).
+func (c *Client) BulkRetryRuns(ctx context.Context, body BulkRetryRunsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBulkRetryRunsRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2422,6 +2873,82 @@ func (c *Client) GiveInputWithBody(ctx context.Context, id RunID, step string, c
 // Corresponds with POST /v1/runs/{id}/inputs/{step} (the `GiveInput` operationId).
 func (c *Client) GiveInput(ctx context.Context, id RunID, step string, body GiveInputJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGiveInputRequest(c.Server, id, step, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetryRunWithBody Retry a run that did not succeed, from its failed step or an earlier one.
+//
+// Resumes the same run: its status goes back to `running` and its
+// `attempt` grows by one. Without `from_step` the run goes on from the
+// step that failed (or was cancelled or timed out); the steps that
+// succeeded are not called again, and inside a `parallel` or `foreach`
+// step only the lanes that did not succeed run again. With `from_step`,
+// that top-level step and every step after it run again. A retried
+// step's next attempt is a new execution, with a new `webhook-id`.
+//
+// `input` and `context` are JSON Merge Patches (RFC 7396) applied to
+// the run's input and context (`null` removes a member). The run's
+// history records a `run_retried` event: who (the API key's name, or
+// `anonymous` without keys), the `reason`, `from_step` and the edits.
+//
+// Only a `failed`, `timed_out`, `cancelled` or `compensation_failed`
+// run can be retried; any other run is a `409`, and nothing changes. A
+// `compensated` run is not retryable: its compensations already undid
+// what its steps did. A run of an archived workflow, and a child run
+// whose parent has finished, are `409`s too. An unknown `from_step`,
+// or edits that make the input or context break their limits, are a
+// `422`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/runs/{id}/retry (the `RetryRun` operationId).
+func (c *Client) RetryRunWithBody(ctx context.Context, id RunID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetryRunRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetryRun Retry a run that did not succeed, from its failed step or an earlier one.
+//
+// Resumes the same run: its status goes back to `running` and its
+// `attempt` grows by one. Without `from_step` the run goes on from the
+// step that failed (or was cancelled or timed out); the steps that
+// succeeded are not called again, and inside a `parallel` or `foreach`
+// step only the lanes that did not succeed run again. With `from_step`,
+// that top-level step and every step after it run again. A retried
+// step's next attempt is a new execution, with a new `webhook-id`.
+//
+// `input` and `context` are JSON Merge Patches (RFC 7396) applied to
+// the run's input and context (`null` removes a member). The run's
+// history records a `run_retried` event: who (the API key's name, or
+// `anonymous` without keys), the `reason`, `from_step` and the edits.
+//
+// Only a `failed`, `timed_out`, `cancelled` or `compensation_failed`
+// run can be retried; any other run is a `409`, and nothing changes. A
+// `compensated` run is not retryable: its compensations already undid
+// what its steps did. A run of an archived workflow, and a child run
+// whose parent has finished, are `409`s too. An unknown `from_step`,
+// or edits that make the input or context break their limits, are a
+// `422`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/runs/{id}/retry (the `RetryRun` operationId).
+func (c *Client) RetryRun(ctx context.Context, id RunID, body RetryRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetryRunRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3019,6 +3546,140 @@ func NewPublishEventRequestWithBody(server string, contentType string, body io.R
 	return req, nil
 }
 
+// NewListOperationsRequest constructs an http.Request for the ListOperations method
+func NewListOperationsRequest(server string, params *ListOperationsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/operations")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetOperationRequest constructs an http.Request for the GetOperation method
+func NewGetOperationRequest(server string, id OperationID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/operations/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCancelOperationRequest constructs an http.Request for the CancelOperation method
+func NewCancelOperationRequest(server string, id OperationID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/operations/%s/cancel", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListRunsRequest constructs an http.Request for the ListRuns method
 func NewListRunsRequest(server string, params *ListRunsParams) (*http.Request, error) {
 	var err error
@@ -3218,6 +3879,86 @@ func NewStartRunRequestWithBody(server string, params *StartRunParams, contentTy
 		}
 
 	}
+
+	return req, nil
+}
+
+// NewBulkCancelRunsRequest calls the generic BulkCancelRuns builder with application/json body
+func NewBulkCancelRunsRequest(server string, body BulkCancelRunsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewBulkCancelRunsRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewBulkCancelRunsRequestWithBody constructs an http.Request for the BulkCancelRuns method, with any body, and a specified content type
+func NewBulkCancelRunsRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/runs/bulk/cancel")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewBulkRetryRunsRequest calls the generic BulkRetryRuns builder with application/json body
+func NewBulkRetryRunsRequest(server string, body BulkRetryRunsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewBulkRetryRunsRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewBulkRetryRunsRequestWithBody constructs an http.Request for the BulkRetryRuns method, with any body, and a specified content type
+func NewBulkRetryRunsRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/runs/bulk/retry")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -3506,6 +4247,53 @@ func NewGiveInputRequestWithBody(server string, id RunID, step string, contentTy
 	}
 
 	operationPath := fmt.Sprintf("/v1/runs/%s/inputs/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRetryRunRequest calls the generic RetryRun builder with application/json body
+func NewRetryRunRequest(server string, id RunID, body RetryRunJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRetryRunRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewRetryRunRequestWithBody constructs an http.Request for the RetryRun method, with any body, and a specified content type
+func NewRetryRunRequestWithBody(server string, id RunID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/runs/%s/retry", pathParam0)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -4559,6 +5347,31 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/events (the `PublishEvent` operationId).
 	PublishEventWithResponse(ctx context.Context, body PublishEventJSONRequestBody, reqEditors ...RequestEditorFn) (*PublishEventResponse, error)
 
+	// ListOperationsWithResponse List bulk operations, newest first.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/operations (the `ListOperations` operationId).
+	ListOperationsWithResponse(ctx context.Context, params *ListOperationsParams, reqEditors ...RequestEditorFn) (*ListOperationsResponse, error)
+
+	// GetOperationWithResponse Get a bulk operation and its progress.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/operations/{id} (the `GetOperation` operationId).
+	GetOperationWithResponse(ctx context.Context, id OperationID, reqEditors ...RequestEditorFn) (*GetOperationResponse, error)
+
+	// CancelOperationWithResponse Stop a bulk operation at its next batch.
+	//
+	// The operation becomes `cancelled`: the runs it already processed stay
+	// as they are, and it processes no more. An operation that has finished
+	// (`succeeded` or `cancelled`) is a `409`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/operations/{id}/cancel (the `CancelOperation` operationId).
+	CancelOperationWithResponse(ctx context.Context, id OperationID, reqEditors ...RequestEditorFn) (*CancelOperationResponse, error)
+
 	// ListRunsWithResponse List runs, newest first.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -4593,6 +5406,64 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/runs (the `StartRun` operationId).
 	StartRunWithResponse(ctx context.Context, params *StartRunParams, body StartRunJSONRequestBody, reqEditors ...RequestEditorFn) (*StartRunResponse, error)
+
+	// BulkCancelRunsWithBodyWithResponse Cancel every unfinished run a filter matches.
+	//
+	// With `dry_run`, answers how many runs the filter matches now and
+	// changes nothing (`200`). Otherwise creates an operation (`202`, its
+	// URL in `Location`) that workers process in batches, at a bounded
+	// rate: it touches only runs created before the operation was, and
+	// counts the runs that had already finished as `skipped`. A filter
+	// with no field set is a `422`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/runs/bulk/cancel (the `BulkCancelRuns` operationId).
+	BulkCancelRunsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*BulkCancelRunsResponse, error)
+
+	// BulkCancelRunsWithResponse Cancel every unfinished run a filter matches.
+	//
+	// With `dry_run`, answers how many runs the filter matches now and
+	// changes nothing (`200`). Otherwise creates an operation (`202`, its
+	// URL in `Location`) that workers process in batches, at a bounded
+	// rate: it touches only runs created before the operation was, and
+	// counts the runs that had already finished as `skipped`. A filter
+	// with no field set is a `422`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/runs/bulk/cancel (the `BulkCancelRuns` operationId).
+	BulkCancelRunsWithResponse(ctx context.Context, body BulkCancelRunsJSONRequestBody, reqEditors ...RequestEditorFn) (*BulkCancelRunsResponse, error)
+
+	// BulkRetryRunsWithBodyWithResponse Retry every retryable run a filter matches.
+	//
+	// As `POST /v1/runs/{id}/retry` without edits, for each run the filter
+	// matches. With `dry_run`, answers how many runs the filter matches now
+	// and changes nothing (`200`). Otherwise creates an operation (`202`,
+	// its URL in `Location`) that workers process in batches, at a bounded
+	// rate: it touches only runs created before the operation was, and
+	// counts the runs that cannot be retried (see the retry of one run) as
+	// `skipped`. A filter with no field set is a `422`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/runs/bulk/retry (the `BulkRetryRuns` operationId).
+	BulkRetryRunsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*BulkRetryRunsResponse, error)
+
+	// BulkRetryRunsWithResponse Retry every retryable run a filter matches.
+	//
+	// As `POST /v1/runs/{id}/retry` without edits, for each run the filter
+	// matches. With `dry_run`, answers how many runs the filter matches now
+	// and changes nothing (`200`). Otherwise creates an operation (`202`,
+	// its URL in `Location`) that workers process in batches, at a bounded
+	// rate: it touches only runs created before the operation was, and
+	// counts the runs that cannot be retried (see the retry of one run) as
+	// `skipped`. A filter with no field set is a `422`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/runs/bulk/retry (the `BulkRetryRuns` operationId).
+	BulkRetryRunsWithResponse(ctx context.Context, body BulkRetryRunsJSONRequestBody, reqEditors ...RequestEditorFn) (*BulkRetryRunsResponse, error)
 
 	// DeleteRunWithResponse Delete a finished run and everything of it.
 	//
@@ -4689,6 +5560,62 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/runs/{id}/inputs/{step} (the `GiveInput` operationId).
 	GiveInputWithResponse(ctx context.Context, id RunID, step string, body GiveInputJSONRequestBody, reqEditors ...RequestEditorFn) (*GiveInputResponse, error)
+
+	// RetryRunWithBodyWithResponse Retry a run that did not succeed, from its failed step or an earlier one.
+	//
+	// Resumes the same run: its status goes back to `running` and its
+	// `attempt` grows by one. Without `from_step` the run goes on from the
+	// step that failed (or was cancelled or timed out); the steps that
+	// succeeded are not called again, and inside a `parallel` or `foreach`
+	// step only the lanes that did not succeed run again. With `from_step`,
+	// that top-level step and every step after it run again. A retried
+	// step's next attempt is a new execution, with a new `webhook-id`.
+	//
+	// `input` and `context` are JSON Merge Patches (RFC 7396) applied to
+	// the run's input and context (`null` removes a member). The run's
+	// history records a `run_retried` event: who (the API key's name, or
+	// `anonymous` without keys), the `reason`, `from_step` and the edits.
+	//
+	// Only a `failed`, `timed_out`, `cancelled` or `compensation_failed`
+	// run can be retried; any other run is a `409`, and nothing changes. A
+	// `compensated` run is not retryable: its compensations already undid
+	// what its steps did. A run of an archived workflow, and a child run
+	// whose parent has finished, are `409`s too. An unknown `from_step`,
+	// or edits that make the input or context break their limits, are a
+	// `422`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/runs/{id}/retry (the `RetryRun` operationId).
+	RetryRunWithBodyWithResponse(ctx context.Context, id RunID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RetryRunResponse, error)
+
+	// RetryRunWithResponse Retry a run that did not succeed, from its failed step or an earlier one.
+	//
+	// Resumes the same run: its status goes back to `running` and its
+	// `attempt` grows by one. Without `from_step` the run goes on from the
+	// step that failed (or was cancelled or timed out); the steps that
+	// succeeded are not called again, and inside a `parallel` or `foreach`
+	// step only the lanes that did not succeed run again. With `from_step`,
+	// that top-level step and every step after it run again. A retried
+	// step's next attempt is a new execution, with a new `webhook-id`.
+	//
+	// `input` and `context` are JSON Merge Patches (RFC 7396) applied to
+	// the run's input and context (`null` removes a member). The run's
+	// history records a `run_retried` event: who (the API key's name, or
+	// `anonymous` without keys), the `reason`, `from_step` and the edits.
+	//
+	// Only a `failed`, `timed_out`, `cancelled` or `compensation_failed`
+	// run can be retried; any other run is a `409`, and nothing changes. A
+	// `compensated` run is not retryable: its compensations already undid
+	// what its steps did. A run of an archived workflow, and a child run
+	// whose parent has finished, are `409`s too. An unknown `from_step`,
+	// or edits that make the input or context break their limits, are a
+	// `422`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/runs/{id}/retry (the `RetryRun` operationId).
+	RetryRunWithResponse(ctx context.Context, id RunID, body RetryRunJSONRequestBody, reqEditors ...RequestEditorFn) (*RetryRunResponse, error)
 
 	// ListRunStepsWithResponse List a run's step executions, in the order they began, each with every attempt.
 	//
@@ -5310,6 +6237,234 @@ func (r PublishEventResponse) ContentType() string {
 	return ""
 }
 
+// ListOperationsResponse503Headers the declared response headers of an HTTP 503 response for ListOperations
+type ListOperationsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ListOperationsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OperationList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListOperationsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListOperationsResponse) GetJSON200() *OperationList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListOperationsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListOperationsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListOperationsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListOperationsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListOperationsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListOperationsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListOperationsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetOperationResponse503Headers the declared response headers of an HTTP 503 response for GetOperation
+type GetOperationResponse503Headers struct {
+	RetryAfter *int
+}
+
+type GetOperationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Operation
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetOperationResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetOperationResponse) GetJSON200() *Operation {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetOperationResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetOperationResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetOperationResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetOperationResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetOperationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetOperationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetOperationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetOperationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CancelOperationResponse503Headers the declared response headers of an HTTP 503 response for CancelOperation
+type CancelOperationResponse503Headers struct {
+	RetryAfter *int
+}
+
+type CancelOperationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Operation
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CancelOperationResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CancelOperationResponse) GetJSON200() *Operation {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CancelOperationResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CancelOperationResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CancelOperationResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CancelOperationResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CancelOperationResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CancelOperationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CancelOperationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CancelOperationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CancelOperationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListRunsResponse503Headers the declared response headers of an HTTP 503 response for ListRuns
 type ListRunsResponse503Headers struct {
 	RetryAfter *int
@@ -5477,6 +6632,214 @@ func (r StartRunResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r StartRunResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// BulkCancelRunsResponse202Headers the declared response headers of an HTTP 202 response for BulkCancelRuns
+type BulkCancelRunsResponse202Headers struct {
+	Location *string
+}
+
+// BulkCancelRunsResponse503Headers the declared response headers of an HTTP 503 response for BulkCancelRuns
+type BulkCancelRunsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type BulkCancelRunsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BulkDryRun
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Operation
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Unprocessable
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *BulkCancelRunsResponse202Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *BulkCancelRunsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r BulkCancelRunsResponse) GetJSON200() *BulkDryRun {
+	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r BulkCancelRunsResponse) GetJSON202() *Operation {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r BulkCancelRunsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r BulkCancelRunsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r BulkCancelRunsResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r BulkCancelRunsResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r BulkCancelRunsResponse) GetApplicationproblemJSON422() *Unprocessable {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r BulkCancelRunsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r BulkCancelRunsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r BulkCancelRunsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r BulkCancelRunsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r BulkCancelRunsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// BulkRetryRunsResponse202Headers the declared response headers of an HTTP 202 response for BulkRetryRuns
+type BulkRetryRunsResponse202Headers struct {
+	Location *string
+}
+
+// BulkRetryRunsResponse503Headers the declared response headers of an HTTP 503 response for BulkRetryRuns
+type BulkRetryRunsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type BulkRetryRunsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BulkDryRun
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Operation
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Unprocessable
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *BulkRetryRunsResponse202Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *BulkRetryRunsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r BulkRetryRunsResponse) GetJSON200() *BulkDryRun {
+	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r BulkRetryRunsResponse) GetJSON202() *Operation {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r BulkRetryRunsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r BulkRetryRunsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r BulkRetryRunsResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r BulkRetryRunsResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r BulkRetryRunsResponse) GetApplicationproblemJSON422() *Unprocessable {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r BulkRetryRunsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r BulkRetryRunsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r BulkRetryRunsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r BulkRetryRunsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r BulkRetryRunsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5996,6 +7359,110 @@ func (r GiveInputResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GiveInputResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RetryRunResponse503Headers the declared response headers of an HTTP 503 response for RetryRun
+type RetryRunResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RetryRunResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Run
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Unprocessable
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetryRunResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RetryRunResponse) GetJSON200() *Run {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RetryRunResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RetryRunResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RetryRunResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RetryRunResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RetryRunResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r RetryRunResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RetryRunResponse) GetApplicationproblemJSON422() *Unprocessable {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RetryRunResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RetryRunResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RetryRunResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RetryRunResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RetryRunResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7554,6 +9021,49 @@ func (c *ClientWithResponses) PublishEventWithResponse(ctx context.Context, body
 	return ParsePublishEventResponse(rsp)
 }
 
+// ListOperationsWithResponse List bulk operations, newest first.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/operations (the `ListOperations` operationId).
+func (c *ClientWithResponses) ListOperationsWithResponse(ctx context.Context, params *ListOperationsParams, reqEditors ...RequestEditorFn) (*ListOperationsResponse, error) {
+	rsp, err := c.ListOperations(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListOperationsResponse(rsp)
+}
+
+// GetOperationWithResponse Get a bulk operation and its progress.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/operations/{id} (the `GetOperation` operationId).
+func (c *ClientWithResponses) GetOperationWithResponse(ctx context.Context, id OperationID, reqEditors ...RequestEditorFn) (*GetOperationResponse, error) {
+	rsp, err := c.GetOperation(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetOperationResponse(rsp)
+}
+
+// CancelOperationWithResponse Stop a bulk operation at its next batch.
+//
+// The operation becomes `cancelled`: the runs it already processed stay
+// as they are, and it processes no more. An operation that has finished
+// (`succeeded` or `cancelled`) is a `409`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/operations/{id}/cancel (the `CancelOperation` operationId).
+func (c *ClientWithResponses) CancelOperationWithResponse(ctx context.Context, id OperationID, reqEditors ...RequestEditorFn) (*CancelOperationResponse, error) {
+	rsp, err := c.CancelOperation(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCancelOperationResponse(rsp)
+}
+
 // ListRunsWithResponse List runs, newest first.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -7605,6 +9115,88 @@ func (c *ClientWithResponses) StartRunWithResponse(ctx context.Context, params *
 		return nil, err
 	}
 	return ParseStartRunResponse(rsp)
+}
+
+// BulkCancelRunsWithBodyWithResponse Cancel every unfinished run a filter matches.
+//
+// With `dry_run`, answers how many runs the filter matches now and
+// changes nothing (`200`). Otherwise creates an operation (`202`, its
+// URL in `Location`) that workers process in batches, at a bounded
+// rate: it touches only runs created before the operation was, and
+// counts the runs that had already finished as `skipped`. A filter
+// with no field set is a `422`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/runs/bulk/cancel (the `BulkCancelRuns` operationId).
+func (c *ClientWithResponses) BulkCancelRunsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*BulkCancelRunsResponse, error) {
+	rsp, err := c.BulkCancelRunsWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBulkCancelRunsResponse(rsp)
+}
+
+// BulkCancelRunsWithResponse Cancel every unfinished run a filter matches.
+//
+// With `dry_run`, answers how many runs the filter matches now and
+// changes nothing (`200`). Otherwise creates an operation (`202`, its
+// URL in `Location`) that workers process in batches, at a bounded
+// rate: it touches only runs created before the operation was, and
+// counts the runs that had already finished as `skipped`. A filter
+// with no field set is a `422`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/runs/bulk/cancel (the `BulkCancelRuns` operationId).
+func (c *ClientWithResponses) BulkCancelRunsWithResponse(ctx context.Context, body BulkCancelRunsJSONRequestBody, reqEditors ...RequestEditorFn) (*BulkCancelRunsResponse, error) {
+	rsp, err := c.BulkCancelRuns(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBulkCancelRunsResponse(rsp)
+}
+
+// BulkRetryRunsWithBodyWithResponse Retry every retryable run a filter matches.
+//
+// As `POST /v1/runs/{id}/retry` without edits, for each run the filter
+// matches. With `dry_run`, answers how many runs the filter matches now
+// and changes nothing (`200`). Otherwise creates an operation (`202`,
+// its URL in `Location`) that workers process in batches, at a bounded
+// rate: it touches only runs created before the operation was, and
+// counts the runs that cannot be retried (see the retry of one run) as
+// `skipped`. A filter with no field set is a `422`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/runs/bulk/retry (the `BulkRetryRuns` operationId).
+func (c *ClientWithResponses) BulkRetryRunsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*BulkRetryRunsResponse, error) {
+	rsp, err := c.BulkRetryRunsWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBulkRetryRunsResponse(rsp)
+}
+
+// BulkRetryRunsWithResponse Retry every retryable run a filter matches.
+//
+// As `POST /v1/runs/{id}/retry` without edits, for each run the filter
+// matches. With `dry_run`, answers how many runs the filter matches now
+// and changes nothing (`200`). Otherwise creates an operation (`202`,
+// its URL in `Location`) that workers process in batches, at a bounded
+// rate: it touches only runs created before the operation was, and
+// counts the runs that cannot be retried (see the retry of one run) as
+// `skipped`. A filter with no field set is a `422`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/runs/bulk/retry (the `BulkRetryRuns` operationId).
+func (c *ClientWithResponses) BulkRetryRunsWithResponse(ctx context.Context, body BulkRetryRunsJSONRequestBody, reqEditors ...RequestEditorFn) (*BulkRetryRunsResponse, error) {
+	rsp, err := c.BulkRetryRuns(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBulkRetryRunsResponse(rsp)
 }
 
 // DeleteRunWithResponse Delete a finished run and everything of it.
@@ -7749,6 +9341,74 @@ func (c *ClientWithResponses) GiveInputWithResponse(ctx context.Context, id RunI
 		return nil, err
 	}
 	return ParseGiveInputResponse(rsp)
+}
+
+// RetryRunWithBodyWithResponse Retry a run that did not succeed, from its failed step or an earlier one.
+//
+// Resumes the same run: its status goes back to `running` and its
+// `attempt` grows by one. Without `from_step` the run goes on from the
+// step that failed (or was cancelled or timed out); the steps that
+// succeeded are not called again, and inside a `parallel` or `foreach`
+// step only the lanes that did not succeed run again. With `from_step`,
+// that top-level step and every step after it run again. A retried
+// step's next attempt is a new execution, with a new `webhook-id`.
+//
+// `input` and `context` are JSON Merge Patches (RFC 7396) applied to
+// the run's input and context (`null` removes a member). The run's
+// history records a `run_retried` event: who (the API key's name, or
+// `anonymous` without keys), the `reason`, `from_step` and the edits.
+//
+// Only a `failed`, `timed_out`, `cancelled` or `compensation_failed`
+// run can be retried; any other run is a `409`, and nothing changes. A
+// `compensated` run is not retryable: its compensations already undid
+// what its steps did. A run of an archived workflow, and a child run
+// whose parent has finished, are `409`s too. An unknown `from_step`,
+// or edits that make the input or context break their limits, are a
+// `422`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/runs/{id}/retry (the `RetryRun` operationId).
+func (c *ClientWithResponses) RetryRunWithBodyWithResponse(ctx context.Context, id RunID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RetryRunResponse, error) {
+	rsp, err := c.RetryRunWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetryRunResponse(rsp)
+}
+
+// RetryRunWithResponse Retry a run that did not succeed, from its failed step or an earlier one.
+//
+// Resumes the same run: its status goes back to `running` and its
+// `attempt` grows by one. Without `from_step` the run goes on from the
+// step that failed (or was cancelled or timed out); the steps that
+// succeeded are not called again, and inside a `parallel` or `foreach`
+// step only the lanes that did not succeed run again. With `from_step`,
+// that top-level step and every step after it run again. A retried
+// step's next attempt is a new execution, with a new `webhook-id`.
+//
+// `input` and `context` are JSON Merge Patches (RFC 7396) applied to
+// the run's input and context (`null` removes a member). The run's
+// history records a `run_retried` event: who (the API key's name, or
+// `anonymous` without keys), the `reason`, `from_step` and the edits.
+//
+// Only a `failed`, `timed_out`, `cancelled` or `compensation_failed`
+// run can be retried; any other run is a `409`, and nothing changes. A
+// `compensated` run is not retryable: its compensations already undid
+// what its steps did. A run of an archived workflow, and a child run
+// whose parent has finished, are `409`s too. An unknown `from_step`,
+// or edits that make the input or context break their limits, are a
+// `422`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/runs/{id}/retry (the `RetryRun` operationId).
+func (c *ClientWithResponses) RetryRunWithResponse(ctx context.Context, id RunID, body RetryRunJSONRequestBody, reqEditors ...RequestEditorFn) (*RetryRunResponse, error) {
+	rsp, err := c.RetryRun(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetryRunResponse(rsp)
 }
 
 // ListRunStepsWithResponse List a run's step executions, in the order they began, each with every attempt.
@@ -8427,6 +10087,207 @@ func ParsePublishEventResponse(rsp *http.Response) (*PublishEventResponse, error
 	return response, nil
 }
 
+// ParseListOperationsResponse parses an HTTP response from a ListOperationsWithResponse call
+func ParseListOperationsResponse(rsp *http.Response) (*ListOperationsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListOperationsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OperationList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ListOperationsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetOperationResponse parses an HTTP response from a GetOperationWithResponse call
+func ParseGetOperationResponse(rsp *http.Response) (*GetOperationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetOperationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Operation
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetOperationResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCancelOperationResponse parses an HTTP response from a CancelOperationWithResponse call
+func ParseCancelOperationResponse(rsp *http.Response) (*CancelOperationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CancelOperationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Operation
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CancelOperationResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListRunsResponse parses an HTTP response from a ListRunsWithResponse call
 func ParseListRunsResponse(rsp *http.Response) (*ListRunsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -8569,6 +10430,202 @@ func ParseStartRunResponse(rsp *http.Response) (*StartRunResponse, error) {
 	switch {
 	case rsp.StatusCode == 503:
 		var headers StartRunResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseBulkCancelRunsResponse parses an HTTP response from a BulkCancelRunsWithResponse call
+func ParseBulkCancelRunsResponse(rsp *http.Response) (*BulkCancelRunsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &BulkCancelRunsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BulkDryRun
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Operation
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers BulkCancelRunsResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 503:
+		var headers BulkCancelRunsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseBulkRetryRunsResponse parses an HTTP response from a BulkRetryRunsWithResponse call
+func ParseBulkRetryRunsResponse(rsp *http.Response) (*BulkRetryRunsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &BulkRetryRunsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BulkDryRun
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Operation
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers BulkRetryRunsResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 503:
+		var headers BulkRetryRunsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -9040,6 +11097,101 @@ func ParseGiveInputResponse(rsp *http.Response) (*GiveInputResponse, error) {
 	switch {
 	case rsp.StatusCode == 503:
 		var headers GiveInputResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRetryRunResponse parses an HTTP response from a RetryRunWithResponse call
+func ParseRetryRunResponse(rsp *http.Response) (*RetryRunResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RetryRunResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Run
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RetryRunResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

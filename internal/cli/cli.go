@@ -112,7 +112,7 @@ func (a *app) rootCommand() *cobra.Command {
 		Use:   "durable",
 		Short: "Operate Durable, the durable workflow engine, through its API",
 		Long: `durable operates a Durable deployment through its HTTP API: workflows,
-runs, events, human input and schedules.
+runs (and bulk operations on them), events, human input and schedules.
 
 It talks to the API at --url (or DURABLE_URL, default ` + DefaultURL + `)
 with the bearer key --api-key (or DURABLE_API_KEY).
@@ -137,6 +137,7 @@ was cancelled, timed out or was compensated, or a definition is invalid;
 		a.eventsCommand(),
 		a.inputCommand(),
 		a.schedulesCommand(),
+		a.operationsCommand(),
 		a.versionCommand(),
 	)
 	return root

@@ -14,7 +14,7 @@ import (
 )
 
 func (a *app) runsCommand() *cobra.Command {
-	return group("runs", "Start, list, inspect, follow, cancel and delete runs",
+	return group("runs", "Start, list, inspect, follow, cancel, retry and delete runs",
 		a.runsListCommand(),
 		a.runsShowCommand(),
 		a.runsStepsCommand(),
@@ -22,6 +22,8 @@ func (a *app) runsCommand() *cobra.Command {
 		a.runsGraphCommand(),
 		a.runsStartCommand(),
 		a.runsCancelCommand(),
+		a.runsRetryCommand(),
+		a.runsBulkCommand(),
 		a.runsWatchCommand(),
 		a.runsDeleteCommand(),
 	)

@@ -6,6 +6,7 @@ require (
 	cel.dev/cel-go v0.33.3
 	code.dny.dev/ssrf v0.3.0
 	github.com/IBM/pgxpoolprometheus v1.1.3
+	github.com/creack/pty v1.1.24
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/google/uuid v1.6.0

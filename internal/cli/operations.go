@@ -187,7 +187,7 @@ func (a *app) operationsListCommand() *cobra.Command {
 					return err
 				}
 				now := time.Now()
-				t := newTable(w, "ID", "KIND", "STATE", "MATCHED", "DONE", "SKIPPED", "FAILED", "CREATED", "FILTER")
+				t := a.newTable(w, "ID", "KIND", "STATE", "MATCHED", "DONE", "SKIPPED", "FAILED", "CREATED", "FILTER")
 				for _, op := range list.Items {
 					t.row(op.Id.String(), string(op.Kind), a.paint(string(op.State)), itoa(op.Matched), itoa(op.Done),
 						itoa(op.Skipped), itoa(op.Failed), age(op.CreatedAt, now), filterText(op.Filter))
@@ -247,7 +247,7 @@ func (a *app) operationsShowCommand() *cobra.Command {
 				if err := decode(body, &op); err != nil {
 					return err
 				}
-				t := newTable(w)
+				t := a.newTable(w)
 				t.row("ID:", op.Id.String())
 				t.row("Kind:", string(op.Kind))
 				t.row("State:", a.paint(string(op.State)))
@@ -264,7 +264,7 @@ func (a *app) operationsShowCommand() *cobra.Command {
 				}
 				if len(op.Failures) > 0 {
 					fmt.Fprintln(w)
-					ft := newTable(w, "RUN", "FAILURE")
+					ft := a.newTable(w, "RUN", "FAILURE")
 					for _, f := range op.Failures {
 						ft.row(f.RunId.String(), oneLine(f.Message, 120))
 					}

@@ -38,22 +38,32 @@ func (a *app) writeJSON(body []byte) error {
 	return err
 }
 
-// table writes aligned columns. Cells are separated by tabs; a cell made
-// by [app.paint] keeps its column aligned because every painted cell of a
-// column carries escape codes of the same length.
+// table writes aligned columns. With colour, every cell carries escape
+// codes of the same length — a status [app.paint] coloured, any other the
+// default colour — since tabwriter counts them as characters.
 type table struct {
-	tw *tabwriter.Writer
+	tw    *tabwriter.Writer
+	color bool
 }
 
-func newTable(w io.Writer, header ...string) *table {
-	t := &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+func (a *app) newTable(w io.Writer, header ...string) *table {
+	t := &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0), color: a.color}
 	if len(header) > 0 {
 		t.row(header...)
 	}
 	return t
 }
 
-func (t *table) row(cells ...string) { fmt.Fprintln(t.tw, strings.Join(cells, "\t")) }
+func (t *table) row(cells ...string) {
+	if t.color {
+		for i, c := range cells {
+			if !strings.HasPrefix(c, "\x1b[") {
+				cells[i] = colorDefault + c + colorReset
+			}
+		}
+	}
+	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
+}
 
 func (t *table) flush() error { return t.tw.Flush() }
 

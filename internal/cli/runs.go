@@ -164,7 +164,7 @@ func (a *app) runsListCommand() *cobra.Command {
 					return err
 				}
 				now := time.Now()
-				t := newTable(w, "ID", "WORKFLOW", "STATUS", "ATTEMPT", "CREATED", "DURATION", "ERROR")
+				t := a.newTable(w, "ID", "WORKFLOW", "STATUS", "ATTEMPT", "CREATED", "DURATION", "ERROR")
 				for _, r := range list.Items {
 					errText := "-"
 					if r.Error != nil {
@@ -222,7 +222,7 @@ func (a *app) runsShowCommand() *cobra.Command {
 // writeRun writes a run's detailed view.
 func (a *app) writeRun(w io.Writer, r client.Run) error {
 	now := time.Now()
-	t := newTable(w)
+	t := a.newTable(w)
 	t.row("ID:", r.Id.String())
 	t.row("Workflow:", workflowRef(r.Workflow))
 	t.row("Status:", a.paint(string(r.Status)))
@@ -333,7 +333,7 @@ func (a *app) runsStepsCommand() *cobra.Command {
 
 // writeSteps writes the table of a run's steps.
 func (a *app) writeSteps(w io.Writer, steps []client.StepExecution, attempts bool, now time.Time) {
-	t := newTable(w, "STEP", "TYPE", "STATUS", "ATTEMPTS", "DURATION", "ERROR")
+	t := a.newTable(w, "STEP", "TYPE", "STATUS", "ATTEMPTS", "DURATION", "ERROR")
 	for _, s := range steps {
 		t.row(s.Key, s.Type, a.paint(string(s.Status)), strconv.Itoa(len(s.Attempts)),
 			span(s.StartedAt, s.FinishedAt, now), stepError(s.Error))
@@ -394,7 +394,7 @@ func (a *app) runsHistoryCommand() *cobra.Command {
 				if err := decode(body, &list); err != nil {
 					return err
 				}
-				t := newTable(w, "TIME", "EVENT", "STEP", "ATTEMPT", "DATA")
+				t := a.newTable(w, "TIME", "EVENT", "STEP", "ATTEMPT", "DATA")
 				for _, h := range list.Items {
 					attempt := "-"
 					if h.Attempt != nil {

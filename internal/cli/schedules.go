@@ -53,7 +53,7 @@ func (a *app) schedulesListCommand() *cobra.Command {
 				if err := decode(body, &list); err != nil {
 					return err
 				}
-				t := newTable(w, "ID", "NAME", "WORKFLOW", "CRON", "TIMEZONE", "PAUSED", "NEXT FIRE")
+				t := a.newTable(w, "ID", "NAME", "WORKFLOW", "CRON", "TIMEZONE", "PAUSED", "NEXT FIRE")
 				for _, s := range list.Items {
 					next := timestamp(s.NextFireAt)
 					if s.Paused {
@@ -89,7 +89,7 @@ func (a *app) schedulesShowCommand() *cobra.Command {
 				if err := decode(body, &s); err != nil {
 					return err
 				}
-				t := newTable(w)
+				t := a.newTable(w)
 				t.row("ID:", s.Id.String())
 				t.row("Name:", s.Name)
 				wf := s.Workflow
@@ -116,7 +116,7 @@ func (a *app) schedulesShowCommand() *cobra.Command {
 				}
 				if len(s.Fires) > 0 {
 					fmt.Fprintln(w)
-					fires := newTable(w, "FIRE TIME", "FIRED", "OUTCOME", "MANUAL", "RUN")
+					fires := a.newTable(w, "FIRE TIME", "FIRED", "OUTCOME", "MANUAL", "RUN")
 					for _, f := range s.Fires {
 						run := "-"
 						if f.RunId != nil {
@@ -326,7 +326,7 @@ func (a *app) schedulesPreviewCommand() *cobra.Command {
 						loc = l
 					}
 				}
-				t := newTable(w, "UTC", "LOCAL")
+				t := a.newTable(w, "UTC", "LOCAL")
 				for _, f := range ft.Items {
 					t.row(f.UTC().Format(time.RFC3339), f.In(loc).Format("2006-01-02 15:04:05 MST"))
 				}

@@ -57,6 +57,9 @@ func (a *app) follow(ctx context.Context, id uuid.UUID, interval time.Duration) 
 		if err != nil {
 			return err
 		}
+		// A fresh value each time: decoding into the last one would keep
+		// the members this answer leaves out, such as waiting_for.
+		run = client.Run{}
 		if err := decode(body, &run); err != nil {
 			return err
 		}

@@ -84,7 +84,7 @@ func (a *app) workflowsListCommand() *cobra.Command {
 					return err
 				}
 				now := time.Now()
-				t := newTable(w, "NAME", "LATEST", "UPDATED", "ARCHIVED")
+				t := a.newTable(w, "NAME", "LATEST", "UPDATED", "ARCHIVED")
 				for _, wf := range list.Items {
 					t.row(wf.Name, strconv.Itoa(wf.LatestVersion), age(wf.UpdatedAt, now), strconv.FormatBool(wf.Archived))
 				}
@@ -120,7 +120,7 @@ func (a *app) workflowsShowCommand() *cobra.Command {
 				if err := decode(body, &v); err != nil {
 					return err
 				}
-				t := newTable(w)
+				t := a.newTable(w)
 				t.row("Name:", v.Name)
 				t.row("Version:", strconv.Itoa(v.Version))
 				t.row("Content hash:", v.ContentHash)
@@ -138,7 +138,7 @@ func (a *app) workflowsShowCommand() *cobra.Command {
 					return err
 				}
 				fmt.Fprintln(w)
-				steps := newTable(w, "STEP", "TYPE", "DESCRIPTION")
+				steps := a.newTable(w, "STEP", "TYPE", "DESCRIPTION")
 				for _, s := range v.Definition.Steps {
 					steps.row(s.Name, s.Type, orDash(s.Description))
 				}
@@ -170,7 +170,7 @@ func (a *app) workflowsVersionsCommand() *cobra.Command {
 				if err := decode(body, &list); err != nil {
 					return err
 				}
-				t := newTable(w, "VERSION", "CREATED", "CONTENT HASH")
+				t := a.newTable(w, "VERSION", "CREATED", "CONTENT HASH")
 				for _, v := range list.Items {
 					t.row(strconv.Itoa(v.Version), timestamp(&v.CreatedAt), v.ContentHash)
 				}

@@ -467,9 +467,16 @@ func (s *ptySession) wait(t *testing.T) int {
 	return 0
 }
 
+// uncoloured drops the default colour the live view gives the cells that
+// have no colour of their own, and every reset, keeping the colours.
+func uncoloured(s string) string {
+	return strings.NewReplacer("\x1b[39m", "", "\x1b[0m", "").Replace(s)
+}
+
 // TestCLILiveViewOnTerminal follows a run on a pseudo-terminal: its step
 // list is redrawn in place (the cursor moved up over the last frame), in
-// colour, and the exit code is the run's; with NO_COLOR, without colour.
+// colour, with what the run waits for while it waits, and the exit code is
+// the run's; with NO_COLOR, without colour.
 func TestCLILiveViewOnTerminal(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -489,30 +496,52 @@ func TestCLILiveViewOnTerminal(t *testing.T) {
 	t.Cleanup(func() { once.Do(func() { close(release) }) })
 	e.createWorkflow(stDef(t, map[string]any{"name": "live", "steps": []any{
 		map[string]any{"name": "quick", "type": "call", "url": srv.URL + "/quick"},
+		map[string]any{"name": "approve", "type": "wait_for_input", "kind": "approval", "prompt": "Go on?"},
 		map[string]any{"name": "slow", "type": "call", "url": srv.URL + "/slow"},
 	}}))
 
 	id := e.startRun("live", nil)
 	s := startPTY(t, []string{"DURABLE_URL=" + e.apiURL}, "runs", "watch", id.String(), "--interval", "50ms")
 	require.Eventually(t, func() bool {
-		return regexp.MustCompile(`slow\s+call\s+\x1b\[34mrunning\x1b\[0m`).MatchString(s.output())
+		return strings.Contains(s.output(), "waiting: step approve (wait_for_input)")
+	}, 30*time.Second, 20*time.Millisecond, "the live view never showed the wait:\n%q", s.output())
+	runCLI(t, []string{"DURABLE_URL=" + e.apiURL}, "", "input", id.String(), "approve", "true").ok(t)
+	require.Eventually(t, func() bool {
+		return regexp.MustCompile(`slow\s+call\s+\x1b\[34mrunning`).MatchString(uncoloured(s.output()))
 	}, 30*time.Second, 20*time.Millisecond, "the live view never showed the slow step running:\n%q", s.output())
 	once.Do(func() { close(release) })
 	require.Equal(t, 0, s.wait(t), "%q", s.output())
 	out := s.output()
 	// Each frame after the first starts by moving the cursor back up over
-	// the previous one (header, blank line, table header, two steps) and
-	// clearing the screen below.
-	require.Contains(t, out, "\x1b[5A\r\x1b[J")
-	require.Regexp(t, `quick\s+call\s+\x1b\[32msucceeded\x1b\[0m`, out)
-	require.Contains(t, out, "run "+id.String()+" \x1b[32msucceeded\x1b[0m in ")
-	require.Contains(t, out, `output: {"at":"/slow"}`)
+	// the previous one and clearing the screen below; the last frame says
+	// nothing of the wait that is over.
+	frames := regexp.MustCompile(`\x1b\[\d+A\r\x1b\[J`).Split(out, -1)
+	require.Greater(t, len(frames), 3, "%q", out)
+	last := uncoloured(frames[len(frames)-1])
+	require.NotContains(t, last, "waiting:")
+	require.Regexp(t, `quick\s+call\s+\x1b\[32msucceeded`, last)
+	require.Regexp(t, `approve\s+wait_for_input\s+\x1b\[32msucceeded`, last)
+	require.Contains(t, last, "run "+id.String()+" \x1b[32msucceeded in ")
+	require.Contains(t, last, `output: {"at":"/slow"}`)
+	// Columns stay aligned, colour or not: STATUS and ATTEMPTS begin where
+	// they begin in the header.
+	var lines []string
+	for _, l := range strings.Split(regexp.MustCompile(`\x1b\[[0-9;]*m`).ReplaceAllString(last, ""), "\r\n") {
+		if strings.HasPrefix(l, "STEP ") || strings.HasPrefix(l, "quick ") || strings.HasPrefix(l, "approve ") {
+			lines = append(lines, l)
+		}
+	}
+	require.Len(t, lines, 3, "%q", last)
+	for _, l := range lines[1:] {
+		require.Equal(t, strings.Index(lines[0], "STATUS"), strings.Index(l, "succeeded"), "%q", lines)
+		require.Equal(t, strings.Index(lines[0], "ATTEMPTS"), strings.Index(l, "1 "), "%q", lines)
+	}
 
 	// NO_COLOR: redrawn in place still, but no colour.
 	s = startPTY(t, []string{"DURABLE_URL=" + e.apiURL, "NO_COLOR=1"}, "runs", "watch", id.String())
 	require.Equal(t, 0, s.wait(t), "%q", s.output())
 	out = s.output()
-	require.NotContains(t, out, "\x1b[32m")
+	require.NotContains(t, out, "\x1b[3")
 	require.Regexp(t, `(?m)^slow\s+call\s+succeeded\s+1\s`, strings.ReplaceAll(out, "\r", ""))
 
 	// A table on the terminal is coloured too; piped, it is not.

@@ -151,6 +151,9 @@ func (a *app) setup(cmd *cobra.Command, _ []string) error {
 	default:
 		return usageErrorf("--output must be text, json or yaml, not %q", a.output)
 	}
+	if !needsAPI(cmd) {
+		return nil
+	}
 	if a.url == "" {
 		a.url = a.env.Getenv("DURABLE_URL")
 	}
@@ -182,6 +185,18 @@ func (a *app) setup(cmd *cobra.Command, _ []string) error {
 	}
 	a.api = c
 	return nil
+}
+
+// needsAPI says whether a command talks to the API: version, help and
+// shell completion do not, and work whatever DURABLE_URL says.
+func needsAPI(cmd *cobra.Command) bool {
+	for c := cmd; c != nil; c = c.Parent() {
+		switch c.Name() {
+		case "version", "help", "completion", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+			return false
+		}
+	}
+	return true
 }
 
 func (a *app) versionCommand() *cobra.Command {

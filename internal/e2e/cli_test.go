@@ -259,6 +259,19 @@ func TestCLIExitCodes(t *testing.T) {
 	napping := cliJSON[client.Run](t, e.cli("runs", "start", "naps", "-o", "json"))
 	e.waitRun(napping.Id, 30*time.Second, "waiting")
 	require.Contains(t, e.cli("runs", "show", napping.Id.String()).ok(t), "waiting: step nap (sleep) until ")
+	// Ctrl-C while watching: exit 130, the run untouched.
+	watch := exec.Command(bins.durable, "runs", "watch", napping.Id.String())
+	watch.Env = []string{"DURABLE_URL=" + e.apiURL}
+	watched := &syncBuffer{}
+	watch.Stdout = watched
+	require.NoError(t, watch.Start())
+	require.Eventually(t, func() bool { return strings.Contains(watched.String(), "waiting: step nap") }, 30*time.Second, 20*time.Millisecond)
+	require.NoError(t, watch.Process.Signal(os.Interrupt))
+	var exit *exec.ExitError
+	require.ErrorAs(t, watch.Wait(), &exit)
+	require.Equal(t, 130, exit.ExitCode())
+	require.Equal(t, client.RunStatusWaiting, e.run(napping.Id).Status)
+
 	require.Equal(t, "run "+napping.Id.String()+" is cancelled\n", e.cli("runs", "cancel", napping.Id.String(), "--reason", "test").ok(t))
 	require.Contains(t, e.cli("runs", "watch", napping.Id.String()).fails(t, 1), "cancelled")
 	require.Contains(t, e.cli("runs", "cancel", napping.Id.String()).fails(t, 3), "Conflict (409)")
@@ -413,6 +426,30 @@ func TestCLIVersionAndCompletion(t *testing.T) {
 	require.Contains(t, runCLI(t, nil, "", "completion", "zsh").ok(t), "#compdef durable")
 	require.Contains(t, runCLI(t, nil, "", "__complete", "runs", "wa").ok(t), "watch")
 	require.Contains(t, runCLI(t, nil, "", "--help").ok(t), "Exit codes: 0 done")
+	// None of these needs the API, whatever DURABLE_URL says.
+	bad := []string{"DURABLE_URL=not a url"}
+	require.Equal(t, out, runCLI(t, bad, "", "version").ok(t))
+	runCLI(t, bad, "", "completion", "fish").ok(t)
+	runCLI(t, bad, "", "help", "runs").ok(t)
+	require.Contains(t, runCLI(t, bad, "", "runs", "list").fails(t, 2), "--url must start with http:// or https://")
+}
+
+// syncBuffer is a buffer a process writes to while a test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // ptySession runs the built binary on a pseudo-terminal and collects what

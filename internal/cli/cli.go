@@ -76,7 +76,7 @@ func Main(ctx context.Context, args []string, env Env) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if msg := ee.Error(); msg != "" {
-			fmt.Fprintln(env.Stderr, "durable: "+msg)
+			fmt.Fprintln(env.Stderr, "durable: "+printable(msg))
 		}
 		return ee.code
 	}

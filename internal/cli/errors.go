@@ -61,13 +61,10 @@ func problemError(res *http.Response, body []byte) error {
 	var p client.Problem
 	if err := json.Unmarshal(body, &p); err != nil || p.Title == "" {
 		text := strings.TrimSpace(string(body))
-		if len(text) > 200 {
-			text = text[:200] + "…"
-		}
 		if text == "" {
-			return fmt.Errorf("the API answered %s", res.Status)
+			return fmt.Errorf("the API answered %s", printable(res.Status))
 		}
-		return fmt.Errorf("the API answered %s: %s", res.Status, text)
+		return fmt.Errorf("the API answered %s: %s", printable(res.Status), printable(oneLine(text, 200)))
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s (%d)", p.Title, res.StatusCode)
@@ -86,7 +83,7 @@ func problemError(res *http.Response, body []byte) error {
 	if ra := res.Header.Get("Retry-After"); ra != "" {
 		fmt.Fprintf(&b, "\n  (retry after %s s)", ra)
 	}
-	return errors.New(b.String())
+	return errors.New(printable(b.String()))
 }
 
 // decode reads an answer's body into v; an answer that does not fit the

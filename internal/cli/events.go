@@ -51,7 +51,7 @@ nothing and answers the earlier event.`,
 					fmt.Fprintf(w, "duplicate: event %s was published before, at %s; nothing published\n", e.Id, timestamp(&e.ReceivedAt))
 					return nil
 				}
-				fmt.Fprintf(w, "published event %s (%s %s); resumed %d waiting steps\n", e.Id, e.Name, e.Key, e.Resumed)
+				fmt.Fprintf(w, "published event %s (%s %s); resumed %d waiting steps\n", e.Id, printable(e.Name), printable(e.Key), e.Resumed)
 				return nil
 			})
 		},

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"sigs.k8s.io/yaml"
 )
@@ -55,17 +56,34 @@ func (a *app) newTable(w io.Writer, header ...string) *table {
 }
 
 func (t *table) row(cells ...string) {
-	if t.color {
-		for i, c := range cells {
-			if !strings.HasPrefix(c, "\x1b[") {
-				cells[i] = colorDefault + c + colorReset
-			}
+	for i, c := range cells {
+		if strings.HasPrefix(c, "\x1b[") {
+			continue // painted by us
 		}
+		c = printable(c)
+		if t.color {
+			c = colorDefault + c + colorReset
+		}
+		cells[i] = c
 	}
 	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
 }
 
 func (t *table) flush() error { return t.tw.Flush() }
+
+// printable replaces the control characters of text that came from the
+// API — a step's error, an event's key, a problem's detail, any of which a
+// step endpoint or a caller may have written — so that printing it cannot
+// move the cursor, recolour or retitle the user's terminal, or break a
+// table's alignment.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) && r != '\n' {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+}
 
 // Colours, each of the same length, so that painted cells align.
 const (

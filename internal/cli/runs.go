@@ -187,7 +187,7 @@ func workflowRef(w client.WorkflowRef) string { return fmt.Sprintf("%s@%d", w.Na
 
 // oneLine shortens text to one line of at most limit characters.
 func oneLine(s string, limit int) string {
-	s = strings.Join(strings.Fields(s), " ")
+	s = printable(strings.Join(strings.Fields(s), " "))
 	if r := []rune(s); len(r) > limit {
 		s = string(r[:limit-1]) + "…"
 	}
@@ -287,7 +287,7 @@ func waitingLine(run uuid.UUID, wf client.WaitingFor) string {
 		}
 		fmt.Fprintf(&b, " (durable input %s %s VALUE)", run, wf.Step)
 	}
-	return b.String()
+	return printable(b.String())
 }
 
 // stepsPage fetches a page of a run's step executions.

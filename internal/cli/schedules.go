@@ -179,7 +179,7 @@ func (a *app) schedulesCreateCommand() *cobra.Command {
 				if err := decode(body, &s); err != nil {
 					return err
 				}
-				fmt.Fprintf(w, "created schedule %s (%s): %s %q in %s, next at %s\n", s.Id, s.Name, s.Workflow, s.Cron, s.Timezone, timestamp(s.NextFireAt))
+				fmt.Fprintf(w, "created schedule %s (%s): %s %q in %s, next at %s\n", s.Id, printable(s.Name), s.Workflow, s.Cron, s.Timezone, timestamp(s.NextFireAt))
 				return nil
 			})
 		},
@@ -226,9 +226,9 @@ func (a *app) scheduleActionCommand(action, short string) *cobra.Command {
 					return err
 				}
 				if s.Paused {
-					fmt.Fprintf(w, "paused schedule %s (%s)\n", s.Id, s.Name)
+					fmt.Fprintf(w, "paused schedule %s (%s)\n", s.Id, printable(s.Name))
 				} else {
-					fmt.Fprintf(w, "resumed schedule %s (%s); next at %s\n", s.Id, s.Name, timestamp(s.NextFireAt))
+					fmt.Fprintf(w, "resumed schedule %s (%s); next at %s\n", s.Id, printable(s.Name), timestamp(s.NextFireAt))
 				}
 				return nil
 			})

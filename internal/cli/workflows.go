@@ -298,7 +298,7 @@ func (a *app) printValidations(results []validation) error {
 			continue
 		}
 		for _, p := range r.Problems {
-			fmt.Fprintf(a.env.Stdout, "%s: %s\n", r.File, p)
+			fmt.Fprintf(a.env.Stdout, "%s: %s\n", r.File, printable(p.String()))
 		}
 	}
 	return nil

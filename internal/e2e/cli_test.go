@@ -253,6 +253,10 @@ func TestCLIExitCodes(t *testing.T) {
 	require.Equal(t, client.RunStatusFailed, failed.Status)
 	require.Regexp(t, `(?m)^  #1\s+HTTP 500\s+failed\s+\S+\s+.*upstream down`, e.cli("runs", "steps", id, "--attempts").ok(t))
 	require.Contains(t, e.cli("runs", "list", "--status", "failed").ok(t), "step charge failed")
+	// Input over the API's limit: its 413, with the path.
+	big := filepath.Join(t.TempDir(), "big.json")
+	require.NoError(t, os.WriteFile(big, []byte(`{"blob": "`+strings.Repeat("x", 300<<10)+`"}`), 0o600))
+	require.Regexp(t, `\(413\)(.|\n)*/input`, e.cli("runs", "start", "breaks", "--input", "@"+big).fails(t, 3))
 
 	// A cancelled run: the cancel says so, watch exits 1, a second
 	// cancel is the API's conflict.

@@ -212,6 +212,17 @@ func TestCLIWorkflowsAndRuns(t *testing.T) {
 	require.Regexp(t, `(?m)^\S+\s+clihello@1\s+succeeded\s+1\s`, res.stdout)
 	require.Empty(t, cliJSON[client.RunList](t, e.cli("runs", "list", "--status", "failed", "-o", "json")).Items)
 
+	// A child run, listed by its parent.
+	e.createWorkflow(stDef(t, map[string]any{"name": "cliparent", "steps": []any{
+		map[string]any{"name": "child", "type": "call_workflow", "workflow": "clihello", "input": map[string]any{"x": 5}},
+	}}))
+	parent := regexp.MustCompile(`run (\S+) succeeded`).FindStringSubmatch(e.cli("runs", "start", "cliparent", "--wait", "--interval", "50ms").ok(t))[1]
+	children := cliJSON[client.RunList](t, e.cli("runs", "list", "--parent", parent, "-o", "json"))
+	require.Len(t, children.Items, 1)
+	require.Equal(t, "clihello", children.Items[0].Workflow.Name)
+	require.Equal(t, parent, children.Items[0].ParentRunId.String())
+	require.Contains(t, e.cli("runs", "show", children.Items[0].Id.String()).ok(t), "Parent:")
+
 	// Delete, then the run is gone: the API's problem, readably, exit 3.
 	require.Equal(t, "deleted run "+id+"\n", e.cli("runs", "delete", id).ok(t))
 	stderr := e.cli("runs", "show", id).fails(t, 3)

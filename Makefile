@@ -32,8 +32,8 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 .PHONY: build
-build: ## build the api and worker binaries into bin/
-	go build -o bin/ ./cmd/api ./cmd/worker
+build: ## build the api, worker and durable (CLI) binaries into bin/
+	go build -o bin/ ./cmd/api ./cmd/worker ./cmd/durable
 
 .PHONY: db
 db: ## make sure PostgreSQL answers at DATABASE_URL and the database exists

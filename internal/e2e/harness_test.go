@@ -29,7 +29,7 @@ import (
 )
 
 // bins holds the binaries TestMain builds once for the package.
-var bins struct{ api, worker string }
+var bins struct{ api, worker, durable string }
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "durable-e2e-")
@@ -37,8 +37,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bins.api, bins.worker = filepath.Join(dir, "api"), filepath.Join(dir, "worker")
-	build := exec.Command("go", "build", "-o", dir, "github.com/durablehq/durable/cmd/api", "github.com/durablehq/durable/cmd/worker")
+	bins.api, bins.worker, bins.durable = filepath.Join(dir, "api"), filepath.Join(dir, "worker"), filepath.Join(dir, "durable")
+	build := exec.Command("go", "build", "-o", dir, "github.com/durablehq/durable/cmd/api", "github.com/durablehq/durable/cmd/worker", "github.com/durablehq/durable/cmd/durable")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build binaries:", err)

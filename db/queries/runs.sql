@@ -145,7 +145,7 @@ INSERT INTO settings (key, value) VALUES (@key, @value) ON CONFLICT (key) DO NOT
 
 -- name: RunListActiveChildren :many
 SELECT id FROM runs
-WHERE parent_run_id = @parent_run_id AND status IN ('pending', 'running', 'waiting', 'compensating')
+WHERE parent_run_id = @parent_run_id AND status IN ('queued', 'pending', 'running', 'waiting', 'compensating')
 ORDER BY created_at, id;
 
 -- name: RunStartCompensating :execrows
@@ -171,7 +171,7 @@ WHERE runs.id = ANY (ARRAY(
           AND r.finished_at < now() - COALESCE(w.retention_ms, sqlc.arg('default_ms')::bigint) * interval '1 millisecond'
           AND r.status IN ('succeeded', 'failed', 'cancelled', 'timed_out', 'compensated', 'compensation_failed')
           AND NOT EXISTS (SELECT 1 FROM runs c
-                          WHERE c.parent_run_id = r.id AND c.status IN ('pending', 'running', 'waiting', 'compensating'))
+                          WHERE c.parent_run_id = r.id AND c.status IN ('queued', 'pending', 'running', 'waiting', 'compensating'))
         ORDER BY r.finished_at
         LIMIT @max
         FOR UPDATE OF r SKIP LOCKED
@@ -182,7 +182,7 @@ WHERE runs.id = ANY (ARRAY(
 -- name: RunLockToDelete :one
 -- Locks a run to delete it, saying whether it has a child still going.
 SELECT status, EXISTS (SELECT 1 FROM runs c
-                       WHERE c.parent_run_id = runs.id AND c.status IN ('pending', 'running', 'waiting', 'compensating'))::boolean AS active_children
+                       WHERE c.parent_run_id = runs.id AND c.status IN ('queued', 'pending', 'running', 'waiting', 'compensating'))::boolean AS active_children
 FROM runs WHERE runs.id = @id FOR UPDATE;
 
 -- name: RunDelete :execrows

@@ -123,7 +123,7 @@ WHERE runs.id = ANY (ARRAY(
           AND r.finished_at < now() - COALESCE(w.retention_ms, $1::bigint) * interval '1 millisecond'
           AND r.status IN ('succeeded', 'failed', 'cancelled', 'timed_out', 'compensated', 'compensation_failed')
           AND NOT EXISTS (SELECT 1 FROM runs c
-                          WHERE c.parent_run_id = r.id AND c.status IN ('pending', 'running', 'waiting', 'compensating'))
+                          WHERE c.parent_run_id = r.id AND c.status IN ('queued', 'pending', 'running', 'waiting', 'compensating'))
         ORDER BY r.finished_at
         LIMIT $2
         FOR UPDATE OF r SKIP LOCKED
@@ -554,7 +554,7 @@ func (q *Queries) RunList(ctx context.Context, arg RunListParams) ([]RunListRow,
 
 const runListActiveChildren = `-- name: RunListActiveChildren :many
 SELECT id FROM runs
-WHERE parent_run_id = $1 AND status IN ('pending', 'running', 'waiting', 'compensating')
+WHERE parent_run_id = $1 AND status IN ('queued', 'pending', 'running', 'waiting', 'compensating')
 ORDER BY created_at, id
 `
 
@@ -623,7 +623,7 @@ func (q *Queries) RunListPastHistoryCap(ctx context.Context, arg RunListPastHist
 
 const runLockToDelete = `-- name: RunLockToDelete :one
 SELECT status, EXISTS (SELECT 1 FROM runs c
-                       WHERE c.parent_run_id = runs.id AND c.status IN ('pending', 'running', 'waiting', 'compensating'))::boolean AS active_children
+                       WHERE c.parent_run_id = runs.id AND c.status IN ('queued', 'pending', 'running', 'waiting', 'compensating'))::boolean AS active_children
 FROM runs WHERE runs.id = $1 FOR UPDATE
 `
 

@@ -35,7 +35,6 @@ type keyedSteps struct {
 	inFlight map[string]int
 	max      map[string]int
 	arrived  map[string][]time.Time
-	calls    []stepCall
 	total    atomic.Int32
 }
 
@@ -62,7 +61,6 @@ func (k *keyedSteps) serve(w http.ResponseWriter, r *http.Request) {
 	k.inFlight[in.Key]++
 	k.max[in.Key] = max(k.max[in.Key], k.inFlight[in.Key])
 	k.arrived[in.Key] = append(k.arrived[in.Key], c.At)
-	k.calls = append(k.calls, c)
 	k.mu.Unlock()
 	defer func() {
 		k.mu.Lock()
@@ -92,12 +90,6 @@ func (k *keyedSteps) arrivals(key string) []time.Time {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return slices.Clone(k.arrived[key])
-}
-
-func (k *keyedSteps) allCalls() []stepCall {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return slices.Clone(k.calls)
 }
 
 // startRunWith starts a run with a raw request body and returns the

@@ -648,8 +648,10 @@ type CancelRunRequest struct {
 // ConcurrencyLimit defines model for ConcurrencyLimit.
 type ConcurrencyLimit struct {
 	// Key An expression `"${ … }"` yielding a string or an integer.
-	Key   string `json:"key"`
-	Limit int    `json:"limit"`
+	Key string `json:"key"`
+
+	// Limit From 1 to 1000000 (checked with the whole definition).
+	Limit int `json:"limit"`
 }
 
 // CytoscapeEdge defines model for CytoscapeEdge.

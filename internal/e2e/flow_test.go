@@ -427,3 +427,83 @@ func callsWithUser(rec *recorder, user string) []stepCall {
 	}
 	return out
 }
+
+// Cancelling a queued run ends it and takes it out of its queue;
+// cancelling the run that holds a key's place admits the next one at once,
+// though the cancelled run's request is still in flight (its result will
+// be ignored): the limit counts active runs.
+func TestFlowCancelQueuedAndHolder(t *testing.T) {
+	t.Parallel()
+	steps := newKeyedSteps(t, 0)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	hung := make(chan struct{}, 1)
+	steps.hang = func(_ string, n int) bool {
+		if n == 1 {
+			hung <- struct{}{}
+			return true
+		}
+		return false
+	}
+	e := newEnv(t, leanPool)
+	db := assertDB(t, e)
+	e.createWorkflow(fmt.Sprintf(`{"name": "one", "concurrency": [{"key": "${ input.key }", "limit": 1}],
+		"steps": [{"name": "s", "type": "call", "url": "%s", "timeout": "30s", "input": {"key": "${ input.key }"}}]}`, steps.url))
+	e.startWorker()
+	holder := e.startRun("one", map[string]any{"key": "k"})
+	select {
+	case <-hung:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first run's request did not arrive")
+	}
+	second := e.startRun("one", map[string]any{"key": "k", "n": 2})
+	third := e.startRun("one", map[string]any{"key": "k", "n": 3})
+	require.Equal(t, client.RunStatus("queued"), e.run(second).Status)
+
+	cancel := func(id uuid.UUID) {
+		res, err := e.client.CancelRunWithResponse(context.Background(), id, client.CancelRunRequest{})
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, res.StatusCode(), string(res.Body))
+	}
+	cancel(second)
+	r := e.run(second)
+	require.Equal(t, client.RunStatus("cancelled"), r.Status)
+	require.Nil(t, r.Blocked)
+	require.Equal(t, 1, dbCount(t, db, `SELECT count(*) FROM flow_queue`), "only the third run is queued")
+	require.Equal(t, client.RunStatus("queued"), e.run(third).Status)
+
+	cancel(holder)
+	r = e.waitRun(third, 30*time.Second)
+	require.Equal(t, client.RunStatus("succeeded"), r.Status, runErrorText(r))
+	require.Equal(t, 0, dbCount(t, db, `SELECT count(*) FROM flow_queue`))
+	require.Equal(t, 0, dbCount(t, db, `SELECT count(*) FROM flow_slots`))
+}
+
+// A workflow's concurrency key that cannot be evaluated on a start's input
+// refuses the start with a problem; nothing is created.
+func TestFlowKeyRefusesStart(t *testing.T) {
+	t.Parallel()
+	_, url := echoSteps(t)
+	e := newEnv(t, leanPool)
+	db := assertDB(t, e)
+	e.createWorkflow(fmt.Sprintf(`{"name": "keyed", "concurrency": [{"key": "${ input.customer }", "limit": 2}],
+		"steps": [{"name": "s", "type": "call", "url": "%s"}]}`, url))
+	for _, input := range []any{
+		map[string]any{},                                      // no such key
+		map[string]any{"customer": []any{1, 2}},               // not a string
+		map[string]any{"customer": string(make([]byte, 300))}, // too long
+	} {
+		code, _ := e.startRunWith(map[string]any{"workflow": "keyed", "input": input})
+		require.Equal(t, http.StatusUnprocessableEntity, code, "input %v", input)
+	}
+	require.Equal(t, 0, dbCount(t, db, `SELECT count(*) FROM runs`))
+	// A definition with bad flow fields is refused with every problem.
+	res, err := e.client.CreateWorkflowWithBodyWithResponse(context.Background(), "application/json", bytes.NewReader([]byte(
+		`{"name": "bad", "concurrency": [{"key": "x", "limit": 0}], "debounce": {"period": "-1s"},
+		  "steps": [{"name": "s", "type": "call", "url": "https://example.com", "rate_limit": {"limit": 1, "period": "1ms"}}]}`)))
+	require.NoError(t, err)
+	require.Equal(t, http.StatusUnprocessableEntity, res.StatusCode(), string(res.Body))
+	for _, path := range []string{"/concurrency/0/key", "/concurrency/0/limit", "/debounce/key", "/debounce/period", "/steps/0/rate_limit/period"} {
+		require.Contains(t, string(res.Body), `"`+path+`"`)
+	}
+}

@@ -9,6 +9,11 @@
 //     latencies under load, and PostgreSQL commits per step (from
 //     pg_stat_database.xact_commit of the benchmark's database).
 //
+// With -flow-keys it measures flow control instead: -runs runs of a
+// workflow with a concurrency limit of -flow-limit per key, spread over
+// -flow-keys keys: steps per second, and when each key's last run finished
+// (how fairly the keys share the workers).
+//
 // It prints a Markdown table; docs/benchmarks.md keeps the results.
 package main
 
@@ -56,6 +61,8 @@ type options struct {
 	apiProfile  string
 	waits       int
 	traces      bool
+	flowKeys    int
+	flowLimit   int
 }
 
 func run() error {
@@ -71,6 +78,8 @@ func run() error {
 	flag.StringVar(&o.profile, "pprof", "", "serve the worker's Go profiles on this address (its DURABLE_PPROF_ADDR)")
 	flag.StringVar(&o.apiProfile, "api-pprof", "", "serve the api's Go profiles on this address (its DURABLE_PPROF_ADDR)")
 	flag.BoolVar(&o.traces, "traces", false, "export traces over OTLP/HTTP (OTEL_EXPORTER_OTLP_ENDPOINT) to a receiver in this process that discards them, to measure what tracing costs")
+	flag.IntVar(&o.flowKeys, "flow-keys", 0, "measure flow control instead: -runs runs of a workflow limited to -flow-limit active runs per key, over this many keys (0: the usual benchmark)")
+	flag.IntVar(&o.flowLimit, "flow-limit", 1, "with -flow-keys, the workflow's concurrency limit per key")
 	flag.Parse()
 
 	ctx := context.Background()
@@ -130,6 +139,17 @@ func run() error {
 	defer stop(worker)
 
 	base := "http://" + addr
+	if o.flowKeys > 0 {
+		if err := postFlowWorkflow(base, "http://"+ln.Addr().String(), o.steps, o.flowLimit); err != nil {
+			return err
+		}
+		r, err := measureFlow(base, steps, o.runs, o.steps, o.flowKeys, o.clients)
+		if err != nil {
+			return err
+		}
+		printFlowReport(o, r)
+		return nil
+	}
 	if err := postWorkflow(base, "http://"+ln.Addr().String(), o.steps); err != nil {
 		return err
 	}

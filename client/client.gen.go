@@ -261,6 +261,27 @@ func (e QuestionKind) Valid() bool {
 	}
 }
 
+// Defines values for RunBlockedReason.
+const (
+	RunBlockedReasonConcurrency RunBlockedReason = "concurrency"
+	RunBlockedReasonQueued      RunBlockedReason = "queued"
+	RunBlockedReasonThrottled   RunBlockedReason = "throttled"
+)
+
+// Valid indicates whether the value is a known member of the RunBlockedReason enum.
+func (e RunBlockedReason) Valid() bool {
+	switch e {
+	case RunBlockedReasonConcurrency:
+		return true
+	case RunBlockedReasonQueued:
+		return true
+	case RunBlockedReasonThrottled:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for RunStatus.
 const (
 	RunStatusCancelled          RunStatus = "cancelled"
@@ -269,6 +290,7 @@ const (
 	RunStatusCompensationFailed RunStatus = "compensation_failed"
 	RunStatusFailed             RunStatus = "failed"
 	RunStatusPending            RunStatus = "pending"
+	RunStatusQueued             RunStatus = "queued"
 	RunStatusRunning            RunStatus = "running"
 	RunStatusSucceeded          RunStatus = "succeeded"
 	RunStatusTimedOut           RunStatus = "timed_out"
@@ -289,6 +311,8 @@ func (e RunStatus) Valid() bool {
 	case RunStatusFailed:
 		return true
 	case RunStatusPending:
+		return true
+	case RunStatusQueued:
 		return true
 	case RunStatusRunning:
 		return true
@@ -699,6 +723,15 @@ type CancelRunRequest struct {
 	Reason *string `json:"reason,omitempty"`
 }
 
+// ConcurrencyLimit defines model for ConcurrencyLimit.
+type ConcurrencyLimit struct {
+	// Key An expression `"${ … }"` yielding a string or an integer.
+	Key string `json:"key"`
+
+	// Limit From 1 to 1000000 (checked with the whole definition).
+	Limit int `json:"limit"`
+}
+
 // CytoscapeEdge defines model for CytoscapeEdge.
 type CytoscapeEdge struct {
 	// Classes The edge's kind.
@@ -954,6 +987,9 @@ type Run struct {
 	// Attempt 1, plus one for each retry of the run.
 	Attempt int `json:"attempt"`
 
+	// Blocked Why flow control holds the run up: `queued` behind a full key of its workflow's `concurrency`, or one of its steps waiting for room under its own `concurrency` limit (`concurrency`) or for a token of its `rate_limit` (`throttled`, until `until` at the earliest).
+	Blocked *RunBlocked `json:"blocked,omitempty"`
+
 	// Context The run's context, merged from the steps' `context` answers.
 	Context   map[string]interface{} `json:"context"`
 	CreatedAt time.Time              `json:"created_at"`
@@ -973,14 +1009,34 @@ type Run struct {
 	// Output The run's output, once it succeeded.
 	Output      interface{}         `json:"output,omitempty"`
 	ParentRunId *openapi_types.UUID `json:"parent_run_id,omitempty"`
-	StartedAt   *time.Time          `json:"started_at,omitempty"`
-	Status      RunStatus           `json:"status"`
-	UpdatedAt   time.Time           `json:"updated_at"`
+
+	// Priority The run's priority, 0 to 100 (50 unless its start gave one).
+	Priority  *int       `json:"priority,omitempty"`
+	StartedAt *time.Time `json:"started_at,omitempty"`
+
+	// Status `queued`: the run waits for room under its workflow's `concurrency` limits and has not begun (docs/flow-control.md).
+	Status    RunStatus `json:"status"`
+	UpdatedAt time.Time `json:"updated_at"`
 
 	// WaitingFor While the run waits, what it waits for.
 	WaitingFor *[]WaitingFor `json:"waiting_for,omitempty"`
 	Workflow   WorkflowRef   `json:"workflow"`
 }
+
+// RunBlocked Why flow control holds the run up: `queued` behind a full key of its workflow's `concurrency`, or one of its steps waiting for room under its own `concurrency` limit (`concurrency`) or for a token of its `rate_limit` (`throttled`, until `until` at the earliest).
+type RunBlocked struct {
+	// Key The full key: `run:<workflow>#<index>=<value>`, `step:<workflow>/<step>#<index>=<value>`, or `rate:<name or workflow/step>=<value>`.
+	Key    string           `json:"key"`
+	Reason RunBlockedReason `json:"reason"`
+	Since  time.Time        `json:"since"`
+
+	// Step The key of the step held, for `concurrency` and `throttled`.
+	Step  *string    `json:"step,omitempty"`
+	Until *time.Time `json:"until,omitempty"`
+}
+
+// RunBlockedReason defines model for RunBlocked.Reason.
+type RunBlockedReason string
 
 // RunError Why a run did not succeed.
 type RunError struct {
@@ -1015,7 +1071,7 @@ type RunList struct {
 	NextCursor *string      `json:"next_cursor,omitempty"`
 }
 
-// RunStatus defines model for RunStatus.
+// RunStatus `queued`: the run waits for room under its workflow's `concurrency` limits and has not begun (docs/flow-control.md).
 type RunStatus string
 
 // RunSummary defines model for RunSummary.
@@ -1029,9 +1085,11 @@ type RunSummary struct {
 	Id          openapi_types.UUID  `json:"id"`
 	ParentRunId *openapi_types.UUID `json:"parent_run_id,omitempty"`
 	StartedAt   *time.Time          `json:"started_at,omitempty"`
-	Status      RunStatus           `json:"status"`
-	UpdatedAt   time.Time           `json:"updated_at"`
-	Workflow    WorkflowRef         `json:"workflow"`
+
+	// Status `queued`: the run waits for room under its workflow's `concurrency` limits and has not begun (docs/flow-control.md).
+	Status    RunStatus   `json:"status"`
+	UpdatedAt time.Time   `json:"updated_at"`
+	Workflow  WorkflowRef `json:"workflow"`
 }
 
 // Schedule defines model for Schedule.
@@ -1145,6 +1203,9 @@ type ScheduleRequestOverlapPolicy string
 type StartRunRequest struct {
 	// Input The run's input, any JSON value; an empty object when absent or null.
 	Input interface{} `json:"input,omitempty"`
+
+	// Priority Orders the run's due work against other runs': each point above the default 50 makes it due 100 ms earlier (below, later), so work that has waited longer than the difference still goes first (docs/flow-control.md).
+	Priority *int `json:"priority,omitempty"`
 
 	// Version The version to run; the latest when absent.
 	Version  *int32             `json:"version,omitempty"`
@@ -1314,7 +1375,12 @@ type WaitingFor struct {
 // definition guide in docs/); this schema checks only its outline, so
 // that every problem can be reported at once, each with its path.
 type WorkflowDefinition struct {
-	Description *string `json:"description,omitempty"`
+	// Concurrency At most `limit` active runs for each value of `key` (an expression over `input`); the others wait `queued`, first in first out per key: `[{"key": "${ input.customer_id }", "limit": 1}]`, up to 4 limits (docs/flow-control.md).
+	Concurrency *[]ConcurrencyLimit `json:"concurrency,omitempty"`
+
+	// Debounce `{"key": "${ … }", "period": "10s", "max_wait": "1m"}`: a start whose key matches a run that has not begun yet replaces that run's input and puts its start `period` off, no further than `max_wait` (default ten periods) after the first start; the answer is then `200` with that run.
+	Debounce    *map[string]interface{} `json:"debounce,omitempty"`
+	Description *string                 `json:"description,omitempty"`
 
 	// Name `[a-z0-9][a-z0-9_-]{0,127}`
 	Name string `json:"name"`

@@ -4,11 +4,11 @@
 INSERT INTO runs (
     id, workflow_name, workflow_version, status, input, context,
     parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash,
-    schedule_id, traceparent, trace_parent_span_id, tracestate, history_cap, deadline
+    schedule_id, traceparent, trace_parent_span_id, tracestate, history_cap, priority, deadline
 ) VALUES (
     @id, @workflow_name, @workflow_version, 'pending', @input, '{}',
     @parent_run_id, @parent_step_execution_id, @depth, @idempotency_key, @request_hash,
-    @schedule_id, @traceparent, @trace_parent_span_id, @tracestate, @history_cap,
+    @schedule_id, @traceparent, @trace_parent_span_id, @tracestate, @history_cap, @priority,
     -- The run-level timeout counts from the database's clock, like leases.
     now() + sqlc.narg('timeout_ms')::bigint * interval '1 millisecond'
 )
@@ -122,12 +122,20 @@ WHERE id = @id AND status IN ('running', 'waiting')
 RETURNING context;
 
 -- name: RunFinish :one
--- Ends an unfinished run and returns it; a run finished already is left
--- alone, and no row is returned.
-UPDATE runs
-SET status = @status, output = @output, error = @error, finished_at = now(), updated_at = now()
-WHERE id = @id AND status IN ('pending', 'running', 'waiting', 'compensating')
-RETURNING *;
+-- Ends an unfinished run and returns it, with the flow-control keys whose
+-- places it gave back (its queue entries go too); a run finished already
+-- is left alone, and no row is returned.
+WITH finished AS (
+    UPDATE runs
+    SET status = @status, output = @output, error = @error, blocked = NULL, finished_at = now(), updated_at = now()
+    WHERE id = @id AND status IN ('queued', 'pending', 'running', 'waiting', 'compensating')
+    RETURNING *
+), released AS (
+    DELETE FROM flow_slots s WHERE s.run_id = (SELECT f.id FROM finished f) RETURNING s.key
+), unqueued AS (
+    DELETE FROM flow_queue q WHERE q.run_id = (SELECT f.id FROM finished f)
+)
+SELECT finished.*, ARRAY(SELECT DISTINCT key FROM released)::text[] AS released_keys FROM finished;
 
 -- name: SettingGet :one
 SELECT value FROM settings WHERE key = @key;
@@ -137,7 +145,7 @@ INSERT INTO settings (key, value) VALUES (@key, @value) ON CONFLICT (key) DO NOT
 
 -- name: RunListActiveChildren :many
 SELECT id FROM runs
-WHERE parent_run_id = @parent_run_id AND status IN ('pending', 'running', 'waiting', 'compensating')
+WHERE parent_run_id = @parent_run_id AND status IN ('queued', 'pending', 'running', 'waiting', 'compensating')
 ORDER BY created_at, id;
 
 -- name: RunStartCompensating :execrows
@@ -163,7 +171,7 @@ WHERE runs.id = ANY (ARRAY(
           AND r.finished_at < now() - COALESCE(w.retention_ms, sqlc.arg('default_ms')::bigint) * interval '1 millisecond'
           AND r.status IN ('succeeded', 'failed', 'cancelled', 'timed_out', 'compensated', 'compensation_failed')
           AND NOT EXISTS (SELECT 1 FROM runs c
-                          WHERE c.parent_run_id = r.id AND c.status IN ('pending', 'running', 'waiting', 'compensating'))
+                          WHERE c.parent_run_id = r.id AND c.status IN ('queued', 'pending', 'running', 'waiting', 'compensating'))
         ORDER BY r.finished_at
         LIMIT @max
         FOR UPDATE OF r SKIP LOCKED
@@ -174,7 +182,7 @@ WHERE runs.id = ANY (ARRAY(
 -- name: RunLockToDelete :one
 -- Locks a run to delete it, saying whether it has a child still going.
 SELECT status, EXISTS (SELECT 1 FROM runs c
-                       WHERE c.parent_run_id = runs.id AND c.status IN ('pending', 'running', 'waiting', 'compensating'))::boolean AS active_children
+                       WHERE c.parent_run_id = runs.id AND c.status IN ('queued', 'pending', 'running', 'waiting', 'compensating'))::boolean AS active_children
 FROM runs WHERE runs.id = @id FOR UPDATE;
 
 -- name: RunDelete :execrows

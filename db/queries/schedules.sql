@@ -86,7 +86,7 @@ SELECT * FROM schedule_fires WHERE schedule_id = @schedule_id ORDER BY fire_time
 
 -- name: RunListActiveBySchedule :many
 SELECT id FROM runs
-WHERE schedule_id = @schedule_id AND status IN ('pending', 'running', 'waiting', 'compensating')
+WHERE schedule_id = @schedule_id AND status IN ('queued', 'pending', 'running', 'waiting', 'compensating')
 ORDER BY created_at;
 
 -- name: ScheduleDeleteFromDefinition :exec

@@ -38,6 +38,24 @@ type runJSON struct {
 	StartedAt      *time.Time      `json:"started_at,omitempty"`
 	FinishedAt     *time.Time      `json:"finished_at,omitempty"`
 	WaitingFor     []waitingJSON   `json:"waiting_for,omitempty"`
+	Priority       int             `json:"priority"`
+	Blocked        *blockedJSON    `json:"blocked,omitempty"`
+}
+
+// blockedJSON is why flow control holds a run up.
+type blockedJSON struct {
+	Reason string     `json:"reason"`
+	Key    string     `json:"key"`
+	Step   string     `json:"step,omitempty"`
+	Since  time.Time  `json:"since"`
+	Until  *time.Time `json:"until,omitempty"`
+}
+
+func blockedFrom(b *workflow.Blocked) *blockedJSON {
+	if b == nil {
+		return nil
+	}
+	return &blockedJSON{Reason: b.Reason, Key: b.Key, Step: b.Step, Since: b.Since.UTC(), Until: utc(b.Until)}
 }
 
 // waitingJSON is what a waiting run waits for.
@@ -87,6 +105,7 @@ func runFrom(r workflow.Run) runJSON {
 		Input: r.Input, Context: r.Context, Output: r.Output, Error: r.Error, Attempt: r.Attempt,
 		ParentRunID: r.ParentRunID, IdempotencyKey: r.IdempotencyKey, Deadline: utc(r.Deadline),
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), StartedAt: utc(r.StartedAt), FinishedAt: utc(r.FinishedAt),
+		Priority: r.Priority, Blocked: blockedFrom(r.Blocked),
 	}
 }
 
@@ -133,8 +152,9 @@ func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
 		// Version is a json.Number because JSON Schema counts 1.0 and 1e0
 		// as the integer 1; the validator has checked it is an integer in
 		// range, which a float64 holds exactly.
-		Version json.Number     `json:"version"`
-		Input   json.RawMessage `json:"input"`
+		Version  json.Number     `json:"version"`
+		Input    json.RawMessage `json:"input"`
+		Priority *int            `json:"priority"`
 	}
 	if err := decodeBody(r, &req); err != nil {
 		s.writeError(w, r, err)
@@ -151,8 +171,8 @@ func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
 	}
 	run, created, err := s.svc.StartRun(r.Context(), orchestrator.StartRun{
 		Workflow: req.Workflow, Version: version, Input: req.Input,
-		IdempotencyKey: r.Header.Get("Idempotency-Key"),
-		Parent:         orchestrator.TraceParent(r.Context(), r.Header.Get("Traceparent"), strings.Join(r.Header.Values("Tracestate"), ",")),
+		IdempotencyKey: r.Header.Get("Idempotency-Key"), Priority: req.Priority,
+		Parent: orchestrator.TraceParent(r.Context(), r.Header.Get("Traceparent"), strings.Join(r.Header.Values("Tracestate"), ",")),
 	})
 	if err != nil {
 		s.writeError(w, r, err)

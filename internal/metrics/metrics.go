@@ -1,6 +1,6 @@
 // Package metrics holds Durable's Prometheus metrics: what the engine did
 // (runs, steps, callbacks, events, schedule firings), the queue (due work
-// and its lag), the HTTP server by route, the database pool, and Go's and
+// and its lag, what flow control holds), the HTTP server by route, the database pool, and Go's and
 // the process's own. Each process has its own registry, served by
 // [Metrics.Handler]; nothing is registered globally.
 //
@@ -43,6 +43,7 @@ type Metrics struct {
 	callbacks     *prometheus.CounterVec
 	events        prometheus.Counter
 	scheduleFires *prometheus.CounterVec
+	flowHeld      *prometheus.CounterVec
 	httpRequests  *prometheus.CounterVec
 	httpDuration  *prometheus.HistogramVec
 	httpInFlight  prometheus.Gauge
@@ -76,6 +77,9 @@ func New() *Metrics {
 		scheduleFires: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "durable_schedule_fires_total", Help: "Schedule firings that started a run.",
 		}, []string{"workflow"}),
+		flowHeld: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "durable_flow_held_total", Help: "Times a step's attempt was held back by flow control, by reason: concurrency (its concurrency limit was full) or throttled (its rate limit had no token); no retry attempt is used.",
+		}, []string{"workflow", "step", "reason"}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "durable_http_requests_total", Help: "HTTP requests served, by route pattern and status code.",
 		}, []string{"method", "route", "code"}),
@@ -90,7 +94,7 @@ func New() *Metrics {
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.runsStarted, m.runsFinished, m.steps, m.stepDuration, m.callbacks, m.events, m.scheduleFires,
+		m.runsStarted, m.runsFinished, m.steps, m.stepDuration, m.callbacks, m.events, m.scheduleFires, m.flowHeld,
 		m.httpRequests, m.httpDuration, m.httpInFlight,
 	)
 	return m
@@ -106,6 +110,7 @@ func (m *Metrics) Handler() http.Handler {
 type Database interface {
 	Stat() *pgxpool.Stat
 	WorkDue(ctx context.Context, max int) (int64, time.Duration, error)
+	FlowHeld(ctx context.Context) (queued, concurrency, throttled int64, err error)
 }
 
 // WatchDatabase adds the pool's statistics (pgxpool_*) and the queue
@@ -169,6 +174,12 @@ func (m *Metrics) EventPublished() { m.events.Inc() }
 // ScheduleFired counts a schedule firing that started a run of workflow.
 func (m *Metrics) ScheduleFired(workflow string) {
 	m.scheduleFires.WithLabelValues(m.names.workflow(workflow)).Inc()
+}
+
+// FlowHeld counts a step's attempt held back by flow control.
+func (m *Metrics) FlowHeld(workflow, step, reason string) {
+	w, s := m.names.step(workflow, step)
+	m.flowHeld.WithLabelValues(w, s, reason).Inc()
 }
 
 // names bounds the workflow and step label values: the first ones seen

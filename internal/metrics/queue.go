@@ -18,6 +18,10 @@ var (
 		"Work items due and not claimed (counted up to 100000): steps to start or retry, timers, timeouts.", nil, nil)
 	workLagDesc = prometheus.NewDesc("durable_work_lag_seconds",
 		"How long the oldest due work item has waited to be claimed (0 when none is due).", nil, nil)
+	runsQueuedDesc = prometheus.NewDesc("durable_runs_queued",
+		"Runs queued behind their workflow's concurrency limits.", nil, nil)
+	runsHeldDesc = prometheus.NewDesc("durable_runs_held",
+		"Runs whose step waits for flow control: reason concurrency (a step's concurrency limit) or throttled (a rate limit).", []string{"reason"}, nil)
 )
 
 // queue reads the queue's depth and lag when scraped. Several scrapes in
@@ -31,12 +35,16 @@ type queue struct {
 	readAt time.Time
 	due    int64
 	lag    time.Duration
-	err    error
+	// queued, concurrency and throttled are what flow control holds.
+	queued, concurrency, throttled int64
+	err                            error
 }
 
 func (q *queue) Describe(ch chan<- *prometheus.Desc) {
 	ch <- workDueDesc
 	ch <- workLagDesc
+	ch <- runsQueuedDesc
+	ch <- runsHeldDesc
 }
 
 func (q *queue) Collect(ch chan<- prometheus.Metric) {
@@ -45,6 +53,9 @@ func (q *queue) Collect(ch chan<- prometheus.Metric) {
 	if time.Since(q.readAt) >= time.Second {
 		ctx, cancel := context.WithTimeout(q.ctx, 2*time.Second)
 		q.due, q.lag, q.err = q.db.WorkDue(ctx, maxCountedDue)
+		if q.err == nil {
+			q.queued, q.concurrency, q.throttled, q.err = q.db.FlowHeld(ctx)
+		}
 		cancel()
 		q.readAt = time.Now()
 		if q.err != nil {
@@ -57,4 +68,7 @@ func (q *queue) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(workDueDesc, prometheus.GaugeValue, float64(q.due))
 	ch <- prometheus.MustNewConstMetric(workLagDesc, prometheus.GaugeValue, q.lag.Seconds())
+	ch <- prometheus.MustNewConstMetric(runsQueuedDesc, prometheus.GaugeValue, float64(q.queued))
+	ch <- prometheus.MustNewConstMetric(runsHeldDesc, prometheus.GaugeValue, float64(q.concurrency), "concurrency")
+	ch <- prometheus.MustNewConstMetric(runsHeldDesc, prometheus.GaugeValue, float64(q.throttled), "throttled")
 }

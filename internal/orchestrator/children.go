@@ -91,7 +91,7 @@ func (s *core) startChild(ctx context.Context, tx *postgres.Tx, item postgres.Wo
 	parent, parentStep := st.Run.ID, a.execID
 	child, _, err := s.startRunTx(ctx, tx, version.Name, version.Version, newRunInput{
 		id: childID, input: input, parentRunID: &parent, parentStepID: &parentStep, depth: st.Run.Depth + 1,
-		parent: stepSpan(st.Run, a.execID),
+		parent: stepSpan(st.Run, a.execID), priority: &st.Run.Priority,
 	})
 	if err != nil {
 		return err

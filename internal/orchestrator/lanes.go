@@ -197,7 +197,7 @@ type laneStep struct {
 // depend on it.
 func (s *core) prepareLastOfLane(a *attempt, res httpstep.Result, draining bool) *laneStep {
 	st := a.state
-	if draining || !st.Def.HasLanes() {
+	if draining || !st.Def.HasLanes() || a.step.Call.HasFlowLimits() {
 		return nil
 	}
 	after := engine.After(st.Def, st.Scope, a.step.Name)

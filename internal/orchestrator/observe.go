@@ -25,6 +25,9 @@ type Observer interface {
 	CallbackAnswered(outcome string)
 	EventPublished()
 	ScheduleFired(workflow string)
+	// FlowHeld counts a step's attempt held back by flow control, by
+	// reason (workflow.BlockedConcurrency, workflow.BlockedThrottled).
+	FlowHeld(workflow, step, reason string)
 }
 
 // Step outcomes an [Observer] is told of.
@@ -62,6 +65,7 @@ func (unobserved) AttemptTook(string, string, time.Duration) {}
 func (unobserved) CallbackAnswered(string)                   {}
 func (unobserved) EventPublished()                           {}
 func (unobserved) ScheduleFired(string)                      {}
+func (unobserved) FlowHeld(string, string, string)           {}
 
 // How a run was started, as its start is logged.
 const (

@@ -83,6 +83,23 @@ func (s *core) retryRunTx(ctx context.Context, tx *postgres.Tx, id uuid.UUID, re
 	if !ok {
 		return workflow.Run{}, fault.New(fault.Conflict, "run %s cannot be retried: it changed meanwhile, or its history has no room left (DURABLE_MAX_HISTORY_EVENTS)", id)
 	}
+	if len(def.Concurrency) > 0 {
+		// A retried run takes its places again, as a start does. Queueing
+		// it instead would have admission begin it from its first step,
+		// not from the retry's plan, so a key with no room refuses the
+		// retry: the error rolls the transaction, and the queueing, back.
+		limits, err := runKeys(ctx, def, run.Workflow, input)
+		if err != nil {
+			return workflow.Run{}, fault.WithProblems(fault.Invalid, "the workflow's concurrency key could not be evaluated", []fault.Problem{{Path: "/input", Message: err.Error()}})
+		}
+		entered, err := tx.EnterRun(ctx, id, current.Priority, limits)
+		if err != nil {
+			return workflow.Run{}, err
+		}
+		if !entered {
+			return workflow.Run{}, fault.New(fault.Conflict, "run %s cannot be retried now: its workflow's concurrency limits have no room for it (retry it when runs of its key have finished)", id)
+		}
+	}
 	changes := postgres.RetryChanges{Delete: plan.Delete, Lanes: plan.Lanes}
 	for _, b := range plan.Blocks {
 		changes.Blocks = append(changes.Blocks, postgres.ReopenedBlock{Key: b.Key, Open: b.Open})

@@ -30,12 +30,20 @@ type StartRun struct {
 	// Parent is the caller's span (see [TraceParent]): the run's span is
 	// its child, in its trace. An invalid one begins a new trace.
 	Parent trace.SpanContext
+	// Priority orders the run's due work (0–100); nil: the default, 50.
+	Priority *int
 }
 
 // StartRun creates a run and its first piece of work in one transaction.
 // It returns false when an earlier request with the same idempotency key
-// created the run already.
+// created the run already, or when the workflow's debounce folded the start
+// into a run that had not begun (its input is then this start's).
 func (s *API) StartRun(ctx context.Context, req StartRun) (workflow.Run, bool, error) {
+	if req.Priority != nil && (*req.Priority < 0 || *req.Priority > 100) {
+		return workflow.Run{}, false, fault.WithProblems(fault.Invalid, "the priority is out of range", []fault.Problem{{
+			Path: "/priority", Message: "must be an integer from 0 to 100",
+		}})
+	}
 	if len(req.Input) == 0 || string(req.Input) == "null" {
 		req.Input = json.RawMessage(`{}`)
 	}
@@ -60,15 +68,21 @@ func (s *API) StartRun(ctx context.Context, req StartRun) (workflow.Run, bool, e
 	// of one commit. A start touches only its own new rows (and the unique
 	// index of idempotency keys), so sharing holds no one up.
 	var run workflow.Run
-	var inserted bool
+	var outcome startOutcome
 	err = s.db.InGroupTx(ctx, func(ctx context.Context, tx *postgres.Tx) (err error) {
-		run, inserted, err = s.startRunTx(ctx, tx, req.Workflow, req.Version, newRunInput{input: input, idempotencyKey: req.IdempotencyKey, requestHash: requestHash, parent: req.Parent})
+		run, outcome, err = s.startRunTx(ctx, tx, req.Workflow, req.Version, newRunInput{
+			input: input, idempotencyKey: req.IdempotencyKey, requestHash: requestHash, parent: req.Parent,
+			priority: req.Priority, debounce: true,
+		})
 		return err
 	})
 	if err != nil {
 		return workflow.Run{}, false, fmt.Errorf("start run of %s: %w", req.Workflow, err)
 	}
-	if !inserted {
+	switch outcome {
+	case runFolded:
+		return run, false, nil
+	case runKeyTaken:
 		// A concurrent request with the same key won the insert.
 		run, ok, err := s.existingRun(ctx, req.IdempotencyKey, requestHash)
 		if err == nil && !ok {
@@ -78,6 +92,15 @@ func (s *API) StartRun(ctx context.Context, req StartRun) (workflow.Run, bool, e
 	}
 	return run, true, nil
 }
+
+// startOutcome is what a start did.
+type startOutcome int
+
+const (
+	runStarted  startOutcome = iota // a new run
+	runKeyTaken                     // nothing: the idempotency key was taken
+	runFolded                       // the debounce folded it into a pending run
+)
 
 // newRunInput is what starting a run takes beyond its workflow.
 type newRunInput struct {
@@ -91,19 +114,46 @@ type newRunInput struct {
 	depth          int
 	// parent is the span the run's span is a child of; invalid: none.
 	parent trace.SpanContext
+	// priority is the run's (nil: the default); debounce applies the
+	// workflow's debounce, which only starts through the API do.
+	priority *int
+	debounce bool
 }
 
 // startRunTx creates a run of a workflow version (0: the latest) and its
-// first piece of work in tx. It returns false, creating nothing, when the
-// run's idempotency key is taken.
-func (s *core) startRunTx(ctx context.Context, tx *postgres.Tx, name string, version int, in newRunInput) (workflow.Run, bool, error) {
+// first piece of work in tx. It creates nothing when the run's idempotency
+// key is taken, or when the workflow's debounce folds the start into a run
+// that has not begun, which it returns. A run of a workflow with
+// concurrency limits that has no room is created queued, without work.
+func (s *core) startRunTx(ctx context.Context, tx *postgres.Tx, name string, version int, in newRunInput) (workflow.Run, startOutcome, error) {
 	v, err := resolveVersion(ctx, tx, name, version)
 	if err != nil {
-		return workflow.Run{}, false, err
+		return workflow.Run{}, runKeyTaken, err
 	}
 	def, err := s.definition(v)
 	if err != nil {
-		return workflow.Run{}, false, err
+		return workflow.Run{}, runKeyTaken, err
+	}
+	priority := workflow.DefaultPriority
+	if in.priority != nil {
+		priority = *in.priority
+	}
+	// The run's first work is due by its priority, or after the debounce.
+	delay := -headStart(priority)
+	var debounceKey string
+	if in.debounce && def.Debounce != nil {
+		if debounceKey, err = evalDebounceKey(ctx, def, in.input); err != nil {
+			return workflow.Run{}, runKeyTaken, err
+		}
+		folded, err := tx.Debounce(ctx, v.Name, debounceKey, in.input, time.Duration(def.Debounce.Period), time.Duration(def.Debounce.MaxWait))
+		if err != nil {
+			return workflow.Run{}, runKeyTaken, err
+		}
+		if folded != uuid.Nil {
+			run, err := tx.GetRun(ctx, folded)
+			return run, runFolded, err
+		}
+		delay = time.Duration(def.Debounce.Period)
 	}
 	if in.id == uuid.Nil {
 		in.id = uuid.Must(uuid.NewV7())
@@ -113,9 +163,10 @@ func (s *core) startRunTx(ctx context.Context, tx *postgres.Tx, name string, ver
 		IdempotencyKey: in.idempotencyKey, RequestHash: in.requestHash, ScheduleID: in.scheduleID,
 		ParentRunID: in.parentRunID, ParentStepExecutionID: in.parentStepID, Depth: in.depth,
 		Timeout: time.Duration(def.Timeout), Trace: newRunTrace(in.parent), HistoryCap: s.limits.MaxHistoryEvents,
+		Priority: priority,
 	})
 	if err != nil || !inserted {
-		return run, inserted, err
+		return run, runKeyTaken, err
 	}
 	data := map[string]any{"workflow": run.Workflow, "version": run.Version}
 	if in.idempotencyKey != "" {
@@ -127,17 +178,47 @@ func (s *core) startRunTx(ctx context.Context, tx *postgres.Tx, name string, ver
 	if in.parentRunID != nil {
 		data["parent_run_id"] = in.parentRunID.String()
 	}
+	if priority != workflow.DefaultPriority {
+		data["priority"] = priority
+	}
 	appendHistory(tx, run.ID, workflow.EventRunCreated, "", nil, data)
 	s.runStarted(ctx, tx, run)
-	if err := tx.EnqueueWork(ctx, run.ID, postgres.WorkTarget{Kind: postgres.WorkAdvance}, 0); err != nil {
-		return run, true, err
+	if debounceKey != "" {
+		if err := tx.RecordDebounce(ctx, v.Name, debounceKey, run.ID); err != nil {
+			return run, runStarted, err
+		}
+	}
+	entered := true
+	if len(def.Concurrency) > 0 {
+		if entered, err = s.enterRun(ctx, tx, def, &run, priority); err != nil {
+			return run, runStarted, err
+		}
+	}
+	if entered {
+		if err := tx.EnqueueWork(ctx, run.ID, postgres.WorkTarget{Kind: postgres.WorkAdvance}, delay); err != nil {
+			return run, runStarted, err
+		}
 	}
 	if def.Timeout > 0 {
 		if err := tx.EnqueueWork(ctx, run.ID, postgres.WorkTarget{Kind: postgres.WorkRunTimeout}, time.Duration(def.Timeout)); err != nil {
-			return run, true, err
+			return run, runStarted, err
 		}
 	}
-	return run, true, nil
+	return run, runStarted, nil
+}
+
+// evalDebounceKey evaluates a workflow's debounce key against a start's
+// input; a key that cannot be evaluated refuses the start.
+func evalDebounceKey(ctx context.Context, def *workflow.Definition, input []byte) (string, error) {
+	v, err := workflow.DecodeJSON(input)
+	if err == nil {
+		var key string
+		if key, err = workflow.FlowKey(ctx, def.Debounce.Key, workflow.Activation{Input: v}); err == nil {
+			return key, nil
+		}
+	}
+	msg := fmt.Sprintf("the workflow's debounce key could not be evaluated: %v", err)
+	return "", fault.WithProblems(fault.Invalid, msg, []fault.Problem{{Path: "/input", Message: msg}})
 }
 
 // existingRun returns the run started with key, if any, and refuses a

@@ -145,6 +145,9 @@ type attempt struct {
 	// prepared it for this attempt's result (see [core.succeedAndContinue]).
 	successor     *attempt
 	successorHash []byte
+	// bucket is the rate limit's bucket the attempt took its token from,
+	// once it passed its limits (see [core.passFlow]).
+	bucket string
 }
 
 // at is which attempt a is, as the engine's decisions need it.
@@ -253,6 +256,9 @@ func (s *core) startStep(ctx context.Context, tx *postgres.Tx, item postgres.Wor
 	if step.Loop != nil {
 		return s.startLoop(ctx, tx, item, st, step)
 	}
+	if step.Call.HasFlowLimits() {
+		return s.startHeldStep(ctx, tx, item, st, step)
+	}
 	a, start, renderErr, err := s.prepareStart(ctx, item, st, step)
 	if err != nil {
 		return nil, err
@@ -333,6 +339,11 @@ func (s *core) restartStep(ctx context.Context, tx *postgres.Tx, item postgres.W
 			return nil, orLeaseLost(err, ok)
 		}
 		return nil, s.failStepExecution(ctx, tx, a, engine.ErrorJSON(exhausted, 0))
+	}
+	if step.Call.HasFlowLimits() {
+		if held, err := s.passFlow(ctx, tx, a); err != nil || held {
+			return nil, s.failHeld(ctx, tx, a, err)
+		}
 	}
 	hash, err := s.newAttemptRecord(a)
 	if err != nil {
@@ -460,6 +471,11 @@ func (s *core) recordResult(ctx context.Context, a *attempt, res httpstep.Result
 		if err := s.lockToRecord(ctx, tx, a); err != nil {
 			return err
 		}
+		if a.step.Call.HasFlowLimits() {
+			if err := s.leaveFlow(ctx, tx, a, res.HTTPStatus, res.RetryAfter); err != nil {
+				return err
+			}
+		}
 		var err error
 		next, err = s.recordResultTx(ctx, tx, a, res, draining)
 		return err
@@ -531,7 +547,10 @@ func (s *core) succeedAndContinue(ctx context.Context, a *attempt, res httpstep.
 	d := s.judge(a, res)
 	after := engine.After(st.Def, st.Scope, a.step.Name)
 	step := after.Step
-	if d.Verdict != engine.Succeed || step == nil || step.Call == nil || len(after.Ended) > 0 {
+	if d.Verdict != engine.Succeed || step == nil || step.Call == nil || len(after.Ended) > 0 ||
+		a.step.Call.HasFlowLimits() || step.Call.HasFlowLimits() {
+		// A step with flow limits gives its places back, and the next one
+		// passes its limits, on the general path.
 		return nil, false, nil
 	}
 	// A failed merge or render below leaves st changed; the general path

@@ -571,7 +571,7 @@ func (s *core) beginsWithCall(ctx context.Context, tx *postgres.Tx, item postgre
 		return false
 	}
 	def, err := s.definitionOf(ctx, tx, run.Workflow, run.Version)
-	return err == nil && !def.HasLanes() && def.Steps[0].Call != nil
+	return err == nil && !def.HasLanes() && def.Steps[0].Call != nil && !def.Steps[0].Call.HasFlowLimits()
 }
 
 // beginAlone begins a claimed item's work in a transaction of its own and

@@ -201,7 +201,9 @@ func (tx *Tx) MergeRunContext(ctx context.Context, id uuid.UUID, patch json.RawM
 }
 
 // FinishRun ends an unfinished run with status, output and error, and
-// returns it. It returns false when the run had finished already.
+// returns it. It returns false when the run had finished already. The
+// places the run held under concurrency limits are given back in the same
+// statement, and the queued runs they make room for begin.
 func (tx *Tx) FinishRun(ctx context.Context, id uuid.UUID, status workflow.RunStatus, output, runErr json.RawMessage) (workflow.Run, bool, error) {
 	r, err := tx.q.RunFinish(ctx, dbsqlc.RunFinishParams{ID: id, Status: string(status), Output: output, Error: runErr})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -210,7 +212,20 @@ func (tx *Tx) FinishRun(ctx context.Context, id uuid.UUID, status workflow.RunSt
 	if err != nil {
 		return workflow.Run{}, false, fmt.Errorf("finish run: %w", translate(err))
 	}
-	return runFromRow(r), true, nil
+	if len(r.ReleasedKeys) > 0 {
+		if err := tx.admit(ctx, r.ReleasedKeys); err != nil {
+			return workflow.Run{}, false, err
+		}
+	}
+	return runFromRow(dbsqlc.Run{
+		ID: r.ID, WorkflowName: r.WorkflowName, WorkflowVersion: r.WorkflowVersion, Status: r.Status,
+		Input: r.Input, Context: r.Context, Output: r.Output, Error: r.Error, Attempt: r.Attempt,
+		ParentRunID: r.ParentRunID, ParentStepExecutionID: r.ParentStepExecutionID, Depth: r.Depth,
+		IdempotencyKey: r.IdempotencyKey, RequestHash: r.RequestHash, ScheduleID: r.ScheduleID, Deadline: r.Deadline,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
+		Traceparent: r.Traceparent, TraceParentSpanID: r.TraceParentSpanID, Tracestate: r.Tracestate,
+		HistoryCount: r.HistoryCount, HistoryCap: r.HistoryCap, Priority: r.Priority, Blocked: r.Blocked,
+	}), true, nil
 }
 
 // NewStepExecution is a step execution to start, with its first attempt.

@@ -36,6 +36,8 @@ func runFromRow(r dbsqlc.Run) workflow.Run {
 		StartedAt:             r.StartedAt,
 		FinishedAt:            r.FinishedAt,
 		HistoryCap:            int(r.HistoryCap),
+		Priority:              int(r.Priority),
+		Blocked:               blockedOf(r.Blocked),
 	}
 	if r.IdempotencyKey != nil {
 		run.IdempotencyKey = *r.IdempotencyKey
@@ -70,6 +72,7 @@ type NewRun struct {
 	// [DB.InTx]; 0: [workflow.DefaultMaxHistoryEvents]); those of steps
 	// inside foreach items are not counted.
 	HistoryCap int
+	Priority   int
 }
 
 // InsertRun creates a pending run. When the run's idempotency key is taken
@@ -89,6 +92,7 @@ func (tx *Tx) InsertRun(ctx context.Context, n NewRun) (workflow.Run, bool, erro
 		TraceParentSpanID:     orNil(n.Trace.ParentSpanID),
 		Tracestate:            orNil(n.Trace.Tracestate),
 		HistoryCap:            int32(workflow.DefaultMaxHistoryEvents),
+		Priority:              int16(n.Priority),
 	}
 	if n.HistoryCap > 0 {
 		params.HistoryCap = int32(n.HistoryCap)

@@ -117,6 +117,11 @@ type Definition struct {
 	// Retention is how long the workflow's finished runs are kept; zero
 	// means the deployment's default (DURABLE_RETENTION).
 	Retention Duration
+	// Concurrency limits the workflow's active runs per key; the others
+	// wait queued. Empty: no limit.
+	Concurrency []ConcurrencyLimit
+	// Debounce, when set, folds starts with the same key into one run.
+	Debounce *Debounce
 
 	canonical []byte
 	hash      [32]byte
@@ -315,6 +320,11 @@ type CallStep struct {
 	// Compensate is called, in reverse order of completion, when a later
 	// failure makes the run compensate; nil when the step has none.
 	Compensate *Request
+	// Concurrency limits the step's attempts in flight per key, across all
+	// runs; RateLimit limits how often they are made. Both are checked
+	// before an attempt is made, and waiting for them uses no attempt.
+	Concurrency []ConcurrencyLimit
+	RateLimit   *RateLimit
 }
 
 // RetryPolicy says how a failed attempt is retried. Parse fills in every

@@ -223,6 +223,12 @@ func (p *parser) definition(root *node) {
 	if n, path := o.get("schedule"); n != nil {
 		p.def.Schedule = p.schedule(n, path)
 	}
+	if n, path := o.get("concurrency"); n != nil {
+		p.def.Concurrency = p.concurrency(n, path, scope{})
+	}
+	if n, path := o.get("debounce"); n != nil {
+		p.def.Debounce = p.debounce(n, path)
+	}
 	o.finish()
 }
 
@@ -350,6 +356,12 @@ func (p *parser) step(n *node, path string, sc scope) *Step {
 func (p *parser) callStep(o *object, sc scope) *CallStep {
 	c := &CallStep{Request: p.request(o, sc)}
 	c.CallbackTimeout = o.optDuration("callback_timeout", defaultCallbackTimeout)
+	if n, path := o.get("concurrency"); n != nil {
+		c.Concurrency = p.concurrency(n, path, sc)
+	}
+	if n, path := o.get("rate_limit"); n != nil {
+		c.RateLimit = p.rateLimit(n, path, sc)
+	}
 	if n, path := o.get("compensate"); n != nil {
 		if co := p.object(n, path); co != nil {
 			r := p.request(co, sc)

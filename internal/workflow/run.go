@@ -12,7 +12,10 @@ type RunStatus string
 
 // The states a run moves through.
 const (
-	RunPending            RunStatus = "pending"
+	RunPending RunStatus = "pending"
+	// RunQueued waits for room under its workflow's concurrency limits;
+	// it has not begun.
+	RunQueued             RunStatus = "queued"
 	RunRunning            RunStatus = "running"
 	RunWaiting            RunStatus = "waiting"
 	RunSucceeded          RunStatus = "succeeded"
@@ -26,7 +29,7 @@ const (
 
 // RunStatuses lists every run state, in the order a run usually meets them.
 var RunStatuses = []RunStatus{
-	RunPending, RunRunning, RunWaiting, RunSucceeded, RunFailed, RunCancelled,
+	RunQueued, RunPending, RunRunning, RunWaiting, RunSucceeded, RunFailed, RunCancelled,
 	RunTimedOut, RunCompensating, RunCompensated, RunCompensationFailed,
 }
 
@@ -104,6 +107,31 @@ type Run struct {
 	// HistoryCap is the most events the run's history holds (those of
 	// steps inside foreach items not counted).
 	HistoryCap int
+	// Priority orders the run's due work against other runs' (0–100).
+	Priority int
+	// Blocked says why the run is not moving, nil while nothing of flow
+	// control holds it up.
+	Blocked *Blocked
+}
+
+// DefaultPriority is a run's priority when its start gives none.
+const DefaultPriority = 50
+
+// The reasons flow control holds a run up.
+const (
+	BlockedQueued      = "queued"      // the run waits for room under its workflow's concurrency limit
+	BlockedConcurrency = "concurrency" // a step waits for room under its concurrency limit
+	BlockedThrottled   = "throttled"   // a step waits for its rate limit's next token
+)
+
+// Blocked is why a run is not moving: its reason, the key it waits
+// behind, since when, and (throttled) until when at least.
+type Blocked struct {
+	Reason string     `json:"reason"`
+	Key    string     `json:"key"`
+	Step   string     `json:"step,omitempty"`
+	Since  time.Time  `json:"since"`
+	Until  *time.Time `json:"until,omitempty"`
 }
 
 // TraceContext is where a run's spans belong in a distributed trace, chosen
@@ -178,6 +206,8 @@ type HistoryEvent struct {
 // History event types, in the order a run usually meets them.
 const (
 	EventRunCreated         = "run_created"
+	EventRunQueued          = "run_queued"   // a concurrency limit of its workflow holds the run
+	EventRunAdmitted        = "run_admitted" // a queued run got its places and begins
 	EventRunStarted         = "run_started"
 	EventStepStarted        = "step_started"         // an attempt began
 	EventStepAccepted       = "step_accepted"        // the endpoint answered 202

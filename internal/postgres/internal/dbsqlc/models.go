@@ -25,6 +25,34 @@ type Event struct {
 	ReceivedAt time.Time
 }
 
+type FlowBucket struct {
+	Key         string
+	Tokens      float64
+	RefilledAt  time.Time
+	PausedUntil *time.Time
+}
+
+type FlowDebounce struct {
+	WorkflowName string
+	Key          string
+	RunID        uuid.UUID
+	FirstAt      time.Time
+}
+
+type FlowQueue struct {
+	Key       string
+	RunID     uuid.UUID
+	MaxActive int32
+	Rank      time.Time
+}
+
+type FlowSlot struct {
+	Key       string
+	Holder    uuid.UUID
+	RunID     uuid.UUID
+	ExpiresAt *time.Time
+}
+
 type HistoryEvent struct {
 	ID        int64
 	RunID     uuid.UUID
@@ -82,6 +110,8 @@ type Run struct {
 	Tracestate            *string
 	HistoryCount          int32
 	HistoryCap            int32
+	Priority              int16
+	Blocked               []byte
 }
 
 type Schedule struct {

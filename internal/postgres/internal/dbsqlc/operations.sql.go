@@ -475,7 +475,7 @@ SET status = 'running', attempt = attempt + 1, input = $1, context = $2,
     deadline = CASE WHEN $3::bigint > 0
                     THEN now() + $3::bigint * interval '1 millisecond' END
 WHERE id = $4 AND status = $5 AND history_count + 2 < history_cap
-RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate, history_count, history_cap
+RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate, history_count, history_cap, priority, blocked
 `
 
 type RunRetryParams struct {
@@ -524,6 +524,8 @@ func (q *Queries) RunRetry(ctx context.Context, arg RunRetryParams) (Run, error)
 		&i.Tracestate,
 		&i.HistoryCount,
 		&i.HistoryCap,
+		&i.Priority,
+		&i.Blocked,
 	)
 	return i, err
 }

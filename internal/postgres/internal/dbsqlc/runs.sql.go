@@ -123,7 +123,7 @@ WHERE runs.id = ANY (ARRAY(
           AND r.finished_at < now() - COALESCE(w.retention_ms, $1::bigint) * interval '1 millisecond'
           AND r.status IN ('succeeded', 'failed', 'cancelled', 'timed_out', 'compensated', 'compensation_failed')
           AND NOT EXISTS (SELECT 1 FROM runs c
-                          WHERE c.parent_run_id = r.id AND c.status IN ('pending', 'running', 'waiting', 'compensating'))
+                          WHERE c.parent_run_id = r.id AND c.status IN ('queued', 'pending', 'running', 'waiting', 'compensating'))
         ORDER BY r.finished_at
         LIMIT $2
         FOR UPDATE OF r SKIP LOCKED
@@ -154,10 +154,17 @@ func (q *Queries) RunDeleteExpired(ctx context.Context, arg RunDeleteExpiredPara
 }
 
 const runFinish = `-- name: RunFinish :one
-UPDATE runs
-SET status = $1, output = $2, error = $3, finished_at = now(), updated_at = now()
-WHERE id = $4 AND status IN ('pending', 'running', 'waiting', 'compensating')
-RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate, history_count, history_cap
+WITH finished AS (
+    UPDATE runs
+    SET status = $1, output = $2, error = $3, blocked = NULL, finished_at = now(), updated_at = now()
+    WHERE id = $4 AND status IN ('queued', 'pending', 'running', 'waiting', 'compensating')
+    RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate, history_count, history_cap, priority, blocked
+), released AS (
+    DELETE FROM flow_slots s WHERE s.run_id = (SELECT f.id FROM finished f) RETURNING s.key
+), unqueued AS (
+    DELETE FROM flow_queue q WHERE q.run_id = (SELECT f.id FROM finished f)
+)
+SELECT finished.id, finished.workflow_name, finished.workflow_version, finished.status, finished.input, finished.context, finished.output, finished.error, finished.attempt, finished.parent_run_id, finished.parent_step_execution_id, finished.depth, finished.idempotency_key, finished.request_hash, finished.schedule_id, finished.deadline, finished.created_at, finished.updated_at, finished.started_at, finished.finished_at, finished.traceparent, finished.trace_parent_span_id, finished.tracestate, finished.history_count, finished.history_cap, finished.priority, finished.blocked, ARRAY(SELECT DISTINCT key FROM released)::text[] AS released_keys FROM finished
 `
 
 type RunFinishParams struct {
@@ -167,16 +174,48 @@ type RunFinishParams struct {
 	ID     uuid.UUID
 }
 
-// Ends an unfinished run and returns it; a run finished already is left
-// alone, and no row is returned.
-func (q *Queries) RunFinish(ctx context.Context, arg RunFinishParams) (Run, error) {
+type RunFinishRow struct {
+	ID                    uuid.UUID
+	WorkflowName          string
+	WorkflowVersion       int32
+	Status                string
+	Input                 []byte
+	Context               []byte
+	Output                []byte
+	Error                 []byte
+	Attempt               int32
+	ParentRunID           *uuid.UUID
+	ParentStepExecutionID *uuid.UUID
+	Depth                 int32
+	IdempotencyKey        *string
+	RequestHash           []byte
+	ScheduleID            *uuid.UUID
+	Deadline              *time.Time
+	CreatedAt             time.Time
+	UpdatedAt             time.Time
+	StartedAt             *time.Time
+	FinishedAt            *time.Time
+	Traceparent           *string
+	TraceParentSpanID     *string
+	Tracestate            *string
+	HistoryCount          int32
+	HistoryCap            int32
+	Priority              int16
+	Blocked               []byte
+	ReleasedKeys          []string
+}
+
+// Ends an unfinished run and returns it, with the flow-control keys whose
+// places it gave back (its queue entries go too); a run finished already
+// is left alone, and no row is returned.
+func (q *Queries) RunFinish(ctx context.Context, arg RunFinishParams) (RunFinishRow, error) {
 	row := q.db.QueryRow(ctx, runFinish,
 		arg.Status,
 		arg.Output,
 		arg.Error,
 		arg.ID,
 	)
-	var i Run
+	var i RunFinishRow
 	err := row.Scan(
 		&i.ID,
 		&i.WorkflowName,
@@ -203,12 +242,15 @@ func (q *Queries) RunFinish(ctx context.Context, arg RunFinishParams) (Run, erro
 		&i.Tracestate,
 		&i.HistoryCount,
 		&i.HistoryCap,
+		&i.Priority,
+		&i.Blocked,
+		&i.ReleasedKeys,
 	)
 	return i, err
 }
 
 const runGetByID = `-- name: RunGetByID :one
-SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate, history_count, history_cap FROM runs WHERE id = $1
+SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate, history_count, history_cap, priority, blocked FROM runs WHERE id = $1
 `
 
 func (q *Queries) RunGetByID(ctx context.Context, id uuid.UUID) (Run, error) {
@@ -240,12 +282,14 @@ func (q *Queries) RunGetByID(ctx context.Context, id uuid.UUID) (Run, error) {
 		&i.Tracestate,
 		&i.HistoryCount,
 		&i.HistoryCap,
+		&i.Priority,
+		&i.Blocked,
 	)
 	return i, err
 }
 
 const runGetByIdempotencyKey = `-- name: RunGetByIdempotencyKey :one
-SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate, history_count, history_cap FROM runs WHERE idempotency_key = $1
+SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate, history_count, history_cap, priority, blocked FROM runs WHERE idempotency_key = $1
 `
 
 func (q *Queries) RunGetByIdempotencyKey(ctx context.Context, idempotencyKey *string) (Run, error) {
@@ -277,12 +321,14 @@ func (q *Queries) RunGetByIdempotencyKey(ctx context.Context, idempotencyKey *st
 		&i.Tracestate,
 		&i.HistoryCount,
 		&i.HistoryCap,
+		&i.Priority,
+		&i.Blocked,
 	)
 	return i, err
 }
 
 const runGetMany = `-- name: RunGetMany :many
-SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate, history_count, history_cap FROM runs WHERE id = ANY ($1::uuid[])
+SELECT id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate, history_count, history_cap, priority, blocked FROM runs WHERE id = ANY ($1::uuid[])
 `
 
 func (q *Queries) RunGetMany(ctx context.Context, ids []uuid.UUID) ([]Run, error) {
@@ -320,6 +366,8 @@ func (q *Queries) RunGetMany(ctx context.Context, ids []uuid.UUID) ([]Run, error
 			&i.Tracestate,
 			&i.HistoryCount,
 			&i.HistoryCap,
+			&i.Priority,
+			&i.Blocked,
 		); err != nil {
 			return nil, err
 		}
@@ -335,16 +383,16 @@ const runInsert = `-- name: RunInsert :one
 INSERT INTO runs (
     id, workflow_name, workflow_version, status, input, context,
     parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash,
-    schedule_id, traceparent, trace_parent_span_id, tracestate, history_cap, deadline
+    schedule_id, traceparent, trace_parent_span_id, tracestate, history_cap, priority, deadline
 ) VALUES (
     $1, $2, $3, 'pending', $4, '{}',
     $5, $6, $7, $8, $9,
-    $10, $11, $12, $13, $14,
+    $10, $11, $12, $13, $14, $15,
     -- The run-level timeout counts from the database's clock, like leases.
-    now() + $15::bigint * interval '1 millisecond'
+    now() + $16::bigint * interval '1 millisecond'
 )
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate, history_count, history_cap
+RETURNING id, workflow_name, workflow_version, status, input, context, output, error, attempt, parent_run_id, parent_step_execution_id, depth, idempotency_key, request_hash, schedule_id, deadline, created_at, updated_at, started_at, finished_at, traceparent, trace_parent_span_id, tracestate, history_count, history_cap, priority, blocked
 `
 
 type RunInsertParams struct {
@@ -362,6 +410,7 @@ type RunInsertParams struct {
 	TraceParentSpanID     *string
 	Tracestate            *string
 	HistoryCap            int32
+	Priority              int16
 	TimeoutMs             *int64
 }
 
@@ -383,6 +432,7 @@ func (q *Queries) RunInsert(ctx context.Context, arg RunInsertParams) (Run, erro
 		arg.TraceParentSpanID,
 		arg.Tracestate,
 		arg.HistoryCap,
+		arg.Priority,
 		arg.TimeoutMs,
 	)
 	var i Run
@@ -412,6 +462,8 @@ func (q *Queries) RunInsert(ctx context.Context, arg RunInsertParams) (Run, erro
 		&i.Tracestate,
 		&i.HistoryCount,
 		&i.HistoryCap,
+		&i.Priority,
+		&i.Blocked,
 	)
 	return i, err
 }
@@ -502,7 +554,7 @@ func (q *Queries) RunList(ctx context.Context, arg RunListParams) ([]RunListRow,
 
 const runListActiveChildren = `-- name: RunListActiveChildren :many
 SELECT id FROM runs
-WHERE parent_run_id = $1 AND status IN ('pending', 'running', 'waiting', 'compensating')
+WHERE parent_run_id = $1 AND status IN ('queued', 'pending', 'running', 'waiting', 'compensating')
 ORDER BY created_at, id
 `
 
@@ -571,7 +623,7 @@ func (q *Queries) RunListPastHistoryCap(ctx context.Context, arg RunListPastHist
 
 const runLockToDelete = `-- name: RunLockToDelete :one
 SELECT status, EXISTS (SELECT 1 FROM runs c
-                       WHERE c.parent_run_id = runs.id AND c.status IN ('pending', 'running', 'waiting', 'compensating'))::boolean AS active_children
+                       WHERE c.parent_run_id = runs.id AND c.status IN ('queued', 'pending', 'running', 'waiting', 'compensating'))::boolean AS active_children
 FROM runs WHERE runs.id = $1 FOR UPDATE
 `
 

@@ -14,7 +14,7 @@ import (
 
 const runListActiveBySchedule = `-- name: RunListActiveBySchedule :many
 SELECT id FROM runs
-WHERE schedule_id = $1 AND status IN ('pending', 'running', 'waiting', 'compensating')
+WHERE schedule_id = $1 AND status IN ('queued', 'pending', 'running', 'waiting', 'compensating')
 ORDER BY created_at
 `
 

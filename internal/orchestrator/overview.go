@@ -10,18 +10,11 @@ import (
 	"github.com/durablehq/durable/internal/workflow"
 )
 
-// RunStatuses lists every run status, in the order a person reads them:
-// the live ones first.
-var RunStatuses = []workflow.RunStatus{
-	workflow.RunPending, workflow.RunRunning, workflow.RunWaiting, workflow.RunSucceeded, workflow.RunFailed,
-	workflow.RunCancelled, workflow.RunTimedOut, workflow.RunCompensating, workflow.RunCompensated, workflow.RunCompensationFailed,
-}
-
 // CountRunsByStatus counts the runs of each status matching f's filters
 // but its statuses, each count stopping at max, so that showing counts
 // costs the same with a thousand runs as with millions.
 func (s *API) CountRunsByStatus(ctx context.Context, f workflow.RunFilter, max int) (map[workflow.RunStatus]int, error) {
-	return s.db.CountRunsByStatus(ctx, f, RunStatuses, max)
+	return s.db.CountRunsByStatus(ctx, f, workflow.RunStatuses, max)
 }
 
 // InboxItem is a step waiting for a person, with its run.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/durablehq/durable/api"
 	"github.com/durablehq/durable/internal/config"
+	"github.com/durablehq/durable/internal/dashboard"
 	durablehttp "github.com/durablehq/durable/internal/http"
 	"github.com/durablehq/durable/internal/metrics"
 	"github.com/durablehq/durable/internal/orchestrator"
@@ -69,6 +70,8 @@ type Main struct {
 	migrateOnly bool
 	// stopTracing flushes the spans not exported yet.
 	stopTracing func(context.Context) error
+	// stopDashboard ends the dashboard's LISTEN connection.
+	stopDashboard context.CancelFunc
 }
 
 // NewMain returns a program that has not started.
@@ -126,9 +129,19 @@ func (m *Main) Run(ctx context.Context, args []string, getenv func(string) strin
 	metered.WatchDatabase(ctx, m.db, m.logger)
 	svc := orchestrator.NewAPI(m.db, limitsOf(cfg), m.logger, orchestrator.WithSigning(secrets, cfg.PublicURL),
 		orchestrator.WithObserver(metered), orchestrator.WithTracerProvider(tp))
-	handler := durablehttp.NewServer(durablehttp.Config{
-		API: svc, Spec: spec, Ready: m.ready, APIKeyHashes: cfg.APIKeyHashes, Logger: m.logger, Metrics: metered,
+	board, err := dashboard.New(dashboard.Config{
+		API: svc, APIKeyHashes: cfg.APIKeyHashes, SessionKey: secrets.DerivedKey("durable dashboard session v1"), Logger: m.logger,
 	})
+	if err != nil {
+		return err
+	}
+	listenCtx, stopListening := context.WithCancel(context.WithoutCancel(ctx))
+	m.stopDashboard = stopListening
+	go board.Listen(listenCtx)
+	handler := withDashboard(durablehttp.NewServer(durablehttp.Config{
+		API: svc, Spec: spec, Ready: m.ready, APIKeyHashes: cfg.APIKeyHashes, Logger: m.logger, Metrics: metered,
+		CallbackPage: board.CallbackPage,
+	}), board)
 	m.server = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -138,6 +151,7 @@ func (m *Main) Run(ctx context.Context, args []string, getenv func(string) strin
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
 	}
+	m.server.RegisterOnShutdown(board.Close)
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.server.Serve(m.listener) }()
 	m.logger.Info("api listening", "addr", m.listener.Addr().String(), "public_url", cfg.PublicURL)
@@ -172,11 +186,27 @@ func (m *Main) ready(ctx context.Context) error {
 	return nil
 }
 
+// withDashboard serves the REST API's paths (/v1/, the health checks,
+// /metrics) with api and every other path with the dashboard.
+func withDashboard(api, board http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	for _, p := range []string{"/v1/", "/healthz", "/readyz", "/metrics"} {
+		mux.Handle(p, api)
+	}
+	mux.Handle("/", board)
+	return mux
+}
+
 // Close stops serving, letting requests in flight finish for a while, stops
 // serving the profiles, flushes the spans not exported yet and closes the
 // database.
 func (m *Main) Close() error {
 	var err error
+	if m.stopDashboard != nil {
+		// Live pages' streams end with their connection, not with the
+		// server's shutdown, which would wait for them.
+		m.stopDashboard()
+	}
 	if m.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()

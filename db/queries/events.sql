@@ -32,3 +32,7 @@ DELETE FROM events WHERE id IN (
     ORDER BY received_at
     LIMIT @max
 );
+
+-- name: EventListRecent :many
+-- The events received last, newest first.
+SELECT * FROM events ORDER BY received_at DESC, id DESC LIMIT @max;

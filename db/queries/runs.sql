@@ -188,3 +188,18 @@ FROM runs WHERE runs.id = @id FOR UPDATE;
 -- name: RunDelete :execrows
 -- Deletes a run with every row that references it (see RunDeleteExpired).
 DELETE FROM runs WHERE id = @id;
+
+-- name: RunCountByStatus :many
+-- Counts the runs of each status that match the filters, each count
+-- stopping at max: a page showing counts costs at most max index entries
+-- per status, however many runs there are (see docs/dashboard.md).
+SELECT s.status::text AS status,
+       (SELECT count(*) FROM (
+            SELECT 1 FROM runs
+            WHERE runs.status = s.status
+              AND (sqlc.narg('workflow')::text IS NULL OR workflow_name = sqlc.narg('workflow'))
+              AND (sqlc.narg('parent')::uuid IS NULL OR parent_run_id = sqlc.narg('parent'))
+              AND (sqlc.narg('created_after')::timestamptz IS NULL OR created_at >= sqlc.narg('created_after'))
+              AND (sqlc.narg('created_before')::timestamptz IS NULL OR created_at < sqlc.narg('created_before'))
+            LIMIT @max) AS bounded)::integer AS n
+FROM unnest(@statuses::text[]) AS s(status);

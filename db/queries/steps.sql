@@ -291,3 +291,14 @@ RETURNING compensation_lost;
 UPDATE step_executions
 SET status = @status, error = sqlc.narg('error'), updated_at = now()
 WHERE id = @id AND status = 'succeeded';
+
+-- name: StepExecutionListWaitingForInput :many
+-- The wait_for_input steps that wait for a person, oldest run first: read
+-- from the waiting runs (runs_status_created_idx), not from an index on
+-- step_executions' status, which would cost every step update its HOT.
+SELECT e.run_id, e.step_key, e.created_at
+FROM runs r
+JOIN step_executions e ON e.run_id = r.id
+WHERE r.status = 'waiting' AND e.status = 'waiting' AND e.step_type = 'wait_for_input'
+ORDER BY r.created_at, r.id, e.step_key
+LIMIT @max;

@@ -29,3 +29,11 @@ WHERE step_execution_id = @step_execution_id AND status = 'open';
 -- name: WaitCloseByRun :exec
 UPDATE waits SET status = @status, resolved_at = now()
 WHERE run_id = @run_id AND status = 'open';
+
+-- name: WaitListByEvents :many
+-- The waits that the events resolved, with their runs' steps.
+SELECT w.event_id, w.run_id, e.step_key, w.resolved_at
+FROM waits w
+JOIN step_executions e ON e.id = w.step_execution_id
+WHERE w.event_id = ANY (@event_ids::uuid[])
+ORDER BY w.resolved_at, w.id;

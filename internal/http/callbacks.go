@@ -3,6 +3,7 @@ package http
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -33,6 +34,10 @@ func callbackStepFrom(c orchestrator.CallbackStep) callbackStepJSON {
 }
 
 func (s *Server) describeCallback(w http.ResponseWriter, r *http.Request) {
+	if s.page != nil && prefersHTML(r) {
+		s.page(w, r, chi.URLParam(r, "token"))
+		return
+	}
 	step, err := s.svc.DescribeCallback(r.Context(), chi.URLParam(r, "token"))
 	if err != nil {
 		s.writeError(w, r, err)
@@ -94,4 +99,29 @@ func (s *Server) giveInput(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, callbackStepFrom(step))
+}
+
+// prefersHTML reports whether the request's Accept header ranks text/html
+// above application/json: a browser opening a callback URL, not a step
+// endpoint or a script (which send no Accept, or */*, and get JSON).
+func prefersHTML(r *http.Request) bool {
+	htmlQ, jsonQ := -1.0, -1.0
+	for part := range strings.SplitSeq(r.Header.Get("Accept"), ",") {
+		media, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		q := 1.0
+		for p := range strings.SplitSeq(params, ";") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(k, "q") {
+				if f, err := strconv.ParseFloat(v, 64); err == nil {
+					q = f
+				}
+			}
+		}
+		switch strings.ToLower(strings.TrimSpace(media)) {
+		case "text/html":
+			htmlQ = max(htmlQ, q)
+		case "application/json", "application/problem+json":
+			jsonQ = max(jsonQ, q)
+		}
+	}
+	return htmlQ > 0 && htmlQ > jsonQ
 }

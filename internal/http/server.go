@@ -36,6 +36,10 @@ type Config struct {
 	// Metrics are served at /metrics and count the requests served; nil:
 	// the server's own.
 	Metrics *metrics.Metrics
+	// CallbackPage, when set, answers a callback URL opened in a browser
+	// (GET with Accept: text/html) with a page of its own: the dashboard's
+	// form for the question.
+	CallbackPage func(w http.ResponseWriter, r *http.Request, token string)
 }
 
 // Server is the HTTP handler of the API.
@@ -46,6 +50,7 @@ type Server struct {
 	logger  *slog.Logger
 	metrics *metrics.Metrics
 	handler http.Handler
+	page    func(w http.ResponseWriter, r *http.Request, token string)
 }
 
 // bodyLimitDefault bounds request bodies of endpoints with no larger need.
@@ -53,7 +58,7 @@ const bodyLimitDefault = 64 << 10
 
 // NewServer returns the API's handler.
 func NewServer(cfg Config) *Server {
-	s := &Server{svc: cfg.API, ready: cfg.Ready, keys: cfg.APIKeyHashes, logger: cfg.Logger, metrics: cfg.Metrics}
+	s := &Server{svc: cfg.API, ready: cfg.Ready, keys: cfg.APIKeyHashes, logger: cfg.Logger, metrics: cfg.Metrics, page: cfg.CallbackPage}
 	if s.metrics == nil {
 		s.metrics = metrics.New()
 	}

@@ -330,12 +330,19 @@ func (tx *Tx) Savepoint(ctx context.Context, fn func(tx *Tx) error) error {
 // failures; notifications sent while it reconnects are lost, which is why
 // workers also poll.
 func (db *DB) Listen(ctx context.Context, channel string, notify func(), logger *slog.Logger) {
+	db.ListenPayloads(ctx, channel, func(string) { notify() }, logger)
+}
+
+// ListenPayloads is [DB.Listen] handing notify each notification's
+// payload, and "" once listening begins (again): notifications may have
+// been missed before.
+func (db *DB) ListenPayloads(ctx context.Context, channel string, notify func(payload string), logger *slog.Logger) {
 	for ctx.Err() == nil {
 		err := db.listen(ctx, channel, notify)
 		if ctx.Err() != nil {
 			return
 		}
-		logger.WarnContext(ctx, "listening for work notifications failed; retrying", "error", err)
+		logger.WarnContext(ctx, "listening for notifications failed; retrying", "channel", channel, "error", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
@@ -343,7 +350,7 @@ func (db *DB) Listen(ctx context.Context, channel string, notify func(), logger 
 	}
 }
 
-func (db *DB) listen(ctx context.Context, channel string, notify func()) error {
+func (db *DB) listen(ctx context.Context, channel string, notify func(string)) error {
 	pooled, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("acquire listen connection: %w", err)
@@ -354,12 +361,13 @@ func (db *DB) listen(ctx context.Context, channel string, notify func()) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	// Work may have been queued while no connection listened.
-	notify()
+	// Notifications may have been sent while no connection listened.
+	notify("")
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
 			return fmt.Errorf("wait for notification: %w", err)
 		}
-		notify()
+		notify(n.Payload)
 	}
 }

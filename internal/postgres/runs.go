@@ -356,3 +356,27 @@ func (tx *Tx) DeleteRun(ctx context.Context, id uuid.UUID) error {
 	}
 	return nil
 }
+
+// CountRunsByStatus counts the runs of each of statuses that match f's
+// other filters (f.Statuses is ignored), each count stopping at max.
+func (q queries) CountRunsByStatus(ctx context.Context, f workflow.RunFilter, statuses []workflow.RunStatus, max int) (map[workflow.RunStatus]int, error) {
+	params := dbsqlc.RunCountByStatusParams{
+		Parent: f.Parent, CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore,
+		Max: int32(max), Statuses: make([]string, len(statuses)),
+	}
+	if f.Workflow != "" {
+		params.Workflow = &f.Workflow
+	}
+	for i, s := range statuses {
+		params.Statuses[i] = string(s)
+	}
+	rows, err := q.q.RunCountByStatus(ctx, params)
+	if err != nil {
+		return nil, fmt.Errorf("count runs by status: %w", translate(err))
+	}
+	out := make(map[workflow.RunStatus]int, len(rows))
+	for _, r := range rows {
+		out[workflow.RunStatus(r.Status)] = int(r.N)
+	}
+	return out, nil
+}

@@ -247,3 +247,61 @@ func (db *DB) DeleteOldEvents(ctx context.Context, keep time.Duration, max int) 
 	}
 	return int(n), nil
 }
+
+// StepWaitingForInput is a wait_for_input step that waits for a person.
+type StepWaitingForInput struct {
+	RunID     uuid.UUID
+	StepKey   string
+	CreatedAt time.Time
+}
+
+// StepsWaitingForInput lists up to max steps waiting for a person, those of
+// the oldest waiting runs first.
+func (q queries) StepsWaitingForInput(ctx context.Context, max int) ([]StepWaitingForInput, error) {
+	rows, err := q.q.StepExecutionListWaitingForInput(ctx, int32(max))
+	if err != nil {
+		return nil, fmt.Errorf("list steps waiting for input: %w", translate(err))
+	}
+	out := make([]StepWaitingForInput, len(rows))
+	for i, r := range rows {
+		out[i] = StepWaitingForInput{RunID: r.RunID, StepKey: r.StepKey, CreatedAt: r.CreatedAt}
+	}
+	return out, nil
+}
+
+// RecentEvents lists the max events received last, newest first.
+func (q queries) RecentEvents(ctx context.Context, max int) ([]workflow.Event, error) {
+	rows, err := q.q.EventListRecent(ctx, int32(max))
+	if err != nil {
+		return nil, fmt.Errorf("list recent events: %w", translate(err))
+	}
+	out := make([]workflow.Event, len(rows))
+	for i, r := range rows {
+		out[i] = eventFromRow(r)
+	}
+	return out, nil
+}
+
+// ResumedWait is a wait that an event resolved.
+type ResumedWait struct {
+	EventID    uuid.UUID
+	RunID      uuid.UUID
+	StepKey    string
+	ResolvedAt *time.Time
+}
+
+// WaitsResumedBy lists the waits that the events resolved.
+func (q queries) WaitsResumedBy(ctx context.Context, eventIDs []uuid.UUID) ([]ResumedWait, error) {
+	rows, err := q.q.WaitListByEvents(ctx, eventIDs)
+	if err != nil {
+		return nil, fmt.Errorf("list waits resumed by events: %w", translate(err))
+	}
+	out := make([]ResumedWait, 0, len(rows))
+	for _, r := range rows {
+		if r.EventID == nil {
+			continue
+		}
+		out = append(out, ResumedWait{EventID: *r.EventID, RunID: r.RunID, StepKey: r.StepKey, ResolvedAt: r.ResolvedAt})
+	}
+	return out, nil
+}

@@ -201,3 +201,12 @@ func (s *Secrets) VerifyAt(msgID, timestamp string, body []byte, header string, 
 	}
 	return fmt.Errorf("verify webhook: %w", ErrNoMatch)
 }
+
+// DerivedKey returns a key for another use of the first secret, named by
+// label: HMAC(secret, label), so that nothing signed with it can be
+// presented as a webhook signature or a callback token, nor the other way
+// round. Every process configured with the same secrets derives the same
+// key; rotating the secrets changes it.
+func (s *Secrets) DerivedKey(label string) []byte {
+	return mac(s.keys[0].key, []byte(label))
+}

@@ -125,6 +125,38 @@ func (q *Queries) EventInsert(ctx context.Context, arg EventInsertParams) (Event
 	return i, err
 }
 
+const eventListRecent = `-- name: EventListRecent :many
+SELECT id, dedup_id, name, key, payload, received_at FROM events ORDER BY received_at DESC, id DESC LIMIT $1
+`
+
+// The events received last, newest first.
+func (q *Queries) EventListRecent(ctx context.Context, max int32) ([]Event, error) {
+	rows, err := q.db.Query(ctx, eventListRecent, max)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Event{}
+	for rows.Next() {
+		var i Event
+		if err := rows.Scan(
+			&i.ID,
+			&i.DedupID,
+			&i.Name,
+			&i.Key,
+			&i.Payload,
+			&i.ReceivedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const eventLockKey = `-- name: EventLockKey :exec
 SELECT pg_advisory_xact_lock(hashtextextended(length($1::text)::text || ':' || $1::text || $2::text, 7))
 `

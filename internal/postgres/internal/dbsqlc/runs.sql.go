@@ -100,6 +100,63 @@ func (q *Queries) HistoryEventList(ctx context.Context, arg HistoryEventListPara
 	return items, nil
 }
 
+const runCountByStatus = `-- name: RunCountByStatus :many
+SELECT s.status::text AS status,
+       (SELECT count(*) FROM (
+            SELECT 1 FROM runs
+            WHERE runs.status = s.status
+              AND ($1::text IS NULL OR workflow_name = $1)
+              AND ($2::uuid IS NULL OR parent_run_id = $2)
+              AND ($3::timestamptz IS NULL OR created_at >= $3)
+              AND ($4::timestamptz IS NULL OR created_at < $4)
+            LIMIT $5) AS bounded)::integer AS n
+FROM unnest($6::text[]) AS s(status)
+`
+
+type RunCountByStatusParams struct {
+	Workflow      *string
+	Parent        *uuid.UUID
+	CreatedAfter  *time.Time
+	CreatedBefore *time.Time
+	Max           int32
+	Statuses      []string
+}
+
+type RunCountByStatusRow struct {
+	Status string
+	N      int32
+}
+
+// Counts the runs of each status that match the filters, each count
+// stopping at max: a page showing counts costs at most max index entries
+// per status, however many runs there are (see docs/dashboard.md).
+func (q *Queries) RunCountByStatus(ctx context.Context, arg RunCountByStatusParams) ([]RunCountByStatusRow, error) {
+	rows, err := q.db.Query(ctx, runCountByStatus,
+		arg.Workflow,
+		arg.Parent,
+		arg.CreatedAfter,
+		arg.CreatedBefore,
+		arg.Max,
+		arg.Statuses,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []RunCountByStatusRow{}
+	for rows.Next() {
+		var i RunCountByStatusRow
+		if err := rows.Scan(&i.Status, &i.N); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const runDelete = `-- name: RunDelete :execrows
 DELETE FROM runs WHERE id = $1
 `

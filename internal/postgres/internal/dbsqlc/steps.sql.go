@@ -324,6 +324,44 @@ func (q *Queries) StepExecutionListWaiting(ctx context.Context, runID uuid.UUID)
 	return items, nil
 }
 
+const stepExecutionListWaitingForInput = `-- name: StepExecutionListWaitingForInput :many
+SELECT e.run_id, e.step_key, e.created_at
+FROM runs r
+JOIN step_executions e ON e.run_id = r.id
+WHERE r.status = 'waiting' AND e.status = 'waiting' AND e.step_type = 'wait_for_input'
+ORDER BY r.created_at, r.id, e.step_key
+LIMIT $1
+`
+
+type StepExecutionListWaitingForInputRow struct {
+	RunID     uuid.UUID
+	StepKey   string
+	CreatedAt time.Time
+}
+
+// The wait_for_input steps that wait for a person, oldest run first: read
+// from the waiting runs (runs_status_created_idx), not from an index on
+// step_executions' status, which would cost every step update its HOT.
+func (q *Queries) StepExecutionListWaitingForInput(ctx context.Context, max int32) ([]StepExecutionListWaitingForInputRow, error) {
+	rows, err := q.db.Query(ctx, stepExecutionListWaitingForInput, max)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []StepExecutionListWaitingForInputRow{}
+	for rows.Next() {
+		var i StepExecutionListWaitingForInputRow
+		if err := rows.Scan(&i.RunID, &i.StepKey, &i.CreatedAt); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const stepExecutionLock = `-- name: StepExecutionLock :one
 SELECT step_executions.id, step_executions.run_id, step_executions.parent_id, step_executions.step_key, step_executions.step_name, step_executions.step_type, step_executions.status, step_executions.attempt, step_executions.abandoned, step_executions.webhook_id, step_executions.input, step_executions.output, step_executions.error, step_executions.deadline, step_executions.created_at, step_executions.updated_at, step_executions.started_at, step_executions.finished_at, step_executions.lane_index, step_executions.lanes_total, step_executions.lanes_started, step_executions.lanes_ended, step_executions.lanes_failed, step_executions.compensation_attempt, step_executions.compensation_lost, (deadline IS NOT NULL AND deadline <= now())::boolean AS expired
 FROM step_executions WHERE id = $1 FOR UPDATE

@@ -7,6 +7,7 @@ package dbsqlc
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -71,6 +72,47 @@ func (q *Queries) WaitInsert(ctx context.Context, arg WaitInsertParams) error {
 		arg.TimeoutMs,
 	)
 	return err
+}
+
+const waitListByEvents = `-- name: WaitListByEvents :many
+SELECT w.event_id, w.run_id, e.step_key, w.resolved_at
+FROM waits w
+JOIN step_executions e ON e.id = w.step_execution_id
+WHERE w.event_id = ANY ($1::uuid[])
+ORDER BY w.resolved_at, w.id
+`
+
+type WaitListByEventsRow struct {
+	EventID    *uuid.UUID
+	RunID      uuid.UUID
+	StepKey    string
+	ResolvedAt *time.Time
+}
+
+// The waits that the events resolved, with their runs' steps.
+func (q *Queries) WaitListByEvents(ctx context.Context, eventIds []uuid.UUID) ([]WaitListByEventsRow, error) {
+	rows, err := q.db.Query(ctx, waitListByEvents, eventIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []WaitListByEventsRow{}
+	for rows.Next() {
+		var i WaitListByEventsRow
+		if err := rows.Scan(
+			&i.EventID,
+			&i.RunID,
+			&i.StepKey,
+			&i.ResolvedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const waitListByRuns = `-- name: WaitListByRuns :many

@@ -163,6 +163,7 @@ func (a *app) operationsCommand() *cobra.Command {
 	return group("operations", "List and show bulk operations",
 		a.operationsListCommand(),
 		a.operationsShowCommand(),
+		a.operationsCancelCommand(),
 	)
 }
 
@@ -234,44 +235,76 @@ func (a *app) operationsShowCommand() *cobra.Command {
 		Short: "Show a bulk operation's progress and its failures",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := uuid.Parse(args[0])
+			id, err := operationID(args[0])
 			if err != nil {
-				return usageErrorf("%q is not an operation id (a UUID)", args[0])
+				return err
 			}
 			body, err := a.read(a.api.GetOperation(cmd.Context(), id))
 			if err != nil {
 				return err
 			}
-			return a.emit(body, func(w io.Writer) error {
-				var op client.Operation
-				if err := decode(body, &op); err != nil {
-					return err
-				}
-				t := a.newTable(w)
-				t.row("ID:", op.Id.String())
-				t.row("Kind:", string(op.Kind))
-				t.row("State:", a.paint(string(op.State)))
-				t.row("Filter:", filterText(op.Filter))
-				t.row("Reason:", orDash(op.Reason))
-				t.row("Matched:", itoa(op.Matched))
-				t.row("Done:", itoa(op.Done))
-				t.row("Skipped:", itoa(op.Skipped))
-				t.row("Failed:", itoa(op.Failed))
-				t.row("Created:", timestamp(&op.CreatedAt))
-				t.row("Finished:", timestamp(op.FinishedAt))
-				if err := t.flush(); err != nil {
-					return err
-				}
-				if len(op.Failures) > 0 {
-					fmt.Fprintln(w)
-					ft := a.newTable(w, "RUN", "FAILURE")
-					for _, f := range op.Failures {
-						ft.row(f.RunId.String(), oneLine(f.Message, 120))
-					}
-					return ft.flush()
-				}
-				return nil
-			})
+			return a.emit(body, a.operationView(body))
 		},
+	}
+}
+
+func (a *app) operationsCancelCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "cancel ID",
+		Short: "Stop a bulk operation at its next batch (the runs it already did stay done)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := operationID(args[0])
+			if err != nil {
+				return err
+			}
+			body, err := a.read(a.api.CancelOperation(cmd.Context(), id))
+			if err != nil {
+				return err
+			}
+			return a.emit(body, a.operationView(body))
+		},
+	}
+}
+
+func operationID(arg string) (uuid.UUID, error) {
+	id, err := uuid.Parse(arg)
+	if err != nil {
+		return uuid.Nil, usageErrorf("%q is not an operation id (a UUID)", arg)
+	}
+	return id, nil
+}
+
+// operationView prints an operation's answer as a view, with its failures.
+func (a *app) operationView(body []byte) func(w io.Writer) error {
+	return func(w io.Writer) error {
+		var op client.Operation
+		if err := decode(body, &op); err != nil {
+			return err
+		}
+		t := a.newTable(w)
+		t.row("ID:", op.Id.String())
+		t.row("Kind:", string(op.Kind))
+		t.row("State:", a.paint(string(op.State)))
+		t.row("Filter:", filterText(op.Filter))
+		t.row("Reason:", orDash(op.Reason))
+		t.row("Matched:", itoa(op.Matched))
+		t.row("Done:", itoa(op.Done))
+		t.row("Skipped:", itoa(op.Skipped))
+		t.row("Failed:", itoa(op.Failed))
+		t.row("Created:", timestamp(&op.CreatedAt))
+		t.row("Finished:", timestamp(op.FinishedAt))
+		if err := t.flush(); err != nil {
+			return err
+		}
+		if len(op.Failures) > 0 {
+			fmt.Fprintln(w)
+			ft := a.newTable(w, "RUN", "FAILURE")
+			for _, f := range op.Failures {
+				ft.row(f.RunId.String(), oneLine(f.Message, 120))
+			}
+			return ft.flush()
+		}
+		return nil
 	}
 }

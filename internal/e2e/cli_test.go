@@ -602,3 +602,52 @@ func TestCLILiveViewOnTerminal(t *testing.T) {
 	require.Contains(t, s.output(), "\x1b[32msucceeded\x1b[0m")
 	require.NotContains(t, e.cli("runs", "list").ok(t), "\x1b")
 }
+
+// TestCLIRetryBulkOperations: runs retry, runs bulk and operations against
+// the real API and worker: a fixed run retried with --wait exits 0 without
+// its first step called again, a second retry is the API's 409 (exit 3), a
+// bulk cancel's dry run counts, its operation cancels every matched run and
+// nothing else, and a finished operation cannot be cancelled.
+func TestCLIRetryBulkOperations(t *testing.T) {
+	t.Parallel()
+	steps := rtServer(t)
+	e := newEnv(t, leanPool)
+	e.startWorker()
+	e.createWorkflow(rtThreeSteps("clirt", steps.url))
+	steps.setBroken("b", true)
+	id := e.startRun("clirt", nil)
+	require.Equal(t, client.RunStatus("failed"), e.waitRun(id, 15*time.Second).Status)
+
+	steps.setBroken("b", false)
+	out := e.cli("runs", "retry", id.String(), "--reason", "b fixed", "--wait", "--interval", "50ms").ok(t)
+	require.Contains(t, out, "succeeded")
+	require.Equal(t, client.RunStatus("succeeded"), e.run(id).Status)
+	require.Equal(t, 1, steps.count("a"), "a succeeded: it is not called again")
+	require.Equal(t, "b fixed", rtRetried(t, e, id)[0]["reason"])
+	require.Contains(t, e.cli("runs", "retry", id.String()).fails(t, 3), "cannot be retried")
+
+	e.createWorkflow(`{"name": "clisleepy", "steps": [{"name": "nap", "type": "sleep", "duration": "1h"}]}`)
+	sleepy := rtStartMany(t, e, "clisleepy", 3)
+	for _, s := range sleepy {
+		e.waitRun(s, 15*time.Second, "waiting")
+	}
+	require.Contains(t, e.cli("runs", "bulk", "cancel").fails(t, 2), "at least one filter")
+	dry := cliJSON[client.BulkDryRun](t, e.cli("runs", "bulk", "cancel", "--workflow", "clisleepy", "--dry-run", "-o", "json"))
+	require.Equal(t, int64(3), dry.Matched)
+	op := cliJSON[client.Operation](t, e.cli("runs", "bulk", "cancel", "--workflow", "clisleepy", "--reason", "cli", "-o", "json"))
+	require.Eventually(t, func() bool {
+		op = cliJSON[client.Operation](t, e.cli("operations", "show", op.Id.String(), "-o", "json"))
+		return op.State == "succeeded"
+	}, 30*time.Second, 100*time.Millisecond)
+	require.Equal(t, int64(3), op.Done)
+	for _, s := range sleepy {
+		require.Equal(t, client.RunStatus("cancelled"), e.run(s).Status)
+	}
+	require.Equal(t, client.RunStatus("succeeded"), e.run(id).Status, "a run the filter does not match is not touched")
+	require.Regexp(t, `(?m)^State:\s+succeeded$`, e.cli("operations", "show", op.Id.String()).ok(t))
+	list := cliJSON[client.OperationList](t, e.cli("operations", "list", "-o", "json"))
+	require.Len(t, list.Items, 1)
+	require.Equal(t, op.Id, list.Items[0].Id)
+	require.Contains(t, e.cli("operations", "cancel", op.Id.String()).fails(t, 3), "409")
+	e.cli("operations", "cancel", "nope").fails(t, 2)
+}

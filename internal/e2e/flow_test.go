@@ -507,3 +507,43 @@ func TestFlowKeyRefusesStart(t *testing.T) {
 		require.Contains(t, string(res.Body), `"`+path+`"`)
 	}
 }
+
+// TestFlowRetryTakesItsPlace: a retried run takes its place under its
+// workflow's concurrency limit again. While another run of its key holds
+// the only place the retry is refused (409) and nothing changes; once
+// that run is cancelled the retry goes on from the failed step and holds
+// the place itself.
+func TestFlowRetryTakesItsPlace(t *testing.T) {
+	t.Parallel()
+	steps := rtServer(t)
+	e := newEnv(t, leanPool)
+	db := assertDB(t, e)
+	e.createWorkflow(fmt.Sprintf(`{"name": "placed", "concurrency": [{"key": "${ input.key }", "limit": 1}],
+		"steps": [{"name": "a", "type": "call", "url": "%s/a"}, {"name": "nap", "type": "sleep", "duration": "1h"}]}`, steps.url))
+	e.startWorker()
+	steps.setBroken("a", true)
+	failed := e.startRun("placed", map[string]any{"key": "k"})
+	require.Equal(t, client.RunStatus("failed"), e.waitRun(failed, 15*time.Second).Status)
+	steps.setBroken("a", false)
+	holder := e.startRun("placed", map[string]any{"key": "k"})
+	e.waitRun(holder, 15*time.Second, "waiting")
+
+	before, events := e.run(failed), len(e.history(failed))
+	code, body := rtRetry(t, e, failed, `{}`)
+	require.Equal(t, http.StatusConflict, code, body)
+	require.Contains(t, body, "concurrency limits have no room")
+	after := e.run(failed)
+	require.Equal(t, client.RunStatus("failed"), after.Status)
+	require.Equal(t, before.Attempt, after.Attempt)
+	require.Len(t, e.history(failed), events)
+	require.Equal(t, 0, dbCount(t, db, `SELECT count(*) FROM flow_queue`), "a refused retry queues nothing")
+
+	res, err := e.client.CancelRunWithResponse(context.Background(), holder, client.CancelRunRequest{})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode(), string(res.Body))
+	code, body = rtRetry(t, e, failed, `{}`)
+	require.Equal(t, http.StatusOK, code, body)
+	e.waitRun(failed, 15*time.Second, "waiting")
+	require.Equal(t, 3, steps.count("a"), "the failed run's a, the holder's, and the retried a")
+	require.Equal(t, 1, dbCount(t, db, `SELECT count(*) FROM flow_slots`), "the retried run holds the key's place")
+}

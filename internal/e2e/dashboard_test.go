@@ -100,11 +100,6 @@ func (a dashAPI) do(method, path string, body any, want int) map[string]any {
 	return out
 }
 
-func (a dashAPI) runStatus(id string) string {
-	a.t.Helper()
-	return a.do(http.MethodGet, "/v1/runs/"+id, nil, http.StatusOK)["status"].(string)
-}
-
 func (a dashAPI) waitStatus(id string, want ...string) map[string]any {
 	a.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)

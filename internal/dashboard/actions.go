@@ -177,10 +177,6 @@ func (d *Dashboard) bulkRuns(w http.ResponseWriter, r *http.Request) {
 		d.renderError(w, r, http.StatusBadRequest, "A bulk action is cancel or retry.")
 		return
 	}
-	if err := r.ParseForm(); err != nil {
-		d.renderError(w, r, http.StatusRequestEntityTooLarge, "The form is too large.")
-		return
-	}
 	rf, problems := parseRunFilter(r.PostForm)
 	data := bulkData{Kind: kind, FilterQuery: rf.query(), Query: rf.query().Encode(), Reason: strings.TrimSpace(r.PostFormValue("reason")), Problems: problems, CSRF: d.csrfOf(r)}
 	if len(data.Reason) > 1000 || !utf8.ValidString(data.Reason) {
@@ -230,10 +226,6 @@ func (d *Dashboard) selectedRuns(w http.ResponseWriter, r *http.Request) {
 	kind, ok := bulkKind(r)
 	if !ok {
 		d.renderError(w, r, http.StatusBadRequest, "A bulk action is cancel or retry.")
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		d.renderError(w, r, http.StatusRequestEntityTooLarge, "The form is too large.")
 		return
 	}
 	ids := r.PostForm["run"]

@@ -217,6 +217,14 @@ func (d *Dashboard) authenticate(next http.Handler) http.Handler {
 		}
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, formLimit)
+			if err := r.ParseForm(); err != nil {
+				if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+					d.renderError(w, r, http.StatusRequestEntityTooLarge, "The form is too large.")
+					return
+				}
+				d.renderError(w, r, http.StatusBadRequest, "The form cannot be read.")
+				return
+			}
 			if !d.sessions.checkCSRF(r, ss) {
 				d.renderError(w, r, http.StatusForbidden, "The form's CSRF token is missing or not valid: reload the page and try again.")
 				return

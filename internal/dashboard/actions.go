@@ -151,11 +151,11 @@ type bulkData struct {
 	// hidden fields; Query the same encoded, for the way back.
 	FilterQuery url.Values
 	Query       string
-	Reason   string
-	Matched  int64
-	Results  []bulkResult
-	Problems []string
-	CSRF     string
+	Reason      string
+	Matched     int64
+	Results     []bulkResult
+	Problems    []string
+	CSRF        string
 }
 
 type bulkResult struct {

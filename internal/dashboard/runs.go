@@ -144,17 +144,17 @@ type statusCount struct {
 }
 
 type runsData struct {
-	Filter    runFilter
+	Filter runFilter
 	// FilterQuery is the filters as URL parameters, for the bulk form's
 	// hidden fields.
 	FilterQuery url.Values
-	Problems  []string
-	Counts    []statusCount
-	Runs      []workflow.Run
-	Next      string // the next page's URL, "" on the last
-	First     string // the first page's URL, "" on the first
-	Statuses  []workflow.RunStatus
-	LiveQuery string
+	Problems    []string
+	Counts      []statusCount
+	Runs        []workflow.Run
+	Next        string // the next page's URL, "" on the last
+	First       string // the first page's URL, "" on the first
+	Statuses    []workflow.RunStatus
+	LiveQuery   string
 }
 
 func (d *Dashboard) runsData(ctx context.Context, q url.Values) (runsData, error) {

@@ -18,9 +18,14 @@ import (
 	"github.com/durablehq/durable/internal/workflow"
 )
 
-// actor is who the dashboard's actions are recorded as: a session knows
-// its API key only by a fingerprint, not the REST API's key id.
-const actor = "dashboard"
+// callerOf is who a request's session acts as, recorded with what it
+// does, as the REST API records its callers.
+func (d *Dashboard) callerOf(r *http.Request) string {
+	if ss, ok := r.Context().Value(ctxKey{}).(session); ok {
+		return d.sessions.caller(ss)
+	}
+	return "anonymous"
+}
 
 // retryForm is the run page's retry form: what was typed, and the API's
 // problems on the fields they name.
@@ -123,7 +128,7 @@ func (d *Dashboard) retryRun(w http.ResponseWriter, r *http.Request) {
 		f.Errors["reason"] = "at most 1,000 characters of text"
 	default:
 		_, err = d.api.RetryRun(r.Context(), id, orchestrator.RetryRun{
-			Input: input, Context: runContext, FromStep: f.FromStep, Reason: f.Reason, By: actor,
+			Input: input, Context: runContext, FromStep: f.FromStep, Reason: f.Reason, By: d.callerOf(r),
 		})
 		if err == nil {
 			back(w, r, "/runs/"+id.String())
@@ -186,7 +191,7 @@ func (d *Dashboard) bulkRuns(w http.ResponseWriter, r *http.Request) {
 		d.render(w, r, http.StatusBadRequest, "bulk", "Bulk "+kind, data)
 		return
 	}
-	b := orchestrator.Bulk{Kind: kind, Filter: rf.filter, Reason: data.Reason, By: actor}
+	b := orchestrator.Bulk{Kind: kind, Filter: rf.filter, Reason: data.Reason, By: d.callerOf(r)}
 	if r.PostFormValue("confirm") == "" {
 		n, err := d.api.CountBulk(r.Context(), b)
 		if err != nil {
@@ -254,7 +259,7 @@ func (d *Dashboard) selectedRuns(w http.ResponseWriter, r *http.Request) {
 		if kind == workflow.OperationCancel {
 			_, err = d.api.CancelRun(r.Context(), id, reason)
 		} else {
-			_, err = d.api.RetryRun(r.Context(), id, orchestrator.RetryRun{Reason: reason, By: actor})
+			_, err = d.api.RetryRun(r.Context(), id, orchestrator.RetryRun{Reason: reason, By: d.callerOf(r)})
 		}
 		res := bulkResult{Run: id.String()}
 		if err != nil {

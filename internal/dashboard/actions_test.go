@@ -3,6 +3,7 @@ package dashboard
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -19,6 +20,13 @@ import (
 	"github.com/durablehq/durable/internal/postgres/pgtest"
 	"github.com/durablehq/durable/internal/workflow"
 )
+
+// testCaller is the id the REST API gives the key "test-key": the first 4
+// bytes of its SHA-256, in hex.
+var testCaller = func() string {
+	sum := sha256.Sum256([]byte("test-key"))
+	return "key:" + hex.EncodeToString(sum[:4])
+}()
 
 // dashTest is a dashboard over a fresh database, logged in.
 type dashTest struct {
@@ -170,6 +178,15 @@ func TestRetryFormHostile(t *testing.T) {
 	require.Equal(t, workflow.RunRunning, r.Status)
 	require.JSONEq(t, `{"a": 1, "b": 2}`, string(r.Input))
 	require.JSONEq(t, `{"k": "v"}`, string(r.Context))
+	history, err := dt.api.ListHistory(context.Background(), id, 0, 100)
+	require.NoError(t, err)
+	last := history[len(history)-1]
+	require.Equal(t, workflow.EventRunRetried, last.Type)
+	var retried map[string]any
+	require.NoError(t, json.Unmarshal(last.Data, &retried))
+	require.Equal(t, testCaller, retried["by"], "the retry is recorded as by the session's API key, as the REST API records it")
+	require.Equal(t, "hello", retried["from_step"])
+	require.Equal(t, "edited", retried["reason"])
 
 	// A running run has no retry form, and a retry of it is a conflict
 	// shown on the page.
@@ -239,6 +256,7 @@ func TestBulkHostile(t *testing.T) {
 	require.Equal(t, "greet", op.Filter.Workflow)
 	require.Equal(t, []workflow.RunStatus{workflow.RunCancelled}, op.Filter.Statuses)
 	require.Equal(t, "again", op.Reason)
+	require.Equal(t, testCaller, op.CreatedBy)
 
 	status, body, _ = dt.get(t, location)
 	require.Equal(t, http.StatusOK, status)

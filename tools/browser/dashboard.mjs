@@ -111,6 +111,17 @@ try {
     "the operation's progress shows 3 matched, 3 done, updated on the page");
   await shot(page, "operation");
 
+  // The runs ticked on the list are cancelled each, and the page says
+  // what happened to each.
+  await page.goto(p.url + "/runs?workflow=park");
+  for (const id of p.parked) await page.getByLabel("Select run " + id).check();
+  await page.locator("#selected-reason").fill("not needed");
+  await page.getByRole("button", { name: "Cancel the selected runs" }).click();
+  await page.waitForURL(/\/runs\/selected/);
+  for (const id of p.parked) {
+    check(await page.locator(`[data-result="${id}"]`).textContent().then((t) => t.includes("done")), "the selected run " + id + " was cancelled");
+  }
+
   // A failed run retried from its page: a patch that is not JSON is
   // refused on its field, then an edited input makes it succeed.
   await page.goto(p.url + "/runs/" + p.flaky);

@@ -112,6 +112,11 @@ func New(cfg Config) (*Dashboard, error) {
 		r.Get("/runs/{id}", d.runPage)
 		r.Get("/runs/{id}/live", d.runLive)
 		r.Post("/runs/{id}/cancel", d.cancelRun)
+		r.Post("/runs/{id}/retry", d.retryRun)
+		r.Post("/runs/bulk", d.bulkRuns)
+		r.Post("/runs/selected", d.selectedRuns)
+		r.Get("/operations/{id}", d.operationPage)
+		r.Get("/operations/{id}/progress", d.operationProgress)
 		r.Post("/runs/{id}/inputs/{step}", d.answerInput)
 		r.Get("/inbox", d.inboxPage)
 		r.Get("/schedules", d.schedulesPage)
@@ -212,6 +217,14 @@ func (d *Dashboard) authenticate(next http.Handler) http.Handler {
 		}
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, formLimit)
+			if err := r.ParseForm(); err != nil {
+				if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+					d.renderError(w, r, http.StatusRequestEntityTooLarge, "The form is too large.")
+					return
+				}
+				d.renderError(w, r, http.StatusBadRequest, "The form cannot be read.")
+				return
+			}
 			if !d.sessions.checkCSRF(r, ss) {
 				d.renderError(w, r, http.StatusForbidden, "The form's CSRF token is missing or not valid: reload the page and try again.")
 				return

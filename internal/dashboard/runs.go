@@ -144,19 +144,22 @@ type statusCount struct {
 }
 
 type runsData struct {
-	Filter    runFilter
-	Problems  []string
-	Counts    []statusCount
-	Runs      []workflow.Run
-	Next      string // the next page's URL, "" on the last
-	First     string // the first page's URL, "" on the first
-	Statuses  []workflow.RunStatus
-	LiveQuery string
+	Filter runFilter
+	// FilterQuery is the filters as URL parameters, for the bulk form's
+	// hidden fields.
+	FilterQuery url.Values
+	Problems    []string
+	Counts      []statusCount
+	Runs        []workflow.Run
+	Next        string // the next page's URL, "" on the last
+	First       string // the first page's URL, "" on the first
+	Statuses    []workflow.RunStatus
+	LiveQuery   string
 }
 
 func (d *Dashboard) runsData(ctx context.Context, q url.Values) (runsData, error) {
 	rf, problems := parseRunFilter(q)
-	data := runsData{Filter: rf, Problems: problems, Statuses: workflow.RunStatuses, LiveQuery: q.Encode()}
+	data := runsData{Filter: rf, FilterQuery: rf.query(), Problems: problems, Statuses: workflow.RunStatuses, LiveQuery: q.Encode()}
 	cursor, ok := decodeCursor(q.Get("cursor"))
 	if !ok {
 		data.Problems = append(data.Problems, "cursor: not a position in this list; showing the first page")
@@ -229,7 +232,9 @@ type runData struct {
 	Graph    string
 	Timeline timeline
 	Finished bool
-	CSRF     string
+	// Retry is the retry form, nil when the run cannot be retried.
+	Retry *retryForm
+	CSRF  string
 }
 
 // runHistoryShown bounds the history events a run page reads: the
@@ -242,6 +247,9 @@ func (d *Dashboard) runData(ctx context.Context, id uuid.UUID, csrf string) (run
 		return runData{}, err
 	}
 	data := runData{Run: detail.Run, Finished: finished(detail.Status), CSRF: csrf}
+	if data.Retry, err = d.newRetryForm(ctx, detail.Run); err != nil {
+		return runData{}, err
+	}
 	for _, w := range detail.Waiting {
 		data.Waiting = append(data.Waiting, newWaitingView(detail.Run, w, csrf, nil))
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"strings"
@@ -114,6 +115,18 @@ func (s *sessions) decode(v string) (session, error) {
 		}
 	}
 	return session{}, errNoSession
+}
+
+// caller is who a session acts as, in the REST API's terms: its API key's
+// id ("key:" and the first 4 bytes of the key's SHA-256, as
+// internal/http names it), or "anonymous" in development mode.
+func (s *sessions) caller(ss session) string {
+	for _, k := range s.keys {
+		if keyFingerprint(k) == ss.key {
+			return "key:" + hex.EncodeToString(k[:4])
+		}
+	}
+	return "anonymous"
 }
 
 // fromRequest returns the request's session. In development mode a

@@ -122,7 +122,10 @@ func (a dashAPI) waitStatus(id string, want ...string) map[string]any {
 // workflows with their graph, the runs with their counts, a run whose
 // status changes on screen when its callback completes it (no reload), a
 // form answered in the inbox (the API's validation message shown, then a
-// valid answer resuming the run), a callback URL opened in the browser
+// valid answer resuming the run), a bulk cancel of the runs a filter
+// matches (its dry-run count shown, then confirmed, its operation's
+// progress shown), the runs ticked on the list cancelled, a failed run retried from its page with an edited
+// input (a bad patch refused on its field first) until it succeeds, a callback URL opened in the browser
 // showing the same form, a schedule triggered from its page, the events
 // with the waits they resumed — and no console error on any page (a CSP
 // violation is one). Screenshots go to DURABLE_SCREENSHOTS when set (make
@@ -135,6 +138,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	var mu sync.Mutex
 	callbacks := map[string]string{} // run id → callback URL of its async step
 	steps, _ := stServer(t, func(w http.ResponseWriter, r *http.Request, c stepCall) {
+		if strings.HasSuffix(r.URL.Path, "/flaky") && !strings.Contains(string(c.Body.Input), `"fixed":true`) {
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"error": map[string]any{"code": "broken", "message": "the input is not fixed"}})
+			return
+		}
 		if strings.HasSuffix(r.URL.Path, "/ship") {
 			mu.Lock()
 			callbacks[c.Body.RunID.String()] = c.Body.CallbackURL
@@ -172,6 +179,17 @@ func TestDashboardInBrowser(t *testing.T) {
 		map[string]any{"name": "payment", "type": "wait_for_event", "event": "payment.received", "key": "${ input.order }"},
 	}}, http.StatusCreated)
 
+	api.do(http.MethodPost, "/v1/workflows", map[string]any{"name": "flaky", "steps": []any{
+		map[string]any{"name": "prepare", "type": "call", "url": steps.URL + "/prepare"},
+		map[string]any{"name": "try", "type": "call", "url": steps.URL + "/flaky", "retry": map[string]any{"max_attempts": 1},
+			"input": map[string]any{"fixed": "${ input.fixed }"}},
+	}}, http.StatusCreated)
+	for _, name := range []string{"hold", "park"} {
+		api.do(http.MethodPost, "/v1/workflows", map[string]any{"name": name, "steps": []any{
+			map[string]any{"name": "forever", "type": "wait_for_event", "event": "never.sent", "key": "${ input.n }"},
+		}}, http.StatusCreated)
+	}
+
 	start := func(wf string, input any) string {
 		return api.do(http.MethodPost, "/v1/runs", map[string]any{"workflow": wf, "input": input}, http.StatusCreated)["id"].(string)
 	}
@@ -182,6 +200,14 @@ func TestDashboardInBrowser(t *testing.T) {
 	review := start("review", nil)
 	approve := start("approve", nil)
 	paid := start("paid", map[string]any{"order": "o-17"})
+	flaky := start("flaky", map[string]any{"fixed": false})
+	var held, parked []string
+	for i := range 3 {
+		held = append(held, start("hold", map[string]any{"n": i}))
+	}
+	for i := range 2 {
+		parked = append(parked, start("park", map[string]any{"n": i}))
+	}
 	api.waitStatus(shipped, "waiting", "running")
 	var shipCallback string
 	require.Eventually(t, func() bool {
@@ -194,6 +220,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	approval := api.waitStatus(approve, "waiting")
 	approveURL := approval["waiting_for"].([]any)[0].(map[string]any)["callback_url"].(string)
 	api.waitStatus(paid, "waiting")
+	api.waitStatus(flaky, "failed")
+	for _, id := range append(held, parked...) {
+		api.waitStatus(id, "waiting")
+	}
 	api.do(http.MethodPost, "/v1/events", map[string]any{"name": "payment.received", "key": "o-17", "payload": map[string]any{"amount": 42}}, http.StatusCreated)
 	api.waitStatus(paid, "succeeded")
 	schedule := api.do(http.MethodPost, "/v1/schedules", map[string]any{
@@ -211,6 +241,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		"url": e.apiURL, "key": key, "chromium": chromium, "shots": shots,
 		"shipped": shipped, "shipCallback": shipCallback, "review": review,
 		"approve": approve, "approveURL": approveURL, "paid": paid, "schedule": schedule,
+		"flaky": flaky, "held": held, "parked": parked,
 	})
 	require.NoError(t, err)
 	cmd := exec.Command("node", filepath.Join(tools, "dashboard.mjs"))
@@ -232,6 +263,15 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	}
 	require.Equal(t, map[string]any{"note": "looks fine", "score": float64(4), "urgent": true}, assess["value"])
+	for _, id := range held {
+		require.Equal(t, "cancelled", api.do(http.MethodGet, "/v1/runs/"+id, nil, http.StatusOK)["status"], "the bulk cancel from the runs page cancelled run %s", id)
+	}
+	for _, id := range parked {
+		require.Equal(t, "cancelled", api.do(http.MethodGet, "/v1/runs/"+id, nil, http.StatusOK)["status"], "the selected run %s was cancelled", id)
+	}
+	fixed := api.do(http.MethodGet, "/v1/runs/"+flaky, nil, http.StatusOK)
+	require.Equal(t, "succeeded", fixed["status"])
+	require.Equal(t, map[string]any{"fixed": true}, fixed["input"], "the retry's edited input")
 	fires := api.do(http.MethodGet, "/v1/schedules/"+schedule, nil, http.StatusOK)["fires"].([]any)
 	require.Len(t, fires, 1, "the page's trigger fired the schedule once")
 }

@@ -22,6 +22,8 @@ const timeout = 15000;
 const expected = [
   /\/login: Failed to load resource: the server responded with a status of 401/,
   /\/inputs\/assess: Failed to load resource: the server responded with a status of 422/,
+  /\/runs\/bulk: Failed to load resource: the server responded with a status of 422/,
+  /\/retry: Failed to load resource: the server responded with a status of 422/,
 ];
 
 function check(ok, what) {
@@ -85,6 +87,57 @@ try {
   check(res.status() === 403, "a POST with a wrong CSRF token is refused (" + res.status() + ")");
   res = await page.request.post(p.url + "/runs/" + p.review + "/cancel", { form: { reason: "x" }, headers: { Origin: "https://evil.example" } });
   check(res.status() === 403, "a POST from another origin is refused (" + res.status() + ")");
+
+  // Bulk cancel from the runs page: a filter that is empty is refused
+  // with the API's message; a filter's dry-run count is shown first, then
+  // confirmed, and the operation's progress page shows every matched run
+  // done.
+  await page.goto(p.url + "/runs");
+  await page.getByRole("button", { name: "Count them first" }).click();
+  await page.getByText("the filter is empty").first().waitFor();
+  check(true, "a bulk action with an empty filter is refused with the API's message");
+  await page.goto(p.url + "/runs?workflow=hold&status=waiting");
+  for (const id of p.held) await page.locator(`tr[data-run="${id}"]`).waitFor();
+  await page.getByLabel("All runs matching the filters:").selectOption("cancel");
+  await page.locator("#bulk-reason").fill("clean up");
+  await page.getByRole("button", { name: "Count them first" }).click();
+  const count = await page.locator("#bulk-count").textContent();
+  check(count.includes("This will cancel 3 runs"), "the dry-run count is shown first: " + count);
+  await shot(page, "bulk");
+  await page.getByRole("button", { name: "Yes, cancel 3 runs" }).click();
+  await page.waitForURL(/\/operations\//);
+  await page.locator("#op-state").getByText("succeeded").waitFor({ timeout: 30000 });
+  check(await page.locator("#op-matched").textContent() === "3" && await page.locator("#op-done").textContent() === "3",
+    "the operation's progress shows 3 matched, 3 done, updated on the page");
+  await shot(page, "operation");
+
+  // The runs ticked on the list are cancelled each, and the page says
+  // what happened to each.
+  await page.goto(p.url + "/runs?workflow=park");
+  for (const id of p.parked) await page.getByLabel("Select run " + id).check();
+  await page.locator("#selected-reason").fill("not needed");
+  await page.getByRole("button", { name: "Cancel the selected runs" }).click();
+  await page.waitForURL(/\/runs\/selected/);
+  for (const id of p.parked) {
+    check(await page.locator(`[data-result="${id}"]`).textContent().then((t) => t.includes("done")), "the selected run " + id + " was cancelled");
+  }
+
+  // A failed run retried from its page: a patch that is not JSON is
+  // refused on its field, then an edited input makes it succeed.
+  await page.goto(p.url + "/runs/" + p.flaky);
+  await page.locator("#run-status").getByText("failed").waitFor();
+  await page.getByLabel("From step").selectOption("try");
+  await page.getByLabel("Input patch (JSON)").fill('{"fixed": tru');
+  await page.getByRole("button", { name: "Retry the run" }).click();
+  await page.locator("#retry-input-error").waitFor();
+  check(/not valid JSON/.test(await page.locator("#retry-input-error").textContent()), "a bad input patch is refused next to its field");
+  check(await page.getByLabel("Input patch (JSON)").inputValue() === '{"fixed": tru', "the refused patch is kept in the form");
+  await shot(page, "run-retry");
+  await page.getByLabel("Input patch (JSON)").fill('{"fixed": true}');
+  await page.getByRole("button", { name: "Retry the run" }).click();
+  await page.waitForURL(new RegExp("/runs/" + p.flaky + "$"));
+  await page.locator("#run-status").getByText("succeeded").waitFor({ timeout: 30000 });
+  check(true, "the retry with an edited input made the failed run succeed");
 
   // Workflows: the list, a workflow's versions, definition and graph.
   await page.goto(p.url + "/workflows");

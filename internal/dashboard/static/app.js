@@ -49,6 +49,24 @@
     (root || document).querySelectorAll("[data-graph]").forEach(draw);
   }
 
+  // The runs ticked on the list survive its live updates, which replace
+  // its rows.
+  var selected = {};
+  function restoreSelected() {
+    document.querySelectorAll('input[name="run"][form="selected"]').forEach(function (box) {
+      if (selected[box.value]) box.checked = true;
+    });
+  }
+  document.addEventListener("change", function (e) {
+    var box = e.target;
+    if (box.matches && box.matches('input[name="run"][form="selected"]')) {
+      if (box.checked) selected[box.value] = true; else delete selected[box.value];
+    }
+  });
+  ["htmx:load", "htmx:afterSwap", "htmx:sseMessage"].forEach(function (name) {
+    document.addEventListener(name, restoreSelected);
+  });
+
   document.addEventListener("DOMContentLoaded", function () { drawAll(document); });
   document.addEventListener("htmx:afterSwap", function (e) { drawAll(e.target); });
   document.addEventListener("htmx:load", function (e) { drawAll(e.target); });

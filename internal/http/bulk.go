@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
 	"github.com/durablehq/durable/internal/fault"
@@ -14,7 +13,7 @@ import (
 )
 
 func (s *Server) retryRun(w http.ResponseWriter, r *http.Request) {
-	id, err := runID(r)
+	id, err := pathID(r, "run")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -153,18 +152,8 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, kind string) {
 	writeJSON(w, http.StatusAccepted, operationFrom(op))
 }
 
-// operationID reads the {id} path parameter (a UUID, as the validator
-// checked).
-func operationID(r *http.Request) (uuid.UUID, error) {
-	id, err := uuid.Parse(chi.URLParam(r, "id"))
-	if err != nil {
-		return uuid.Nil, fault.WithProblems(fault.Malformed, "the operation id is not valid", []fault.Problem{{Path: "path:id", Message: "must be a UUID"}})
-	}
-	return id, nil
-}
-
 func (s *Server) getOperation(w http.ResponseWriter, r *http.Request) {
-	id, err := operationID(r)
+	id, err := pathID(r, "operation")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -178,7 +167,7 @@ func (s *Server) getOperation(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) cancelOperation(w http.ResponseWriter, r *http.Request) {
-	id, err := operationID(r)
+	id, err := pathID(r, "operation")
 	if err != nil {
 		s.writeError(w, r, err)
 		return

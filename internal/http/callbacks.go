@@ -74,7 +74,7 @@ func (s *Server) completeCallback(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) giveInput(w http.ResponseWriter, r *http.Request) {
-	id, err := runID(r)
+	id, err := pathID(r, "run")
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -79,7 +79,7 @@ func (s *Server) getRunGraph(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	id, err := runID(r)
+	id, err := pathID(r, "run")
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -186,18 +186,19 @@ func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, runFrom(run))
 }
 
-// runID reads the {id} path parameter. The validator has checked it is a
-// UUID; an unknown one is answered by the service with 404.
-func runID(r *http.Request) (uuid.UUID, error) {
+// pathID reads the {id} path parameter, the id of a what. The validator
+// has checked it is a UUID; an unknown one is answered by the service with
+// 404.
+func pathID(r *http.Request, what string) (uuid.UUID, error) {
 	id, err := uuid.Parse(chi.URLParam(r, "id"))
 	if err != nil {
-		return uuid.Nil, fault.WithProblems(fault.Malformed, "the run id is not valid", []fault.Problem{{Path: "path:id", Message: "must be a UUID"}})
+		return uuid.Nil, fault.WithProblems(fault.Malformed, "the "+what+" id is not valid", []fault.Problem{{Path: "path:id", Message: "must be a UUID"}})
 	}
 	return id, nil
 }
 
 func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
-	id, err := runID(r)
+	id, err := pathID(r, "run")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -274,7 +275,7 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteRun(w http.ResponseWriter, r *http.Request) {
-	id, err := runID(r)
+	id, err := pathID(r, "run")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -287,7 +288,7 @@ func (s *Server) deleteRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
-	id, err := runID(r)
+	id, err := pathID(r, "run")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -337,7 +338,7 @@ type stepExecutionJSON struct {
 }
 
 func (s *Server) listRunSteps(w http.ResponseWriter, r *http.Request) {
-	id, err := runID(r)
+	id, err := pathID(r, "run")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -399,7 +400,7 @@ type historyEventJSON struct {
 }
 
 func (s *Server) listRunHistory(w http.ResponseWriter, r *http.Request) {
-	id, err := runID(r)
+	id, err := pathID(r, "run")
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
 	"github.com/durablehq/durable/internal/fault"
@@ -122,17 +121,8 @@ func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request) {
 	listByName(s, w, r, "schedules", s.svc.ListSchedules, scheduleFrom, func(sch scheduleJSON) string { return sch.Name })
 }
 
-// scheduleID reads the {id} path parameter.
-func scheduleID(r *http.Request) (uuid.UUID, error) {
-	id, err := uuid.Parse(chi.URLParam(r, "id"))
-	if err != nil {
-		return uuid.Nil, fault.WithProblems(fault.Malformed, "the schedule id is not valid", []fault.Problem{{Path: "path:id", Message: "must be a UUID"}})
-	}
-	return id, nil
-}
-
 func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) {
-	id, err := scheduleID(r)
+	id, err := pathID(r, "schedule")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -153,7 +143,7 @@ func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) updateSchedule(w http.ResponseWriter, r *http.Request) {
-	id, err := scheduleID(r)
+	id, err := pathID(r, "schedule")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -180,7 +170,7 @@ func (s *Server) updateSchedule(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request) {
-	id, err := scheduleID(r)
+	id, err := pathID(r, "schedule")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -196,7 +186,7 @@ func (s *Server) pauseSchedule(w http.ResponseWriter, r *http.Request)  { s.setP
 func (s *Server) resumeSchedule(w http.ResponseWriter, r *http.Request) { s.setPaused(w, r, false) }
 
 func (s *Server) setPaused(w http.ResponseWriter, r *http.Request, paused bool) {
-	id, err := scheduleID(r)
+	id, err := pathID(r, "schedule")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -210,7 +200,7 @@ func (s *Server) setPaused(w http.ResponseWriter, r *http.Request, paused bool) 
 }
 
 func (s *Server) triggerSchedule(w http.ResponseWriter, r *http.Request) {
-	id, err := scheduleID(r)
+	id, err := pathID(r, "schedule")
 	if err != nil {
 		s.writeError(w, r, err)
 		return

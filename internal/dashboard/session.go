@@ -7,11 +7,12 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/durablehq/durable/internal/orchestrator"
 )
 
 // sessionCookie names the cookie that holds a signed session.
@@ -123,10 +124,10 @@ func (s *sessions) decode(v string) (session, error) {
 func (s *sessions) caller(ss session) string {
 	for _, k := range s.keys {
 		if keyFingerprint(k) == ss.key {
-			return "key:" + hex.EncodeToString(k[:4])
+			return orchestrator.KeyID(k)
 		}
 	}
-	return "anonymous"
+	return orchestrator.Anonymous
 }
 
 // fromRequest returns the request's session. In development mode a

@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -188,7 +187,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			writeProblem(w, r, http.StatusUnauthorized, "unauthorized", "the API key is not valid", nil)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, keyID(sum))))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, orchestrator.KeyID(sum))))
 	})
 }
 
@@ -196,20 +195,13 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 // with.
 type callerKey struct{}
 
-// keyID names an API key in what the API records (who retried a run):
-// the first 8 hex digits of its SHA-256, which say which key without
-// revealing it.
-func keyID(sum [sha256.Size]byte) string {
-	return "key:" + hex.EncodeToString(sum[:4])
-}
-
 // caller is who sent a request: its API key's id, or "anonymous" when the
 // API runs without keys.
 func caller(r *http.Request) string {
 	if id, ok := r.Context().Value(callerKey{}).(string); ok {
 		return id
 	}
-	return "anonymous"
+	return orchestrator.Anonymous
 }
 
 // recoverer turns a panic in a handler into a logged 500 instead of a

@@ -3,6 +3,8 @@ package orchestrator
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -24,8 +26,20 @@ type RetryRun struct {
 	// from its first step that did not succeed.
 	FromStep string
 	Reason   string
-	// By says who retried: an API key's id, or "anonymous".
+	// By says who retried: [KeyID] of the caller's API key, or
+	// [Anonymous].
 	By string
+}
+
+// Anonymous is who a request is from when the API runs without keys.
+const Anonymous = "anonymous"
+
+// KeyID names an API key, given its SHA-256, in what a run's history and
+// an operation record as who acted: the first 8 hex digits of the hash,
+// which say which key without revealing it. The API and the dashboard
+// both name their callers so.
+func KeyID(sum [sha256.Size]byte) string {
+	return "key:" + hex.EncodeToString(sum[:4])
 }
 
 // RetryRun resumes a failed, timed-out, cancelled or compensation_failed

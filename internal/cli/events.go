@@ -79,7 +79,7 @@ VALUE is JSON when it parses as JSON, else text:
   durable input 0190c3e2-… color blue`,
 		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := runID(args[0])
+			id, err := parseID(args[0], "a run")
 			if err != nil {
 				return err
 			}

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
 	"github.com/durablehq/durable/client"
@@ -32,7 +31,7 @@ With --wait, the run is followed to its end, as watch does.`,
   durable runs retry 0190c3e2-… --from-step charge --wait`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := runID(args[0])
+			id, err := parseID(args[0], "a run")
 			if err != nil {
 				return err
 			}
@@ -235,7 +234,7 @@ func (a *app) operationsShowCommand() *cobra.Command {
 		Short: "Show a bulk operation's progress and its failures",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := operationID(args[0])
+			id, err := parseID(args[0], "an operation")
 			if err != nil {
 				return err
 			}
@@ -254,7 +253,7 @@ func (a *app) operationsCancelCommand() *cobra.Command {
 		Short: "Stop a bulk operation at its next batch (the runs it already did stay done)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := operationID(args[0])
+			id, err := parseID(args[0], "an operation")
 			if err != nil {
 				return err
 			}
@@ -265,14 +264,6 @@ func (a *app) operationsCancelCommand() *cobra.Command {
 			return a.emit(body, a.operationView(body))
 		},
 	}
-}
-
-func operationID(arg string) (uuid.UUID, error) {
-	id, err := uuid.Parse(arg)
-	if err != nil {
-		return uuid.Nil, usageErrorf("%q is not an operation id (a UUID)", arg)
-	}
-	return id, nil
 }
 
 // operationView prints an operation's answer as a view, with its failures.

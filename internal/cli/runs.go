@@ -13,6 +13,16 @@ import (
 	"github.com/durablehq/durable/client"
 )
 
+// parseID reads the id of what ("a run", "an operation") from an
+// argument: one that is not a UUID is a usage error.
+func parseID(arg, what string) (uuid.UUID, error) {
+	id, err := uuid.Parse(arg)
+	if err != nil {
+		return uuid.Nil, usageErrorf("%q is not %s id (a UUID)", arg, what)
+	}
+	return id, nil
+}
+
 func (a *app) runsCommand() *cobra.Command {
 	return group("runs", "Start, list, inspect, follow, cancel, retry and delete runs",
 		a.runsListCommand(),
@@ -27,15 +37,6 @@ func (a *app) runsCommand() *cobra.Command {
 		a.runsWatchCommand(),
 		a.runsDeleteCommand(),
 	)
-}
-
-// runID parses a run's id from the command line.
-func runID(arg string) (uuid.UUID, error) {
-	id, err := uuid.Parse(arg)
-	if err != nil {
-		return uuid.Nil, usageErrorf("%q is not a run id (a UUID)", arg)
-	}
-	return id, nil
 }
 
 // runStatuses are the states a run can be in.
@@ -200,7 +201,7 @@ func (a *app) runsShowCommand() *cobra.Command {
 		Short: "Show a run: its state, error, what it waits for, input, context and output",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := runID(args[0])
+			id, err := parseID(args[0], "a run")
 			if err != nil {
 				return err
 			}
@@ -307,7 +308,7 @@ func (a *app) runsStepsCommand() *cobra.Command {
 		Short: "List a run's steps with their status, attempts and durations (--attempts: every attempt)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := runID(args[0])
+			id, err := parseID(args[0], "a run")
 			if err != nil {
 				return err
 			}
@@ -377,7 +378,7 @@ func (a *app) runsHistoryCommand() *cobra.Command {
 		Short: "List a run's history, oldest first",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := runID(args[0])
+			id, err := parseID(args[0], "a run")
 			if err != nil {
 				return err
 			}
@@ -418,7 +419,7 @@ func (a *app) runsGraphCommand() *cobra.Command {
 		Short: "Draw a run's workflow with each step's state laid over it: Mermaid, DOT or Cytoscape JSON",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := runID(args[0])
+			id, err := parseID(args[0], "a run")
 			if err != nil {
 				return err
 			}
@@ -509,7 +510,7 @@ func (a *app) runsCancelCommand() *cobra.Command {
 		Short: "Cancel an unfinished run",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := runID(args[0])
+			id, err := parseID(args[0], "a run")
 			if err != nil {
 				return err
 			}
@@ -541,7 +542,7 @@ func (a *app) runsDeleteCommand() *cobra.Command {
 		Short: "Delete a finished run with its steps, attempts and history",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := runID(args[0])
+			id, err := parseID(args[0], "a run")
 			if err != nil {
 				return err
 			}
@@ -570,7 +571,7 @@ The exit code says how the run ended: 0 succeeded; 1 failed, cancelled,
 timed out, compensated or compensation failed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := runID(args[0])
+			id, err := parseID(args[0], "a run")
 			if err != nil {
 				return err
 			}

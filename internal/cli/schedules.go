@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
 	"github.com/durablehq/durable/client"
@@ -23,14 +22,6 @@ func (a *app) schedulesCommand() *cobra.Command {
 		a.schedulesDeleteCommand(),
 		a.schedulesPreviewCommand(),
 	)
-}
-
-func scheduleID(arg string) (uuid.UUID, error) {
-	id, err := uuid.Parse(arg)
-	if err != nil {
-		return uuid.Nil, usageErrorf("%q is not a schedule id (a UUID)", arg)
-	}
-	return id, nil
 }
 
 func (a *app) schedulesListCommand() *cobra.Command {
@@ -76,7 +67,7 @@ func (a *app) schedulesShowCommand() *cobra.Command {
 		Short: "Show a schedule, its next fire times and its recent firings",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := scheduleID(args[0])
+			id, err := parseID(args[0], "a schedule")
 			if err != nil {
 				return err
 			}
@@ -207,7 +198,7 @@ func (a *app) scheduleActionCommand(action, short string) *cobra.Command {
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := scheduleID(args[0])
+			id, err := parseID(args[0], "a schedule")
 			if err != nil {
 				return err
 			}
@@ -242,7 +233,7 @@ func (a *app) schedulesTriggerCommand() *cobra.Command {
 		Short: "Fire a schedule now, as its overlap policy allows",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := scheduleID(args[0])
+			id, err := parseID(args[0], "a schedule")
 			if err != nil {
 				return err
 			}
@@ -272,7 +263,7 @@ func (a *app) schedulesDeleteCommand() *cobra.Command {
 		Short: "Delete a schedule (the runs it started stay)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := scheduleID(args[0])
+			id, err := parseID(args[0], "a schedule")
 			if err != nil {
 				return err
 			}
